@@ -1,0 +1,3 @@
+"""Tongyeok server: real-time speech interpretation over gRPC."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Audio formats and conversion to what recognisers need."""

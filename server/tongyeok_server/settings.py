@@ -1,0 +1,98 @@
+"""Server settings, from command-line flags with environment-variable defaults.
+
+Every flag ``--some-thing`` has an environment variable
+``TONGYEOK_SOME_THING``; a flag wins over the variable. Credentials are never
+flags (they would show in ``ps``): Google uses Application Default
+Credentials, OpenAI the ``OPENAI_API_KEY`` variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+
+def _default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the server can be told at start-up."""
+
+    host: str = field(default="[::]", metadata={"help": "address to listen on"})
+    port: int = field(default=50051, metadata={"help": "port to listen on (0 picks a free one)"})
+    recognizer: str = field(default="pocketsphinx", metadata={"help": "speech engine: pocketsphinx or google"})
+    translator: str = field(default="apertium", metadata={"help": "translation engine: apertium or openai"})
+    max_streams: int = field(default=1000, metadata={"help": "concurrent Interpret streams before RESOURCE_EXHAUSTED"})
+    translation_threads: int = field(default=64, metadata={"help": "threads shared by all sessions for translations"})
+    grace_period_s: float = field(default=10.0, metadata={"help": "seconds open streams get to finish on SIGTERM"})
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    reflection: bool = field(default=True, metadata={"help": "serve gRPC server reflection (for grpcurl)"})
+    # Embedded (offline) recognition.
+    offline_workers: int = field(
+        default_factory=_default_workers, metadata={"help": "pocketsphinx worker processes (default: one per core)"}
+    )
+    offline_streams_per_worker: int = field(
+        default=3, metadata={"help": "concurrent streams one pocketsphinx worker serves in real time"}
+    )
+    # Google Cloud Speech-to-Text v2.
+    google_project: str = field(default="", metadata={"help": "Google Cloud project (default: GOOGLE_CLOUD_PROJECT)"})
+    google_location: str = field(default="global", metadata={"help": "Speech-to-Text location, e.g. global, eu, us-central1"})
+    google_recognizer: str = field(default="_", metadata={"help": "recognizer id ('_' is the implicit one)"})
+    google_model: str = field(default="long", metadata={"help": "Speech-to-Text model, e.g. long, short, chirp_2"})
+    google_endpoint: str = field(default="", metadata={"help": "API endpoint override host:port (default from location)"})
+    google_insecure: bool = field(default=False, metadata={"help": "plaintext channel to --google-endpoint, no credentials (tests)"})
+    # OpenAI (or any OpenAI-compatible server).
+    openai_model: str = field(default="gpt-4o-mini", metadata={"help": "chat model used for translation"})
+    openai_base_url: str = field(default="", metadata={"help": "API base URL (default: OPENAI_BASE_URL or OpenAI's)"})
+    openai_timeout_s: float = field(default=30.0, metadata={"help": "seconds before a translation request times out"})
+    openai_max_retries: int = field(default=2, metadata={"help": "retries of a failed or cut translation"})
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """Parse flags, falling back to ``TONGYEOK_*`` variables, then defaults."""
+        env = os.environ if environ is None else environ
+        parser = argparse.ArgumentParser(
+            prog="tongyeok-server",
+            description="Tongyeok real-time interpretation server.",
+            epilog="Every flag can also be set as TONGYEOK_<FLAG> in the environment, e.g. TONGYEOK_PORT=50051.",
+        )
+        defaults = cls()
+        for f in fields(cls):
+            flag = "--" + f.name.removesuffix("_s").replace("_", "-")
+            var = "TONGYEOK_" + f.name.removesuffix("_s").upper()
+            default = getattr(defaults, f.name)
+            kind = type(default)
+            raw = env.get(var)
+            if raw is not None:
+                default = _parse_bool(raw, var) if kind is bool else kind(raw)
+            help_text = f"{f.metadata.get('help', '')} [{var}, default {default}]"
+            if kind is bool:
+                parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            else:
+                parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_text)
+        ns = parser.parse_args(argv)
+        settings = cls(**vars(ns))
+        if not settings.google_project:
+            settings = _replace(settings, google_project=env.get("GOOGLE_CLOUD_PROJECT", ""))
+        if not settings.openai_base_url:
+            settings = _replace(settings, openai_base_url=env.get("OPENAI_BASE_URL", ""))
+        return settings
+
+
+def _parse_bool(raw: str, var: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SystemExit(f"{var}={raw!r}: expected true or false")
+
+
+def _replace(settings: ServerSettings, **changes: object) -> ServerSettings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)  # type: ignore[arg-type]
