@@ -1,3 +1,51 @@
 """Tongyeok client: stubs, a high-level client and the ``tongyeok`` CLI."""
 
 __version__ = "0.1.0"
+
+from .audio import AudioFormat, AudioStream, open_audio, open_raw, paced, read_audio_file
+from .client import (
+    DEFAULT_TARGET,
+    Engine,
+    Event,
+    FinalTranscript,
+    InterimTranscript,
+    InterpreterClient,
+    Languages,
+    Notice,
+    SessionStarted,
+    TongyeokError,
+    TranslationComplete,
+    TranslationEvent,
+    TranslationReset,
+    TranslationToken,
+    VoiceActivity,
+    config,
+    translation_options,
+)
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "AudioFormat",
+    "AudioStream",
+    "Engine",
+    "Event",
+    "FinalTranscript",
+    "InterimTranscript",
+    "InterpreterClient",
+    "Languages",
+    "Notice",
+    "SessionStarted",
+    "TongyeokError",
+    "TranslationComplete",
+    "TranslationEvent",
+    "TranslationReset",
+    "TranslationToken",
+    "VoiceActivity",
+    "__version__",
+    "config",
+    "open_audio",
+    "open_raw",
+    "paced",
+    "read_audio_file",
+    "translation_options",
+]

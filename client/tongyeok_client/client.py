@@ -22,7 +22,7 @@ Every gRPC failure is raised as :class:`TongyeokError` with the server's message
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, TypeAlias, cast
@@ -472,7 +472,7 @@ class InterpreterClient:
         *,
         timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """Stream ``audio_chunks`` to the server and yield its events as they come.
 
         The config goes first, then every chunk, from gRPC's request thread: pass a
@@ -516,7 +516,7 @@ class InterpreterClient:
         context: Sequence[str] = (),
         timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
-    ) -> Iterator[TranslationEvent]:
+    ) -> Generator[TranslationEvent, None, None]:
         """Translate ``text``, yielding tokens and the complete translation per target language.
 
         Raises:
