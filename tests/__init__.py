@@ -1,0 +1,1 @@
+"""Tongyeok tests: unit, over-the-wire and end-to-end."""

@@ -1,0 +1,396 @@
+"""A fake OpenAI chat-completions server: SSE streaming over real HTTP on 127.0.0.1.
+
+The real ``openai`` client reaches it through ``base_url``. It records every
+request body, streams at a configurable speed, and follows scripted
+misbehaviour (``Rule``): answer an HTTP error N times or always, or cut a
+stream after k chunks. It notices a client that disconnects, even while it is
+stalling before the first token, and records it.
+
+Its "translation" is deterministic and derived from the request, so tests
+can compute the expected tokens with ``fake_translation``: the words of the
+text inside ``<sentence>`` in reverse order, labelled with the target
+language read from the system prompt's ``Target language: Name (tag)`` line::
+
+    fake_translation("good morning everyone", "ko") == "[ko] everyone morning good"
+
+Run on its own (for the benchmark)::
+
+    python -m tests.support.fake_openai --port 8089 --ttft-ms 300 --tokens-per-s 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_SENTENCE = re.compile(r"<sentence>(.*?)</sentence>", re.DOTALL)
+_TARGET = re.compile(r"Target language: [^\n]*\(([A-Za-z0-9-]+)\)\s*$", re.MULTILINE)
+
+
+def fake_translation(text: str, target_language: str) -> str:
+    """What the fake answers for ``text`` into ``target_language``."""
+    return " ".join([f"[{target_language}]", *reversed(text.split())])
+
+
+def fake_tokens(text: str, target_language: str) -> list[str]:
+    """The content deltas the fake streams, in order (they concatenate to ``fake_translation``)."""
+    words = fake_translation(text, target_language).split(" ")
+    return [words[0]] + [" " + w for w in words[1:]]
+
+
+@dataclass
+class Rule:
+    """Scripted misbehaviour for requests whose sentence contains ``match`` (every request if ``None``).
+
+    ``status``: answer this HTTP error instead of streaming. ``cut_after``:
+    stream this many content chunks, then drop the connection. ``times``: how
+    many matching requests the rule applies to (``None``: all of them).
+    """
+
+    status: int | None = None
+    cut_after: int | None = None
+    times: int | None = 1
+    match: str | None = None
+    retry_after_s: float | None = None
+    message: str = ""
+    hits: int = 0
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake received it."""
+
+    index: int
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    sentence: str
+    target_language: str
+    outcome: str = "pending"  # completed, cut, error <status>, disconnected
+    started_at: float = field(default_factory=time.monotonic)
+    ended_at: float = 0.0
+
+    @property
+    def system_prompt(self) -> str:
+        """The content of the first system message ("" if none)."""
+        for m in self.body.get("messages", []):
+            if m.get("role") in {"system", "developer"}:
+                return str(m.get("content", ""))
+        return ""
+
+    @property
+    def user_prompt(self) -> str:
+        """The content of the last user message ("" if none)."""
+        for m in reversed(self.body.get("messages", [])):
+            if m.get("role") == "user":
+                return str(m.get("content", ""))
+        return ""
+
+
+class FakeOpenAI:
+    """The fake server. Use as a context manager, or ``start()`` / ``stop()``.
+
+    ``ttft_s`` is the delay before the first content chunk (headers go out at
+    once, as real servers do), ``tokens_per_s`` the pace after it (0: as fast
+    as possible). ``api_key``, when set, must match the bearer token or the
+    fake answers 401 with a message quoting a masked key, as OpenAI does.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ttft_s: float = 0.0,
+        tokens_per_s: float = 0.0,
+        api_key: str | None = None,
+        model: str = "fake-model",
+    ) -> None:
+        self.ttft_s = ttft_s
+        self.tokens_per_s = tokens_per_s
+        self.api_key = api_key
+        self.model = model
+        self.requests: list[RecordedRequest] = []
+        self.rules: list[Rule] = []
+        self.active = 0
+        self.max_active = 0
+        self._cond = threading.Condition()
+        fake = self
+
+        class Handler(_Handler):
+            server_fake = fake
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """The ``base_url`` for the openai client."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- scripting ---------------------------------------------------------
+
+    def add_rule(self, rule: Rule) -> Rule:
+        """Apply ``rule`` to the next matching requests (first added wins)."""
+        with self._cond:
+            self.rules.append(rule)
+        return rule
+
+    def fail(self, status: int, *, times: int | None = 1, match: str | None = None, **kw: Any) -> Rule:
+        """Answer ``status`` to the next ``times`` matching requests (``None``: always)."""
+        return self.add_rule(Rule(status=status, times=times, match=match, **kw))
+
+    def cut(self, after_chunks: int, *, times: int | None = 1, match: str | None = None) -> Rule:
+        """Drop the connection after ``after_chunks`` content chunks, for ``times`` matching requests."""
+        return self.add_rule(Rule(cut_after=after_chunks, times=times, match=match))
+
+    def reset(self) -> None:
+        """Forget rules and recorded requests."""
+        with self._cond:
+            self.rules.clear()
+            self.requests.clear()
+            self.max_active = self.active
+
+    # -- observation -------------------------------------------------------
+
+    @property
+    def disconnects(self) -> list[RecordedRequest]:
+        """Requests whose client went away before the stream ended."""
+        with self._cond:
+            return [r for r in self.requests if r.outcome == "disconnected"]
+
+    def wait_for(self, predicate: Any, timeout: float = 5.0) -> bool:
+        """Wait until ``predicate(self)`` holds (re-checked whenever a request changes state)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    # -- used by the handler -----------------------------------------------
+
+    def _record(self, req: RecordedRequest) -> Rule | None:
+        with self._cond:
+            req.index = len(self.requests)
+            self.requests.append(req)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            rule = None
+            for r in self.rules:
+                if (r.times is None or r.hits < r.times) and (r.match is None or r.match in req.sentence):
+                    r.hits += 1
+                    rule = r
+                    break
+            self._cond.notify_all()
+            return rule
+
+    def _finish(self, req: RecordedRequest, outcome: str) -> None:
+        with self._cond:
+            req.outcome = outcome
+            req.ended_at = time.monotonic()
+            self.active -= 1
+            self._cond.notify_all()
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 with chunked bodies: keep-alive like the real API, and a cut
+    # (no terminating chunk) is a protocol error the client must notice.
+    protocol_version = "HTTP/1.1"
+    server_fake: FakeOpenAI
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        fake = self.server_fake
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._send_error(400, "invalid JSON body")
+            return
+        user = ""
+        system = ""
+        for m in body.get("messages", []):
+            if m.get("role") == "user":
+                user = str(m.get("content", ""))
+            elif m.get("role") in {"system", "developer"}:
+                system = str(m.get("content", ""))
+        found = _SENTENCE.search(user)
+        sentence = found.group(1) if found else user
+        target = _TARGET.search(system)
+        req = RecordedRequest(
+            index=-1,
+            path=self.path,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            sentence=sentence,
+            target_language=target.group(1) if target else "xx",
+        )
+        rule = fake._record(req)
+        outcome = "error"
+        try:
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                outcome = "error 404"
+                self._send_error(404, f"unknown path {self.path}")
+                return
+            if fake.api_key is not None and req.headers.get("authorization") != f"Bearer {fake.api_key}":
+                outcome = "error 401"
+                given = req.headers.get("authorization", "").removeprefix("Bearer ")
+                masked = given[:3] + "*" * max(0, len(given) - 6) + given[-3:] if given else ""
+                self._send_error(
+                    401, f"Incorrect API key provided: {masked}. You can find your API key at https://example.invalid."
+                )
+                return
+            if rule is not None and rule.status is not None:
+                outcome = f"error {rule.status}"
+                self._send_error(rule.status, rule.message or f"fake error {rule.status}", rule.retry_after_s)
+                return
+            if not body.get("stream"):
+                outcome = "error 400"
+                self._send_error(400, "the fake only serves stream=true")
+                return
+            outcome = self._stream(req, rule)
+        except (BrokenPipeError, ConnectionResetError, _ClientGone):
+            outcome = "disconnected"
+            self.close_connection = True
+        finally:
+            fake._finish(req, outcome)
+
+    def _send_error(self, status: int, message: str, retry_after_s: float | None = None) -> None:
+        payload = json.dumps(
+            {"error": {"message": message, "type": "fake_error", "param": None, "code": str(status)}}
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-request-id", "req_fake")
+        if retry_after_s is not None:
+            self.send_header("retry-after-ms", str(int(retry_after_s * 1000)))
+            self.send_header("retry-after", str(int(retry_after_s)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _stream(self, req: RecordedRequest, rule: Rule | None) -> str:
+        fake = self.server_fake
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("x-request-id", f"req_fake_{req.index}")
+        self.end_headers()
+        self.wfile.flush()
+        self._wait(fake.ttft_s)
+        interval = 1.0 / fake.tokens_per_s if fake.tokens_per_s > 0 else 0.0
+        created = int(time.time())
+        chunk_id = f"chatcmpl-fake{req.index}"
+        for i, chunk in enumerate(self._chunks(req, chunk_id, created)):
+            if rule is not None and rule.cut_after is not None and i > rule.cut_after:
+                # Drop the connection mid-body: no terminating chunk, no [DONE].
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return "cut"
+            is_token = bool(chunk["choices"] and chunk["choices"][0]["delta"].get("content"))
+            if is_token and i > 1:  # the role chunk and the first token go out together after ttft
+                self._wait(interval)
+            self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+        return "completed"
+
+    def _chunks(self, req: RecordedRequest, chunk_id: str, created: int) -> Iterator[dict[str, Any]]:
+        base = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": self.server_fake.model}
+        yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+        for token in fake_tokens(req.sentence, req.target_language):
+            yield {**base, "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]}
+        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        # As with stream_options.include_usage: a last chunk with no choices.
+        yield {**base, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _wait(self, seconds: float) -> None:
+        # Sleep, but watch the socket: a readable socket that reads EOF means
+        # the client closed the connection, which is what cancellation does.
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            readable, _, _ = select.select([self.connection], [], [], max(0.0, min(left, 0.05)))
+            if readable:
+                try:
+                    data = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    data = b""
+                if not data:
+                    raise _ClientGone()
+            if left <= 0:
+                return
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake as its own process until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fake_openai", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 picks a free one)")
+    parser.add_argument("--ttft-ms", type=float, default=0.0, help="delay before the first token, milliseconds")
+    parser.add_argument("--tokens-per-s", type=float, default=0.0, help="pace after the first token (0: no delay)")
+    parser.add_argument("--api-key", default=None, help="require this bearer token (default: accept any)")
+    args = parser.parse_args(argv)
+    fake = FakeOpenAI(port=args.port, ttft_s=args.ttft_ms / 1000, tokens_per_s=args.tokens_per_s, api_key=args.api_key)
+    # The first line tells a parent process where to connect (useful with --port 0).
+    print(f"fake OpenAI listening on {fake.base_url}", flush=True)
+    try:
+        fake._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake._server.server_close()
+
+
+if __name__ == "__main__":
+    main()
