@@ -60,7 +60,9 @@ def main() -> int:
             old = current.read_text() if current.exists() else ""
             if old != text:
                 stale.append(name)
-                sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True), str(current), name, n=1))
+                sys.stdout.writelines(
+                    difflib.unified_diff(old.splitlines(True), text.splitlines(True), str(current), name, n=1)
+                )
         if stale:
             print(f"stale generated code: {', '.join(stale)}; run `make proto`", file=sys.stderr)
             return 1

@@ -40,11 +40,17 @@ class ServerSettings:
     )
     # Google Cloud Speech-to-Text v2.
     google_project: str = field(default="", metadata={"help": "Google Cloud project (default: GOOGLE_CLOUD_PROJECT)"})
-    google_location: str = field(default="global", metadata={"help": "Speech-to-Text location, e.g. global, eu, us-central1"})
+    google_location: str = field(
+        default="global", metadata={"help": "Speech-to-Text location, e.g. global, eu, us-central1"}
+    )
     google_recognizer: str = field(default="_", metadata={"help": "recognizer id ('_' is the implicit one)"})
     google_model: str = field(default="long", metadata={"help": "Speech-to-Text model, e.g. long, short, chirp_2"})
-    google_endpoint: str = field(default="", metadata={"help": "API endpoint override host:port (default from location)"})
-    google_insecure: bool = field(default=False, metadata={"help": "plaintext channel to --google-endpoint, no credentials (tests)"})
+    google_endpoint: str = field(
+        default="", metadata={"help": "API endpoint override host:port (default from location)"}
+    )
+    google_insecure: bool = field(
+        default=False, metadata={"help": "plaintext channel to --google-endpoint, no credentials (tests)"}
+    )
     # OpenAI (or any OpenAI-compatible server).
     openai_model: str = field(default="gpt-4o-mini", metadata={"help": "chat model used for translation"})
     openai_base_url: str = field(default="", metadata={"help": "API base URL (default: OPENAI_BASE_URL or OpenAI's)"})
@@ -71,7 +77,9 @@ class ServerSettings:
                 default = _parse_bool(raw, var) if kind is bool else kind(raw)
             help_text = f"{f.metadata.get('help', '')} [{var}, default {default}]"
             if kind is bool:
-                parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+                parser.add_argument(
+                    flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text
+                )
             else:
                 parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_text)
         ns = parser.parse_args(argv)

@@ -23,7 +23,9 @@ def create_recognizer(settings: ServerSettings) -> Recognizer:
     try:
         target = RECOGNIZERS[settings.recognizer]
     except KeyError:
-        raise SystemExit(f"unknown recognizer {settings.recognizer!r}; choose one of {', '.join(RECOGNIZERS)}") from None
+        raise SystemExit(
+            f"unknown recognizer {settings.recognizer!r}; choose one of {', '.join(RECOGNIZERS)}"
+        ) from None
     module, factory = target.split(":")
     recognizer: Recognizer = getattr(importlib.import_module(module), factory)(settings)
     return recognizer

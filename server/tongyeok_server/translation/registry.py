@@ -23,7 +23,9 @@ def create_translator(settings: ServerSettings) -> Translator:
     try:
         target = TRANSLATORS[settings.translator]
     except KeyError:
-        raise SystemExit(f"unknown translator {settings.translator!r}; choose one of {', '.join(TRANSLATORS)}") from None
+        raise SystemExit(
+            f"unknown translator {settings.translator!r}; choose one of {', '.join(TRANSLATORS)}"
+        ) from None
     module, factory = target.split(":")
     translator: Translator = getattr(importlib.import_module(module), factory)(settings)
     return translator

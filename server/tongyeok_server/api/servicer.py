@@ -1,0 +1,244 @@
+"""The ``tongyeok.v1.Interpreter`` servicer.
+
+Each Interpret stream is served on its own gRPC servicer thread, which
+yields the session's events; a second thread per stream (the feeder) reads
+the caller's audio, so recognition of the next sentence goes on while the
+previous one is translated and sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Executor
+
+import grpc
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+
+from tongyeok_server.api import validation, wire
+from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.recognition.base import Recognizer
+from tongyeok_server.session import events as ev
+from tongyeok_server.session.session import Session
+from tongyeok_server.session.translation_job import OpenTranslations, run_translation
+from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
+
+log = logging.getLogger(__name__)
+
+
+class InterpreterServicer(pb_grpc.InterpreterServicer):
+    """Serves Interpret, TranslateText and ListLanguages on shared engines."""
+
+    def __init__(
+        self, recognizer: Recognizer, translator: Translator, translation_executor: Executor, max_streams: int
+    ) -> None:
+        self._recognizer = recognizer
+        self._translator = translator
+        self._executor = translation_executor
+        self._max_streams = max_streams
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        self._accepting = True
+
+    # -- Interpret -----------------------------------------------------------
+
+    def Interpret(
+        self, request_iterator: Iterator[pb.InterpretRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.InterpretResponse]:
+        """See the proto: config first, then audio; events back."""
+        try:
+            session = self._open_session(request_iterator)
+        except ServiceError as error:
+            log.info("stream refused (%s): %s peer=%s", error.code.name, error.message, context.peer())
+            context.abort(error.code, error.message)
+        context.add_callback(lambda: self._close_session(session, context.peer()))
+        feeder = threading.Thread(
+            target=self._feed, args=(session, request_iterator), name=f"feed-{session.id}", daemon=True
+        )
+        feeder.start()
+        ignored = self._translator.ignored_options(session.config.translation)
+        yield pb.InterpretResponse(
+            session_started=pb.SessionStarted(
+                session_id=session.id,
+                effective_config=wire.effective_config(session.config),
+                recognizer=wire.engine(self._recognizer.description),
+                translator=wire.engine(self._translator.description),
+                ignored_options=ignored,
+            )
+        )
+        for event in session.events():
+            if isinstance(event, ev.End):
+                if event.error is not None:
+                    context.abort(event.error.code, event.error.message)
+                return
+            yield wire.interpret_response(event)
+
+    def _open_session(self, request_iterator: Iterator[pb.InterpretRequest]) -> Session:
+        if not self._accepting:
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; connect to another instance")
+        try:
+            first = next(request_iterator)
+        except StopIteration:
+            raise invalid_argument(
+                "the stream ended before its config: send an InterpretRequest with `config` first, then `audio`"
+            ) from None
+        if first.WhichOneof("request") != "config":
+            raise invalid_argument(
+                "the first message must carry `config` (audio format and languages); audio may follow it"
+            )
+        config = validation.interpret_config(first.config, self._recognizer, self._translator)
+        session = Session(config, self._recognizer, self._translator, self._executor)
+        with self._lock:
+            if len(self._sessions) >= self._max_streams:
+                raise ServiceError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"this server is at its limit of {self._max_streams} concurrent streams; try again later",
+                )
+            self._sessions[session.id] = session
+        try:
+            session.start()
+        except ServiceError:
+            with self._lock:
+                self._sessions.pop(session.id, None)
+            raise
+        log.info(
+            "session %s start: %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s",
+            session.id,
+            "+".join(config.source_languages),
+            "+".join(config.target_languages),
+            config.audio.encoding.value,
+            config.audio.sample_rate_hz,
+            config.audio.channels,
+            self._recognizer.description.name,
+            self._translator.description.name,
+        )
+        return session
+
+    @staticmethod
+    def _feed(session: Session, requests: Iterator[pb.InterpretRequest]) -> None:
+        """Read the caller's messages after the config (feeder thread)."""
+        spec = session.config.audio
+        chunks = 0
+        try:
+            for n, request in enumerate(requests, start=2):
+                kind = request.WhichOneof("request")
+                if kind == "audio":
+                    chunks += 1
+                    validation.audio_chunk(request.audio, chunks, spec)
+                    session.write_audio(request.audio)
+                elif kind == "config":
+                    raise invalid_argument(
+                        f"message {n} carries a second `config`; only the first message may, the rest carry `audio`"
+                    )
+                else:
+                    raise invalid_argument(f"message {n} is empty: set `audio`")
+        except ServiceError as error:
+            session.fail(error)
+            return
+        except Exception:
+            session.cancel()
+            return
+        session.finish_audio()
+
+    def _close_session(self, session: Session, peer: str) -> None:
+        """RPC termination callback: release everything, write the log line."""
+        session.cancel()
+        with self._lock:
+            self._sessions.pop(session.id, None)
+        s = session.stats
+        log.info(
+            "session %s end: %s after %.1fs, audio %.1fs in %d chunks, %d interim, %d final, "
+            "%d translations, %d failed, peer=%s",
+            session.id,
+            session.outcome,
+            time.monotonic() - session.started_at,
+            session.config.audio.duration_s(s.audio_bytes),
+            s.chunks,
+            s.interims,
+            s.finals,
+            s.translations,
+            s.translation_failures,
+            peer,
+        )
+
+    # -- shutdown ------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Refuse new streams; open ones finish their current sentence. Returns how many were open."""
+        self._accepting = False
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.drain()
+        return len(sessions)
+
+    @property
+    def open_streams(self) -> int:
+        """Interpret streams currently open."""
+        with self._lock:
+            return len(self._sessions)
+
+    # -- TranslateText -----------------------------------------------------------
+
+    def TranslateText(
+        self, request: pb.TranslateTextRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.TranslateTextResponse]:
+        """Translate one text into each target language, in parallel, streaming tokens."""
+        try:
+            source, targets, options = validation.translate_text(request, self._translator)
+        except ServiceError as error:
+            context.abort(error.code, error.message)
+        history = tuple(ContextSentence(text, source) for text in request.context[-validation.MAX_CONTEXT_SENTENCES :])
+        events: queue.SimpleQueue[ev.SessionEvent | None] = queue.SimpleQueue()
+        open_translations = OpenTranslations()
+        context.add_callback(open_translations.cancel_all)
+
+        def job(target: str) -> None:
+            try:
+                req = TranslationRequest(request.text.strip(), source, target, options, history)
+                run_translation(self._translator, req, 0, events.put, open_translations)
+            finally:
+                events.put(None)
+
+        for target in targets:
+            self._executor.submit(job, target)
+        remaining, failures = len(targets), 0
+        while remaining:
+            event = events.get()
+            if event is None:
+                remaining -= 1
+            elif isinstance(event, ev.Token):
+                yield pb.TranslateTextResponse(translation_token=wire.token(event))
+            elif isinstance(event, ev.Complete):
+                yield pb.TranslateTextResponse(translation_complete=wire.complete(event))
+            elif isinstance(event, ev.Reset):
+                yield pb.TranslateTextResponse(translation_reset=wire.reset(event))
+            elif isinstance(event, ev.Notice):
+                failures += 1
+                yield pb.TranslateTextResponse(notice=wire.notice(event))
+        if failures == len(targets):
+            context.abort(grpc.StatusCode.UNAVAILABLE, "every translation failed; see the notices for the reasons")
+
+    # -- ListLanguages ---------------------------------------------------------
+
+    def ListLanguages(
+        self, request: pb.ListLanguagesRequest, context: grpc.ServicerContext
+    ) -> pb.ListLanguagesResponse:
+        """What the running engines support."""
+        return pb.ListLanguagesResponse(
+            recognizer=wire.engine(self._recognizer.description),
+            translator=wire.engine(self._translator.description),
+            recognition_language_codes=list(self._recognizer.language_codes()),
+            translation_pairs=[
+                pb.LanguagePair(source_language_code=s, target_language_code=t)
+                for s, t in self._translator.language_pairs()
+            ],
+            max_source_languages=min(2, self._recognizer.max_source_languages),
+        )
+
+
+__all__ = ["InterpreterServicer"]

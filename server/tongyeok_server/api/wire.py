@@ -1,0 +1,137 @@
+"""Session events and configs to their ``tongyeok.v1`` wire messages."""
+
+from __future__ import annotations
+
+from google.protobuf.duration_pb2 import Duration
+from tongyeok_client.proto import interpreter_pb2 as pb
+
+from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.session import events as ev
+from tongyeok_server.session.config import SessionConfig
+from tongyeok_server.translation.base import Style
+
+_ENCODINGS = {"LINEAR16": pb.AUDIO_ENCODING_LINEAR16, "MULAW": pb.AUDIO_ENCODING_MULAW, "ALAW": pb.AUDIO_ENCODING_ALAW}
+_STYLES = {
+    Style.BUSINESS: pb.TRANSLATION_STYLE_BUSINESS,
+    Style.NEUTRAL: pb.TRANSLATION_STYLE_NEUTRAL,
+    Style.LITERAL: pb.TRANSLATION_STYLE_LITERAL,
+}
+
+
+def duration(seconds: float) -> Duration:
+    """Seconds -> ``google.protobuf.Duration`` (millisecond precision is plenty)."""
+    millis = max(0, round(seconds * 1000))
+    return Duration(seconds=millis // 1000, nanos=(millis % 1000) * 1_000_000)
+
+
+def engine(desc: EngineDescription) -> pb.EngineInfo:
+    """Engine description -> wire."""
+    return pb.EngineInfo(name=desc.name, detail=desc.detail)
+
+
+def effective_config(config: SessionConfig) -> pb.InterpretConfig:
+    """The config as the server applies it, defaults filled in."""
+    opts = config.translation
+    return pb.InterpretConfig(
+        audio_format=pb.AudioFormat(
+            encoding=_ENCODINGS[config.audio.encoding.value],
+            sample_rate_hertz=config.audio.sample_rate_hz,
+            channel_count=config.audio.channels,
+        ),
+        source_language_codes=config.source_languages,
+        target_language_codes=config.target_languages,
+        interim_results=config.interim_results,
+        voice_activity_events=config.voice_activity_events,
+        translation_options=translation_options(opts.style, opts.glossary, opts.context_sentences),
+    )
+
+
+def translation_options(style: Style, glossary: tuple, context_sentences: int) -> pb.TranslationOptions:  # type: ignore[type-arg]
+    """Domain translation options -> wire."""
+    return pb.TranslationOptions(
+        style=_STYLES[style],
+        glossary=[
+            pb.GlossaryEntry(source_term=t.source, target_term=t.target, target_language_code=t.target_language)
+            for t in glossary
+        ],
+        context_sentences=context_sentences if context_sentences > 0 else -1,
+    )
+
+
+def token(event: ev.Token) -> pb.TranslationToken:
+    """A translation token -> wire."""
+    return pb.TranslationToken(
+        utterance_id=event.utterance_id,
+        source_language_code=event.source_language,
+        target_language_code=event.target_language,
+        text=event.text,
+    )
+
+
+def complete(event: ev.Complete) -> pb.TranslationComplete:
+    """A finished translation -> wire."""
+    return pb.TranslationComplete(
+        utterance_id=event.utterance_id,
+        source_language_code=event.source_language,
+        target_language_code=event.target_language,
+        text=event.text,
+    )
+
+
+def reset(event: ev.Reset) -> pb.TranslationReset:
+    """A translation restart -> wire."""
+    return pb.TranslationReset(
+        utterance_id=event.utterance_id, target_language_code=event.target_language, reason=event.reason
+    )
+
+
+def notice(event: ev.Notice) -> pb.Notice:
+    """A notice -> wire."""
+    return pb.Notice(
+        code=event.code.value,  # type: ignore[arg-type]
+        message=event.message,
+        utterance_id=event.utterance_id,
+        target_language_code=event.target_language,
+    )
+
+
+def interpret_response(event: ev.SessionEvent) -> pb.InterpretResponse:
+    """Any non-final session event -> one ``InterpretResponse``."""
+    if isinstance(event, ev.Interim):
+        t = event.transcript
+        return pb.InterpretResponse(
+            interim_transcript=pb.InterimTranscript(
+                utterance_id=event.utterance_id,
+                text=t.text,
+                language_code=t.language_code,
+                stability=t.stability,
+                audio_start_offset=duration(t.start_offset_s),
+                audio_end_offset=duration(t.end_offset_s),
+            )
+        )
+    if isinstance(event, ev.Final):
+        t = event.transcript
+        return pb.InterpretResponse(
+            final_transcript=pb.FinalTranscript(
+                utterance_id=event.utterance_id,
+                text=t.text.strip(),
+                language_code=t.language_code,
+                confidence=t.confidence,
+                audio_start_offset=duration(t.start_offset_s),
+                audio_end_offset=duration(t.end_offset_s),
+                target_language_codes=event.target_languages,
+            )
+        )
+    if isinstance(event, ev.Token):
+        return pb.InterpretResponse(translation_token=token(event))
+    if isinstance(event, ev.Complete):
+        return pb.InterpretResponse(translation_complete=complete(event))
+    if isinstance(event, ev.Reset):
+        return pb.InterpretResponse(translation_reset=reset(event))
+    if isinstance(event, ev.Activity):
+        a = event.activity
+        kind = pb.VOICE_ACTIVITY_TYPE_SPEECH_BEGIN if a.began else pb.VOICE_ACTIVITY_TYPE_SPEECH_END
+        return pb.InterpretResponse(voice_activity=pb.VoiceActivity(type=kind, audio_offset=duration(a.offset_s)))
+    if isinstance(event, ev.Notice):
+        return pb.InterpretResponse(notice=notice(event))
+    raise TypeError(f"no wire form for {event!r}")

@@ -1,0 +1,1 @@
+"""One Interpret stream's life: config, recognition, translation, events."""

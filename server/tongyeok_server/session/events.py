@@ -1,0 +1,91 @@
+"""What a session tells its caller, before it is put on the wire."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from tongyeok_server.errors import ServiceError
+from tongyeok_server.recognition.base import SpeechActivity, Transcript
+
+
+class NoticeCode(enum.Enum):
+    """Mirrors ``tongyeok.v1.NoticeCode``."""
+
+    TRANSLATION_FAILED = 1
+    RECOGNIZER_RETRYING = 2
+    RECOGNIZER_RESTARTED = 3
+    RECOGNITION_BEHIND = 4
+
+
+@dataclass(frozen=True)
+class Interim:
+    """A hypothesis for utterance ``utterance_id``."""
+
+    utterance_id: int
+    transcript: Transcript
+
+
+@dataclass(frozen=True)
+class Final:
+    """The final text of utterance ``utterance_id`` and where it will be translated."""
+
+    utterance_id: int
+    transcript: Transcript
+    target_languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Token:
+    """The next piece of a translation."""
+
+    utterance_id: int
+    source_language: str
+    target_language: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Complete:
+    """A whole translation."""
+
+    utterance_id: int
+    source_language: str
+    target_language: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Discard the tokens so far of one translation."""
+
+    utterance_id: int
+    target_language: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Speech began or ended."""
+
+    activity: SpeechActivity
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A recoverable problem."""
+
+    code: NoticeCode
+    message: str
+    utterance_id: int = 0
+    target_language: str = ""
+
+
+@dataclass(frozen=True)
+class End:
+    """The session is over: OK when ``error`` is None."""
+
+    error: ServiceError | None = None
+
+
+SessionEvent = Interim | Final | Token | Complete | Reset | Activity | Notice | End
