@@ -24,7 +24,7 @@ from tongyeok_server.translation.apertium_engine import (
     ApertiumTranslator,
     discover_modes,
 )
-from tongyeok_server.translation.apertium_pipeline import escape, unescape
+from tongyeok_server.translation.apertium_pipeline import Cancelled, escape, unescape
 from tongyeok_server.translation.base import (
     GlossaryTerm,
     Style,
@@ -257,6 +257,22 @@ def test_cancel_while_waiting_for_the_pipeline(translator):
     assert got == []
     assert waited < 0.5
     assert "Buenos días" in translate(translator, "Good morning.")
+
+
+def test_answer_of_an_abandoned_request_is_skipped(translator):
+    pipeline = translator.pipeline("en", "es")
+    calls = 0
+
+    def cancelled_once_sent() -> bool:
+        # False before the request is written, True while its answer is awaited.
+        nonlocal calls
+        calls += 1
+        return calls > 1
+
+    with pytest.raises(Cancelled):
+        pipeline.translate("The report is ready and the meeting starts tomorrow. " * 40, cancelled=cancelled_once_sent)
+    out = translate(translator, "Good morning.")
+    assert out == "Buenos días.", out
 
 
 def test_killed_pipeline_is_restarted(translator):
