@@ -235,6 +235,22 @@ def test_ctrl_c_cancels_the_stream_and_exits_130(monkeypatch, capsys, fake, tmp_
     assert time.monotonic() - start < 10  # not the file's 30 s
 
 
+def test_a_closed_stdout_ends_quietly_and_cancels(monkeypatch, capsys, fake, tmp_path):
+    servicer, target = fake
+    servicer.hang = True
+    long_wav = tmp_path / "long.wav"
+    soundfile.write(long_wav, np.zeros((16000 * 30, 1), dtype=np.int16), 16000, subtype="PCM_16")
+
+    def broken_pipe(message):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_print_json", broken_pipe)
+    code, _, err = run(capsys, "interpret", str(long_wav), "--source", "en-US", "--json", "--server", target)
+    assert code == 141
+    assert err == ""
+    assert servicer.cancelled.wait(5)
+
+
 # ---------------------------------------------------------------------------
 # translate, languages, server selection
 

@@ -57,6 +57,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a C tool killed by the pipe would report
 
 # Finals whose translations are still streaming are held in the live region so that the
 # scrollback reads "sentence, its translations, next sentence". Past this many, the oldest
@@ -504,6 +505,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:
+        # The reader went away (`tongyeok ... | head`); the stream was cancelled on the way out.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (OSError, RuntimeError) as e:  # the audio failed to read mid-stream
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILURE
