@@ -25,6 +25,7 @@ import json
 import re
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -52,12 +53,15 @@ class Rule:
     """Scripted misbehaviour for requests whose sentence contains ``match`` (every request if ``None``).
 
     ``status``: answer this HTTP error instead of streaming. ``cut_after``:
-    stream this many content chunks, then drop the connection. ``times``: how
+    stream this many content chunks, then drop the connection (or, with
+    ``clean_cut``, end the body properly but with no finish_reason and no
+    ``[DONE]``, as some proxies do). ``times``: how
     many matching requests the rule applies to (``None``: all of them).
     """
 
     status: int | None = None
     cut_after: int | None = None
+    clean_cut: bool = False
     times: int | None = 1
     match: str | None = None
     retry_after_s: float | None = None
@@ -129,8 +133,7 @@ class FakeOpenAI:
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -147,7 +150,10 @@ class FakeOpenAI:
 
     def start(self) -> FakeOpenAI:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        # A short poll interval: stop() waits for it, once per test.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -174,9 +180,9 @@ class FakeOpenAI:
         """Answer ``status`` to the next ``times`` matching requests (``None``: always)."""
         return self.add_rule(Rule(status=status, times=times, match=match, **kw))
 
-    def cut(self, after_chunks: int, *, times: int | None = 1, match: str | None = None) -> Rule:
+    def cut(self, after_chunks: int, *, times: int | None = 1, match: str | None = None, clean: bool = False) -> Rule:
         """Drop the connection after ``after_chunks`` content chunks, for ``times`` matching requests."""
-        return self.add_rule(Rule(cut_after=after_chunks, times=times, match=match))
+        return self.add_rule(Rule(cut_after=after_chunks, times=times, match=match, clean_cut=clean))
 
     def reset(self) -> None:
         """Forget rules and recorded requests."""
@@ -203,6 +209,10 @@ class FakeOpenAI:
                     return False
                 self._cond.wait(left)
             return True
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no request is in progress (a client may read the last byte before the fake records it)."""
+        return self.wait_for(lambda f: f.active == 0, timeout)
 
     # -- used by the handler -----------------------------------------------
 
@@ -231,6 +241,17 @@ class FakeOpenAI:
 
 class _ClientGone(Exception):
     pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients dropping idle keep-alive connections (or cancelling) are
+        # normal here, not worth a traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -329,6 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
         chunk_id = f"chatcmpl-fake{req.index}"
         for i, chunk in enumerate(self._chunks(req, chunk_id, created)):
             if rule is not None and rule.cut_after is not None and i > rule.cut_after:
+                if rule.clean_cut:
+                    self._write_chunk(b"")
+                    return "cut"
                 # Drop the connection mid-body: no terminating chunk, no [DONE].
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)

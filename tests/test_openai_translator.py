@@ -1,0 +1,447 @@
+"""The OpenAI translator over the wire: the real openai client against the fake OpenAI server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import grpc
+import pytest
+from tongyeok_server.errors import ServiceError
+from tongyeok_server.settings import ServerSettings
+from tongyeok_server.translation import openai_engine
+from tongyeok_server.translation.base import (
+    ContextSentence,
+    GlossaryTerm,
+    Style,
+    TokenDelta,
+    TranslationChunk,
+    TranslationOptions,
+    TranslationRequest,
+    TranslationRestart,
+)
+from tongyeok_server.translation.openai_engine import OpenAITranslator
+
+from tests.support.fake_openai import FakeOpenAI, fake_tokens, fake_translation
+
+SECRET = "sk-test-0123456789abcdefSECRET"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+def make_translator(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, *, max_retries: int = 2, timeout_s: float = 10.0
+) -> OpenAITranslator:
+    """Build it the way the server does (``create``), with a short back-off for speed."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    settings = ServerSettings(
+        translator="openai",
+        openai_model="gpt-test",
+        openai_base_url=fake.base_url,
+        openai_max_retries=max_retries,
+        openai_timeout_s=timeout_s,
+    )
+    translator = openai_engine.create(settings)
+    translator.backoff_s = 0.02
+    return translator
+
+
+@pytest.fixture
+def translator(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAITranslator]:
+    t = make_translator(fake, monkeypatch)
+    yield t
+    t.close()
+
+
+def collect(chunks: Iterable[TranslationChunk]) -> list[TranslationChunk]:
+    return list(chunks)
+
+
+def final_text(chunks: list[TranslationChunk]) -> str:
+    """What a caller ends up showing: tokens after the last restart."""
+    text = ""
+    for c in chunks:
+        text = "" if isinstance(c, TranslationRestart) else text + c.text
+    return text
+
+
+def assert_no_secret(message: str) -> None:
+    assert SECRET not in message
+    assert "sk-" not in message
+    assert "0123456789" not in message
+
+
+# -- the happy path -------------------------------------------------------
+
+
+def test_tokens_stream_in_order_as_they_are_written(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.ttft_s, fake.tokens_per_s = 0.05, 40
+    text = "we would like to discuss the delivery schedule today"
+    arrivals: list[tuple[float, str]] = []
+    start = time.monotonic()
+    for chunk in translator.translate(TranslationRequest(text, "en", "ko")):
+        assert isinstance(chunk, TokenDelta)
+        arrivals.append((time.monotonic() - start, chunk.text))
+    assert [t for _, t in arrivals] == fake_tokens(text, "ko")
+    assert "".join(t for _, t in arrivals) == fake_translation(text, "ko")
+    # Streamed, not buffered: the first token arrived long before the last.
+    first, last = arrivals[0][0], arrivals[-1][0]
+    assert last - first > 0.15, arrivals
+    assert first < 0.5 * last, arrivals
+    body = fake.requests[0].body
+    assert body["stream"] is True
+    assert body["model"] == "gpt-test"
+    assert body["temperature"] <= 0.3
+    assert fake.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_request_carries_style_glossary_and_context(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    options = TranslationOptions(
+        style=Style.BUSINESS,
+        glossary=(
+            GlossaryTerm("Tongyeok"),  # keep as is
+            GlossaryTerm("견적서", "quotation", "en"),
+            GlossaryTerm("견적서", "presupuesto", "es"),  # another target: must not be sent
+        ),
+        context_sentences=2,
+    )
+    context = (
+        ContextSentence("This sentence is too old to be sent.", "en"),
+        ContextSentence("Good morning, Director Kim.", "en", "좋은 아침입니다, 김 이사님."),
+        ContextSentence("네, 반갑습니다. 견적서를 보내 드렸습니다.", "ko-KR"),
+    )
+    text = "가격이 너무 높습니다"
+    chunks = collect(translator.translate(TranslationRequest(text, "ko-KR", "en-US", options, context)))
+    assert final_text(chunks) == fake_translation(text, "en-US")
+
+    (req,) = fake.requests
+    system, user = req.system_prompt, req.user_prompt
+    assert [m["role"] for m in req.body["messages"]] == ["system", "user"]
+    # Direction and style.
+    assert "from Korean into American English" in system
+    assert "Target language: American English (en-US)" in system
+    assert "business interpreter" in system and "cushion" in system
+    assert "Korean source" in system and "억 = 100 million" in system
+    # Glossary as explicit rules, only for this target.
+    assert 'Keep "Tongyeok" exactly as written' in system
+    assert 'Render "견적서" as "quotation".' in system
+    assert "presupuesto" not in system
+    # Context: the last two sentences, with translations, before the sentence.
+    assert "too old" not in user
+    assert "[en] Good morning, Director Kim.\n  (translated: 좋은 아침입니다, 김 이사님.)" in user
+    assert "[ko-KR] 네, 반갑습니다. 견적서를 보내 드렸습니다." in user
+    assert user.index("</context>") < user.index(f"<sentence>{text}</sentence>")
+    assert "Output only the American English translation of the text inside <sentence>" in system
+
+
+@pytest.mark.parametrize(
+    ("style", "expected", "absent"),
+    [
+        (Style.BUSINESS, "합쇼체", "해요체"),
+        (Style.NEUTRAL, "해요체", "cushion"),
+        (Style.LITERAL, "Style: literal", "cushion"),
+    ],
+)
+def test_each_style_reaches_the_model(
+    fake: FakeOpenAI, translator: OpenAITranslator, style: Style, expected: str, absent: str
+) -> None:
+    options = TranslationOptions(style=style)
+    collect(translator.translate(TranslationRequest("the price is too high", "en", "ko", options)))
+    system = fake.requests[0].system_prompt
+    assert expected in system
+    assert absent not in system
+
+
+def test_context_can_be_turned_off(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    options = TranslationOptions(context_sentences=0)
+    context = (ContextSentence("earlier sentence", "en", "이전 문장"),)
+    collect(translator.translate(TranslationRequest("next one", "en", "ko", options, context)))
+    assert fake.requests[0].user_prompt == "<sentence>next one</sentence>"
+
+
+# -- transient failures, retried -----------------------------------------
+
+
+def test_429_is_retried_then_succeeds(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.fail(429, times=2, retry_after_s=0.05)
+    start = time.monotonic()
+    chunks = collect(translator.translate(TranslationRequest("hello there", "en", "ko")))
+    elapsed = time.monotonic() - start
+    # No token came before the failures, so no restart is needed.
+    assert chunks == [TokenDelta(t) for t in fake_tokens("hello there", "ko")]
+    assert fake.wait_idle()
+    assert [r.outcome for r in fake.requests] == ["error 429", "error 429", "completed"]
+    assert elapsed >= 0.1  # the server's Retry-After was honoured
+    # Our own retries replace the SDK's: every attempt is a fresh request.
+    assert all(r.headers.get("x-stainless-retry-count", "0") == "0" for r in fake.requests)
+
+
+def test_500_then_success(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.fail(503, times=1)
+    chunks = collect(translator.translate(TranslationRequest("one two", "en", "ja")))
+    assert final_text(chunks) == fake_translation("one two", "ja")
+    assert len(fake.requests) == 2
+
+
+def test_cut_stream_restarts_before_the_new_tokens(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    text = "please send the signed contract by friday"
+    fake.cut(after_chunks=3)
+    chunks = collect(translator.translate(TranslationRequest(text, "en", "ko")))
+    expected = fake_tokens(text, "ko")
+    restarts = [i for i, c in enumerate(chunks) if isinstance(c, TranslationRestart)]
+    assert restarts == [3], chunks
+    assert chunks[:3] == [TokenDelta(t) for t in expected[:3]]
+    assert chunks[4:] == [TokenDelta(t) for t in expected]
+    restart = chunks[3]
+    assert isinstance(restart, TranslationRestart)
+    assert "broke off" in restart.reason and "retrying" in restart.reason
+    assert final_text(chunks) == fake_translation(text, "ko")
+    assert fake.wait_idle()
+    assert [r.outcome for r in fake.requests] == ["cut", "completed"]
+
+
+def test_body_ending_without_finish_reason_counts_as_cut(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.cut(after_chunks=2, clean=True)
+    chunks = collect(translator.translate(TranslationRequest("one two three", "en", "ko")))
+    assert sum(isinstance(c, TranslationRestart) for c in chunks) == 1
+    assert final_text(chunks) == fake_translation("one two three", "ko")
+    assert fake.wait_idle()
+    assert [r.outcome for r in fake.requests] == ["cut", "completed"]
+
+
+def test_cut_before_any_token_needs_no_restart(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.cut(after_chunks=0)
+    chunks = collect(translator.translate(TranslationRequest("a b c", "en", "ko")))
+    assert not any(isinstance(c, TranslationRestart) for c in chunks)
+    assert final_text(chunks) == fake_translation("a b c", "ko")
+
+
+def test_stall_mid_stream_times_out_and_is_retried(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    translator = make_translator(fake, monkeypatch, max_retries=1, timeout_s=0.3)
+    fake.ttft_s = 1.0
+    start = time.monotonic()
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("slow", "en", "ko")))
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "did not answer within 0.3 s" in info.value.message
+    assert len(fake.requests) == 2
+    assert time.monotonic() - start < 1.5
+
+
+# -- permanent failures ----------------------------------------------------
+
+
+def test_always_500_fails_after_the_retry_budget(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.fail(500, times=None, message="model overloaded")
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("hello", "en", "ko")))
+    err = info.value
+    assert err.code == grpc.StatusCode.UNAVAILABLE
+    assert "HTTP 500" in err.message and "model overloaded" in err.message
+    assert_no_secret(err.message)
+    # 1 + openai_max_retries requests: the SDK's retries do not multiply ours.
+    assert len(fake.requests) == 3
+
+
+def test_always_cut_fails_after_restarts(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.cut(after_chunks=1, times=None)
+    chunks: list[TranslationChunk] = []
+    with pytest.raises(ServiceError) as info:
+        for c in translator.translate(TranslationRequest("x y z", "en", "ko")):
+            chunks.append(c)
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    assert sum(isinstance(c, TranslationRestart) for c in chunks) == 2
+    assert len(fake.requests) == 3
+
+
+def test_wrong_key_is_not_retried_and_not_echoed(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.api_key = "the-right-key"
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("hello", "en", "ko")))
+    err = info.value
+    assert err.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "HTTP 401" in err.message and "OPENAI_API_KEY" in err.message
+    assert_no_secret(err.message)
+    assert_no_secret(repr(err))
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, grpc.StatusCode.INVALID_ARGUMENT), (404, grpc.StatusCode.FAILED_PRECONDITION)],
+)
+def test_client_errors_are_not_retried(
+    fake: FakeOpenAI, translator: OpenAITranslator, status: int, code: grpc.StatusCode
+) -> None:
+    fake.fail(status, times=None, message=f"upstream says no; key {SECRET} was used")
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("hello", "en", "ko")))
+    assert info.value.code == code
+    assert f"HTTP {status}" in info.value.message
+    assert "upstream says no" in info.value.message
+    assert_no_secret(info.value.message)
+    assert len(fake.requests) == 1
+
+
+def test_retry_after_too_long_for_live_use_fails_at_once(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.fail(429, times=None, retry_after_s=60)
+    start = time.monotonic()
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("hello", "en", "ko")))
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "60 s" in info.value.message
+    assert len(fake.requests) == 1
+    assert time.monotonic() - start < 1.0
+
+
+def test_unreachable_server_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeOpenAI() as gone:
+        pass  # started and stopped: its port now refuses connections
+    translator = make_translator(gone, monkeypatch, max_retries=1)
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("hello", "en", "ko")))
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "could not reach the translation server at 127.0.0.1" in info.value.message
+
+
+# -- cancellation ----------------------------------------------------------
+
+
+def _cancel_when(cancel: Callable[[], None], event: threading.Event, delay: float = 0.0) -> list[float]:
+    """Call ``cancel`` from another thread ``delay`` s after ``event``; returns [when it was called]."""
+    called: list[float] = []
+
+    def run() -> None:
+        event.wait(5)
+        time.sleep(delay)
+        called.append(time.monotonic())
+        cancel()
+
+    threading.Thread(target=run, daemon=True).start()
+    return called
+
+
+def test_cancel_mid_stream_closes_the_http_stream(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.tokens_per_s = 2  # one token every 0.5 s: without a real close the reader would wait for the next
+    stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
+    first = threading.Event()
+    called = _cancel_when(stream.cancel, first)
+    received: list[TranslationChunk] = []
+    for chunk in stream:
+        received.append(chunk)
+        first.set()
+    loop_ended = time.monotonic()
+    assert len(received) == 1, received  # the next token was 0.5 s away
+    assert loop_ended - called[0] < 0.4
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    (req,) = fake.requests
+    assert req.outcome == "disconnected"
+    # The server saw the disconnect promptly, not when it next wrote.
+    assert req.ended_at - called[0] < 0.45
+    stream.cancel()  # idempotent
+
+
+def test_cancel_before_the_first_token_is_prompt(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.ttft_s = 5.0
+    stream = translator.translate(TranslationRequest("hello", "en", "ko"))
+    go = threading.Event()
+    _cancel_when(stream.cancel, go, delay=0.2)
+    go.set()
+    start = time.monotonic()
+    assert collect(stream) == []
+    assert time.monotonic() - start < 1.0
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=1.0)
+
+
+def test_cancel_during_backoff_is_prompt(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.fail(503, times=None, retry_after_s=5)
+    stream = translator.translate(TranslationRequest("hello", "en", "ko"))
+    go = threading.Event()
+    _cancel_when(stream.cancel, go, delay=0.3)
+    go.set()
+    start = time.monotonic()
+    assert collect(stream) == []  # no error either: the caller asked to stop
+    assert time.monotonic() - start < 1.0
+    assert len(fake.requests) == 1
+
+
+def test_cancel_before_iterating_sends_nothing(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    stream = translator.translate(TranslationRequest("hello", "en", "ko"))
+    stream.cancel()
+    assert collect(stream) == []
+    assert fake.requests == []
+
+
+# -- concurrency -----------------------------------------------------------
+
+
+def test_concurrent_translations_run_in_parallel(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.ttft_s, fake.tokens_per_s = 0.3, 20
+    n = 12
+    texts = [f"sentence number {i} for the meeting" for i in range(n)]
+    targets = ["ko", "en", "ja", "es"]
+    results: dict[int, list[TranslationChunk]] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            target = targets[i % len(targets)]
+            source = "en" if target != "en" else "ko"
+            results[i] = collect(translator.translate(TranslationRequest(texts[i], source, target)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    elapsed = time.monotonic() - start
+    assert not errors
+    one = 0.3 + len(fake_tokens(texts[0], "ko")) / 20
+    for i in range(n):
+        assert final_text(results[i]) == fake_translation(texts[i], targets[i % len(targets)])
+    assert fake.max_active == n
+    assert elapsed < 2 * one, f"{n} translations took {elapsed:.2f} s; one takes {one:.2f} s"
+
+
+# -- construction ----------------------------------------------------------
+
+
+def test_missing_key_fails_at_startup_saying_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(SystemExit) as info:
+        openai_engine.create(ServerSettings(translator="openai"))
+    message = str(info.value)
+    assert "OPENAI_API_KEY is not set" in message
+    assert "--openai-base-url" in message
+
+
+def test_description_and_languages(translator: OpenAITranslator, fake: FakeOpenAI) -> None:
+    d = translator.description
+    assert d.name == "openai"
+    assert d.detail == f"model gpt-test at 127.0.0.1:{fake.port}"
+    assert_no_secret(d.detail)
+    for pair in [("ko", "en"), ("en", "ko"), ("en", "es"), ("ja", "zh"), ("fr", "de")]:
+        assert pair in translator.language_pairs()
+        assert translator.supports(*pair)
+    assert translator.supports("ko-KR", "en-US")
+    assert translator.supports("zh-Hant-TW", "en")
+    assert not translator.supports("en", "en-GB")
+    assert not translator.supports("tlh", "en")
+    assert translator.ignored_options(TranslationOptions(glossary=(GlossaryTerm("X"),))) == []
+
+
+def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI) -> None:
+    """OPENAI_BASE_URL reaches the client through ServerSettings.from_args."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    settings = ServerSettings.from_args(["--translator", "openai"], {"OPENAI_BASE_URL": fake.base_url})
+    translator = openai_engine.create(settings)
+    assert final_text(collect(translator.translate(TranslationRequest("hi", "en", "ko")))) == "[ko] hi"
+    assert len(fake.requests) == 1
