@@ -1,0 +1,516 @@
+"""A fake Google Cloud Speech-to-Text v2 streaming server, for tests and the benchmark.
+
+It speaks the real protocol (``google.cloud.speech.v2.Speech/StreamingRecognize``
+with the proto-plus serializers of ``google-cloud-speech``), so the real
+``SpeechClient`` talks to it, and it enforces the limits that matter:
+
+- the first request carries ``recognizer`` and ``streaming_config`` and no audio;
+- no audio request over 15 KB (15360 bytes);
+- a stream ends with OUT_OF_RANGE after 305 s of *audio time* (bytes / rate),
+  so tests can run faster than real time;
+- a stream that receives no request for ``audio_timeout_s`` of *wall time*
+  ends with Google's "Audio Timeout Error";
+- it can be told to fail once with UNAVAILABLE in the middle of a stream, or
+  to refuse every stream (PERMISSION_DENIED and friends).
+
+It cannot do speech recognition, so the audio itself carries the words: in
+LINEAR16 audio a word is a run of identical non-zero samples whose value is
+the word's id, silence is zeros (see ``word_for_id`` and ``synthesize``).
+Because the words are in the audio content, audio that the client resends
+after a restart is recognised as the same words, whatever position the
+client claims, which is what lets a test prove that no word is lost or
+repeated across restarts.
+
+Recognition rules (deterministic): a word is heard when its run ends; an
+utterance is final after ``endpoint_s`` of silence (``result_end_offset`` is
+that point), or when the client half-closes; each heard word produces an
+interim result; voice-activity events are sent when the config asks.
+
+Run on its own (the benchmark does)::
+
+    python -m tests.support.fake_speech --port 50099 --latency-ms 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+from google.cloud.speech_v2.types import cloud_speech
+from google.protobuf import duration_pb2
+
+log = logging.getLogger("fake_speech")
+
+SERVICE = "google.cloud.speech.v2.Speech"
+MAX_AUDIO_BYTES = 15360
+MAX_STREAM_AUDIO_S = 305.0
+DURATION_MESSAGE = "Exceeded maximum allowed stream duration of 305 seconds."
+AUDIO_TIMEOUT_MESSAGE = (
+    "Audio Timeout Error: Long duration elapsed without audio. Audio should be sent close to real time."
+)
+
+# Word ids below KOREAN_BASE are English words, from KOREAN_BASE up Korean ones.
+KOREAN_BASE = 16384
+ENGLISH_WORDS = (  # noqa: SIM905 - prose reads better than a list of quoted words
+    "good morning thank you for coming we are glad to meet the team today our plan is ready "
+    "please review this proposal and send your comments by friday the price includes delivery "
+    "support and training we hope to sign next week let us schedule a call"
+).split()
+KOREAN_WORDS = (  # noqa: SIM905
+    "안녕하세요 만나서 반갑습니다 오늘 회의에 와 주셔서 감사합니다 저희 제안서를 검토해 주시기 바랍니다 "
+    "가격에는 배송과 지원이 포함되어 있습니다 다음 주에 계약하고 싶습니다"
+).split()
+
+
+def word_for_id(word_id: int) -> tuple[str, str]:
+    """The text and language (BCP-47, as configured) of a word id (1..32767)."""
+    if word_id <= 0 or word_id > 32767:
+        raise ValueError(f"word id {word_id} out of range")
+    if word_id >= KOREAN_BASE:
+        return KOREAN_WORDS[(word_id - KOREAN_BASE) % len(KOREAN_WORDS)], "ko-KR"
+    return ENGLISH_WORDS[(word_id - 1) % len(ENGLISH_WORDS)], "en-US"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How ``synthesize`` lays words out in time (seconds)."""
+
+    word_s: float = 0.30
+    word_gap_s: float = 0.05
+    utterance_gap_s: float = 0.80
+    lead_in_s: float = 0.20
+
+
+def synthesize(utterances: Sequence[Sequence[int]], sample_rate_hz: int = 16000, timing: Timing = Timing()) -> bytes:
+    """LINEAR16 mono audio that the fake recognises as ``utterances`` (lists of word ids)."""
+    return b"".join(np.asarray(a, dtype="<i2").tobytes() for a in _pieces(utterances, sample_rate_hz, timing))
+
+
+def utterance_ends_s(utterances: Sequence[Sequence[int]], timing: Timing = Timing()) -> list[tuple[float, float]]:
+    """(end of last word, start of next speech) of every utterance, in seconds of audio."""
+    t = timing.lead_in_s
+    out = []
+    for words in utterances:
+        t += len(words) * timing.word_s + (len(words) - 1) * timing.word_gap_s
+        out.append((t, t + timing.utterance_gap_s))
+        t += timing.utterance_gap_s
+    return out
+
+
+def _pieces(utterances: Sequence[Sequence[int]], rate: int, timing: Timing) -> Iterator[np.ndarray]:
+    def n(seconds: float) -> int:
+        return round(seconds * rate)
+
+    yield np.zeros(n(timing.lead_in_s))
+    for words in utterances:
+        for i, word_id in enumerate(words):
+            word_for_id(word_id)  # validates
+            if i:
+                yield np.zeros(n(timing.word_gap_s))
+            yield np.full(n(timing.word_s), word_id)
+        yield np.zeros(n(timing.utterance_gap_s))
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class StreamRecord:
+    """What the fake saw on one StreamingRecognize call (for assertions)."""
+
+    index: int
+    recognizer: str = ""
+    config: cloud_speech.StreamingRecognitionConfig | None = None
+    request_sizes: list[int] = field(default_factory=list)
+    audio_bytes: int = 0
+    audio_s: float = 0.0
+    final_texts: list[str] = field(default_factory=list)
+    half_closed: bool = False
+    status: grpc.StatusCode | None = None  # set when the fake ended the call itself
+    cancelled: bool = False  # the client cancelled (or went away)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest audio payload of any request."""
+        return max(self.request_sizes, default=0)
+
+
+@dataclass
+class _Fault:
+    code: grpc.StatusCode
+    message: str
+    after_audio_s: float
+    remaining: int  # how many streams it still hits (-1: all)
+
+
+# --------------------------------------------------------------------------- recognition
+
+
+class _Decoder:
+    """Turns LINEAR16 audio into results, following the rules in the module docstring."""
+
+    def __init__(self, rate: int, channels: int, endpoint_s: float, interim: bool, vad: bool) -> None:
+        self.rate = rate
+        self.channels = channels
+        self.endpoint = round(endpoint_s * rate)
+        self.interim = interim
+        self.vad = vad
+        self.pos = 0  # samples (frames) seen
+        self.run_value = 0
+        self.run_start = 0
+        self.words: list[int] = []
+        self.in_speech = False
+        self.finals: list[str] = []
+
+    def feed(self, audio: bytes) -> list[cloud_speech.StreamingRecognizeResponse]:
+        usable = len(audio) - len(audio) % (2 * self.channels)
+        samples = np.frombuffer(audio[:usable], dtype="<i2")[:: self.channels]
+        out: list[cloud_speech.StreamingRecognizeResponse] = []
+        if not len(samples):
+            return out
+        change = np.flatnonzero(np.diff(samples)) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [len(samples)]))
+        base = self.pos
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            value = int(samples[s])
+            if value != self.run_value:
+                self._close_run(base + s, out)
+                self.run_value = value
+                self.run_start = base + s
+                if value and not self.in_speech:
+                    self.in_speech = True
+                    if self.vad:
+                        out.append(
+                            self._event(
+                                cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN, base + s
+                            )
+                        )
+            if value == 0 and self.words:
+                end_point = self.run_start + self.endpoint
+                if end_point <= base + e:
+                    out.extend(self._final(end_point))
+        self.pos = base + len(samples)
+        return out
+
+    def flush(self) -> list[cloud_speech.StreamingRecognizeResponse]:
+        """Half-close: whatever was heard becomes final."""
+        out: list[cloud_speech.StreamingRecognizeResponse] = []
+        self._close_run(self.pos, out)
+        self.run_value = 0
+        self.run_start = self.pos
+        if self.words:
+            out.extend(self._final(self.pos))
+        return out
+
+    def _close_run(self, at: int, out: list[cloud_speech.StreamingRecognizeResponse]) -> None:
+        if self.run_value:
+            self.words.append(self.run_value)
+            if self.interim:
+                out.append(self._results(at, final=False))
+
+    def _final(self, at: int) -> list[cloud_speech.StreamingRecognizeResponse]:
+        out = [self._results(at, final=True)]
+        self.finals.append(" ".join(word_for_id(w)[0] for w in self.words))
+        self.words = []
+        if self.in_speech:
+            self.in_speech = False
+            if self.vad:
+                out.append(self._event(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_END, at))
+        return out
+
+    def _duration(self, samples: int) -> duration_pb2.Duration:
+        d = duration_pb2.Duration()
+        d.FromNanoseconds(samples * 1_000_000_000 // self.rate)
+        return d
+
+    def _results(self, at: int, final: bool) -> cloud_speech.StreamingRecognizeResponse:
+        text = " ".join(word_for_id(w)[0] for w in self.words)
+        language = word_for_id(self.words[0])[1].lower()  # Google answers in lower case
+        result = cloud_speech.StreamingRecognitionResult(
+            alternatives=[cloud_speech.SpeechRecognitionAlternative(transcript=text, confidence=0.9 if final else 0.0)],
+            is_final=final,
+            stability=0.0 if final else 0.8,
+            result_end_offset=self._duration(at),
+            language_code=language,
+        )
+        return cloud_speech.StreamingRecognizeResponse(results=[result])
+
+    def _event(self, kind: int, at: int) -> cloud_speech.StreamingRecognizeResponse:
+        return cloud_speech.StreamingRecognizeResponse(speech_event_type=kind, speech_event_offset=self._duration(at))
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class FakeSpeech:
+    """The fake service. ``start()`` serves it on 127.0.0.1; ``streams`` records every call."""
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        audio_timeout_s: float = 0.0,
+        max_stream_audio_s: float = MAX_STREAM_AUDIO_S,
+        endpoint_s: float = 0.5,
+        max_workers: int = 64,
+    ) -> None:
+        self.latency_s = latency_s
+        self.audio_timeout_s = audio_timeout_s  # 0: no audio timeout
+        self.max_stream_audio_s = max_stream_audio_s
+        self.endpoint_s = endpoint_s
+        self.max_workers = max_workers
+        self.streams: list[StreamRecord] = []
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+        self._server: grpc.Server | None = None
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:port`` once started."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, port: int = 0) -> FakeSpeech:
+        """Serve on 127.0.0.1 (``port`` 0 picks a free one)."""
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="fake-speech"))
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
+                    self._streaming_recognize,
+                    request_deserializer=cloud_speech.StreamingRecognizeRequest.deserialize,
+                    response_serializer=cloud_speech.StreamingRecognizeResponse.serialize,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler,))
+        self.port = server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self, grace: float | None = 0) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.stop(grace).wait()
+            self._server = None
+
+    def __enter__(self) -> FakeSpeech:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Faults -----------------------------------------------------------------
+
+    def fail_once(
+        self,
+        code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
+        *,
+        after_audio_s: float = 0.0,
+        message: str = "The service is currently unavailable.",
+        times: int = 1,
+    ) -> None:
+        """End the next ``times`` stream(s) with ``code`` once they carried ``after_audio_s`` of audio."""
+        with self._lock:
+            self._faults.append(_Fault(code, message, after_audio_s, times))
+
+    def refuse_all(
+        self,
+        code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED,
+        message: str = ("Permission 'speech.recognizers.recognize' denied on resource (or it may not exist)."),
+    ) -> None:
+        """Refuse every stream at its first request, as Google does with a rejected credential."""
+        with self._lock:
+            self._faults.append(_Fault(code, message, 0.0, -1))
+
+    def clear_faults(self) -> None:
+        """Behave again."""
+        with self._lock:
+            self._faults.clear()
+
+    def _fault_for(self, audio_s: float) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.remaining and audio_s >= fault.after_audio_s:
+                    if fault.remaining > 0:
+                        fault.remaining -= 1
+                    return fault
+        return None
+
+    # The RPC ----------------------------------------------------------------
+
+    def _streaming_recognize(
+        self, requests: Iterator[cloud_speech.StreamingRecognizeRequest], context: grpc.ServicerContext
+    ) -> Iterator[cloud_speech.StreamingRecognizeResponse]:
+        with self._lock:
+            record = StreamRecord(index=len(self.streams))
+            self.streams.append(record)
+
+        def on_done() -> None:
+            # Runs when the RPC terminates for any reason; if the fake did not
+            # end it itself and the client never half-closed, the client cancelled.
+            if record.status is None and not record.half_closed:
+                record.cancelled = True
+            record.done.set()
+
+        context.add_callback(on_done)
+        try:
+            yield from self._serve(requests, record)
+            record.status = grpc.StatusCode.OK
+        except (grpc.RpcError, _ClientGone):
+            return  # the client cancelled; on_done records it
+        except _Abort as abort:
+            record.status = abort.code
+            context.abort(abort.code, abort.message)
+
+    def _serve(
+        self, requests: Iterator[cloud_speech.StreamingRecognizeRequest], record: StreamRecord
+    ) -> Iterator[cloud_speech.StreamingRecognizeResponse]:
+        incoming = self._with_timeout(requests)
+        first = next(incoming, None)
+        if first is None:
+            return
+        if not first.recognizer or "streaming_config" not in first:
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "The first request must contain recognizer and streaming_config."
+            )
+        if first.audio:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "The first request must not contain audio.")
+        parts = first.recognizer.split("/")
+        if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "recognizers":
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"Invalid resource field value in the request: {first.recognizer!r}"
+            )
+        record.recognizer = first.recognizer
+        record.config = first.streaming_config
+        decoding = first.streaming_config.config.explicit_decoding_config
+        if not decoding.sample_rate_hertz or not 8000 <= decoding.sample_rate_hertz <= 48000:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "sample_rate_hertz must be between 8000 and 48000.")
+        fault = self._fault_for(0.0)
+        if fault and fault.after_audio_s == 0.0:
+            raise _Abort(fault.code, fault.message)
+        features = first.streaming_config.streaming_features
+        channels = max(1, decoding.audio_channel_count)
+        linear16 = decoding.encoding == cloud_speech.ExplicitDecodingConfig.AudioEncoding.LINEAR16
+        bytes_per_s = decoding.sample_rate_hertz * channels * (2 if linear16 else 1)
+        decoder = _Decoder(
+            decoding.sample_rate_hertz,
+            channels,
+            self.endpoint_s,
+            features.interim_results,
+            features.enable_voice_activity_events,
+        )
+        for request in incoming:
+            if "streaming_config" in request or request.recognizer:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "Only the first request may carry the config.")
+            size = len(request.audio)
+            record.request_sizes.append(size)
+            if size > MAX_AUDIO_BYTES:
+                raise _Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Audio chunk of {size} bytes is too large; the limit is {MAX_AUDIO_BYTES} bytes per request.",
+                )
+            record.audio_bytes += size
+            record.audio_s = record.audio_bytes / bytes_per_s
+            if record.audio_s > self.max_stream_audio_s:
+                raise _Abort(grpc.StatusCode.OUT_OF_RANGE, DURATION_MESSAGE)
+            fault = self._fault_for(record.audio_s)
+            if fault:
+                raise _Abort(fault.code, fault.message)
+            responses = decoder.feed(request.audio) if linear16 else []
+            yield from self._deliver(responses, decoder, record)
+        record.half_closed = True
+        yield from self._deliver(decoder.flush(), decoder, record)
+
+    def _deliver(
+        self, responses: list[cloud_speech.StreamingRecognizeResponse], decoder: _Decoder, record: StreamRecord
+    ) -> Iterator[cloud_speech.StreamingRecognizeResponse]:
+        record.final_texts.extend(decoder.finals)
+        decoder.finals.clear()
+        for response in responses:
+            if self.latency_s:
+                time.sleep(self.latency_s)
+            yield response
+
+    def _with_timeout(
+        self, requests: Iterator[cloud_speech.StreamingRecognizeRequest]
+    ) -> Iterator[cloud_speech.StreamingRecognizeRequest]:
+        """The requests; with an audio timeout, read by a helper thread so waiting can time out."""
+        if not self.audio_timeout_s:
+            yield from requests
+            return
+        inbox: queue.Queue[object] = queue.Queue()
+        end, gone = object(), object()
+
+        def pump() -> None:
+            try:
+                for request in requests:
+                    inbox.put(request)
+            except Exception:  # grpc.RpcError: the client cancelled
+                inbox.put(gone)
+                return
+            inbox.put(end)
+
+        threading.Thread(target=pump, name="fake-speech-pump", daemon=True).start()
+        while True:
+            try:
+                item = inbox.get(timeout=self.audio_timeout_s)
+            except queue.Empty:
+                raise _Abort(grpc.StatusCode.OUT_OF_RANGE, AUDIO_TIMEOUT_MESSAGE) from None
+            if item is end:
+                return
+            if item is gone:
+                raise _ClientGone
+            assert isinstance(item, cloud_speech.StreamingRecognizeRequest)
+            yield item
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    """Serve the fake until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fake_speech", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 picks one; printed on stdout)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response")
+    parser.add_argument("--audio-timeout-s", type=float, default=0.0, help="end streams idle this long (0: never)")
+    parser.add_argument("--max-stream-audio-s", type=float, default=MAX_STREAM_AUDIO_S, help="audio time per stream")
+    parser.add_argument("--max-workers", type=int, default=1100, help="concurrent streams the server can hold")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    fake = FakeSpeech(
+        latency_s=args.latency_ms / 1000,
+        audio_timeout_s=args.audio_timeout_s,
+        max_stream_audio_s=args.max_stream_audio_s,
+        max_workers=args.max_workers,
+    ).start(args.port)
+    print(f"listening on {fake.address}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    fake.stop(grace=1)
+
+
+if __name__ == "__main__":
+    main()
