@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -445,3 +446,36 @@ def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeOp
     translator = openai_engine.create(settings)
     assert final_text(collect(translator.translate(TranslationRequest("hi", "en", "ko")))) == "[ko] hi"
     assert len(fake.requests) == 1
+
+
+def test_fake_runs_as_its_own_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark starts the fake as ``python -m tests.support.fake_openai``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_openai", "--port", "0", "--ttft-ms", "50", "--tokens-per-s", "100"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("fake OpenAI listening on http://127.0.0.1:"), line
+        base_url = line.split()[-1]
+
+        class Remote:
+            pass
+
+        remote: Any = Remote()
+        remote.base_url = base_url
+        translator = make_translator(remote, monkeypatch)
+        chunks = collect(translator.translate(TranslationRequest("over the wire", "en", "ko")))
+        assert final_text(chunks) == fake_translation("over the wire", "ko")
+        translator.close()
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -50,7 +50,9 @@ def fake_tokens(text: str, target_language: str) -> list[str]:
 
 @dataclass
 class Rule:
-    """Scripted misbehaviour for requests whose sentence contains ``match`` (every request if ``None``).
+    """Scripted misbehaviour for requests whose sentence contains ``match`` and whose target is ``target``.
+
+    ``None`` for either matches every request.
 
     ``status``: answer this HTTP error instead of streaming. ``cut_after``:
     stream this many content chunks, then drop the connection (or, with
@@ -64,6 +66,7 @@ class Rule:
     clean_cut: bool = False
     times: int | None = 1
     match: str | None = None
+    target: str | None = None  # only requests into this language (primary subtag or full tag)
     retry_after_s: float | None = None
     message: str = ""
     hits: int = 0
@@ -180,9 +183,9 @@ class FakeOpenAI:
         """Answer ``status`` to the next ``times`` matching requests (``None``: always)."""
         return self.add_rule(Rule(status=status, times=times, match=match, **kw))
 
-    def cut(self, after_chunks: int, *, times: int | None = 1, match: str | None = None, clean: bool = False) -> Rule:
+    def cut(self, after_chunks: int, *, times: int | None = 1, clean: bool = False, **kw: Any) -> Rule:
         """Drop the connection after ``after_chunks`` content chunks, for ``times`` matching requests."""
-        return self.add_rule(Rule(cut_after=after_chunks, times=times, match=match, clean_cut=clean))
+        return self.add_rule(Rule(cut_after=after_chunks, times=times, clean_cut=clean, **kw))
 
     def reset(self) -> None:
         """Forget rules and recorded requests."""
@@ -224,7 +227,11 @@ class FakeOpenAI:
             self.max_active = max(self.max_active, self.active)
             rule = None
             for r in self.rules:
-                if (r.times is None or r.hits < r.times) and (r.match is None or r.match in req.sentence):
+                if (
+                    (r.times is None or r.hits < r.times)
+                    and (r.match is None or r.match in req.sentence)
+                    and (r.target is None or req.target_language.split("-")[0] == r.target.split("-")[0])
+                ):
                     r.hits += 1
                     rule = r
                     break
