@@ -4,8 +4,8 @@ pocketsphinx holds the GIL while it decodes, so decoding in threads of the
 server process would serialise every stream on one core. Each worker is a
 process of its own with its own GIL; the server spreads streams across
 workers (see ``pocketsphinx_engine``). A worker reads commands from its pipe
-and answers with events; it keeps idle decoders for reuse because building
-one takes a quarter of a second and ~100 MB.
+and answers with events. Every stream gets a fresh decoder (see
+``Worker.__init__``); about 100 MB each.
 
 Messages in (tuples): ``("open", sid, AudioSpec, interim, vad)``,
 ``("audio", sid, bytes)``, ``("finish", sid)``, ``("cancel", sid)``,
@@ -42,6 +42,11 @@ MAX_UTTERANCE_S = 20.0
 # audio is non-speech. pocketsphinx's default (0.3 s) keeps the final within
 # half a second of the end of speech; pauses inside a sentence are shorter.
 ENDPOINT_WINDOW_S = 0.3
+# The VAD's two loose modes can stay "in speech" through a second of exact
+# digital zeros (a muted phone line, a padded recording) and merge two
+# sentences; the medium-strict mode splits them, and the endpointer's
+# look-back window still hands the decoder the start of each word.
+VAD_MODE = 2
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +71,28 @@ class Worker:
     """Decoding state of one worker process; ``handle`` takes one message."""
 
     def __init__(self, send: Any) -> None:
-        from pocketsphinx import Decoder
-
         self._send = send
         self._streams: dict[int, _Stream] = {}
-        # One decoder built up front: the model is loaded before the first caller.
-        self._idle: list[Any] = [Decoder(samprate=SAMPLE_RATE_HZ, loglevel="FATAL")]
+        # Decoders adapt to the voice and line they hear (cepstral mean
+        # normalisation and more) and keep that state: a reused decoder would
+        # let one caller's audio change the next caller's words. So every
+        # stream gets a fresh decoder, built ahead in the worker's idle time
+        # (``prepare_spare``) so that opening a stream does not stall the
+        # streams already running here for the quarter second a build takes.
+        self._spares: list[Any] = [self._new_decoder()]
+
+    @staticmethod
+    def _new_decoder() -> Any:
+        from pocketsphinx import Decoder
+
+        return Decoder(samprate=SAMPLE_RATE_HZ, loglevel="FATAL")
+
+    def prepare_spare(self) -> bool:
+        """Build a decoder for the next stream if none is ready; True if it did."""
+        if self._spares:
+            return False
+        self._spares.append(self._new_decoder())
+        return True
 
     def handle(self, message: tuple[Any, ...]) -> bool:
         """Process one command; False when the worker should stop."""
@@ -101,10 +122,10 @@ class Worker:
         return True
 
     def _open(self, sid: int, spec: AudioSpec, interim: bool, vad: bool) -> None:
-        from pocketsphinx import Decoder, Endpointer
+        from pocketsphinx import Endpointer
 
-        decoder = self._idle.pop() if self._idle else Decoder(samprate=SAMPLE_RATE_HZ, loglevel="FATAL")
-        endpointer = Endpointer(window=ENDPOINT_WINDOW_S, sample_rate=SAMPLE_RATE_HZ)
+        decoder = self._spares.pop() if self._spares else self._new_decoder()
+        endpointer = Endpointer(window=ENDPOINT_WINDOW_S, vad_mode=VAD_MODE, sample_rate=SAMPLE_RATE_HZ)
         self._streams[sid] = _Stream(sid, decoder, endpointer, PcmConverter(spec, SAMPLE_RATE_HZ), interim, vad)
 
     def _release(self, sid: int) -> None:
@@ -113,7 +134,6 @@ class Worker:
             return
         if stream.utterance_start_s is not None:
             stream.decoder.end_utt()
-        self._idle.append(stream.decoder)
 
     def _emit(self, sid: int, event: RecognitionEvent) -> None:
         self._send((sid, event))
@@ -208,7 +228,12 @@ def run(conn: Connection) -> None:
     worker = Worker(conn.send)
     conn.send(("ready", os.getpid()))
     try:
-        while worker.handle(conn.recv()):
-            pass
+        while True:
+            # Idle time (nothing to decode for a moment) is when the next
+            # stream's decoder gets built.
+            if not conn.poll(0.05) and worker.prepare_spare():
+                continue
+            if not worker.handle(conn.recv()):
+                break
     except (EOFError, OSError):
         pass  # the server went away: nothing left to serve

@@ -1,0 +1,90 @@
+"""Shared fixtures: servers on real ports with real engines, and test speech."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.support.speech import Speech, synthesize
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.app import TongyeokServer
+from tongyeok_server.settings import ServerSettings
+
+# Short, common sentences: what a business traveller says, in words the
+# CMU model and the eng-spa pair both know.
+SENTENCES = [
+    "Good morning everyone.",
+    "We would like to discuss the contract today.",
+    "The delivery date is next Friday.",
+    "Thank you for your time.",
+]
+
+
+@pytest.fixture(scope="session")
+def speech() -> Speech:
+    """Four sentences of synthesised English with pauses between them, 16 kHz mono."""
+    return synthesize(SENTENCES)
+
+
+@contextlib.contextmanager
+def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
+    """A TongyeokServer on a free local port; engines and settings as overridden.
+
+    ``recognizer=`` / ``translator=`` may be engine objects (used as they
+    are) or names; other keywords are ``ServerSettings`` fields.
+    """
+    recognizer = overrides.pop("recognizer", None)
+    translator = overrides.pop("translator", None)
+    settings = replace(ServerSettings(), host="127.0.0.1", port=0, offline_workers=2, grace_period_s=5.0, **overrides)
+    if isinstance(recognizer, str):
+        settings = replace(settings, recognizer=recognizer)
+        recognizer = None
+    if isinstance(translator, str):
+        settings = replace(settings, translator=translator)
+        translator = None
+    server = TongyeokServer(settings, recognizer=recognizer, translator=translator)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(2.0)
+
+
+@pytest.fixture(scope="session")
+def offline_server() -> Iterator[TongyeokServer]:
+    """The embedded engines (pocketsphinx + Apertium), shared by the tests that only read from it."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., TongyeokServer]]:
+    """Start servers with custom engines or settings; all stopped at the end of the test."""
+    stack = contextlib.ExitStack()
+    with stack:
+        yield lambda **overrides: stack.enter_context(running_server(**overrides))
+
+
+def stub_for(server: TongyeokServer) -> tuple[grpc.Channel, pb_grpc.InterpreterStub]:
+    """A channel and stub to ``server``."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    return channel, pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def offline_stub(offline_server: TongyeokServer) -> Iterator[pb_grpc.InterpreterStub]:
+    """A stub to the shared embedded-engine server."""
+    channel, stub = stub_for(offline_server)
+    with channel:
+        yield stub
+
+
+def non_pool_threads() -> list[str]:
+    """Names of live threads other than the long-lived pools' idle workers."""
+    return sorted(t.name for t in threading.enumerate() if not t.name.startswith(("rpc", "translate", "ThreadPool")))
