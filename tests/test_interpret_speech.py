@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ def test_one_final_per_sentence_with_low_word_error_rate(mono_events, speech: Sp
     assert [f.utterance_id for f in finals] == [1, 2, 3, 4]
     wer = word_error_rate(" ".join(speech.sentences), " ".join(f.text for f in finals))
     assert wer <= 0.15, [f.text for f in finals]
-    for final, sentence in zip(finals, speech.sentences):
+    for final, sentence in zip(finals, speech.sentences, strict=False):
         assert word_error_rate(sentence, final.text) <= 0.35, (sentence, final.text)
         assert final.language_code == "en-US"
         assert list(final.target_language_codes) == ["es"]
@@ -49,9 +48,9 @@ def test_final_offsets_match_the_audio(mono_events, speech: Speech) -> None:
     finals = of_kind(mono_events, "final_transcript")
     ends = [f.audio_end_offset.ToTimedelta().total_seconds() for f in finals]
     starts = [f.audio_start_offset.ToTimedelta().total_seconds() for f in finals]
-    assert all(s < e for s, e in zip(starts, ends))
-    assert all(e1 <= s2 for e1, s2 in zip(ends, starts[1:]))
-    for end, expected in zip(ends, speech.sentence_end_s):
+    assert all(s < e for s, e in zip(starts, ends, strict=False))
+    assert all(e1 <= s2 for e1, s2 in zip(ends, starts[1:], strict=False))
+    for end, expected in zip(ends, speech.sentence_end_s, strict=False):
         assert abs(end - expected) < 0.6, (ends, speech.sentence_end_s)
 
 
@@ -64,7 +63,7 @@ def test_interims_precede_each_final_and_never_repeat(mono_events) -> None:
         position_final = next(i for i, (k, m) in enumerate(kinds) if m is final)
         assert all(kinds.index(("interim_transcript", m)) < position_final for m in interims)
         texts = [m.text for m in interims]
-        assert all(a != b for a, b in zip(texts, texts[1:])), texts
+        assert all(a != b for a, b in itertools.pairwise(texts)), texts
 
 
 def test_each_final_gets_a_streamed_spanish_translation(mono_events) -> None:
