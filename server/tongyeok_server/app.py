@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
-
 from tongyeok_server.api.servicer import InterpreterServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.recognition.base import Recognizer

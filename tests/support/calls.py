@@ -13,7 +13,7 @@ def config(
     *,
     sources: Iterable[str] = ("en-US",),
     targets: Iterable[str] = ("es",),
-    encoding: pb.AudioEncoding.ValueType = pb.AUDIO_ENCODING_LINEAR16,
+    encoding: pb.AudioEncoding = pb.AUDIO_ENCODING_LINEAR16,
     rate: int = 16000,
     channels: int = 1,
     interim: bool = True,

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 
 import grpc
+
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
-
 from tongyeok_server.api import validation, wire
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.recognition.base import Recognizer

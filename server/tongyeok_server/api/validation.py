@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tongyeok_client.proto import interpreter_pb2 as pb
-
 from tongyeok_server import languages
 from tongyeok_server.audio.format import (
     MAX_CHANNELS,

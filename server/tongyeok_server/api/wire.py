@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from google.protobuf.duration_pb2 import Duration
-from tongyeok_client.proto import interpreter_pb2 as pb
 
+from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
