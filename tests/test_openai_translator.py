@@ -9,6 +9,8 @@ from typing import Any
 
 import grpc
 import pytest
+
+from tests.support.fake_openai import FakeOpenAI, fake_tokens, fake_translation
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation import openai_engine
@@ -23,8 +25,6 @@ from tongyeok_server.translation.base import (
     TranslationRestart,
 )
 from tongyeok_server.translation.openai_engine import OpenAITranslator
-
-from tests.support.fake_openai import FakeOpenAI, fake_tokens, fake_translation
 
 SECRET = "sk-test-0123456789abcdefSECRET"
 
@@ -410,6 +410,47 @@ def test_concurrent_translations_run_in_parallel(fake: FakeOpenAI, translator: O
         assert final_text(results[i]) == fake_translation(texts[i], targets[i % len(targets)])
     assert fake.max_active == n
     assert elapsed < 2 * one, f"{n} translations took {elapsed:.2f} s; one takes {one:.2f} s"
+
+
+def test_many_concurrent_streams_half_cancelled_share_one_client(
+    fake: FakeOpenAI, translator: OpenAITranslator
+) -> None:
+    """Cancels racing readers on a shared connection pool: no errors, no leaks, the pool still works."""
+    fake.ttft_s, fake.tokens_per_s = 0.05, 30
+    n = 40
+    outputs: dict[int, str] = {}
+    errors: list[BaseException] = []
+    timers: list[threading.Timer] = []
+
+    def run(i: int) -> None:
+        stream = translator.translate(TranslationRequest(f"w{i} a b c d e f g h", "en", "ko"))
+        if i % 2:
+            timer = threading.Timer(0.05 + 0.3 * i / n, stream.cancel)
+            timers.append(timer)
+            timer.start()
+        try:
+            outputs[i] = final_text(collect(stream))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    for i in range(0, n, 2):
+        assert outputs[i] == fake_translation(f"w{i} a b c d e f g h", "ko")
+    for i in range(1, n, 2):
+        assert fake_translation(f"w{i} a b c d e f g h", "ko").startswith(outputs[i])  # a prefix, then stopped
+    assert fake.wait_idle()
+    outcomes = [r.outcome for r in fake.requests]
+    assert outcomes.count("completed") >= n // 2
+    assert set(outcomes) <= {"completed", "disconnected"}
+    assert outcomes.count("disconnected") >= n // 4
+    assert final_text(collect(translator.translate(TranslationRequest("still works", "en", "ko")))) == (
+        "[ko] works still"
+    )
 
 
 # -- construction ----------------------------------------------------------
