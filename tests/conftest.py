@@ -41,7 +41,9 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
     """
     recognizer = overrides.pop("recognizer", None)
     translator = overrides.pop("translator", None)
-    settings = replace(ServerSettings(), host="127.0.0.1", port=0, offline_workers=2, grace_period_s=5.0, **overrides)
+    settings = replace(
+        ServerSettings(), **{"host": "127.0.0.1", "port": 0, "offline_workers": 2, "grace_period_s": 5.0, **overrides}
+    )
     if isinstance(recognizer, str):
         settings = replace(settings, recognizer=recognizer)
         recognizer = None

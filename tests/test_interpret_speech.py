@@ -96,7 +96,7 @@ def test_48k_stereo_gives_the_same_finals(offline_stub, speech: Speech, mono_eve
     ids=["mulaw", "alaw"],
 )
 def test_8k_telephony_gives_one_final_per_sentence(
-    offline_stub, speech: Speech, tmp_path: Path, encoding: int, sox_encoding: str
+    offline_stub, speech: Speech, tmp_path: Path, encoding: pb.AudioEncoding, sox_encoding: str
 ) -> None:
     """G.711 at 8 kHz runs through decoding, resampling and endpointing.
 
