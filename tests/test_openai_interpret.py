@@ -16,15 +16,15 @@ from typing import Any
 
 import grpc
 import pytest
-from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
-from tongyeok_server.app import TongyeokServer
 
 from tests.conftest import stub_for
 from tests.support import fake_speech
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.fake_openai import FakeOpenAI, fake_translation
 from tests.support.fake_speech import KOREAN_BASE, FakeSpeech, word_for_id
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.app import TongyeokServer
 
 KO_1 = [KOREAN_BASE + i for i in range(3)]  # 안녕하세요 만나서 반갑습니다
 EN_1 = [1, 2, 3, 4]  # good morning thank you

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tongyeok_server.translation import prompts
 from tongyeok_server.translation.base import (
     ContextSentence,
