@@ -1,13 +1,8 @@
-"""Which recogniser a name selects. Adding an engine is one line here.
-
-Engines are imported only when chosen, so the embedded engines run without
-the cloud client libraries installed, and the other way round.
-"""
+"""Which recogniser a name selects. Adding an engine is one line here."""
 
 from __future__ import annotations
 
-import importlib
-
+from tongyeok_server.engine_loader import load_engine
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.settings import ServerSettings
 
@@ -20,12 +15,5 @@ RECOGNIZERS = {
 
 def create_recognizer(settings: ServerSettings) -> Recognizer:
     """Build the recogniser ``settings.recognizer`` names."""
-    try:
-        target = RECOGNIZERS[settings.recognizer]
-    except KeyError:
-        raise SystemExit(
-            f"unknown recognizer {settings.recognizer!r}; choose one of {', '.join(RECOGNIZERS)}"
-        ) from None
-    module, factory = target.split(":")
-    recognizer: Recognizer = getattr(importlib.import_module(module), factory)(settings)
+    recognizer: Recognizer = load_engine("recognizer", RECOGNIZERS, settings.recognizer, settings)
     return recognizer

@@ -1,13 +1,8 @@
-"""Which translator a name selects. Adding an engine is one line here.
-
-Engines are imported only when chosen, so each runs without the others'
-dependencies installed.
-"""
+"""Which translator a name selects. Adding an engine is one line here."""
 
 from __future__ import annotations
 
-import importlib
-
+from tongyeok_server.engine_loader import load_engine
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation.base import Translator
 
@@ -20,12 +15,5 @@ TRANSLATORS = {
 
 def create_translator(settings: ServerSettings) -> Translator:
     """Build the translator ``settings.translator`` names."""
-    try:
-        target = TRANSLATORS[settings.translator]
-    except KeyError:
-        raise SystemExit(
-            f"unknown translator {settings.translator!r}; choose one of {', '.join(TRANSLATORS)}"
-        ) from None
-    module, factory = target.split(":")
-    translator: Translator = getattr(importlib.import_module(module), factory)(settings)
+    translator: Translator = load_engine("translator", TRANSLATORS, settings.translator, settings)
     return translator
