@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import psutil
 import pytest
+
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation import apertium_engine

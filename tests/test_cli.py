@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soundfile
 from rich.console import Console
-from tongyeok_client import cli
-from tongyeok_client.proto import interpreter_pb2 as pb
 
 from tests.test_client_audio import FakeServicer, dur, serve
+from tongyeok_client import cli
+from tongyeok_client.proto import interpreter_pb2 as pb
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 from google.protobuf import duration_pb2
+
 from tongyeok_client import (
     FinalTranscript,
     InterimTranscript,
