@@ -58,12 +58,17 @@ AUDIO_TIMEOUT_MESSAGE = (
     "Audio Timeout Error: Long duration elapsed without audio. Audio should be sent close to real time."
 )
 
-# Word ids below KOREAN_BASE are English words, from KOREAN_BASE up Korean ones.
+# Word ids: 1.. English, SPANISH_BASE.. Spanish, KOREAN_BASE.. Korean.
+SPANISH_BASE = 8192
 KOREAN_BASE = 16384
 ENGLISH_WORDS = (  # noqa: SIM905 - prose reads better than a list of quoted words
     "good morning thank you for coming we are glad to meet the team today our plan is ready "
     "please review this proposal and send your comments by friday the price includes delivery "
     "support and training we hope to sign next week let us schedule a call"
+).split()
+SPANISH_WORDS = (  # noqa: SIM905 - words the Apertium eng-spa pair knows
+    "buenos días gracias por venir estamos contentos de conocer al equipo el precio incluye la entrega "
+    "por favor revise la propuesta y envíe sus comentarios"
 ).split()
 KOREAN_WORDS = (  # noqa: SIM905
     "안녕하세요 만나서 반갑습니다 오늘 회의에 와 주셔서 감사합니다 저희 제안서를 검토해 주시기 바랍니다 "
@@ -77,6 +82,8 @@ def word_for_id(word_id: int) -> tuple[str, str]:
         raise ValueError(f"word id {word_id} out of range")
     if word_id >= KOREAN_BASE:
         return KOREAN_WORDS[(word_id - KOREAN_BASE) % len(KOREAN_WORDS)], "ko-KR"
+    if word_id >= SPANISH_BASE:
+        return SPANISH_WORDS[(word_id - SPANISH_BASE) % len(SPANISH_WORDS)], "es-ES"
     return ENGLISH_WORDS[(word_id - 1) % len(ENGLISH_WORDS)], "en-US"
 
 
@@ -371,8 +378,8 @@ class FakeSpeech:
 
         def on_done() -> None:
             # Runs when the RPC terminates for any reason; if the fake did not
-            # end it itself and the client never half-closed, the client cancelled.
-            if record.status is None and not record.half_closed:
+            # end it itself (status still None), the client cancelled.
+            if record.status is None:
                 record.cancelled = True
             record.done.set()
 

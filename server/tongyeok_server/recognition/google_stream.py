@@ -204,11 +204,14 @@ class GoogleRecognizerStream(RecognizerStream):
         with self._cond:
             self._cancelled = True
             call = self._call
+        if call is not None:
+            # Cancel before waking the request generator: a generator that ends
+            # first would half-close, and Google would go on finalising.
+            call.cancel()
+        with self._cond:
             if self._leg is not None:
                 self._leg.stop = True
             self._cond.notify_all()
-        if call is not None:
-            call.cancel()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the reader thread to end (tests); True if it did."""
@@ -236,7 +239,7 @@ class GoogleRecognizerStream(RecognizerStream):
         while True:
             with self._cond:
                 while True:
-                    if leg.stop or self._cancelled:
+                    if leg.stop:  # set only once the call is cancelled
                         return
                     if leg.pos < self._written:
                         if leg.pos - leg.base >= hard_bytes:
@@ -251,11 +254,13 @@ class GoogleRecognizerStream(RecognizerStream):
                         self._cond.notify_all()  # a writer may be waiting for room
                         break
                     if self._finished:
+                        log.debug("google stream: caller finished; half-closing")
                         leg.half_closed = True
                         return
                     idle = time.monotonic() - max(self._last_write, leg.opened)
                     if idle >= policy.idle_close_s:
                         # The caller paused: let Google finalise and close rather than time out.
+                        log.debug("google stream: no audio for %.1f s; half-closing", idle)
                         leg.half_closed = True
                         return
                     self._cond.wait(policy.idle_close_s - idle)
@@ -289,8 +294,11 @@ class GoogleRecognizerStream(RecognizerStream):
             with self._cond:
                 self._call = call
                 cancelled = self._cancelled
-            if cancelled:
+            if cancelled:  # cancel() came while the call was being opened
                 call.cancel()
+                with self._cond:
+                    leg.stop = True
+                    self._cond.notify_all()
             code, details, planned = self._read(call, leg)
             with self._cond:
                 self._call = None
@@ -348,10 +356,10 @@ class GoogleRecognizerStream(RecognizerStream):
                 if final and leg.pos - leg.base >= soft_bytes and not leg.half_closed:
                     # Restart at this final: it ends in silence, and the next call
                     # resends from its end, so no word is cut or repeated.
+                    call.cancel()
                     with self._cond:
                         leg.stop = True
                         self._cond.notify_all()
-                    call.cancel()
                     return grpc.StatusCode.CANCELLED, "planned restart", True
         except grpc.RpcError as exc:
             return exc.code(), exc.details() or "", False
