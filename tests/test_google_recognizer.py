@@ -16,6 +16,15 @@ from typing import Any
 
 import grpc
 import pytest
+
+from tests.support.fake_speech import (
+    KOREAN_BASE,
+    FakeSpeech,
+    StreamRecord,
+    synthesize,
+    utterance_ends_s,
+    word_for_id,
+)
 from tongyeok_server.audio.format import AudioSpec, Encoding
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import (
@@ -30,15 +39,6 @@ from tongyeok_server.recognition.base import (
 from tongyeok_server.recognition.google_engine import GoogleRecognizer
 from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy
 from tongyeok_server.settings import ServerSettings
-
-from tests.support.fake_speech import (
-    KOREAN_BASE,
-    FakeSpeech,
-    StreamRecord,
-    synthesize,
-    utterance_ends_s,
-    word_for_id,
-)
 
 RATE = 16000
 PCM16 = AudioSpec(Encoding.LINEAR16, RATE, 1)
