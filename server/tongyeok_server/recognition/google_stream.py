@@ -76,7 +76,6 @@ _CALLER_CODE = {
 }
 
 _PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
-_PB_RESPONSE = cloud_speech.StreamingRecognizeResponse.pb()
 _BEGIN = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN)
 _END = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_END)
 
