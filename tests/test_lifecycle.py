@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -27,7 +27,7 @@ from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_until(condition, timeout_s: float = 10.0) -> bool:
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
