@@ -1,0 +1,290 @@
+"""The cloud-engine sweep: Tongyeok with the Google and OpenAI engines on the fakes, against the direct path.
+
+For each N: the same N streams of the fake's word audio are sent (1) straight
+to the fake recogniser, then (2) through a freshly started ``tongyeok-server``
+(``--recognizer google --translator openai``), each by load-generator
+processes. Events are matched by (stream, kind, audio end offset) across the
+two runs; the difference is what Tongyeok adds.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench import stats
+from bench.measure import Sampler, machine_busy_s, machine_cpu_window, run_loadgen
+from bench.procs import LOOPBACK, Child, Children, free_port, python, server_command, wait_for_grpc, wait_for_tcp
+from bench.profile import profile_process
+from tests.support import fake_speech
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+
+SOURCES = ["en-US"]
+TARGETS = ["ko"]
+
+
+@dataclass(frozen=True)
+class CloudOptions:
+    """How the sweep runs."""
+
+    streams: tuple[int, ...] = (10, 100, 200, 500)
+    seconds: float = 20.0
+    chunk_ms: int = 100
+    behind_bound_ms: float = 200.0
+    speech_latency_ms: float = 0.0
+    ttft_ms: float = 100.0
+    tokens_per_s: float = 50.0
+    streams_per_loadgen: int = 250
+    profile_at: int | None = None  # py-spy the server at this N
+    profile_s: float = 8.0
+
+
+def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[str, Any]:
+    """Run the sweep; returns the JSON-able results (one entry per N)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"options": options.__dict__ | {"streams": list(options.streams)}, "runs": []}
+    with Children() as children:
+        speech_port, openai_port = free_port(), free_port()
+        fake = children.start(
+            "fake-speech",
+            [
+                python(), "-m", "tests.support.fake_speech", "--port", str(speech_port),
+                "--latency-ms", str(options.speech_latency_ms), "--max-workers", str(2 * max(options.streams) + 100),
+            ],
+            work_dir,
+        )  # fmt: skip
+        openai = children.start(
+            "fake-openai",
+            [
+                python(), "-m", "tests.support.fake_openai", "--port", str(openai_port),
+                "--ttft-ms", str(options.ttft_ms), "--tokens-per-s", str(options.tokens_per_s),
+            ],
+            work_dir,
+        )  # fmt: skip
+        speech_address = f"{LOOPBACK}:{speech_port}"
+        wait_for_grpc(fake, speech_address, 30)
+        wait_for_tcp(openai, openai_port, 30)
+        fake_sampler = Sampler(fake.pid).start()
+        try:
+            for n in options.streams:
+                log(f"cloud: {n} streams, direct path (the floor) ...")
+                direct = _phase(children, options, n, "direct", speech_address, work_dir, None, fake_sampler)
+                log(f"cloud: {n} streams through tongyeok-server ...")
+                server_port = free_port()
+                server = _start_server(children, options, n, server_port, speech_port, openai_port, work_dir)
+                try:
+                    through = _phase(
+                        children, options, n, "tongyeok", f"{LOOPBACK}:{server_port}", work_dir, server, fake_sampler
+                    )
+                finally:
+                    children.stop(server, grace_s=5)
+                results["runs"].append(_analyse(options, n, direct, through))
+        finally:
+            fake_sampler.stop()
+        for child in (openai, fake):
+            children.stop(child)
+    return results
+
+
+def _start_server(
+    children: Children, options: CloudOptions, n: int, port: int, speech_port: int, openai_port: int, work_dir: Path
+) -> Child:
+    argv = [
+        server_command(),
+        "--host", LOOPBACK, "--port", str(port),
+        "--recognizer", "google", "--google-endpoint", f"{LOOPBACK}:{speech_port}", "--google-insecure",
+        "--translator", "openai", "--openai-base-url", f"http://{LOOPBACK}:{openai_port}/v1",
+        "--max-streams", str(max(1000, n + 50)), "--log-level", "WARNING",
+    ]  # fmt: skip
+    server = children.start(f"server-{n}", argv, work_dir, env={"OPENAI_API_KEY": "bench-not-a-secret"})
+    wait_for_grpc(server, f"{LOOPBACK}:{port}", 60)
+    _warm_up(f"{LOOPBACK}:{port}")
+    return server
+
+
+def _warm_up(address: str) -> None:
+    """One short stream (recognition and a translation), so lazy imports and first connections are not counted."""
+    audio = fake_speech.synthesize([[1, 2, 3]])
+    requests = [
+        pb.InterpretRequest(
+            config=pb.InterpretConfig(
+                audio_format=pb.AudioFormat(
+                    encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000, channel_count=1
+                ),
+                source_language_codes=SOURCES,
+                target_language_codes=TARGETS,
+                interim_results=True,
+            )
+        ),
+        *(pb.InterpretRequest(audio=audio[i : i + 3200]) for i in range(0, len(audio), 3200)),
+    ]
+    with grpc.insecure_channel(address) as channel:
+        for _ in pb_grpc.InterpreterStub(channel).Interpret(  # type: ignore[no-untyped-call]
+            iter(requests), timeout=30
+        ):
+            pass
+
+
+def _phase(
+    children: Children,
+    options: CloudOptions,
+    n: int,
+    target: str,
+    address: str,
+    work_dir: Path,
+    server: Child | None,
+    fake_sampler: Sampler,
+) -> dict[str, Any]:
+    sampler = Sampler(server.pid).start() if server is not None else None
+    machine: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample_machine() -> None:
+        while not stop.wait(0.25):
+            machine.append((time.monotonic(), machine_busy_s()))
+
+    machine_thread = threading.Thread(target=sample_machine, name="bench-machine", daemon=True)
+    machine_thread.start()
+    idle = sampler.read() if sampler is not None else None
+    # Streams open over a ramp (a burst of 500 opens at once is not what a service sees).
+    ramp_s = min(3.0, 0.01 * n + 0.2)
+    start_at = time.monotonic() + 3.0  # the load generators import grpc and google-cloud-speech first
+    spec = {
+        "target": target,
+        "address": address,
+        "streams": n,
+        "start_at": start_at,
+        "ramp_s": ramp_s,
+        "chunk_ms": options.chunk_ms,
+        "paced": True,
+        "audio": {"kind": "words", "seconds": options.seconds},
+        "sources": SOURCES,
+        "targets": TARGETS,
+        "interim": True,
+        "streams_per_channel": 50,
+        "timeout_s": options.seconds + 60,
+        "drain_timeout_s": 20.0,
+    }
+    # The steady window: every stream open, none finished yet.
+    margin = min(1.0, options.seconds * 0.2)  # short runs (the smoke test) still get a window
+    window = (start_at + ramp_s + margin, start_at + options.seconds - 1.5 * margin)
+    profile: dict[str, Any] | None = None
+    profiler: threading.Thread | None = None
+    if server is not None and options.profile_at == n:
+
+        def run_profile() -> None:
+            nonlocal profile
+            time.sleep(max(0.0, window[0] - time.monotonic()))
+            profile = profile_process(
+                server.pid, min(options.profile_s, window[1] - window[0]), work_dir / f"profile-{n}"
+            )
+
+        profiler = threading.Thread(target=run_profile, name="bench-profile", daemon=True)
+        profiler.start()
+    processes = math.ceil(n / options.streams_per_loadgen)
+    try:
+        streams, loadgen_cpu = run_loadgen(
+            children, spec, processes, work_dir, f"loadgen-{target}-{n}", options.seconds + 120
+        )
+    finally:
+        stop.set()
+        machine_thread.join(2)
+        if sampler is not None:
+            sampler.stop()
+        if profiler is not None:
+            profiler.join(options.profile_s + 30)
+    out: dict[str, Any] = {
+        "streams": streams,
+        "loadgen_cpu_s": loadgen_cpu,
+        "loadgen_processes": processes,
+        "machine_busy": machine_cpu_window(machine, *window),
+        "fake_speech": fake_sampler.window(*window),
+        "window_s": window[1] - window[0],
+        "profile": profile,
+    }
+    if sampler is not None:
+        out["server_idle"] = None if idle is None else {"rss": idle.rss, "threads": idle.threads}
+        out["server_window"] = sampler.window(*window)
+    return out
+
+
+def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dict[str, Any]) -> dict[str, Any]:
+    """Figures for one N from the two phases' raw results."""
+    floor: dict[tuple[int, str, int], float] = {}
+    for stream in direct["streams"]:
+        for kind, offset, latency in stream["events"]:
+            floor[(stream["index"], kind, offset)] = latency
+    added: dict[str, list[float]] = {"interim": [], "final": []}
+    absolute: dict[str, list[float]] = {"interim": [], "final": []}
+    floor_abs: dict[str, list[float]] = {"interim": [], "final": []}
+    for (_, kind, _), latency in floor.items():
+        floor_abs[kind].append(latency)
+    unpaired = 0
+    for stream in through["streams"]:
+        for kind, offset, latency in stream["events"]:
+            absolute[kind].append(latency)
+            base = floor.get((stream["index"], kind, offset))
+            if base is None:
+                unpaired += 1
+            else:
+                added[kind].append(latency - base)
+    token = [ms - options.ttft_ms for s in through["streams"] for ms in s["first_token_ms"]]
+    expected_finals = max((len(s["finals"]) for s in direct["streams"]), default=0)
+
+    def pace(streams: list[dict[str, Any]]) -> dict[str, Any]:
+        lateness = [v for s in streams for v in s["lateness_ms"]]
+        behind = [
+            s["index"]
+            for s in streams
+            if s["status"] != "OK"
+            or (max(s["lateness_ms"], default=0.0) > options.behind_bound_ms)
+            or len(s["finals"]) < expected_finals
+        ]
+        return {
+            "lateness_ms": stats.summary(lateness),
+            "streams_behind": len(behind),
+            "statuses": sorted({s["status"] for s in streams}),
+            "kept_pace": not behind,
+        }
+
+    server_window = through.get("server_window") or {}
+    idle = through.get("server_idle") or {}
+    cpu_cores = server_window.get("cpu_cores")
+    rss_peak = server_window.get("rss_peak")
+    return {
+        "streams": n,
+        "added_ms": {kind: stats.summary(v) for kind, v in added.items()},
+        "tongyeok_ms": {kind: stats.summary(v) for kind, v in absolute.items()},
+        "direct_ms": {kind: stats.summary(v) for kind, v in floor_abs.items()},
+        "first_token_added_ms": stats.summary(token),
+        "unpaired_events": unpaired,
+        "finals_expected_per_stream": expected_finals,
+        "finals_received": sum(len(s["finals"]) for s in through["streams"]),
+        "translations_complete": sum(s["translations_complete"] for s in through["streams"]),
+        "pace": pace(through["streams"]),
+        "direct_pace": pace(direct["streams"]),
+        "server_cpu_cores": cpu_cores,
+        "server_cpu_ms_per_stream_s": None if cpu_cores is None else round(cpu_cores * 1000 / n, 3),
+        "server_rss_idle_mb": None if not idle else round(idle["rss"] / 2**20, 1),
+        "server_rss_mb": None if rss_peak is None else round(rss_peak / 2**20, 1),
+        "server_rss_per_stream_mb": None
+        if rss_peak is None or not idle
+        else round((rss_peak - idle["rss"]) / 2**20 / n, 3),
+        "server_threads": server_window.get("threads_peak"),
+        "machine_busy_tongyeok": through["machine_busy"],
+        "machine_busy_direct": direct["machine_busy"],
+        "loadgen_cpu_s": {"direct": direct["loadgen_cpu_s"], "tongyeok": through["loadgen_cpu_s"]},
+        "loadgen_processes": through["loadgen_processes"],
+        "fake_speech_cpu_cores": {
+            "direct": (direct["fake_speech"] or {}).get("cpu_cores"),
+            "tongyeok": (through["fake_speech"] or {}).get("cpu_cores"),
+        },
+        "profile": through.get("profile"),
+    }

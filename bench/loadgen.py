@@ -1,0 +1,321 @@
+"""The load generator: N concurrent streams at real-time pace, in a process of its own.
+
+Run as ``python -m bench.loadgen SPEC.json OUT.json`` by the bench. One
+asyncio loop (grpc.aio) drives every stream, so one process holds hundreds
+of streams without a thread each.
+
+Two targets speak two protocols with the same audio on the same schedule:
+
+- ``tongyeok``: ``tongyeok.v1.Interpreter/Interpret`` on the server under test;
+- ``direct``: ``google.cloud.speech.v2.Speech/StreamingRecognize`` straight to
+  the fake recogniser (the floor), with the request Tongyeok would send.
+
+Timing model: a stream "records" from its start time; chunk k (audio
+``[k*c, (k+1)*c)``) is due at ``start + (k+1)*c``, as a microphone delivers
+it. Lateness is the time ``write`` returned minus the due time. With the
+fake's word audio, every transcript result is a deterministic function of the
+audio, and the chunk that triggers it is known in advance (the fake's own
+decoder is run over the chunks here), so each event's latency is its arrival
+minus the send time of the chunk that triggered it, keyed by (kind, audio end
+offset) so the two paths can be matched event by event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.cloud.speech_v2.types import cloud_speech
+
+from tests.support import fake_speech
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+
+RATE_HZ = 16000
+BYTES_PER_S = RATE_HZ * 2
+DIRECT_METHOD = "/google.cloud.speech.v2.Speech/StreamingRecognize"
+DIRECT_RECOGNIZER = "projects/local/locations/global/recognizers/_"
+_PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
+_PB_RESPONSE = cloud_speech.StreamingRecognizeResponse.pb()
+# grpc-stubs does not declare grpc.aio.EOF.
+_EOF: Any = getattr(grpc.aio, "EOF")  # noqa: B009
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def word_script(seconds: float) -> list[list[int]]:
+    """Utterances of the fake's English words (4-7 words each) filling about ``seconds`` of audio."""
+    timing = fake_speech.Timing()
+    utterances: list[list[int]] = []
+    next_id = 1
+    while True:
+        length = 4 + len(utterances) % 4
+        candidate = [*utterances, [next_id + j for j in range(length)]]
+        if utterances and fake_speech.utterance_ends_s(candidate, timing)[-1][1] > seconds:
+            return utterances
+        utterances = candidate
+        next_id = (next_id + length - 1) % len(fake_speech.ENGLISH_WORDS) + 1
+
+
+def trigger_chunks(audio: bytes, chunk_bytes: int, endpoint_s: float = 0.5) -> dict[tuple[str, int], int]:
+    """(kind, end offset in ms) -> index of the chunk whose arrival makes the fake emit that result.
+
+    Runs the fake's own decoder over the chunks (its rules are the
+    specification), so a change to the fake cannot silently skew the bench.
+    """
+    decoder = fake_speech._Decoder(RATE_HZ, 1, endpoint_s, interim=True, vad=False)
+    out: dict[tuple[str, int], int] = {}
+    for index in range(0, (len(audio) + chunk_bytes - 1) // chunk_bytes):
+        for response in decoder.feed(audio[index * chunk_bytes : (index + 1) * chunk_bytes]):
+            for result in response.results:
+                end: Any = result.result_end_offset  # proto-plus marshals Duration to timedelta
+                key = ("final" if result.is_final else "interim", _ms(end.total_seconds()))
+                out.setdefault(key, index)
+    return out
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+# --------------------------------------------------------------------------- per stream
+
+
+@dataclass
+class StreamResult:
+    """What one stream saw; times are time.monotonic() seconds, latencies milliseconds."""
+
+    index: int
+    start: float
+    status: str = "pending"
+    lateness_ms: list[float] = field(default_factory=list)
+    events: list[tuple[str, int, float]] = field(default_factory=list)  # kind, end offset ms, latency ms
+    unmatched: int = 0
+    finals: list[tuple[int, float, float, str]] = field(default_factory=list)  # utterance, end offset s, arrival s
+    first_token_ms: list[float] = field(default_factory=list)
+    translations_complete: int = 0
+    sent_s: float = 0.0  # when the last chunk was written
+    ended_s: float = 0.0  # when the response stream ended
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "status": self.status,
+            "lateness_ms": [round(v, 2) for v in self.lateness_ms],
+            "events": [[k, off, round(lat, 3)] for k, off, lat in self.events],
+            "unmatched": self.unmatched,
+            "finals": [[u, round(end, 3), round(at, 4), text] for u, end, at, text in self.finals],
+            "first_token_ms": [round(v, 3) for v in self.first_token_ms],
+            "translations_complete": self.translations_complete,
+            "sent_s": round(self.sent_s, 4),
+            "ended_s": round(self.ended_s, 4),
+        }
+
+
+class _Stream:
+    def __init__(self, spec: dict[str, Any], index: int, start: float, audio: bytes, triggers: dict[Any, int]) -> None:
+        self.spec = spec
+        self.audio = audio
+        self.triggers = triggers
+        self.chunk_s = spec["chunk_ms"] / 1000
+        self.chunk_bytes = round(self.chunk_s * BYTES_PER_S)
+        self.sent_at: list[float] = []
+        self.result = StreamResult(index, start)
+        self.final_arrival: dict[int, float] = {}
+        self.first_token_seen: set[int] = set()
+
+    # Sending -----------------------------------------------------------------
+
+    async def send(self, call: Any, first: Any, wrap: Any) -> None:
+        await call.write(first)
+        paced = self.spec["paced"]
+        n = (len(self.audio) + self.chunk_bytes - 1) // self.chunk_bytes
+        for k in range(n):
+            due = self.result.start + (k + 1) * self.chunk_s
+            if paced:
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await call.write(wrap(self.audio[k * self.chunk_bytes : (k + 1) * self.chunk_bytes]))
+            now = time.monotonic()
+            self.sent_at.append(now)
+            if paced:
+                self.result.lateness_ms.append(max(0.0, (now - due) * 1000))
+        self.result.sent_s = time.monotonic() - self.result.start
+        await call.done_writing()
+
+    # Receiving ---------------------------------------------------------------
+
+    def transcript(self, kind: str, end_s: float, arrival: float) -> None:
+        chunk = self.triggers.get((kind, _ms(end_s)))
+        if chunk is None or chunk >= len(self.sent_at):
+            self.result.unmatched += 1
+            return
+        self.result.events.append((kind, _ms(end_s), (arrival - self.sent_at[chunk]) * 1000))
+
+    async def receive_tongyeok(self, call: Any) -> None:
+        while True:
+            response = await call.read()
+            arrival = time.monotonic()
+            if response is _EOF:
+                return
+            which = response.WhichOneof("event")
+            if which == "interim_transcript":
+                self.transcript(
+                    "interim", response.interim_transcript.audio_end_offset.ToTimedelta().total_seconds(), arrival
+                )
+            elif which == "final_transcript":
+                final = response.final_transcript
+                end_s = final.audio_end_offset.ToTimedelta().total_seconds()
+                self.transcript("final", end_s, arrival)
+                self.final_arrival[final.utterance_id] = arrival
+                self.result.finals.append((final.utterance_id, end_s, arrival - self.result.start, final.text))
+            elif which == "translation_token":
+                utterance = response.translation_token.utterance_id
+                if utterance not in self.first_token_seen and utterance in self.final_arrival:
+                    self.first_token_seen.add(utterance)
+                    self.result.first_token_ms.append((arrival - self.final_arrival[utterance]) * 1000)
+            elif which == "translation_complete":
+                self.result.translations_complete += 1
+
+    async def receive_direct(self, call: Any) -> None:
+        while True:
+            response = await call.read()
+            arrival = time.monotonic()
+            if response is _EOF:
+                return
+            for result in response.results:
+                end_s = result.result_end_offset.ToTimedelta().total_seconds()
+                self.transcript("final" if result.is_final else "interim", end_s, arrival)
+                if result.is_final:
+                    self.result.finals.append((len(self.result.finals), end_s, arrival - self.result.start, ""))
+
+    # Both --------------------------------------------------------------------
+
+    async def run(self, channel: grpc.aio.Channel) -> StreamResult:
+        delay = self.result.start - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self.spec["target"] == "direct":
+            method = channel.stream_stream(
+                DIRECT_METHOD,
+                request_serializer=_PB_REQUEST.SerializeToString,
+                response_deserializer=_PB_RESPONSE.FromString,
+            )
+            call: Any = method()  # type: ignore[call-arg]
+            first: Any = _direct_first_request(self.spec)
+            wrap: Any = lambda audio: _PB_REQUEST(audio=audio)  # noqa: E731
+            receive = self.receive_direct(call)
+        else:
+            call = pb_grpc.InterpreterStub(channel).Interpret()  # type: ignore[no-untyped-call]
+            first = _tongyeok_config(self.spec)
+            wrap = lambda audio: pb.InterpretRequest(audio=audio)  # noqa: E731
+            receive = self.receive_tongyeok(call)
+        reader = asyncio.ensure_future(receive)
+        try:
+            await asyncio.wait_for(self.send(call, first, wrap), self.spec["timeout_s"])
+            await asyncio.wait_for(asyncio.shield(reader), self.spec["drain_timeout_s"])
+            self.result.status = (await call.code()).name
+        except grpc.aio.AioRpcError as exc:
+            self.result.status = f"{exc.code().name}: {exc.details()}"
+        except asyncio.TimeoutError:
+            self.result.status = "TIMEOUT"
+        finally:
+            self.result.ended_s = time.monotonic() - self.result.start
+            call.cancel()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await reader
+        return self.result
+
+
+def _direct_first_request(spec: dict[str, Any]) -> Any:
+    """The config request Tongyeok's Google engine sends (same features), as a raw protobuf."""
+    config = cloud_speech.StreamingRecognizeRequest(
+        recognizer=DIRECT_RECOGNIZER,
+        streaming_config=cloud_speech.StreamingRecognitionConfig(
+            config=cloud_speech.RecognitionConfig(
+                explicit_decoding_config=cloud_speech.ExplicitDecodingConfig(
+                    encoding=cloud_speech.ExplicitDecodingConfig.AudioEncoding.LINEAR16,
+                    sample_rate_hertz=RATE_HZ,
+                    audio_channel_count=1,
+                ),
+                language_codes=list(spec["sources"]),
+                model="long",
+            ),
+            streaming_features=cloud_speech.StreamingRecognitionFeatures(interim_results=spec["interim"]),
+        ),
+    )
+    return cloud_speech.StreamingRecognizeRequest.pb(config)
+
+
+def _tongyeok_config(spec: dict[str, Any]) -> pb.InterpretRequest:
+    return pb.InterpretRequest(
+        config=pb.InterpretConfig(
+            audio_format=pb.AudioFormat(
+                encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=RATE_HZ, channel_count=1
+            ),
+            source_language_codes=list(spec["sources"]),
+            target_language_codes=list(spec["targets"]),
+            interim_results=spec["interim"],
+        )
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def load_audio(spec: dict[str, Any]) -> tuple[bytes, dict[Any, int]]:
+    """The audio every stream sends, and (for word audio) the trigger chunk of each result."""
+    chunk_bytes = round(spec["chunk_ms"] / 1000 * BYTES_PER_S)
+    if spec["audio"]["kind"] == "words":
+        audio = fake_speech.synthesize(word_script(spec["audio"]["seconds"]), RATE_HZ)
+        return audio, trigger_chunks(audio, chunk_bytes)
+    return Path(spec["audio"]["path"]).read_bytes(), {}
+
+
+async def run_streams(spec: dict[str, Any]) -> list[StreamResult]:
+    """Run every stream of ``spec``; returns their results."""
+    audio, triggers = load_audio(spec)
+    n = spec["streams"]
+    first = spec.get("first_stream", 0)
+    total = spec.get("total_streams", n)
+    per_channel = spec.get("streams_per_channel", 50)
+    # Own subchannel per channel: streams spread over several connections, as many callers would.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.insecure_channel(spec["address"], options=options) for _ in range((n + per_channel - 1) // per_channel)
+    ]
+    try:
+        streams = []
+        for i in range(n):
+            index = first + i
+            # Starts spread evenly over the ramp, so chunk sends interleave instead of bursting together.
+            start = spec["start_at"] + spec["ramp_s"] * index / max(1, total)
+            streams.append(_Stream(spec, index, start, audio, triggers))
+        return list(await asyncio.gather(*(s.run(channels[i // per_channel]) for i, s in enumerate(streams))))
+    finally:
+        for channel in channels:
+            await channel.close(None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.loadgen SPEC.json OUT.json``."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(args[0]).read_text())
+    results = asyncio.run(run_streams(spec))
+    Path(args[1]).write_text(json.dumps({"streams": [r.to_json() for r in results]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

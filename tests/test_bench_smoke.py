@@ -1,0 +1,33 @@
+"""The bench machinery at a tiny size: fakes, server, load generator and report fit together.
+
+Speed is the bench's business, not the tests': nothing here asserts on a latency.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+
+from bench.cloud import CloudOptions, run_cloud
+from bench.report import targets
+
+
+def test_cloud_sweep_reports_every_field(tmp_path: Path) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    results = run_cloud(CloudOptions(streams=(2,), seconds=3.0), tmp_path, log=lambda _: None)
+    (run,) = results["runs"]
+    assert run["streams"] == 2
+    for kind in ("interim", "final"):
+        assert set(run["added_ms"][kind]) == {"p50", "p99", "max", "count"}
+        assert run["added_ms"][kind]["count"] > 0, "events were matched across the two paths"
+    assert run["finals_received"] == run["finals_expected_per_stream"] * 2 > 0
+    assert run["first_token_added_ms"]["count"] > 0
+    assert run["pace"]["statuses"] == ["OK"]
+    assert run["server_rss_per_stream_mb"] is not None
+    assert run["server_cpu_ms_per_stream_s"] is not None
+    assert {t["target"] for t in targets({"cloud": results})} >= {
+        "concurrent real-time streams, cloud engines, none behind"
+    }
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after <= before, "the bench left processes behind"
