@@ -6,6 +6,14 @@ format; the engine converts what it must. Results come back through the
 listener callback, from whatever thread the engine uses; the listener is
 cheap and thread-safe (it only enqueues).
 
+The server serves streams on one asyncio event loop. ``open_stream`` is
+called from a coroutine on that loop and audio arrives through
+``write_async``; an engine that lives on the loop (Google) overrides it and
+adds no thread hop per chunk, while a blocking engine (pocketsphinx, whose
+pipe may fill) gets the default, which runs ``write`` on a worker thread so
+the loop never waits. ``finish`` and ``cancel`` are called from any thread
+and must not block.
+
 Every stream ends with exactly one ``RecognitionEnded`` event, unless it was
 cancelled (after ``cancel()`` the listener is never called again).
 """
@@ -13,6 +21,7 @@ cancelled (after ``cancel()`` the listener is never called again).
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,6 +106,16 @@ class RecognizerStream(abc.ABC):
     @abc.abstractmethod
     def write(self, audio: bytes) -> None:
         """Queue audio (whole frames, caller's format). May block briefly for flow control."""
+
+    async def write_async(self, audio: bytes) -> None:
+        """``write`` for a caller on the event loop: returns when the engine has taken the audio.
+
+        Awaiting is the flow control: a full engine delays the next read from
+        the caller, and gRPC's window slows the caller down. The default runs
+        ``write`` on a worker thread (one hop per chunk), which suits engines
+        whose ``write`` may block.
+        """
+        await asyncio.to_thread(self.write, audio)
 
     @abc.abstractmethod
     def finish(self) -> None:
