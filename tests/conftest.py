@@ -89,4 +89,6 @@ def offline_stub(offline_server: TongyeokServer) -> Iterator[pb_grpc.Interpreter
 
 def non_pool_threads() -> list[str]:
     """Names of live threads other than the long-lived pools' idle workers."""
-    return sorted(t.name for t in threading.enumerate() if not t.name.startswith(("rpc", "translate", "ThreadPool")))
+    return sorted(
+        t.name for t in threading.enumerate() if not t.name.startswith(("offload", "translate", "ThreadPool"))
+    )

@@ -1,13 +1,23 @@
-"""Assembling and running the gRPC server: engines, servicer, health, reflection, shutdown."""
+"""Assembling and running the gRPC server: engines, servicer, health, reflection, shutdown.
+
+The server is gRPC's asyncio server, on an event loop in a thread of its own
+("tongyeok-loop"), so that ``TongyeokServer`` keeps a plain blocking API
+(``start``/``stop``) for ``main`` and for tests that embed it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio  # grpc_health.v1.health.aio, which mypy cannot see
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -23,8 +33,14 @@ from tongyeok_server.translation.registry import create_translator
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Interpreter"].full_name
-# Threads for RPCs other than Interpret streams (TranslateText, ListLanguages, health).
-_SPARE_RPC_THREADS = 32
+_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_AUDIO_CHUNK_BYTES + 64 * 1024),
+    # Mobile callers sit behind NATs that drop idle flows; let them
+    # ping during long silences without being told off.
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+T = TypeVar("T")
 
 
 class TongyeokServer:
@@ -46,53 +62,74 @@ class TongyeokServer:
         self.servicer = InterpreterServicer(
             self.recognizer, self.translator, self._translation_executor, settings.max_streams
         )
-        self._health = health.HealthServicer()
-        self._server = grpc.server(
-            ThreadPoolExecutor(settings.max_streams + _SPARE_RPC_THREADS, thread_name_prefix="rpc"),
-            options=[
-                ("grpc.max_receive_message_length", MAX_AUDIO_CHUNK_BYTES + 64 * 1024),
-                # Mobile callers sit behind NATs that drop idle flows; let them
-                # ping during long silences without being told off.
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-            ],
-        )
-        pb_grpc.add_InterpreterServicer_to_server(self.servicer, self._server)  # type: ignore[no-untyped-call]
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        if settings.reflection:
-            reflection.enable_server_reflection(
-                (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-                self._server,
-            )
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="tongyeok-loop", daemon=True)
+        self._server: grpc.aio.Server | None = None
+        self._health: health_aio.HealthServicer | None = None
+        self._stopped = threading.Event()
         self.port = 0
 
     def start(self) -> int:
         """Bind and start serving; returns the port (useful with port 0)."""
-        address = f"{self.settings.host}:{self.settings.port}"
-        self.port = self._server.add_insecure_port(address)
-        if not self.port:
-            raise SystemExit(f"cannot listen on {address}: is the port in use?")
-        self._server.start()
-        for service in ("", SERVICE_NAME):
-            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._loop_thread.start()
+        self.port = self._on_loop(self._start())
         return self.port
+
+    async def _start(self) -> int:
+        # Engines whose write() may block (pocketsphinx) write from these threads (see RecognizerStream.write_async).
+        self._loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="offload"))
+        server = grpc.aio.server(options=_OPTIONS)
+        self._health = health_aio.HealthServicer()
+        pb_grpc.add_InterpreterServicer_to_server(self.servicer, server)  # type: ignore[no-untyped-call]
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        if self.settings.reflection:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+                server,
+            )
+        address = f"{self.settings.host}:{self.settings.port}"
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError:
+            port = 0
+        if not port:
+            raise SystemExit(f"cannot listen on {address}: is the port in use?")
+        await server.start()
+        self._server = server
+        for service in ("", SERVICE_NAME):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        return port
 
     def stop(self, grace_s: float | None = None) -> None:
         """Refuse new streams, let open ones finish their sentence within ``grace_s``, release engines."""
         grace = self.settings.grace_period_s if grace_s is None else grace_s
-        self._health.enter_graceful_shutdown()
-        stopped = self._server.stop(grace)
+        if self._server is not None:
+            self._on_loop(self._stop(grace))
+        self._translation_executor.shutdown(wait=True, cancel_futures=True)
+        # Before the loop stops: an engine on the loop closes its channels there.
+        self.recognizer.close()
+        self.translator.close()
+        if self._loop_thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join()
+        self._loop.close()
+        self._stopped.set()
+
+    async def _stop(self, grace: float) -> None:
+        assert self._server is not None and self._health is not None
+        await self._health.enter_graceful_shutdown()
         draining = self.servicer.drain()
         if draining:
             log.info("draining %d open streams (grace %.1fs)", draining, grace)
-        deadline = time.monotonic() + grace
+        # New RPCs are refused from here on; open ones get ``grace`` to end, then are cancelled.
+        await self._server.stop(grace)
+        deadline = time.monotonic() + 1.0
         while self.servicer.open_streams and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stopped.wait()
-        self._translation_executor.shutdown(wait=True, cancel_futures=True)
-        self.recognizer.close()
-        self.translator.close()
+            await asyncio.sleep(0.01)  # cancelled streams' cleanup runs on this loop
+
+    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def wait(self) -> None:
-        """Block until the server stops."""
-        self._server.wait_for_termination()
+        """Block until ``stop`` has finished."""
+        self._stopped.wait()

@@ -1,18 +1,23 @@
-"""The ``tongyeok.v1.Interpreter`` servicer.
+"""The ``tongyeok.v1.Interpreter`` servicer, on gRPC's asyncio server.
 
-Each Interpret stream is served on its own gRPC servicer thread, which
-yields the session's events; a second thread per stream (the feeder) reads
-the caller's audio, so recognition of the next sentence goes on while the
-previous one is translated and sent.
+Every RPC runs as a coroutine on the server's one event loop. An Interpret
+stream is two tasks: the RPC's own (it yields the session's events) and a
+feeder (it reads the caller's audio), so recognition of the next sentence
+goes on while the previous one is translated and sent. No thread is started
+per stream: with the Google recogniser on the same loop, a chunk goes from
+caller to Google and a result back without a thread hand-off, which is what
+lets one process hold hundreds of streams (see ``make bench``).
+Translations run on a shared thread pool and reach the loop through the
+session's ``EventChannel``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 
 import grpc
@@ -23,6 +28,7 @@ from tongyeok_server.api import validation, wire
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
+from tongyeok_server.session.event_channel import EventChannel
 from tongyeok_server.session.session import Session
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
@@ -46,43 +52,48 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
     # -- Interpret -----------------------------------------------------------
 
-    def Interpret(
-        self, request_iterator: Iterator[pb.InterpretRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.InterpretResponse]:
+    async def Interpret(
+        self,
+        request_iterator: AsyncIterator[pb.InterpretRequest],
+        context: grpc.aio.ServicerContext[pb.InterpretRequest, pb.InterpretResponse],
+    ) -> AsyncIterator[pb.InterpretResponse]:
         """See the proto: config first, then audio; events back."""
+        peer = context.peer()
         try:
-            session = self._open_session(request_iterator)
+            session = await self._open_session(request_iterator)
         except ServiceError as error:
-            log.info("stream refused (%s): %s peer=%s", error.code.name, error.message, context.peer())
-            context.abort(error.code, error.message)
-        context.add_callback(lambda: self._close_session(session, context.peer()))
-        feeder = threading.Thread(
-            target=self._feed, args=(session, request_iterator), name=f"feed-{session.id}", daemon=True
-        )
-        feeder.start()
-        ignored = self._translator.ignored_options(session.config.translation)
-        yield pb.InterpretResponse(
-            session_started=pb.SessionStarted(
-                session_id=session.id,
-                effective_config=wire.effective_config(session.config),
-                recognizer=wire.engine(self._recognizer.description),
-                translator=wire.engine(self._translator.description),
-                ignored_options=ignored,
+            log.info("stream refused (%s): %s peer=%s", error.code.name, error.message, peer)
+            await context.abort(error.code, error.message)
+        # Ends with the RPC: the caller's cancel cancels this coroutine, and
+        # the finally below stops the feeder and everything the session started.
+        feeder = asyncio.create_task(self._feed(session, request_iterator), name=f"feed-{session.id}")
+        try:
+            ignored = self._translator.ignored_options(session.config.translation)
+            yield pb.InterpretResponse(
+                session_started=pb.SessionStarted(
+                    session_id=session.id,
+                    effective_config=wire.effective_config(session.config),
+                    recognizer=wire.engine(self._recognizer.description),
+                    translator=wire.engine(self._translator.description),
+                    ignored_options=ignored,
+                )
             )
-        )
-        for event in session.events():
-            if isinstance(event, ev.End):
-                if event.error is not None:
-                    context.abort(event.error.code, event.error.message)
-                return
-            yield wire.interpret_response(event)
+            async for event in session.events():
+                if isinstance(event, ev.End):
+                    if event.error is not None:
+                        await context.abort(event.error.code, event.error.message)
+                    return
+                yield wire.interpret_response(event)
+        finally:
+            feeder.cancel()
+            self._close_session(session, peer)
 
-    def _open_session(self, request_iterator: Iterator[pb.InterpretRequest]) -> Session:
+    async def _open_session(self, request_iterator: AsyncIterator[pb.InterpretRequest]) -> Session:
         if not self._accepting:
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; connect to another instance")
         try:
-            first = next(request_iterator)
-        except StopIteration:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
             raise invalid_argument(
                 "the stream ended before its config: send an InterpretRequest with `config` first, then `audio`"
             ) from None
@@ -119,17 +130,19 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         return session
 
     @staticmethod
-    def _feed(session: Session, requests: Iterator[pb.InterpretRequest]) -> None:
-        """Read the caller's messages after the config (feeder thread)."""
+    async def _feed(session: Session, requests: AsyncIterator[pb.InterpretRequest]) -> None:
+        """Read the caller's messages after the config (the stream's feeder task)."""
         spec = session.config.audio
         chunks = 0
+        n = 1
         try:
-            for n, request in enumerate(requests, start=2):
+            async for request in requests:
+                n += 1
                 kind = request.WhichOneof("request")
                 if kind == "audio":
                     chunks += 1
                     validation.audio_chunk(request.audio, chunks, spec)
-                    session.write_audio(request.audio)
+                    await session.write_audio(request.audio)
                 elif kind == "config":
                     raise invalid_argument(
                         f"message {n} carries a second `config`; only the first message may, the rest carry `audio`"
@@ -139,13 +152,17 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         except ServiceError as error:
             session.fail(error)
             return
+        except asyncio.CancelledError:
+            raise
         except Exception:
+            # The caller's side of the call broke (reset, deadline): nothing left to serve.
+            log.debug("session %s: reading the caller's audio failed", session.id, exc_info=True)
             session.cancel()
             return
         session.finish_audio()
 
     def _close_session(self, session: Session, peer: str) -> None:
-        """RPC termination callback: release everything, write the log line."""
+        """The RPC ended, however it ended: release everything, write the log line."""
         session.cancel()
         with self._lock:
             self._sessions.pop(session.id, None)
@@ -184,18 +201,19 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
     # -- TranslateText -----------------------------------------------------------
 
-    def TranslateText(
-        self, request: pb.TranslateTextRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.TranslateTextResponse]:
+    async def TranslateText(
+        self,
+        request: pb.TranslateTextRequest,
+        context: grpc.aio.ServicerContext[pb.TranslateTextRequest, pb.TranslateTextResponse],
+    ) -> AsyncIterator[pb.TranslateTextResponse]:
         """Translate one text into each target language, in parallel, streaming tokens."""
         try:
             source, targets, options = validation.translate_text(request, self._translator)
         except ServiceError as error:
-            context.abort(error.code, error.message)
+            await context.abort(error.code, error.message)
         history = tuple(ContextSentence(text, source) for text in request.context[-validation.MAX_CONTEXT_SENTENCES :])
-        events: queue.SimpleQueue[ev.SessionEvent | None] = queue.SimpleQueue()
+        events: EventChannel[ev.SessionEvent | None] = EventChannel(asyncio.get_running_loop())
         open_translations = OpenTranslations()
-        context.add_callback(open_translations.cancel_all)
 
         def job(target: str) -> None:
             try:
@@ -207,26 +225,33 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         for target in targets:
             self._executor.submit(job, target)
         remaining, failures = len(targets), 0
-        while remaining:
-            event = events.get()
-            if event is None:
-                remaining -= 1
-            elif isinstance(event, ev.Token):
-                yield pb.TranslateTextResponse(translation_token=wire.token(event))
-            elif isinstance(event, ev.Complete):
-                yield pb.TranslateTextResponse(translation_complete=wire.complete(event))
-            elif isinstance(event, ev.Reset):
-                yield pb.TranslateTextResponse(translation_reset=wire.reset(event))
-            elif isinstance(event, ev.Notice):
-                failures += 1
-                yield pb.TranslateTextResponse(notice=wire.notice(event))
+        try:
+            while remaining:
+                event = await events.get()
+                if event is None:
+                    remaining -= 1
+                elif isinstance(event, ev.Token):
+                    yield pb.TranslateTextResponse(translation_token=wire.token(event))
+                elif isinstance(event, ev.Complete):
+                    yield pb.TranslateTextResponse(translation_complete=wire.complete(event))
+                elif isinstance(event, ev.Reset):
+                    yield pb.TranslateTextResponse(translation_reset=wire.reset(event))
+                elif isinstance(event, ev.Notice):
+                    failures += 1
+                    yield pb.TranslateTextResponse(notice=wire.notice(event))
+        finally:
+            open_translations.cancel_all()  # a caller that left early stops the engines too
         if failures == len(targets):
-            context.abort(grpc.StatusCode.UNAVAILABLE, "every translation failed; see the notices for the reasons")
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "every translation failed; see the notices for the reasons"
+            )
 
     # -- ListLanguages ---------------------------------------------------------
 
-    def ListLanguages(
-        self, request: pb.ListLanguagesRequest, context: grpc.ServicerContext
+    async def ListLanguages(
+        self,
+        request: pb.ListLanguagesRequest,
+        context: grpc.aio.ServicerContext[pb.ListLanguagesRequest, pb.ListLanguagesResponse],
     ) -> pb.ListLanguagesResponse:
         """What the running engines support."""
         return pb.ListLanguagesResponse(

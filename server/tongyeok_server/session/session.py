@@ -1,22 +1,24 @@
 """One Interpret stream: audio in, recognition, per-language translation, events out.
 
-Threads that touch a session: the gRPC servicer thread (reads ``events()``),
-the feeder thread (``write_audio`` / ``finish_audio``), the recogniser's
-callback thread (``_on_recognition``), the shared translation threads (lane
-jobs) and gRPC's termination callback (``cancel``). They meet at one lock
-and one queue; every event a caller sees goes through ``_emit``.
+Who touches a session: the servicer's coroutine and the stream's feeder task,
+both on the server's event loop (``events()``, ``write_audio``,
+``finish_audio``, ``cancel``); the recogniser's listener, on the loop
+(Google) or on the engine's reader thread (pocketsphinx); the shared
+translation threads (lane jobs). They meet at one lock, held only for a few
+assignments, and one ``EventChannel``; every event a caller sees goes through
+``_emit``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -36,6 +38,7 @@ from tongyeok_server.recognition.base import (
 )
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
+from tongyeok_server.session.event_channel import EventChannel
 from tongyeok_server.session.serial_lane import SerialLane
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
@@ -76,7 +79,7 @@ class SessionStats:
 
 
 class Session:
-    """The state and threads of one Interpret stream."""
+    """The state of one Interpret stream; create it on the server's event loop."""
 
     def __init__(
         self,
@@ -93,7 +96,7 @@ class Session:
         self._recognizer = recognizer
         self._translator = translator
         self._executor = translation_executor
-        self._events: queue.SimpleQueue[ev.SessionEvent] = queue.SimpleQueue()
+        self._events: EventChannel[ev.SessionEvent] = EventChannel(asyncio.get_running_loop())
         self._lock = threading.Lock()
         self._stream: RecognizerStream | None = None
         self._utterance_id = 1
@@ -119,13 +122,14 @@ class Session:
         )
         self._stream = self._recognizer.open_stream(rc, self._on_recognition)
 
-    def write_audio(self, audio: bytes) -> None:
-        """Pass one validated chunk on to the recogniser (feeder thread)."""
-        if self._draining or self._ended or self._stream is None:
+    async def write_audio(self, audio: bytes) -> None:
+        """Pass one validated chunk on to the recogniser; returns when the engine has taken it."""
+        stream = self._stream
+        if self._draining or self._ended or stream is None:
             return
         self.stats.audio_bytes += len(audio)
         self.stats.chunks += 1
-        self._stream.write(audio)
+        await stream.write_async(audio)
 
     def finish_audio(self) -> None:
         """The caller half-closed: finish the last sentence and its translations."""
@@ -156,10 +160,10 @@ class Session:
                 self.outcome = "cancelled"
         self._end(None, emit=False)
 
-    def events(self) -> Iterator[ev.SessionEvent]:
+    async def events(self) -> AsyncIterator[ev.SessionEvent]:
         """Events for the caller, ending with ``ev.End``."""
         while True:
-            event = self._events.get()
+            event = await self._events.get()
             yield event
             if isinstance(event, ev.End):
                 return
@@ -186,7 +190,7 @@ class Session:
         if emit:
             self._events.put(ev.End(error))
         else:
-            self._events.put(ev.End(None))  # wakes a servicer thread still waiting
+            self._events.put(ev.End(None))  # wakes a servicer still waiting
         if stream is not None:
             stream.cancel()
         self._open.cancel_all()
@@ -197,7 +201,7 @@ class Session:
         if done:
             self._end(self._shutdown_error)
 
-    # -- recognition (engine thread) ---------------------------------------
+    # -- recognition (the loop or the engine's thread) ---------------------------------------
 
     def _on_recognition(self, event: RecognitionEvent) -> None:
         if self._ended:

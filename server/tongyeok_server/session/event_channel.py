@@ -1,0 +1,41 @@
+"""Events from any thread to one coroutine on the server's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class EventChannel(Generic[T]):
+    """An unbounded FIFO whose reader awaits on an event loop and whose writers may be on any thread.
+
+    Writers on the loop itself (the Google recogniser, the servicer) append
+    directly; writers on other threads (pocketsphinx's reader, translation
+    threads) hand the item to the loop with ``call_soon_threadsafe``, which
+    keeps each writer's items in order. Unbounded because every producer is
+    bounded by something else: audio by the caller's pace and flow control,
+    tokens by the length of a sentence.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make a channel read on ``loop``; must be called on the loop's thread."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._queue: asyncio.Queue[T] = asyncio.Queue()
+
+    def put(self, item: T) -> None:
+        """Queue ``item``; never blocks. Dropped if the loop has been closed (nobody is reading)."""
+        if threading.get_ident() == self._loop_thread:
+            self._queue.put_nowait(item)
+            return
+        # A closed loop means the server has stopped, and the reader with it.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    async def get(self) -> T:
+        """The next item, waiting for one."""
+        return await self._queue.get()
