@@ -309,6 +309,12 @@ def test_regional_endpoint_and_recognizer_path(monkeypatch: pytest.MonkeyPatch) 
 def test_cancel_closes_the_google_stream_and_threads(fake: FakeSpeech) -> None:
     recognizer = recognizer_for(fake)
     before = set(threading.enumerate())
+    warm_up = recognizer.open_stream(config(), Collector())  # starts the engine's one loop thread
+    warm_up.cancel()
+    assert isinstance(warm_up, GoogleRecognizerStream) and warm_up.join(2)
+    engine = client_threads(before)
+    assert [t.name for t in engine if t.name.startswith("google-stt")] == ["google-stt-loop"]
+    baseline = set(threading.enumerate())
     events = Collector()
     stream = recognizer.open_stream(config(), events)
     assert isinstance(stream, GoogleRecognizerStream)
@@ -317,11 +323,9 @@ def test_cancel_closes_the_google_stream_and_threads(fake: FakeSpeech) -> None:
     deadline = time.monotonic() + 5
     while not (fake.streams and fake.streams[0].audio_bytes) and time.monotonic() < deadline:
         time.sleep(0.01)
-    started = client_threads(before)
-    names = sorted(t.name for t in started)
-    # Ours (the reader) and grpc's request consumer; grpc may add a channel poller.
-    assert 2 <= len(started) <= 3, names
-    assert any(t.name.startswith("google-stt") for t in started)
+    # A stream is tasks on the engine's loop: no thread of its own, none of grpc's.
+    started = client_threads(baseline)
+    assert not started, sorted(t.name for t in started)
     n_events = len(events.events)
     t0 = time.monotonic()
     stream.cancel()
@@ -330,18 +334,21 @@ def test_cancel_closes_the_google_stream_and_threads(fake: FakeSpeech) -> None:
     observed = time.monotonic() - t0
     assert record.cancelled
     assert stream.join(2)
-    deadline = time.monotonic() + 2
-    while any(t.is_alive() for t in started) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    gone = time.monotonic() - t0
-    assert not [t.name for t in started if t.is_alive()]
     stream.write(audio[len(audio) // 2 :])  # a late write is ignored
     time.sleep(0.1)
     assert len(events.events) == n_events, "no event after cancel()"
     assert len(fake.streams) == 1
+    assert not client_threads(baseline)
+    t_close = time.monotonic()
+    recognizer.close()  # stops the engine's loop thread
+    deadline = time.monotonic() + 2
+    while any(t.is_alive() and t.name.startswith("google-stt") for t in engine) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gone = time.monotonic() - t_close
+    assert not [t.name for t in engine if t.is_alive() and t.name.startswith("google-stt")]
     print(
-        f"\nthreads per stream: {names}; cancel seen by the fake after {observed * 1000:.1f} ms, "
-        f"threads gone after {gone * 1000:.1f} ms"
+        f"\nengine threads: {sorted(t.name for t in engine)}, per stream: none; cancel seen by the fake after "
+        f"{observed * 1000:.1f} ms, loop thread gone after close() {gone * 1000:.1f} ms"
     )
 
 

@@ -7,19 +7,29 @@ Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS`` or
 ``--google-endpoint`` talks plaintext to a local fake (tests, benchmark).
 
 The restart, pause and retry policy lives in ``google_stream``.
+
+Every stream runs on one asyncio event loop over ``grpc.aio`` (no thread per
+stream). ``open_stream`` called from a coroutine (the server) pins the engine
+to that running loop; called from a plain thread (tests) it starts one
+private loop thread, ``google-stt-loop``, which ``close()`` stops. The engine
+keeps the first loop it used: streams opened from elsewhere are scheduled
+onto it thread-safely. Its channels are created on that loop, lazily, because
+a ``grpc.aio`` channel belongs to the loop it was made on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.api_core.client_options import ClientOptions
-from google.cloud.speech_v2 import SpeechClient
-from google.cloud.speech_v2.services.speech.transports import SpeechGrpcTransport
+from google.cloud.speech_v2 import SpeechAsyncClient
+from google.cloud.speech_v2.services.speech.transports import SpeechGrpcAsyncIOTransport
 from google.cloud.speech_v2.services.speech.transports.base import DEFAULT_CLIENT_INFO
 from google.cloud.speech_v2.types import cloud_speech
 
@@ -66,41 +76,96 @@ MISSING_PROJECT = (
 # beyond this many calls a new channel is opened.
 STREAMS_PER_CHANNEL = 80
 
+# gRPC shares one connection between channels with equal arguments (its global
+# subchannel pool), which would put every pooled channel's calls on one
+# HTTP/2 connection; a local pool gives each channel its own.
+_OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
+
+LOOP_THREAD_NAME = "google-stt-loop"
+
+
+class _Channel:
+    """One pooled channel: its transport (made on the loop at first use) and how many streams use it."""
+
+    __slots__ = ("_pool", "load", "transport")
+
+    def __init__(self, pool: _ChannelPool) -> None:
+        self._pool = pool
+        self.transport: SpeechGrpcAsyncIOTransport | None = None
+        self.load = 0
+
+    def rpc(self) -> Any:
+        """The transport's raw ``streaming_recognize`` callable (call on the loop)."""
+        transport = self.transport
+        if transport is None:
+            transport = self.transport = self._pool.make_transport()
+        return transport.streaming_recognize
+
 
 class _ChannelPool:
-    """SpeechClients (one gRPC channel each), handed out to the least-loaded one."""
+    """``grpc.aio`` channels (one connection each), handed out to the least-loaded one."""
 
-    def __init__(self, make_client: Any) -> None:
-        self._make_client = make_client
-        self._clients: list[SpeechClient] = []
-        self._load: list[int] = []
+    def __init__(self, make_transport: Callable[[], SpeechGrpcAsyncIOTransport]) -> None:
+        self.make_transport = make_transport
+        self._channels: list[_Channel] = []
         self._lock = threading.Lock()
 
-    def acquire(self) -> tuple[SpeechClient, Any]:
-        """A client and the function that gives it back."""
+    def acquire(self) -> tuple[_Channel, Callable[[], None]]:
+        """A channel and the function that gives it back (any thread; makes no connection)."""
         with self._lock:
-            best = min(range(len(self._clients)), key=self._load.__getitem__, default=-1)
-            if best < 0 or self._load[best] >= STREAMS_PER_CHANNEL:
-                self._clients.append(self._make_client())
-                self._load.append(0)
-                best = len(self._clients) - 1
-            self._load[best] += 1
-            client = self._clients[best]
-        released = threading.Event()
+            channel = min(self._channels, key=lambda c: c.load, default=None)
+            if channel is None or channel.load >= STREAMS_PER_CHANNEL:
+                channel = _Channel(self)
+                self._channels.append(channel)
+            channel.load += 1
+        released = False
 
         def release() -> None:
-            if not released.is_set():
-                released.set()
-                with self._lock:
-                    self._load[best] -= 1
+            nonlocal released
+            with self._lock:
+                if not released:
+                    released = True
+                    channel.load -= 1
 
-        return client, release
+        return channel, release
 
-    def close(self) -> None:
+    def take_all(self) -> list[SpeechGrpcAsyncIOTransport]:
+        """Forget every channel; their transports, to be closed on their loop."""
         with self._lock:
-            clients, self._clients, self._load = self._clients, [], []
-        for client in clients:
-            client.transport.close()  # type: ignore[no-untyped-call]
+            channels, self._channels = self._channels, []
+        return [c.transport for c in channels if c.transport is not None]
+
+
+async def _close_transports(transports: list[SpeechGrpcAsyncIOTransport]) -> None:
+    # Closing a grpc.aio channel cancels its calls at once.
+    await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)  # type: ignore[no-untyped-call]
+
+
+def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The private loop thread: run until stopped, then cancel what is left and close."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def _own_connection_transport(**kwargs: Any) -> SpeechGrpcAsyncIOTransport:
+    """``SpeechAsyncClient``'s transport, with a channel that does not share its connection."""
+
+    def make_channel(*args: Any, options: Sequence[tuple[str, Any]] = (), **channel_kwargs: Any) -> grpc.aio.Channel:
+        channel: grpc.aio.Channel = SpeechGrpcAsyncIOTransport.create_channel(
+            *args, options=[*options, _OWN_CONNECTION], **channel_kwargs
+        )
+        return channel
+
+    return SpeechGrpcAsyncIOTransport(channel=make_channel, **kwargs)
 
 
 class GoogleRecognizer(Recognizer):
@@ -126,8 +191,12 @@ class GoogleRecognizer(Recognizer):
         self._recognizer_path = (
             f"projects/{self._project}/locations/{self._location}/recognizers/{settings.google_recognizer or '_'}"
         )
-        self._pool = _ChannelPool(self._make_client)
+        self._pool = _ChannelPool(self._make_transport)
         self._metadata = (DEFAULT_CLIENT_INFO.to_grpc_metadata(),)  # type: ignore[no-untyped-call]
+        self._loop: asyncio.AbstractEventLoop | None = None  # where every stream runs (pinned at first use)
+        self._loop_thread: threading.Thread | None = None  # only when the loop is our own
+        self._loop_lock = threading.Lock()
+        self._closing: asyncio.Task[None] | None = None
 
     def _load_credentials(self) -> None:
         """Application Default Credentials; a problem is reported on every stream, not as a crash."""
@@ -147,11 +216,39 @@ class GoogleRecognizer(Recognizer):
             log.warning("google recognizer: %s", MISSING_PROJECT)
             self._problem = ServiceError(grpc.StatusCode.FAILED_PRECONDITION, MISSING_PROJECT)
 
-    def _make_client(self) -> SpeechClient:
+    def _make_transport(self) -> SpeechGrpcAsyncIOTransport:
+        """A transport over a new ``grpc.aio`` channel; called on the streams' loop."""
         if self._settings.google_insecure:
-            channel = grpc.insecure_channel(self._endpoint)
-            return SpeechClient(transport=SpeechGrpcTransport(channel=channel))
-        return SpeechClient(credentials=self._credentials, client_options=ClientOptions(api_endpoint=self._endpoint))
+            channel = grpc.aio.insecure_channel(self._endpoint, options=[_OWN_CONNECTION])
+            return SpeechGrpcAsyncIOTransport(channel=channel)
+        client = SpeechAsyncClient(
+            credentials=self._credentials,
+            client_options=ClientOptions(api_endpoint=self._endpoint),
+            transport=_own_connection_transport,
+        )
+        transport = client.transport
+        assert isinstance(transport, SpeechGrpcAsyncIOTransport)
+        return transport
+
+    def _stream_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop streams run on: the first one used, else the caller's running loop, else our own thread."""
+        with self._loop_lock:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                return loop
+            if loop is not None:  # that loop is gone, and its channels with it
+                self._pool.take_all()
+            self._loop_thread = None
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = asyncio.new_event_loop()
+                self._loop_thread = threading.Thread(
+                    target=_serve_loop, args=(loop,), name=LOOP_THREAD_NAME, daemon=True
+                )
+                self._loop_thread.start()
+            self._loop = loop
+            return loop
 
     @property
     def description(self) -> EngineDescription:
@@ -212,23 +309,53 @@ class GoogleRecognizer(Recognizer):
         if self._problem is not None:
             raise self._problem
         self.check_audio(config.audio)
-        client, release = self._pool.acquire()
-        rpc: Any = client.transport.streaming_recognize
+        loop = self._stream_loop()
+        channel, release = self._pool.acquire()
         metadata = self._metadata
 
-        def open_call(requests: Iterator[Any]) -> Any:
+        def open_call() -> Any:
             # The transport's own callable, not the client's wrapper: the wrapper
             # waits for Google's first response before it returns the call, and
-            # until then a departed caller could not cancel it.
-            return rpc(requests, metadata=metadata)
+            # until then a departed caller could not cancel it. No request
+            # iterator: the stream writes each request itself.
+            return channel.rpc()(metadata=metadata)
 
         return GoogleRecognizerStream(
-            config, listener, open_call, self.first_request(config), self._policy, on_close=release
+            config, listener, open_call, self.first_request(config), loop, self._policy, on_close=release
         )
 
     def close(self) -> None:
-        """Close the channels at server shutdown."""
-        self._pool.close()
+        """Close the channels (cancelling any call still open) and stop our own loop thread, if any.
+
+        From another thread it waits (up to 5 s) for the channels to close on
+        the streams' loop; on that loop it schedules the closing and returns.
+        A later ``open_stream`` starts over (pins a loop again).
+        """
+        with self._loop_lock:
+            loop, thread = self._loop, self._loop_thread
+            self._loop = self._loop_thread = None
+            transports = self._pool.take_all()
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if transports:
+            closing: Coroutine[Any, Any, None] = _close_transports(transports)
+            if on_loop:
+                self._closing = loop.create_task(closing)
+            elif loop.is_running():
+                try:
+                    asyncio.run_coroutine_threadsafe(closing, loop).result(timeout=5)
+                except Exception as exc:  # shutdown goes on
+                    log.warning("google recognizer: closing channels failed (%s)", type(exc).__name__)
+            else:
+                closing.close()
+        if thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not threading.current_thread():
+                thread.join(5)
 
 
 def create(settings: ServerSettings) -> Recognizer:

@@ -22,22 +22,39 @@ A ``GoogleRecognizerStream`` hides Google's limits from the session:
   backoff, resending the unfinalised audio; everything else ends the stream
   with a ``ServiceError`` carrying Google's message.
 
-Threads: one reader thread of ours per stream, plus the thread grpc starts to
-consume each call's request generator (the generator below waits on a
-condition, so it costs no CPU while there is nothing to send).
+Threads: none of its own. A stream lives on one asyncio event loop (the
+server's, or the engine's private loop thread, see ``google_engine``) as two
+tasks over a ``grpc.aio`` call:
+
+- the **run task** (one per stream) opens each Google call in turn, reads its
+  responses and applies the policy above; between calls it waits for audio,
+  and it sleeps out retry back-offs;
+- the **sender task** (one per Google call) writes the config request, then
+  the buffer from the call's cursor, and half-closes. It is separate because
+  one task cannot wait on ``call.read()`` and for new audio at once.
+
+``write_async`` appends to the buffer and sets one ``asyncio.Event`` that the
+sender waits on, so a chunk costs one task wake-up and one ``call.write``;
+the idle rule uses one timer per stream that is re-armed only when it fires
+(at most once per ``idle_close_s``), not per chunk. ``write``, ``finish`` and
+``cancel`` may be called from other threads and hop onto the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+import grpc.aio
 from google.cloud.speech_v2.types import cloud_speech
 
 from tongyeok_server.errors import ServiceError
@@ -54,6 +71,8 @@ from tongyeok_server.recognition.base import (
 )
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # Google's documented per-request audio limit (the proto comment; the quota page says 25 KB).
 MAX_REQUEST_AUDIO_BYTES = 15360
@@ -76,12 +95,17 @@ _CALLER_CODE = {
 }
 
 _PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
+# The transport serialises proto-plus messages; ``wrap`` hands it our raw
+# protobuf without the deep copy it makes of a raw message it is given.
+_WRAP_REQUEST = cloud_speech.StreamingRecognizeRequest.wrap
+_RESPONSE_PB = cloud_speech.StreamingRecognizeResponse.pb
+_EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 _BEGIN = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN)
 _END = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_END)
 
-# Opens one Google streaming call for a request iterator; returns the grpc call
-# (an iterator of response messages that can be cancelled).
-CallOpener = Callable[[Iterator[Any]], Any]
+# Opens one Google streaming call (on the stream's loop) and returns the
+# grpc.aio call: ``write``/``done_writing``/``read``/``cancel``.
+CallOpener = Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -105,17 +129,44 @@ class StreamPolicy:
 class _Leg:
     """One Google streaming call: where it started in the caller's audio and how far it got."""
 
+    __slots__ = ("base", "half_closed", "opened", "pos", "progress", "status", "stop")
+
     def __init__(self, base: int) -> None:
         self.base = base  # absolute byte position of this call's offset 0
         self.pos = base  # absolute byte position of the next byte to send
         self.opened = time.monotonic()
-        self.half_closed = False  # our generator ended: Google will finalise and close
-        self.stop = False  # the generator must end now (restart or cancel)
+        self.half_closed = False  # our sender half-closed: Google will finalise and close
+        self.stop = False  # the sender must end now, without half-closing (restart or cancel)
         self.progress = False  # Google sent at least one result
+        self.status: tuple[grpc.StatusCode, str] | None = None  # how the call ended, as first reported
+
+    def record_status(self, call: Any) -> None:
+        """Done callback of the call: keep the status it ended with.
+
+        grpc.aio overwrites the status the server sent with INTERNAL "Internal
+        error from Core" when a write fails because the call has just ended
+        (grpc/grpc#36066); Google's OUT_OF_RANGE or PERMISSION_DENIED would
+        then look like a retryable error. The first status is the real one,
+        and it is set when done callbacks run.
+        """
+        code = _settled(call.code())
+        if code is not None:
+            self.status = (code, _settled(call.details()) or "")
+
+
+def _settled(coroutine: Coroutine[Any, Any, _T]) -> _T | None:
+    """The value of a coroutine that completes without waiting (a call's status once it is done), else None."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        value: _T = done.value
+        return value
+    coroutine.close()
+    return None
 
 
 class GoogleRecognizerStream(RecognizerStream):
-    """A ``RecognizerStream`` over one or more successive Google streaming calls."""
+    """A ``RecognizerStream`` over one or more successive Google streaming calls, on one event loop."""
 
     def __init__(
         self,
@@ -123,6 +174,7 @@ class GoogleRecognizerStream(RecognizerStream):
         listener: RecognitionListener,
         open_call: CallOpener,
         first_request: cloud_speech.StreamingRecognizeRequest,
+        loop: asyncio.AbstractEventLoop,
         policy: StreamPolicy = StreamPolicy(),
         on_close: Callable[[], None] | None = None,
         name: str = "google-stt",
@@ -130,17 +182,21 @@ class GoogleRecognizerStream(RecognizerStream):
         self._config = config
         self._listener = listener
         self._open_call = open_call
-        self._first_request = _PB_REQUEST()
-        self._first_request.CopyFrom(cloud_speech.StreamingRecognizeRequest.pb(first_request))
+        first = _PB_REQUEST()
+        first.CopyFrom(cloud_speech.StreamingRecognizeRequest.pb(first_request))
+        self._first_request = _WRAP_REQUEST(first)
+        self._loop = loop
         self._policy = policy
         self._on_close = on_close
+        self._name = name
         self._bps = config.audio.bytes_per_second
         frame = config.audio.frame_bytes
         self._frame = frame
         self._chunk = MAX_REQUEST_AUDIO_BYTES // frame * frame  # whole frames only
         self._languages = {c.lower(): c for c in config.language_codes}
 
-        self._cond = threading.Condition()
+        # Touched only on the loop, except the three flags, which other
+        # threads set (finish, cancel) and read (write) as plain attributes.
         self._buf = bytearray()
         self._buf_start = 0  # absolute position of _buf[0]: end of the last final (or consumed audio)
         self._written = 0  # absolute position after the last byte the caller wrote
@@ -148,8 +204,15 @@ class GoogleRecognizerStream(RecognizerStream):
         self._finished = False
         self._cancelled = False
         self._ended = False
+        self._wake = asyncio.Event()  # audio, finish, cancel or the idle timer: the sender/run task re-checks
+        self._room = asyncio.Event()  # the buffer shrank: a waiting writer re-checks
+        self._room_waiters = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._leg: _Leg | None = None
         self._call: Any = None
+        self._sender: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[ServiceError | None] | None = None
+        self._done = threading.Event()  # the run task has ended (for join)
         self._last_final_end_s = 0.0
         self._speech_began_s: float | None = None
         self.restarts = 0  # for tests and logs
@@ -157,160 +220,251 @@ class GoogleRecognizerStream(RecognizerStream):
 
         # Events are delivered under this lock so that none arrives after cancel() returns.
         self._emit_lock = threading.RLock()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        if self._on_loop():
+            self._start()
+        else:
+            loop.call_soon_threadsafe(self._start)
 
-    # ------------------------------------------------------------------ caller side
+    # ------------------------------------------------------------------ caller side (any thread)
 
     def write(self, audio: bytes) -> None:
-        """Queue caller audio.
+        """Queue caller audio from a thread other than the loop's; blocks while the buffer is full.
 
-        Blocks while the buffer is full: more than ``max_unsent_bytes`` not yet
-        sent, or more than ``max_unfinalised_bytes`` not yet finalised. Real-time
-        callers never wait; faster ones are paced by Google's results.
+        On the loop use ``write_async`` (blocking there would stop the loop
+        that empties the buffer).
         """
-        if not audio:
+        if not audio or self._cancelled or self._ended or self._finished:
             return
-        policy = self._policy
-        with self._cond:
-            self._cond.wait_for(
-                lambda: (
-                    self._cancelled
-                    or self._ended
-                    or (
-                        self._unsent() <= policy.max_unsent_bytes
-                        and self._written - self._buf_start <= policy.max_unfinalised_bytes
-                    )
-                )
-            )
+        if self._on_loop():
+            raise RuntimeError("GoogleRecognizerStream.write() called on its event loop; await write_async()")
+        if self._loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self.write_async(audio), self._loop)
+        with contextlib.suppress(concurrent.futures.CancelledError):  # the loop was shut down under the writer
+            future.result()
+
+    async def write_async(self, audio: bytes) -> None:
+        """Queue caller audio; awaits only while the buffer is full.
+
+        The buffer is full above ``max_unsent_bytes`` not yet sent, or above
+        ``max_unfinalised_bytes`` not yet finalised. Real-time callers never
+        wait; faster ones are paced by Google's results.
+        """
+        if not audio or self._cancelled or self._ended or self._finished:
+            return
+        if asyncio.get_running_loop() is not self._loop:  # the caller's loop is not the engine's
+            if not self._loop.is_closed():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.write_async(audio), self._loop))
+            return
+        if not self._has_room():
+            await self._wait_for_room()
             if self._cancelled or self._ended or self._finished:
                 return
-            self._buf += audio
-            self._written += len(audio)
-            self._last_write = time.monotonic()
-            self._cond.notify_all()
+        self._buf += audio
+        self._written += len(audio)
+        self._last_write = time.monotonic()
+        self._wake.set()
 
     def finish(self) -> None:
         """No more audio: half-close after sending it all, deliver the finals, then ``RecognitionEnded``."""
-        with self._cond:
-            self._finished = True
-            self._cond.notify_all()
+        if self._finished:
+            return
+        self._finished = True
+        self._call_on_loop(self._wake.set)
 
     def cancel(self) -> None:
-        """Close the Google call now; no event is delivered after this returns."""
+        """Close the Google call now; no event is delivered after this returns. Any thread; does not block."""
         with self._emit_lock:
+            if self._cancelled:
+                return
             self._cancelled = True
-        with self._cond:
-            self._cancelled = True
-            call = self._call
-        if call is not None:
-            # Cancel before waking the request generator: a generator that ends
-            # first would half-close, and Google would go on finalising.
-            call.cancel()
-        with self._cond:
-            if self._leg is not None:
-                self._leg.stop = True
-            self._cond.notify_all()
+        self._call_on_loop(self._cancel_on_loop)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the reader thread to end (tests); True if it did."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Wait (from another thread than the loop's) for the stream to end (tests); True if it did."""
+        if self._on_loop():
+            raise RuntimeError("GoogleRecognizerStream.join() would block its own event loop")
+        return self._done.wait(timeout)
 
-    # ------------------------------------------------------------------ buffer
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _call_on_loop(self, callback: Callable[[], None]) -> None:
+        if self._on_loop():
+            callback()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing of this stream runs any more
+            self._loop.call_soon_threadsafe(callback)
+
+    def _cancel_on_loop(self) -> None:
+        # Cancel the call before waking the sender: a sender that ends first
+        # would half-close, and Google would go on finalising.
+        if self._call is not None:
+            self._call.cancel()
+        if self._leg is not None:
+            self._leg.stop = True
+        if self._sender is not None:
+            self._sender.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        self._wake.set()
+        self._room.set()
+
+    # ------------------------------------------------------------------ buffer (loop)
 
     def _unsent(self) -> int:
         pos = self._leg.pos if self._leg is not None else self._buf_start
         return self._written - pos
 
+    def _has_room(self) -> bool:
+        policy = self._policy
+        return (
+            self._unsent() <= policy.max_unsent_bytes
+            and self._written - self._buf_start <= policy.max_unfinalised_bytes
+        )
+
+    async def _wait_for_room(self) -> None:
+        self._room_waiters += 1
+        try:
+            while not (self._cancelled or self._ended or self._has_room()):
+                self._room.clear()
+                await self._room.wait()
+        finally:
+            self._room_waiters -= 1
+
+    def _room_made(self) -> None:
+        if self._room_waiters:
+            self._room.set()
+
     def _trim_to(self, position: int) -> None:
         if position > self._buf_start:
             del self._buf[: position - self._buf_start]
             self._buf_start = position
-            self._cond.notify_all()  # a writer may be waiting for room
+            self._room_made()
 
-    # ------------------------------------------------------------------ requests (grpc's consumer thread)
+    # ------------------------------------------------------------------ lifecycle (loop)
 
-    def _requests(self, leg: _Leg) -> Iterator[Any]:
-        yield self._first_request
-        policy = self._policy
-        hard_bytes = int(policy.hard_limit_s * self._bps)
-        while True:
-            with self._cond:
-                while True:
-                    if leg.stop:  # set only once the call is cancelled
-                        return
-                    if leg.pos < self._written:
-                        if leg.pos - leg.base >= hard_bytes:
-                            log.info(
-                                "google stream: %.0f s of audio without a final; half-closing", policy.hard_limit_s
-                            )
-                            leg.half_closed = True
-                            return
-                        start = leg.pos - self._buf_start
-                        chunk = bytes(self._buf[start : start + self._chunk])
-                        leg.pos += len(chunk)
-                        self._cond.notify_all()  # a writer may be waiting for room
-                        break
-                    if self._finished:
-                        log.debug("google stream: caller finished; half-closing")
-                        leg.half_closed = True
-                        return
-                    idle = time.monotonic() - max(self._last_write, leg.opened)
-                    if idle >= policy.idle_close_s:
-                        # The caller paused: let Google finalise and close rather than time out.
-                        log.debug("google stream: no audio for %.1f s; half-closing", idle)
-                        leg.half_closed = True
-                        return
-                    self._cond.wait(policy.idle_close_s - idle)
-            yield _PB_REQUEST(audio=chunk)
+    def _start(self) -> None:
+        if self._cancelled:
+            self._after_run(None)
+            return
+        task = self._loop.create_task(self._run(), name=self._name)
+        self._task = task
+        task.add_done_callback(self._after_run)
 
-    # ------------------------------------------------------------------ reader thread
-
-    def _run(self) -> None:
-        try:
-            error = self._loop()
-        except Exception:
-            log.exception("google stream failed unexpectedly")
+    def _after_run(self, task: asyncio.Task[ServiceError | None] | None) -> None:
+        error: ServiceError | None = None
+        if task is None or task.cancelled():
+            if not self._cancelled:  # the loop is being shut down under us
+                error = ServiceError(grpc.StatusCode.UNAVAILABLE, "speech recognition was shut down")
+        elif (exc := task.exception()) is not None:
+            log.error("google stream failed unexpectedly", exc_info=exc)
             error = ServiceError(grpc.StatusCode.INTERNAL, "speech recognition failed unexpectedly")
-        finally:
+        else:
+            error = task.result()
+        self._call = None
+        self._leg = None
+        if self._sender is not None:
+            self._sender.cancel()
+            self._sender = None
+        self._disarm_idle()
+        try:
             if self._on_close is not None:
                 self._on_close()
-        self._end(error)
+        finally:
+            self._end(error)
+            self._done.set()
 
-    def _loop(self) -> ServiceError | None:
-        failures = 0
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._cancelled or self._written > self._buf_start or self._finished)
-                if self._cancelled:
-                    return None
-                if self._written == self._buf_start:  # finished, everything finalised
-                    return None
-                leg = _Leg(self._buf_start)
-                self._leg = leg
-            call = self._open_call(self._requests(leg))
-            with self._cond:
-                self._call = call
-                cancelled = self._cancelled
-            if cancelled:  # cancel() came while the call was being opened
-                call.cancel()
-                with self._cond:
-                    leg.stop = True
-                    self._cond.notify_all()
-            code, details, planned = self._read(call, leg)
-            with self._cond:
-                self._call = None
-                if self._cancelled:
-                    return None
-                if code is grpc.StatusCode.OK and leg.half_closed:
-                    # Google finalised everything this call carried.
-                    self._trim_to(leg.pos)
-                    self._leg = None
-                    failures = 0
+    def _idle_fired(self) -> None:
+        self._idle_timer = None
+        self._wake.set()
+
+    def _disarm_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    # ------------------------------------------------------------------ sender task (one per Google call)
+
+    async def _send(self, call: Any, leg: _Leg) -> None:
+        policy = self._policy
+        hard_bytes = int(policy.hard_limit_s * self._bps)
+        wake = self._wake
+        try:
+            await call.write(self._first_request)
+            while not leg.stop:
+                if leg.pos < self._written:
+                    if leg.pos - leg.base >= hard_bytes:
+                        log.info("google stream: %.0f s of audio without a final; half-closing", policy.hard_limit_s)
+                        leg.half_closed = True
+                        await call.done_writing()
+                        return
+                    start = leg.pos - self._buf_start
+                    chunk = bytes(self._buf[start : start + self._chunk])
+                    leg.pos += len(chunk)
+                    self._room_made()
+                    await call.write(_WRAP_REQUEST(_PB_REQUEST(audio=chunk)))
                     continue
-                self._leg = None  # resend from the last final
-                resend_s = (self._written - self._buf_start) / self._bps
+                if self._finished:
+                    log.debug("google stream: caller finished; half-closing")
+                    leg.half_closed = True
+                    await call.done_writing()
+                    return
+                idle = time.monotonic() - max(self._last_write, leg.opened)
+                if idle >= policy.idle_close_s:
+                    # The caller paused: let Google finalise and close rather than time out.
+                    log.debug("google stream: no audio for %.1f s; half-closing", idle)
+                    leg.half_closed = True
+                    await call.done_writing()
+                    return
+                if self._idle_timer is None:
+                    # Re-armed only when it fires, so writes cost no timer.
+                    self._idle_timer = self._loop.call_later(policy.idle_close_s - idle, self._idle_fired)
+                wake.clear()
+                await wake.wait()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return  # the call ended under us; the run task reads its status
+        except Exception:
+            log.exception("google stream: sending failed unexpectedly")
+            call.cancel()  # the run task sees the call end
+
+    # ------------------------------------------------------------------ run task (one per stream)
+
+    async def _run(self) -> ServiceError | None:
+        failures = 0
+        policy = self._policy
+        while True:
+            while not (self._written > self._buf_start or self._finished):
+                self._wake.clear()
+                await self._wake.wait()
+            if self._written == self._buf_start:  # finished, everything finalised
+                return None
+            leg = _Leg(self._buf_start)
+            self._leg = leg
+            call = self._open_call()
+            call.add_done_callback(leg.record_status)
+            self._call = call
+            self._sender = self._loop.create_task(self._send(call, leg), name=f"{self._name}-send")
+            try:
+                code, details, planned = await self._read(call, leg)
+            finally:
+                self._call = None
+                leg.stop = True
+                if self._sender is not None:
+                    self._sender.cancel()  # a no-op once it has half-closed
+                    self._sender = None
+                self._disarm_idle()
+            if code is grpc.StatusCode.OK and leg.half_closed:
+                # Google finalised everything this call carried.
+                self._trim_to(leg.pos)
+                self._leg = None
+                failures = 0
+                continue
+            self._leg = None  # resend from the last final
+            resend_s = (self._written - self._buf_start) / self._bps
             if leg.progress:
                 failures = 0
             if planned:
@@ -319,50 +473,55 @@ class GoogleRecognizerStream(RecognizerStream):
             if code is grpc.StatusCode.OUT_OF_RANGE or code is grpc.StatusCode.OK:
                 # Google's stream-duration (or audio-timeout) limit: reopen and resend.
                 failures += 0 if leg.progress else 1
-                if failures > self._policy.max_retries:
+                if failures > policy.max_retries:
                     return ServiceError(grpc.StatusCode.UNAVAILABLE, f"Speech-to-Text keeps ending streams: {details}")
                 self._restarted(f"Google ended the stream ({details})", resend_s)
                 continue
             if code in RETRYABLE:
                 failures += 1
-                if failures > self._policy.max_retries:
+                if failures > policy.max_retries:
                     return ServiceError(
                         grpc.StatusCode.UNAVAILABLE,
-                        f"Speech-to-Text unavailable after {self._policy.max_retries} retries: {details}",
+                        f"Speech-to-Text unavailable after {policy.max_retries} retries: {details}",
                     )
-                delay = min(self._policy.backoff_max_s, self._policy.backoff_initial_s * 2 ** (failures - 1))
+                delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (failures - 1))
                 delay *= random.uniform(0.8, 1.2)
                 self.retries += 1
                 self._emit(
                     RecognizerNotice(
                         RecognizerNoticeKind.RETRYING,
                         f"speech recognition interrupted ({code.name}: {details}); "
-                        f"retrying in {delay:.1f} s (attempt {failures} of {self._policy.max_retries})",
+                        f"retrying in {delay:.1f} s (attempt {failures} of {policy.max_retries})",
                     )
                 )
-                with self._cond:
-                    if self._cond.wait_for(lambda: self._cancelled, timeout=delay):
-                        return None
+                await asyncio.sleep(delay)  # cancel() cancels this task, and with it the sleep
                 continue
             return self._fatal(code, details)
 
-    def _read(self, call: Any, leg: _Leg) -> tuple[grpc.StatusCode, str, bool]:
+    async def _read(self, call: Any, leg: _Leg) -> tuple[grpc.StatusCode, str, bool]:
         """Deliver the call's responses; (final status, details, ended by a planned restart)."""
         soft_bytes = self._policy.soft_limit_s * self._bps
         try:
-            for response in call:
-                final = self._on_response(leg, cloud_speech.StreamingRecognizeResponse.pb(response))
+            while True:
+                response = await call.read()
+                if response is _EOF:  # ended with OK
+                    return grpc.StatusCode.OK, "stream ended", False
+                final = self._on_response(leg, _RESPONSE_PB(response))
                 if final and leg.pos - leg.base >= soft_bytes and not leg.half_closed:
                     # Restart at this final: it ends in silence, and the next call
                     # resends from its end, so no word is cut or repeated.
                     call.cancel()
-                    with self._cond:
-                        leg.stop = True
-                        self._cond.notify_all()
                     return grpc.StatusCode.CANCELLED, "planned restart", True
-        except grpc.RpcError as exc:
-            return exc.code(), exc.details() or "", False
-        return grpc.StatusCode.OK, "stream ended", False
+        except grpc.aio.AioRpcError as exc:
+            code, details = leg.status or (exc.code(), exc.details() or "")
+            return code, details, False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._cancelled or (task is not None and task.cancelling()):
+                raise
+            # The call was cancelled, but not by cancel(): the engine closed its
+            # channels (shutdown), or the sender failed.
+            return grpc.StatusCode.CANCELLED, "the call was cancelled locally", False
 
     def _on_response(self, leg: _Leg, response: Any) -> bool:
         """Turn one response into events; True if it carried a final result."""
@@ -414,9 +573,8 @@ class GoogleRecognizerStream(RecognizerStream):
         end_pos -= (end_pos - leg.base) % self._frame
         end_s = max(end_pos / self._bps, self._last_final_end_s)
         start_s = self._utterance_start()
-        with self._cond:
-            # Audio up to this final's end never needs resending.
-            self._trim_to(min(max(end_pos, self._buf_start), leg.pos))
+        # Audio up to this final's end never needs resending.
+        self._trim_to(min(max(end_pos, self._buf_start), leg.pos))
         self._last_final_end_s = end_s
         self._speech_began_s = None
         if text.strip():
@@ -459,7 +617,7 @@ class GoogleRecognizerStream(RecognizerStream):
             message = f"Google Speech-to-Text failed ({code.name}): {details}"
         return ServiceError(caller_code, message)
 
-    # ------------------------------------------------------------------ events
+    # ------------------------------------------------------------------ events (loop)
 
     def _emit(self, event: RecognitionEvent) -> None:
         with self._emit_lock:
@@ -474,6 +632,4 @@ class GoogleRecognizerStream(RecognizerStream):
             if not self._cancelled:
                 self._listener(RecognitionEnded(error=error))
             self._ended = True
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
+        self._room.set()  # a writer waiting for room returns
