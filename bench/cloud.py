@@ -56,7 +56,7 @@ def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[s
             "fake-speech",
             [
                 python(), "-m", "tests.support.fake_speech", "--port", str(speech_port),
-                "--latency-ms", str(options.speech_latency_ms), "--max-workers", str(2 * max(options.streams) + 100),
+                "--latency-ms", str(options.speech_latency_ms),
             ],
             work_dir,
         )  # fmt: skip

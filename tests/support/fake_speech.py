@@ -34,19 +34,18 @@ Run on its own (the benchmark does)::
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import logging
-import queue
 import signal
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
+import grpc.aio
 import numpy as np
 from google.cloud.speech_v2.types import cloud_speech
-from google.protobuf import duration_pb2
 
 log = logging.getLogger("fake_speech")
 
@@ -162,6 +161,11 @@ class _Fault:
 
 # --------------------------------------------------------------------------- recognition
 
+_Response = cloud_speech.StreamingRecognizeResponse
+_RESPONSE_PB = _Response.pb()
+_ACTIVITY_BEGIN = _Response.SpeechEventType.SPEECH_ACTIVITY_BEGIN
+_ACTIVITY_END = _Response.SpeechEventType.SPEECH_ACTIVITY_END
+
 
 class _Decoder:
     """Turns LINEAR16 audio into results, following the rules in the module docstring."""
@@ -180,17 +184,23 @@ class _Decoder:
         self.finals: list[str] = []
 
     def feed(self, audio: bytes) -> list[cloud_speech.StreamingRecognizeResponse]:
-        usable = len(audio) - len(audio) % (2 * self.channels)
-        samples = np.frombuffer(audio[:usable], dtype="<i2")[:: self.channels]
+        frame = 2 * self.channels
+        usable = len(audio) - len(audio) % frame
         out: list[cloud_speech.StreamingRecognizeResponse] = []
-        if not len(samples):
+        if not usable:
             return out
-        change = np.flatnonzero(np.diff(samples)) + 1
-        starts = np.concatenate(([0], change))
-        ends = np.concatenate((change, [len(samples)]))
+        frames = usable // frame
+        runs: Iterable[tuple[int, int, int]]
+        if audio.count(audio[:2], 0, usable) * 2 == usable:
+            # Every sample is the same (inside a word or a silence: most chunks). n
+            # non-overlapping matches of a 2-byte pattern in 2n bytes tile them exactly.
+            runs = ((0, frames, int.from_bytes(audio[:2], "little", signed=True)),)
+        else:
+            samples = np.frombuffer(audio, dtype="<i2", count=usable // 2)[:: self.channels]
+            starts = [0, *(np.flatnonzero(np.diff(samples)) + 1).tolist()]
+            runs = zip(starts, [*starts[1:], frames], samples[starts].tolist(), strict=True)
         base = self.pos
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            value = int(samples[s])
+        for s, e, value in runs:
             if value != self.run_value:
                 self._close_run(base + s, out)
                 self.run_value = value
@@ -198,16 +208,12 @@ class _Decoder:
                 if value and not self.in_speech:
                     self.in_speech = True
                     if self.vad:
-                        out.append(
-                            self._event(
-                                cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN, base + s
-                            )
-                        )
+                        out.append(self._event(_ACTIVITY_BEGIN, base + s))
             if value == 0 and self.words:
                 end_point = self.run_start + self.endpoint
                 if end_point <= base + e:
                     out.extend(self._final(end_point))
-        self.pos = base + len(samples)
+        self.pos = base + frames
         return out
 
     def flush(self) -> list[cloud_speech.StreamingRecognizeResponse]:
@@ -233,28 +239,33 @@ class _Decoder:
         if self.in_speech:
             self.in_speech = False
             if self.vad:
-                out.append(self._event(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_END, at))
+                out.append(self._event(_ACTIVITY_END, at))
         return out
 
-    def _duration(self, samples: int) -> duration_pb2.Duration:
-        d = duration_pb2.Duration()
-        d.FromNanoseconds(samples * 1_000_000_000 // self.rate)
-        return d
+    def _nanoseconds(self, samples: int) -> int:
+        return samples * 1_000_000_000 // self.rate
+
+    # Responses are built as raw protobufs and wrapped (the same message; building
+    # through proto-plus's constructors costs ten times as much).
 
     def _results(self, at: int, final: bool) -> cloud_speech.StreamingRecognizeResponse:
-        text = " ".join(word_for_id(w)[0] for w in self.words)
-        language = word_for_id(self.words[0])[1].lower()  # Google answers in lower case
-        result = cloud_speech.StreamingRecognitionResult(
-            alternatives=[cloud_speech.SpeechRecognitionAlternative(transcript=text, confidence=0.9 if final else 0.0)],
-            is_final=final,
-            stability=0.0 if final else 0.8,
-            result_end_offset=self._duration(at),
-            language_code=language,
+        response = _RESPONSE_PB()
+        result = response.results.add()
+        result.alternatives.add(
+            transcript=" ".join(word_for_id(w)[0] for w in self.words), confidence=0.9 if final else 0.0
         )
-        return cloud_speech.StreamingRecognizeResponse(results=[result])
+        result.is_final = final
+        result.stability = 0.0 if final else 0.8
+        result.result_end_offset.FromNanoseconds(self._nanoseconds(at))
+        result.language_code = word_for_id(self.words[0])[1].lower()  # Google answers in lower case
+        wrapped: cloud_speech.StreamingRecognizeResponse = _Response.wrap(response)
+        return wrapped
 
     def _event(self, kind: int, at: int) -> cloud_speech.StreamingRecognizeResponse:
-        return cloud_speech.StreamingRecognizeResponse(speech_event_type=kind, speech_event_offset=self._duration(at))
+        response = _RESPONSE_PB(speech_event_type=kind)
+        response.speech_event_offset.FromNanoseconds(self._nanoseconds(at))
+        wrapped: cloud_speech.StreamingRecognizeResponse = _Response.wrap(response)
+        return wrapped
 
 
 # --------------------------------------------------------------------------- server
@@ -267,12 +278,21 @@ class _Abort(Exception):
         self.message = message
 
 
-class _ClientGone(Exception):
-    pass
+_Request = cloud_speech.StreamingRecognizeRequest
+_Context = grpc.aio.ServicerContext[cloud_speech.StreamingRecognizeRequest, cloud_speech.StreamingRecognizeResponse]
+# grpc-stubs does not declare grpc.aio.EOF.
+_EOF: object = getattr(grpc.aio, "EOF")  # noqa: B009
 
 
 class FakeSpeech:
-    """The fake service. ``start()`` serves it on 127.0.0.1; ``streams`` records every call."""
+    """The fake service. ``start()`` serves it on 127.0.0.1; ``streams`` records every call.
+
+    It is a ``grpc.aio`` server: every stream is a coroutine, so hundreds of
+    streams cost no thread each. In-process (tests), ``start()`` runs it on an
+    event loop in a thread of its own and ``stop()`` ends that thread, so
+    plain synchronous code uses it as before (``with FakeSpeech() as fake:``);
+    the fake's settings and fault methods may be changed from any thread.
+    """
 
     def __init__(
         self,
@@ -281,17 +301,18 @@ class FakeSpeech:
         audio_timeout_s: float = 0.0,
         max_stream_audio_s: float = MAX_STREAM_AUDIO_S,
         endpoint_s: float = 0.5,
-        max_workers: int = 64,
     ) -> None:
         self.latency_s = latency_s
         self.audio_timeout_s = audio_timeout_s  # 0: no audio timeout
         self.max_stream_audio_s = max_stream_audio_s
         self.endpoint_s = endpoint_s
-        self.max_workers = max_workers
         self.streams: list[StreamRecord] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
-        self._server: grpc.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._grace: float | None = 0
         self.port = 0
 
     @property
@@ -299,36 +320,78 @@ class FakeSpeech:
         """``127.0.0.1:port`` once started."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self, port: int = 0) -> FakeSpeech:
-        """Serve on 127.0.0.1 (``port`` 0 picks a free one)."""
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="fake-speech"))
+    # Serving ------------------------------------------------------------------
+
+    async def serve(self, port: int = 0) -> grpc.aio.Server:
+        """Start serving on 127.0.0.1 on the running event loop (``port`` 0 picks a free one)."""
+        server = grpc.aio.server()
         handler = grpc.method_handlers_generic_handler(
             SERVICE,
             {
                 "StreamingRecognize": grpc.stream_stream_rpc_method_handler(
                     self._streaming_recognize,
-                    request_deserializer=cloud_speech.StreamingRecognizeRequest.deserialize,
+                    request_deserializer=_Request.deserialize,
                     response_serializer=cloud_speech.StreamingRecognizeResponse.serialize,
                 )
             },
         )
         server.add_generic_rpc_handlers((handler,))
         self.port = server.add_insecure_port(f"127.0.0.1:{port}")
-        server.start()
-        self._server = server
+        await server.start()
+        return server
+
+    def start(self, port: int = 0) -> FakeSpeech:
+        """Serve on 127.0.0.1 (``port`` 0 picks a free one) from an event loop on a thread of its own."""
+        if self._thread is not None:
+            raise RuntimeError("the fake is already serving")
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        thread = threading.Thread(target=self._run, args=(port, ready), name="fake-speech", daemon=True)
+        thread.start()
+        try:
+            ready.result(timeout=30)
+        except BaseException:
+            thread.join(5)
+            raise
+        self._thread = thread
         return self
 
     def stop(self, grace: float | None = 0) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.stop(grace).wait()
-            self._server = None
+        """Stop serving (in-process), ending the calls still open after ``grace`` seconds."""
+        thread, loop, requested = self._thread, self._loop, self._stop_requested
+        if thread is None or loop is None or requested is None:
+            return
+        self._grace = grace
+        loop.call_soon_threadsafe(requested.set)
+        thread.join()
+        self._thread = None
 
     def __enter__(self) -> FakeSpeech:
-        return self.start() if self._server is None else self
+        return self.start() if self._thread is None else self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _run(self, port: int, ready: concurrent.futures.Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve_until_stopped(port, ready))
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
+                raise
+        finally:
+            loop.close()
+
+    async def _serve_until_stopped(self, port: int, ready: concurrent.futures.Future[None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        server = await self.serve(port)
+        ready.set_result(None)
+        try:
+            await self._stop_requested.wait()
+        finally:
+            await server.stop(self._grace)
 
     # Faults -----------------------------------------------------------------
 
@@ -359,6 +422,8 @@ class FakeSpeech:
             self._faults.clear()
 
     def _fault_for(self, audio_s: float) -> _Fault | None:
+        if not self._faults:  # the common case, without the lock
+            return None
         with self._lock:
             for fault in self._faults:
                 if fault.remaining and audio_s >= fault.after_audio_s:
@@ -369,35 +434,44 @@ class FakeSpeech:
 
     # The RPC ----------------------------------------------------------------
 
-    def _streaming_recognize(
-        self, requests: Iterator[cloud_speech.StreamingRecognizeRequest], context: grpc.ServicerContext
-    ) -> Iterator[cloud_speech.StreamingRecognizeResponse]:
+    async def _streaming_recognize(self, _requests: object, context: _Context) -> None:
         with self._lock:
             record = StreamRecord(index=len(self.streams))
             self.streams.append(record)
 
-        def on_done() -> None:
+        def on_done(_: object) -> None:
             # Runs when the RPC terminates for any reason; if the fake did not
             # end it itself (status still None), the client cancelled.
             if record.status is None:
                 record.cancelled = True
             record.done.set()
 
-        context.add_callback(on_done)
+        context.add_done_callback(on_done)  # type: ignore[arg-type]  # grpc-stubs: a class, not a Protocol
         try:
-            yield from self._serve(requests, record)
-            record.status = grpc.StatusCode.OK
-        except (grpc.RpcError, _ClientGone):
-            return  # the client cancelled; on_done records it
+            await self._serve(context, record)
         except _Abort as abort:
             record.status = abort.code
-            context.abort(abort.code, abort.message)
+            await context.abort(abort.code, abort.message)
+        else:
+            record.status = grpc.StatusCode.OK
 
-    def _serve(
-        self, requests: Iterator[cloud_speech.StreamingRecognizeRequest], record: StreamRecord
-    ) -> Iterator[cloud_speech.StreamingRecognizeResponse]:
-        incoming = self._with_timeout(requests)
-        first = next(incoming, None)
+    async def _read(self, context: _Context) -> cloud_speech.StreamingRecognizeRequest | None:
+        """The next request (``None`` at half-close); with an audio timeout, waiting for it can time out."""
+        timeout = self.audio_timeout_s
+        if timeout:
+            try:
+                request: object = await asyncio.wait_for(context.read(), timeout)
+            except asyncio.TimeoutError:
+                raise _Abort(grpc.StatusCode.OUT_OF_RANGE, AUDIO_TIMEOUT_MESSAGE) from None
+        else:
+            request = await context.read()
+        if request is _EOF:
+            return None
+        assert isinstance(request, _Request)
+        return request
+
+    async def _serve(self, context: _Context, record: StreamRecord) -> None:
+        first = await self._read(context)
         if first is None:
             return
         if not first.recognizer or "streaming_config" not in first:
@@ -430,10 +504,12 @@ class FakeSpeech:
             features.interim_results,
             features.enable_voice_activity_events,
         )
-        for request in incoming:
-            if "streaming_config" in request or request.recognizer:
+        while (request := await self._read(context)) is not None:
+            raw = _Request.pb(request)  # the fields without proto-plus's marshalling on every chunk
+            if raw.recognizer or raw.HasField("streaming_config"):
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "Only the first request may carry the config.")
-            size = len(request.audio)
+            audio = raw.audio
+            size = len(audio)
             record.request_sizes.append(size)
             if size > MAX_AUDIO_BYTES:
                 raise _Abort(
@@ -447,52 +523,36 @@ class FakeSpeech:
             fault = self._fault_for(record.audio_s)
             if fault:
                 raise _Abort(fault.code, fault.message)
-            responses = decoder.feed(request.audio) if linear16 else []
-            yield from self._deliver(responses, decoder, record)
+            if linear16:
+                await self._deliver(decoder.feed(audio), decoder, record, context)
         record.half_closed = True
-        yield from self._deliver(decoder.flush(), decoder, record)
+        await self._deliver(decoder.flush(), decoder, record, context)
 
-    def _deliver(
-        self, responses: list[cloud_speech.StreamingRecognizeResponse], decoder: _Decoder, record: StreamRecord
-    ) -> Iterator[cloud_speech.StreamingRecognizeResponse]:
-        record.final_texts.extend(decoder.finals)
-        decoder.finals.clear()
+    async def _deliver(
+        self,
+        responses: list[cloud_speech.StreamingRecognizeResponse],
+        decoder: _Decoder,
+        record: StreamRecord,
+        context: _Context,
+    ) -> None:
+        if decoder.finals:
+            record.final_texts.extend(decoder.finals)
+            decoder.finals.clear()
         for response in responses:
             if self.latency_s:
-                time.sleep(self.latency_s)
-            yield response
+                await asyncio.sleep(self.latency_s)
+            await context.write(response)
 
-    def _with_timeout(
-        self, requests: Iterator[cloud_speech.StreamingRecognizeRequest]
-    ) -> Iterator[cloud_speech.StreamingRecognizeRequest]:
-        """The requests; with an audio timeout, read by a helper thread so waiting can time out."""
-        if not self.audio_timeout_s:
-            yield from requests
-            return
-        inbox: queue.Queue[object] = queue.Queue()
-        end, gone = object(), object()
 
-        def pump() -> None:
-            try:
-                for request in requests:
-                    inbox.put(request)
-            except Exception:  # grpc.RpcError: the client cancelled
-                inbox.put(gone)
-                return
-            inbox.put(end)
-
-        threading.Thread(target=pump, name="fake-speech-pump", daemon=True).start()
-        while True:
-            try:
-                item = inbox.get(timeout=self.audio_timeout_s)
-            except queue.Empty:
-                raise _Abort(grpc.StatusCode.OUT_OF_RANGE, AUDIO_TIMEOUT_MESSAGE) from None
-            if item is end:
-                return
-            if item is gone:
-                raise _ClientGone
-            assert isinstance(item, cloud_speech.StreamingRecognizeRequest)
-            yield item
+async def _serve_until_signalled(fake: FakeSpeech, port: int) -> None:
+    server = await fake.serve(port)
+    print(f"listening on {fake.address}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(1)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -502,21 +562,14 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response")
     parser.add_argument("--audio-timeout-s", type=float, default=0.0, help="end streams idle this long (0: never)")
     parser.add_argument("--max-stream-audio-s", type=float, default=MAX_STREAM_AUDIO_S, help="audio time per stream")
-    parser.add_argument("--max-workers", type=int, default=1100, help="concurrent streams the server can hold")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     fake = FakeSpeech(
         latency_s=args.latency_ms / 1000,
         audio_timeout_s=args.audio_timeout_s,
         max_stream_audio_s=args.max_stream_audio_s,
-        max_workers=args.max_workers,
-    ).start(args.port)
-    print(f"listening on {fake.address}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    fake.stop(grace=1)
+    )
+    asyncio.run(_serve_until_signalled(fake, args.port))
 
 
 if __name__ == "__main__":
