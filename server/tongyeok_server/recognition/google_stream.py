@@ -100,6 +100,13 @@ _PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
 _WRAP_REQUEST = cloud_speech.StreamingRecognizeRequest.wrap
 _RESPONSE_PB = cloud_speech.StreamingRecognizeResponse.pb
 _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
+
+# grpc.aio replaces a call's status with this when a write fails because the
+# call has just ended (grpc/grpc#36066): Google's OUT_OF_RANGE or
+# PERMISSION_DENIED would look like a retryable INTERNAL. The server's status
+# is kept from the call's done callback when it came first, and when it comes
+# second it overwrites this one a moment later.
+_WRITE_RACE = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 _BEGIN = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN)
 _END = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_END)
 
@@ -141,17 +148,21 @@ class _Leg:
         self.status: tuple[grpc.StatusCode, str] | None = None  # how the call ended, as first reported
 
     def record_status(self, call: Any) -> None:
-        """Done callback of the call: keep the status it ended with.
-
-        grpc.aio overwrites the status the server sent with INTERNAL "Internal
-        error from Core" when a write fails because the call has just ended
-        (grpc/grpc#36066); Google's OUT_OF_RANGE or PERMISSION_DENIED would
-        then look like a retryable error. The first status is the real one,
-        and it is set when done callbacks run.
-        """
+        """Done callback of the call: keep the status it ended with (see ``_WRITE_RACE``)."""
         code = _settled(call.code())
         if code is not None:
             self.status = (code, _settled(call.details()) or "")
+
+
+async def _status_after_write_race(call: Any) -> tuple[grpc.StatusCode, str]:
+    """The server's status of a call whose failed write was noticed first (``_WRITE_RACE``)."""
+    status = _WRITE_RACE
+    for _ in range(50):  # the status is on its way: a few loop turns, 0.5 s at most
+        await asyncio.sleep(0.01)
+        status = (await call.code(), await call.details() or "")
+        if status != _WRITE_RACE:
+            break
+    return status
 
 
 def _settled(coroutine: Coroutine[Any, Any, _T]) -> _T | None:
@@ -240,8 +251,15 @@ class GoogleRecognizerStream(RecognizerStream):
         if self._loop.is_closed():
             return
         future = asyncio.run_coroutine_threadsafe(self.write_async(audio), self._loop)
-        with contextlib.suppress(concurrent.futures.CancelledError):  # the loop was shut down under the writer
-            future.result()
+        while True:
+            try:
+                future.result(timeout=1.0)
+                return
+            except concurrent.futures.CancelledError:
+                return  # the loop was shut down under the writer
+            except concurrent.futures.TimeoutError:
+                if self._loop.is_closed():  # closed before it ran the write
+                    return
 
     async def write_async(self, audio: bytes) -> None:
         """Queue caller audio; awaits only while the buffer is full.
@@ -375,8 +393,10 @@ class GoogleRecognizerStream(RecognizerStream):
             if self._on_close is not None:
                 self._on_close()
         finally:
-            self._end(error)
-            self._done.set()
+            try:
+                self._end(error)
+            finally:
+                self._done.set()
 
     def _idle_fired(self) -> None:
         self._idle_timer = None
@@ -513,8 +533,10 @@ class GoogleRecognizerStream(RecognizerStream):
                     call.cancel()
                     return grpc.StatusCode.CANCELLED, "planned restart", True
         except grpc.aio.AioRpcError as exc:
-            code, details = leg.status or (exc.code(), exc.details() or "")
-            return code, details, False
+            status = leg.status or (exc.code(), exc.details() or "")
+            if status == _WRITE_RACE:
+                status = await _status_after_write_race(call)
+            return status[0], status[1], False
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self._cancelled or (task is not None and task.cancelling()):
