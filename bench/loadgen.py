@@ -16,8 +16,16 @@ it. Lateness is the time ``write`` returned minus the due time. With the
 fake's word audio, every transcript result is a deterministic function of the
 audio, and the chunk that triggers it is known in advance (the fake's own
 decoder is run over the chunks here), so each event's latency is its arrival
-minus the send time of the chunk that triggered it, keyed by (kind, audio end
-offset) so the two paths can be matched event by event.
+minus the send time of the chunk that triggered it (when it was handed to
+``write``: its answer can be read before ``write`` returns), keyed by (kind,
+audio end offset) so the two paths can be matched event by event.
+
+Cost: the generator shares the machine with what it measures, so per chunk
+it does no more than the protocol needs. Every request is serialised once
+per process (the audio is the same for every stream) and written as bytes;
+a stream's only per-chunk work is a sleep until the chunk is due, the write,
+and two floats (send time and lateness). Most of what remains is grpc.aio's
+own cost per message.
 """
 
 from __future__ import annotations
@@ -37,11 +45,11 @@ from google.cloud.speech_v2.types import cloud_speech
 
 from tests.support import fake_speech
 from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 
 RATE_HZ = 16000
 BYTES_PER_S = RATE_HZ * 2
 DIRECT_METHOD = "/google.cloud.speech.v2.Speech/StreamingRecognize"
+TONGYEOK_METHOD = "/tongyeok.v1.Interpreter/Interpret"
 DIRECT_RECOGNIZER = "projects/local/locations/global/recognizers/_"
 _PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
 _PB_RESPONSE = cloud_speech.StreamingRecognizeResponse.pb()
@@ -76,15 +84,30 @@ def trigger_chunks(audio: bytes, chunk_bytes: int, endpoint_s: float = 0.5) -> d
     out: dict[tuple[str, int], int] = {}
     for index in range(0, (len(audio) + chunk_bytes - 1) // chunk_bytes):
         for response in decoder.feed(audio[index * chunk_bytes : (index + 1) * chunk_bytes]):
-            for result in response.results:
-                end: Any = result.result_end_offset  # proto-plus marshals Duration to timedelta
-                key = ("final" if result.is_final else "interim", _ms(end.total_seconds()))
+            for result in cloud_speech.StreamingRecognizeResponse.pb(response).results:
+                key = ("final" if result.is_final else "interim", _ms(_seconds(result.result_end_offset)))
                 out.setdefault(key, index)
     return out
 
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _seconds(duration: Any) -> float:
+    """A protobuf Duration in seconds, as ``Duration.ToTimedelta().total_seconds()`` (whole microseconds)."""
+    micros: int = duration.seconds * 1_000_000 + duration.nanos // 1000
+    return micros / 1_000_000
+
+
+@dataclass(frozen=True)
+class Requests:
+    """One target's requests, serialised once for every stream: the config, then one per audio chunk."""
+
+    method: str
+    first: bytes
+    chunks: list[bytes]
+    deserialize: Any  # bytes -> response message
 
 
 # --------------------------------------------------------------------------- per stream
@@ -122,12 +145,13 @@ class StreamResult:
 
 
 class _Stream:
-    def __init__(self, spec: dict[str, Any], index: int, start: float, audio: bytes, triggers: dict[Any, int]) -> None:
+    def __init__(
+        self, spec: dict[str, Any], index: int, start: float, requests: Requests, triggers: dict[Any, int]
+    ) -> None:
         self.spec = spec
-        self.audio = audio
+        self.requests = requests
         self.triggers = triggers
         self.chunk_s = spec["chunk_ms"] / 1000
-        self.chunk_bytes = round(self.chunk_s * BYTES_PER_S)
         self.sent_at: list[float] = []
         self.result = StreamResult(index, start)
         self.final_arrival: dict[int, float] = {}
@@ -135,22 +159,25 @@ class _Stream:
 
     # Sending -----------------------------------------------------------------
 
-    async def send(self, call: Any, first: Any, wrap: Any) -> None:
-        await call.write(first)
+    async def send(self, call: Any) -> None:
+        await call.write(self.requests.first)
         paced = self.spec["paced"]
-        n = (len(self.audio) + self.chunk_bytes - 1) // self.chunk_bytes
-        for k in range(n):
-            due = self.result.start + (k + 1) * self.chunk_s
+        start, step = self.result.start, self.chunk_s
+        sent_at, lateness = self.sent_at, self.result.lateness_ms
+        clock, write = time.monotonic, call.write
+        due = 0.0
+        for k, request in enumerate(self.requests.chunks, 1):
             if paced:
-                delay = due - time.monotonic()
+                due = start + k * step
+                delay = due - clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await call.write(wrap(self.audio[k * self.chunk_bytes : (k + 1) * self.chunk_bytes]))
-            now = time.monotonic()
-            self.sent_at.append(now)
+            # Sent when handed to gRPC: the answer to it can be read before this write returns.
+            sent_at.append(clock())
+            await write(request)
             if paced:
-                self.result.lateness_ms.append(max(0.0, (now - due) * 1000))
-        self.result.sent_s = time.monotonic() - self.result.start
+                lateness.append(max(0.0, (clock() - due) * 1000))
+        self.result.sent_s = clock() - start
         await call.done_writing()
 
     # Receiving ---------------------------------------------------------------
@@ -170,12 +197,10 @@ class _Stream:
                 return
             which = response.WhichOneof("event")
             if which == "interim_transcript":
-                self.transcript(
-                    "interim", response.interim_transcript.audio_end_offset.ToTimedelta().total_seconds(), arrival
-                )
+                self.transcript("interim", _seconds(response.interim_transcript.audio_end_offset), arrival)
             elif which == "final_transcript":
                 final = response.final_transcript
-                end_s = final.audio_end_offset.ToTimedelta().total_seconds()
+                end_s = _seconds(final.audio_end_offset)
                 self.transcript("final", end_s, arrival)
                 self.final_arrival[final.utterance_id] = arrival
                 self.result.finals.append((final.utterance_id, end_s, arrival - self.result.start, final.text))
@@ -194,7 +219,7 @@ class _Stream:
             if response is _EOF:
                 return
             for result in response.results:
-                end_s = result.result_end_offset.ToTimedelta().total_seconds()
+                end_s = _seconds(result.result_end_offset)
                 self.transcript("final" if result.is_final else "interim", end_s, arrival)
                 if result.is_final:
                     self.result.finals.append((len(self.result.finals), end_s, arrival - self.result.start, ""))
@@ -205,24 +230,13 @@ class _Stream:
         delay = self.result.start - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        if self.spec["target"] == "direct":
-            method = channel.stream_stream(
-                DIRECT_METHOD,
-                request_serializer=_PB_REQUEST.SerializeToString,
-                response_deserializer=_PB_RESPONSE.FromString,
-            )
-            call: Any = method()  # type: ignore[call-arg]
-            first: Any = _direct_first_request(self.spec)
-            wrap: Any = lambda audio: _PB_REQUEST(audio=audio)  # noqa: E731
-            receive = self.receive_direct(call)
-        else:
-            call = pb_grpc.InterpreterStub(channel).Interpret()  # type: ignore[no-untyped-call]
-            first = _tongyeok_config(self.spec)
-            wrap = lambda audio: pb.InterpretRequest(audio=audio)  # noqa: E731
-            receive = self.receive_tongyeok(call)
-        reader = asyncio.ensure_future(receive)
+        # The requests are bytes already: no serializer.
+        method = channel.stream_stream(self.requests.method, None, self.requests.deserialize)
+        call: Any = method()  # type: ignore[call-arg]
+        direct = self.spec["target"] == "direct"
+        reader = asyncio.ensure_future(self.receive_direct(call) if direct else self.receive_tongyeok(call))
         try:
-            await asyncio.wait_for(self.send(call, first, wrap), self.spec["timeout_s"])
+            await asyncio.wait_for(self.send(call), self.spec["timeout_s"])
             await asyncio.wait_for(asyncio.shield(reader), self.spec["drain_timeout_s"])
             self.result.status = (await call.code()).name
         except grpc.aio.AioRpcError as exc:
@@ -274,6 +288,25 @@ def _tongyeok_config(spec: dict[str, Any]) -> pb.InterpretRequest:
 # --------------------------------------------------------------------------- the run
 
 
+def requests_for(spec: dict[str, Any], audio: bytes) -> Requests:
+    """``spec``'s target's requests for ``audio``, serialised."""
+    chunk_bytes = round(spec["chunk_ms"] / 1000 * BYTES_PER_S)
+    pieces = [audio[i : i + chunk_bytes] for i in range(0, len(audio), chunk_bytes)]
+    if spec["target"] == "direct":
+        return Requests(
+            DIRECT_METHOD,
+            _direct_first_request(spec).SerializeToString(),
+            [_PB_REQUEST(audio=piece).SerializeToString() for piece in pieces],
+            _PB_RESPONSE.FromString,
+        )
+    return Requests(
+        TONGYEOK_METHOD,
+        _tongyeok_config(spec).SerializeToString(),
+        [pb.InterpretRequest(audio=piece).SerializeToString() for piece in pieces],
+        pb.InterpretResponse.FromString,
+    )
+
+
 def load_audio(spec: dict[str, Any]) -> tuple[bytes, dict[Any, int]]:
     """The audio every stream sends, and (for word audio) the trigger chunk of each result."""
     chunk_bytes = round(spec["chunk_ms"] / 1000 * BYTES_PER_S)
@@ -286,6 +319,7 @@ def load_audio(spec: dict[str, Any]) -> tuple[bytes, dict[Any, int]]:
 async def run_streams(spec: dict[str, Any]) -> list[StreamResult]:
     """Run every stream of ``spec``; returns their results."""
     audio, triggers = load_audio(spec)
+    requests = requests_for(spec, audio)
     n = spec["streams"]
     first = spec.get("first_stream", 0)
     total = spec.get("total_streams", n)
@@ -301,7 +335,7 @@ async def run_streams(spec: dict[str, Any]) -> list[StreamResult]:
             index = first + i
             # Starts spread evenly over the ramp, so chunk sends interleave instead of bursting together.
             start = spec["start_at"] + spec["ramp_s"] * index / max(1, total)
-            streams.append(_Stream(spec, index, start, audio, triggers))
+            streams.append(_Stream(spec, index, start, requests, triggers))
         return list(await asyncio.gather(*(s.run(channels[i // per_channel]) for i, s in enumerate(streams))))
     finally:
         for channel in channels:
