@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-cloud", action="store_true", help="only the embedded engines")
     parser.add_argument("--skip-offline", action="store_true", help="only the cloud sweep")
+    parser.add_argument(
+        "--direct-only",
+        action="store_true",
+        help="cloud sweep without the server: load generators straight to the fake recogniser (the box's ceiling)",
+    )
     parser.add_argument("--speech-latency-ms", type=float, default=0.0, help="the fake recogniser's delay per result")
     parser.add_argument("--ttft-ms", type=float, default=100.0, help="the fake OpenAI's time to first token")
     parser.add_argument("--tokens-per-s", type=float, default=50.0, help="the fake OpenAI's tokens per second")
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             ttft_ms=args.ttft_ms,
             tokens_per_s=args.tokens_per_s,
             profile_at=args.profile,
+            direct_only=args.direct_only,
         )
         results["cloud"] = run_cloud(cloud, work_dir / "cloud", log)
     if not args.skip_offline:

@@ -5,11 +5,18 @@ to the fake recogniser, then (2) through a freshly started ``tongyeok-server``
 (``--recognizer google --translator openai``), each by load-generator
 processes. Events are matched by (stream, kind, audio end offset) across the
 two runs; the difference is what Tongyeok adds.
+
+Both phases also record where the machine's CPU went in their steady window
+(server, fake recogniser, fake OpenAI, load generators, the bench itself and
+the rest of the box), so a missed target can be told apart from a full box.
+``direct_only`` runs only phase (1): the ceiling of the fakes and load
+generators on this machine.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +26,7 @@ from typing import Any
 import grpc
 
 from bench import stats
-from bench.measure import Sampler, machine_busy_s, machine_cpu_window, run_loadgen
+from bench.measure import CpuSampler, Sampler, run_loadgen
 from bench.procs import LOOPBACK, Child, Children, free_port, python, server_command, wait_for_grpc, wait_for_tcp
 from bench.profile import profile_process
 from tests.support import fake_speech
@@ -44,6 +51,7 @@ class CloudOptions:
     streams_per_loadgen: int = 250
     profile_at: int | None = None  # py-spy the server at this N
     profile_s: float = 8.0
+    direct_only: bool = False  # only the direct path (no server): what the fakes and load generators manage
 
 
 def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -71,23 +79,22 @@ def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[s
         speech_address = f"{LOOPBACK}:{speech_port}"
         wait_for_grpc(fake, speech_address, 30)
         wait_for_tcp(openai, openai_port, 30)
-        fake_sampler = Sampler(fake.pid).start()
-        try:
-            for n in options.streams:
-                log(f"cloud: {n} streams, direct path (the floor) ...")
-                direct = _phase(children, options, n, "direct", speech_address, work_dir, None, fake_sampler)
+        fakes = {"fake_speech": fake.pid, "fake_openai": openai.pid}
+        for n in options.streams:
+            log(f"cloud: {n} streams, direct path (the floor) ...")
+            direct = _phase(children, options, n, "direct", speech_address, work_dir, None, fakes)
+            through: dict[str, Any] | None = None
+            if not options.direct_only:
                 log(f"cloud: {n} streams through tongyeok-server ...")
                 server_port = free_port()
                 server = _start_server(children, options, n, server_port, speech_port, openai_port, work_dir)
                 try:
                     through = _phase(
-                        children, options, n, "tongyeok", f"{LOOPBACK}:{server_port}", work_dir, server, fake_sampler
+                        children, options, n, "tongyeok", f"{LOOPBACK}:{server_port}", work_dir, server, fakes
                     )
                 finally:
                     children.stop(server, grace_s=5)
-                results["runs"].append(_analyse(options, n, direct, through))
-        finally:
-            fake_sampler.stop()
+            results["runs"].append(_analyse(options, n, direct, through))
         for child in (openai, fake):
             children.stop(child)
     return results
@@ -140,18 +147,16 @@ def _phase(
     address: str,
     work_dir: Path,
     server: Child | None,
-    fake_sampler: Sampler,
+    fakes: dict[str, int],
 ) -> dict[str, Any]:
     sampler = Sampler(server.pid).start() if server is not None else None
-    machine: list[tuple[float, float]] = []
-    stop = threading.Event()
-
-    def sample_machine() -> None:
-        while not stop.wait(0.25):
-            machine.append((time.monotonic(), machine_busy_s()))
-
-    machine_thread = threading.Thread(target=sample_machine, name="bench-machine", daemon=True)
-    machine_thread.start()
+    cpu = CpuSampler()
+    for role, pid in fakes.items():
+        cpu.watch(role, pid, tree=False)  # no children: spare the bench a scan of /proc per reading
+    if server is not None:
+        cpu.watch("server", server.pid)
+    cpu.watch("bench", os.getpid(), tree=False)  # this process: sampling, waiting, profiling
+    cpu.start()
     idle = sampler.read() if sampler is not None else None
     # Streams open over a ramp (a burst of 500 opens at once is not what a service sees).
     ramp_s = min(3.0, 0.01 * n + 0.2)
@@ -191,21 +196,21 @@ def _phase(
     processes = math.ceil(n / options.streams_per_loadgen)
     try:
         streams, loadgen_cpu = run_loadgen(
-            children, spec, processes, work_dir, f"loadgen-{target}-{n}", options.seconds + 120
+            children, spec, processes, work_dir, f"loadgen-{target}-{n}", options.seconds + 120, cpu
         )
     finally:
-        stop.set()
-        machine_thread.join(2)
+        cpu.stop()
         if sampler is not None:
             sampler.stop()
         if profiler is not None:
             profiler.join(options.profile_s + 30)
+    cpu_window = cpu.window(*window)
     out: dict[str, Any] = {
         "streams": streams,
         "loadgen_cpu_s": loadgen_cpu,
         "loadgen_processes": processes,
-        "machine_busy": machine_cpu_window(machine, *window),
-        "fake_speech": fake_sampler.window(*window),
+        "machine_busy": None if cpu_window is None else cpu_window["machine"] / cpu_window["cores"],
+        "cpu": cpu_window,
         "window_s": window[1] - window[0],
         "profile": profile,
     }
@@ -215,8 +220,8 @@ def _phase(
     return out
 
 
-def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dict[str, Any]) -> dict[str, Any]:
-    """Figures for one N from the two phases' raw results."""
+def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dict[str, Any] | None) -> dict[str, Any]:
+    """Figures for one N from the two phases' raw results (``through`` is ``None`` in a direct-only run)."""
     floor: dict[tuple[int, str, int], float] = {}
     for stream in direct["streams"]:
         for kind, offset, latency in stream["events"]:
@@ -227,7 +232,8 @@ def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dic
     for (_, kind, _), latency in floor.items():
         floor_abs[kind].append(latency)
     unpaired = 0
-    for stream in through["streams"]:
+    through_streams = [] if through is None else through["streams"]
+    for stream in through_streams:
         for kind, offset, latency in stream["events"]:
             absolute[kind].append(latency)
             base = floor.get((stream["index"], kind, offset))
@@ -235,7 +241,7 @@ def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dic
                 unpaired += 1
             else:
                 added[kind].append(latency - base)
-    token = [ms - options.ttft_ms for s in through["streams"] for ms in s["first_token_ms"]]
+    token = [ms - options.ttft_ms for s in through_streams for ms in s["first_token_ms"]]
     expected_finals = max((len(s["finals"]) for s in direct["streams"]), default=0)
 
     def pace(streams: list[dict[str, Any]]) -> dict[str, Any]:
@@ -254,21 +260,23 @@ def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dic
             "kept_pace": not behind,
         }
 
+    through = through or {}
     server_window = through.get("server_window") or {}
     idle = through.get("server_idle") or {}
     cpu_cores = server_window.get("cpu_cores")
     rss_peak = server_window.get("rss_peak")
     return {
         "streams": n,
+        "direct_only": not through,
         "added_ms": {kind: stats.summary(v) for kind, v in added.items()},
         "tongyeok_ms": {kind: stats.summary(v) for kind, v in absolute.items()},
         "direct_ms": {kind: stats.summary(v) for kind, v in floor_abs.items()},
         "first_token_added_ms": stats.summary(token),
         "unpaired_events": unpaired,
         "finals_expected_per_stream": expected_finals,
-        "finals_received": sum(len(s["finals"]) for s in through["streams"]),
-        "translations_complete": sum(s["translations_complete"] for s in through["streams"]),
-        "pace": pace(through["streams"]),
+        "finals_received": sum(len(s["finals"]) for s in through_streams),
+        "translations_complete": sum(s["translations_complete"] for s in through_streams),
+        "pace": pace(through_streams) if through else None,
         "direct_pace": pace(direct["streams"]),
         "server_cpu_cores": cpu_cores,
         "server_cpu_ms_per_stream_s": None if cpu_cores is None else round(cpu_cores * 1000 / n, 3),
@@ -278,13 +286,40 @@ def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dic
         if rss_peak is None or not idle
         else round((rss_peak - idle["rss"]) / 2**20 / n, 3),
         "server_threads": server_window.get("threads_peak"),
-        "machine_busy_tongyeok": through["machine_busy"],
+        "machine_busy_tongyeok": through.get("machine_busy"),
         "machine_busy_direct": direct["machine_busy"],
-        "loadgen_cpu_s": {"direct": direct["loadgen_cpu_s"], "tongyeok": through["loadgen_cpu_s"]},
-        "loadgen_processes": through["loadgen_processes"],
+        "loadgen_cpu_s": {"direct": direct["loadgen_cpu_s"], "tongyeok": through.get("loadgen_cpu_s")},
+        "loadgen_processes": direct["loadgen_processes"],
         "fake_speech_cpu_cores": {
-            "direct": (direct["fake_speech"] or {}).get("cpu_cores"),
-            "tongyeok": (through["fake_speech"] or {}).get("cpu_cores"),
+            "direct": _role(direct, "fake_speech"),
+            "tongyeok": _role(through, "fake_speech"),
         },
+        # Where the machine's CPU went in each phase's steady window (cores, and ms per stream-second).
+        "cpu": {"direct": _cpu_split(direct, n), "tongyeok": _cpu_split(through, n) if through else None},
         "profile": through.get("profile"),
+    }
+
+
+ROLES = ("server", "fake_speech", "fake_openai", "loadgen", "bench")
+
+
+def _role(phase: dict[str, Any], role: str) -> float | None:
+    window = phase.get("cpu") or {}
+    value = (window.get("roles") or {}).get(role)
+    return None if value is None else float(value)
+
+
+def _cpu_split(phase: dict[str, Any], n: int) -> dict[str, Any] | None:
+    """Cores per role in a phase's steady window, the rest of the machine (``other``), and ms per stream-second."""
+    window = phase.get("cpu")
+    if not window:
+        return None
+    cores: dict[str, float | None] = {role: _role(phase, role) for role in ROLES}
+    cores["other"] = window["other"]
+    cores["machine"] = window["machine"]
+    return {
+        "cores": {k: None if v is None else round(v, 3) for k, v in cores.items()},
+        "ms_per_stream_s": {k: None if v is None else round(v * 1000 / n, 3) for k, v in cores.items()},
+        "machine_cores": window["cores"],
+        "window_s": round(window["seconds"], 2),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -81,19 +82,109 @@ class Sampler:
         }
 
 
-def machine_cpu_window(samples: list[tuple[float, float]], begin: float, end: float) -> float | None:
-    """Mean whole-machine busy fraction (0..1) from (monotonic, busy seconds) readings in a window."""
-    inside = [s for s in samples if begin <= s[0] <= end]
-    if len(inside) < 2:
-        return None
-    cores = psutil.cpu_count() or 1
-    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) / cores
-
-
 def machine_busy_s() -> float:
     """Busy CPU seconds of the whole machine so far (all cores)."""
     t = psutil.cpu_times()
     return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
+
+
+@dataclass
+class CpuSampler:
+    """Where the machine's CPU goes: CPU seconds of each role's processes and of the whole machine.
+
+    Roles are named groups of processes (``server``, ``fake_speech``,
+    ``loadgen``...), each process read with its children unless watched with
+    ``tree=False`` (the bench's own process, whose children are the other
+    roles). One thread reads
+    every role and the machine at the same instants, so a window's figures add
+    up: what the roles do not account for is ``other`` (the rest of the box).
+    """
+
+    interval_s: float = 0.25
+    roles: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)  # role -> [(pid, with children)]
+    # (monotonic, machine busy seconds, {role: {pid: CPU seconds of the process and its children}})
+    samples: list[tuple[float, float, dict[str, dict[int, float]]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def watch(self, role: str, pid: int, tree: bool = True) -> None:
+        """Count ``pid`` (and, with ``tree``, its children) as ``role`` from now on."""
+        with self._lock:
+            self.roles.setdefault(role, []).append((pid, tree))
+
+    def read(self) -> None:
+        """Take one sample now."""
+        with self._lock:
+            roles = {role: list(pids) for role, pids in self.roles.items()}
+        readings: dict[str, dict[int, float]] = {}
+        for role, pids in roles.items():
+            readings[role] = {}
+            for pid, tree in pids:
+                cpu = _cpu_s(pid, tree)
+                if cpu is not None:
+                    readings[role][pid] = cpu
+        self.samples.append((time.monotonic(), machine_busy_s(), readings))
+
+    def start(self) -> CpuSampler:
+        def loop() -> None:
+            while not self._stop.wait(self.interval_s):
+                self.read()
+
+        self.read()
+        self._thread = threading.Thread(target=loop, name="bench-cpu", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def window(self, begin: float, end: float) -> dict[str, Any] | None:
+        """Cores (CPU seconds per second) used by each role, the machine, and the rest, between two instants.
+
+        ``machine`` is busy cores of the whole box (of ``cores``); ``other`` is
+        ``machine`` minus the roles: other work on a shared box, the kernel's
+        share not charged to a process, and sampling error.
+        """
+        inside = [s for s in self.samples if begin <= s[0] <= end]
+        if len(inside) < 2:
+            return None
+        span = inside[-1][0] - inside[0][0]
+        if span <= 0:
+            return None
+        roles: dict[str, float | None] = {}
+        for role in self.roles:
+            first: dict[int, float] = {}
+            last: dict[int, float] = {}
+            for _, _, readings in inside:
+                for pid, cpu in readings.get(role, {}).items():
+                    first.setdefault(pid, cpu)
+                    last[pid] = cpu
+            roles[role] = sum(last[pid] - first[pid] for pid in first) / span if first else None
+        machine = (inside[-1][1] - inside[0][1]) / span
+        return {
+            "seconds": span,
+            "cores": psutil.cpu_count() or 1,
+            "machine": machine,
+            "roles": roles,
+            "other": machine - sum(v for v in roles.values() if v is not None),
+        }
+
+
+def _cpu_s(pid: int, tree: bool) -> float | None:
+    """CPU seconds (user + system) of a process (and its live children); ``None`` if it is gone."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for p in (root, *root.children(recursive=True)) if tree else (root,):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+    except psutil.Error:
+        return None
 
 
 def run_loadgen(
@@ -103,11 +194,14 @@ def run_loadgen(
     work_dir: Path,
     name: str,
     timeout_s: float,
+    cpu: CpuSampler | None = None,
 ) -> tuple[list[dict[str, Any]], list[float]]:
     """Run ``spec``'s streams split over ``processes`` load-generator processes.
 
     Returns the streams' results (ordered by stream index) and each load
-    generator's CPU seconds (to show whether the generator itself was busy).
+    generator's CPU seconds over its whole life, start-up included (to show
+    whether the generator itself was busy). With ``cpu``, each load generator
+    is also watched there as the role ``loadgen``, for figures over a window.
     """
     n = spec["streams"]
     processes = max(1, min(processes, n))
@@ -126,19 +220,19 @@ def run_loadgen(
             f"{name}-{p}", [python(), "-m", "bench.loadgen", str(spec_path), str(out_path)], work_dir
         )
         kids.append((child, out_path))
+        if cpu is not None:
+            cpu.watch("loadgen", child.pid, tree=False)
     deadline = time.monotonic() + timeout_s
-    cpu: list[float] = []
+    # Every generator is read on every round (the last reading before it exits is its CPU time).
+    lifetime_cpu = [0.0] * len(kids)
+    while time.monotonic() < deadline and any(child.alive() for child, _ in kids):
+        for i, (child, _) in enumerate(kids):
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(child.pid).cpu_times()
+                lifetime_cpu[i] = t.user + t.system
+        time.sleep(0.2)
     results: list[dict[str, Any]] = []
     for child, out_path in kids:
-        last_cpu = 0.0
-        while child.alive() and time.monotonic() < deadline:
-            try:
-                t = psutil.Process(child.pid).cpu_times()
-                last_cpu = t.user + t.system
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-        cpu.append(last_cpu)
         if child.alive():
             children.stop(child)
             raise RuntimeError(f"load generator {child.name} did not finish within {timeout_s:.0f} s")
@@ -147,4 +241,4 @@ def run_loadgen(
             raise RuntimeError(f"load generator {child.name} failed:\n{child.log_tail()}")
         results.extend(json.loads(out_path.read_text())["streams"])
     results.sort(key=lambda r: r["index"])
-    return results, cpu
+    return results, lifetime_cpu

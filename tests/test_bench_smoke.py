@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import psutil
+from rich.console import Console
 
 from bench.cloud import CloudOptions, run_cloud
-from bench.report import targets
+from bench.report import render, targets
 
 
 def test_cloud_sweep_reports_every_field(tmp_path: Path) -> None:
@@ -29,5 +30,14 @@ def test_cloud_sweep_reports_every_field(tmp_path: Path) -> None:
     assert {t["target"] for t in targets({"cloud": results})} >= {
         "concurrent real-time streams, cloud engines, none behind"
     }
+    # Where the CPU went, in both phases: every process the bench started is accounted for.
+    for phase, roles in (("direct", ("fake_speech", "fake_openai", "loadgen")), ("tongyeok", ("server",))):
+        split = run["cpu"][phase]
+        for role in (*roles, "bench", "other", "machine"):
+            assert split["cores"][role] is not None, (phase, role)
+    assert run["cpu"]["direct"]["cores"]["server"] is None
+    console = Console(record=True, width=200)
+    render({"cloud": results}, console)
+    assert "Where the CPU went" in console.export_text()
     after = {p.pid for p in psutil.Process().children(recursive=True)}
     assert after <= before, "the bench left processes behind"
