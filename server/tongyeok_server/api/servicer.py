@@ -35,6 +35,10 @@ from tongyeok_server.translation.base import ContextSentence, TranslationRequest
 
 log = logging.getLogger(__name__)
 
+# How long a half-close waits for a cancel that arrived with it (see _feed);
+# it delays only the last final of a stream.
+HALF_CLOSE_SETTLE_S = 0.05
+
 
 class InterpreterServicer(pb_grpc.InterpreterServicer):
     """Serves Interpret, TranslateText and ListLanguages on shared engines."""
@@ -159,6 +163,12 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             log.debug("session %s: reading the caller's audio failed", session.id, exc_info=True)
             session.cancel()
             return
+        # grpc.aio ends the request stream the same way when the caller
+        # half-closes and when it cancels; the cancel reaches this task (as
+        # CancelledError, from the RPC's finally) a few milliseconds later.
+        # Wait that long, so that a caller who hangs up is not treated as one
+        # who asked for the last sentence to be finished.
+        await asyncio.sleep(HALF_CLOSE_SETTLE_S)
         session.finish_audio()
 
     def _close_session(self, session: Session, peer: str) -> None:
