@@ -83,6 +83,7 @@ class RecordedRequest:
     sentence: str
     target_language: str
     outcome: str = "pending"  # completed, cut, error <status>, disconnected
+    client_port: int = 0  # the client's end of the TCP connection: equal for requests on one connection
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float = 0.0
 
@@ -108,8 +109,10 @@ class FakeOpenAI:
 
     ``ttft_s`` is the delay before the first content chunk (headers go out at
     once, as real servers do), ``tokens_per_s`` the pace after it (0: as fast
-    as possible). ``api_key``, when set, must match the bearer token or the
-    fake answers 401 with a message quoting a masked key, as OpenAI does.
+    as possible). ``headers_delay_s`` holds back the response headers too (a
+    server or proxy that answers nothing until the model starts). ``api_key``,
+    when set, must match the bearer token or the fake answers 401 with a
+    message quoting a masked key, as OpenAI does.
     """
 
     def __init__(
@@ -119,17 +122,20 @@ class FakeOpenAI:
         port: int = 0,
         ttft_s: float = 0.0,
         tokens_per_s: float = 0.0,
+        headers_delay_s: float = 0.0,
         api_key: str | None = None,
         model: str = "fake-model",
     ) -> None:
         self.ttft_s = ttft_s
         self.tokens_per_s = tokens_per_s
+        self.headers_delay_s = headers_delay_s
         self.api_key = api_key
         self.model = model
         self.requests: list[RecordedRequest] = []
         self.rules: list[Rule] = []
         self.active = 0
         self.max_active = 0
+        self.connections = 0  # TCP connections accepted: fewer than requests when clients reuse them
         self._cond = threading.Condition()
         fake = self
 
@@ -252,6 +258,9 @@ class _ClientGone(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # An async client connects many streams at once; socketserver's backlog
+    # of 5 would drop SYNs and delay them by a 1 s retransmit.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients dropping idle keep-alive connections (or cancelling) are
@@ -269,6 +278,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # As real servers do: without it, a small write that follows another
+        # waits for the client's delayed ACK, adding ~40 ms to responses on a
+        # reused (keep-alive) connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        fake = self.server_fake
+        with fake._cond:
+            fake.connections += 1
 
     def do_POST(self) -> None:
         fake = self.server_fake
@@ -296,10 +315,13 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             sentence=sentence,
             target_language=target.group(1) if target else "xx",
+            client_port=int(self.client_address[1]),
         )
         rule = fake._record(req)
         outcome = "error"
         try:
+            if fake.headers_delay_s > 0:
+                self._wait(fake.headers_delay_s)
             if self.path.rstrip("/") != "/v1/chat/completions":
                 outcome = "error 404"
                 self._send_error(404, f"unknown path {self.path}")
