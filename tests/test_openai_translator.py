@@ -35,6 +35,17 @@ def fake() -> Iterator[FakeOpenAI]:
         yield server
 
 
+_made: list[OpenAITranslator] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_translators() -> Iterator[None]:
+    """Close every translator a test made: each owns a loop thread and a connection pool."""
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def make_translator(
     fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, *, max_retries: int = 2, timeout_s: float = 10.0
 ) -> OpenAITranslator:
@@ -49,6 +60,7 @@ def make_translator(
     )
     translator = openai_engine.create(settings)
     translator.backoff_s = 0.02
+    _made.append(translator)
     return translator
 
 
@@ -163,6 +175,18 @@ def test_context_can_be_turned_off(fake: FakeOpenAI, translator: OpenAITranslato
     context = (ContextSentence("earlier sentence", "en", "이전 문장"),)
     collect(translator.translate(TranslationRequest("next one", "en", "ko", options, context)))
     assert fake.requests[0].user_prompt == "<sentence>next one</sentence>"
+
+
+def test_sentences_reuse_one_connection(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    """Each body is read to its end, so the connection goes back to the pool: no new handshake per sentence."""
+    texts = [f"sentence {i} of the meeting" for i in range(5)]
+    for text in texts:
+        chunks = collect(translator.translate(TranslationRequest(text, "en", "ko")))
+        assert final_text(chunks) == fake_translation(text, "ko")
+    assert fake.wait_idle()
+    assert [r.outcome for r in fake.requests] == ["completed"] * len(texts)
+    assert fake.connections == 1
+    assert len({r.client_port for r in fake.requests}) == 1
 
 
 # -- transient failures, retried -----------------------------------------
@@ -359,6 +383,33 @@ def test_cancel_before_the_first_token_is_prompt(fake: FakeOpenAI, translator: O
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=1.0)
 
 
+def test_cancel_while_waiting_for_headers_closes_the_connection_at_once(
+    fake: FakeOpenAI, translator: OpenAITranslator
+) -> None:
+    """A server that sends nothing, not even headers, until the model starts: the cancel does not wait for it."""
+    fake.headers_delay_s = 5.0
+    stream = translator.translate(TranslationRequest("hello", "en", "ko"))
+    go = threading.Event()
+    called = _cancel_when(stream.cancel, go, delay=0.3)
+    go.set()
+    assert collect(stream) == []
+    assert time.monotonic() - called[0] < 0.4
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    (req,) = fake.requests
+    assert req.outcome == "disconnected"
+    assert req.ended_at - called[0] < 0.45  # seen by the server now, not in 5 s
+
+
+def test_leaving_the_loop_early_closes_the_http_stream(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.tokens_per_s = 2
+    for chunk in translator.translate(TranslationRequest("a b c d e f g h", "en", "ko")):
+        assert isinstance(chunk, TokenDelta)
+        break  # no cancel(): the dropped iterator must close the request itself
+    left = time.monotonic()
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    assert fake.requests[0].ended_at - left < 0.45
+
+
 def test_cancel_during_backoff_is_prompt(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
     fake.fail(503, times=None, retry_after_s=5)
     stream = translator.translate(TranslationRequest("hello", "en", "ko"))
@@ -453,6 +504,43 @@ def test_many_concurrent_streams_half_cancelled_share_one_client(
     )
 
 
+def test_close_ends_translations_and_stops_the_engine_threads(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = set(threading.enumerate())
+    translator = make_translator(fake, monkeypatch)
+    translator.warm_up()  # the server calls it at start: the loop thread starts now
+    started = set(threading.enumerate()) - before
+    assert "openai-loop" in {t.name for t in started}
+    fake.tokens_per_s = 2
+    stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
+    received: list[TranslationChunk] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            received.extend(stream)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert fake.wait_for(lambda f: len(f.requests) == 1)
+    translator.close()
+    reader.join(2.0)
+    assert not reader.is_alive()
+    assert not errors  # ended quietly: the server is stopping, not failing
+    assert fake_translation("a b c d e f g h", "ko").startswith(final_text(received))
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    # The loop thread and its executor's (the fake's own handler threads may still be winding down).
+    assert not [t.name for t in set(threading.enumerate()) - before if t.name.startswith("openai-loop")]
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("too late", "en", "ko")))
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    translator.close()  # idempotent
+    assert len(fake.requests) == 1
+
+
 # -- construction ----------------------------------------------------------
 
 
@@ -485,6 +573,7 @@ def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeOp
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     settings = ServerSettings.from_args(["--translator", "openai"], {"OPENAI_BASE_URL": fake.base_url})
     translator = openai_engine.create(settings)
+    _made.append(translator)
     assert final_text(collect(translator.translate(TranslationRequest("hi", "en", "ko")))) == "[ko] hi"
     assert len(fake.requests) == 1
 

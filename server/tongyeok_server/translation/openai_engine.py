@@ -1,42 +1,52 @@
 """Translation by an OpenAI chat model (or any OpenAI-compatible server), streamed token by token.
 
+Threads and loop: the engine owns one asyncio event loop on one thread
+(``openai-loop``, started by ``warm_up()`` or the first translation, stopped by
+``close()``) and one ``AsyncOpenAI`` client on it, shared by all sessions.
+Each translation is a task on that loop; its tokens reach the caller's
+translation thread through a queue, so the ``Translator`` interface stays
+synchronous. Why async: the async SDK reads an HTTP/1.1 body to its end after
+``[DONE]`` and returns the connection to the pool, where the sync SDK closes
+the response early and loses the connection, so every sentence paid a new TCP
+and TLS handshake (two round trips, ~300 ms from Seoul to the US); and a task
+can be cancelled wherever it waits, which no thread blocked in ``recv`` can.
+
 Retry policy: one budget per translation. The SDK's own retries are off
 (``max_retries=0``) and this module retries everything itself — 408, 409, 429,
 5xx, connection errors, timeouts, and a stream cut in the middle — at most
 ``openai_max_retries`` times in total. Two reasons: the SDK's retries and
 ours would compound (a cut stream retried by us, each retry retried by the
-SDK), and the SDK sleeps in ``time.sleep``, which ``cancel()`` cannot
-interrupt, while our back-off waits on the stream's cancel event. When a retry
-follows tokens the caller already has, ``TranslationRestart`` is yielded
-first so the caller replaces the partial text.
+SDK), and one budget is what an operator can reason about. When a retry
+follows tokens the caller already has, ``TranslationRestart`` is sent first
+so the caller replaces the partial text.
 
-Cancellation: ``cancel()`` sets the event and shuts the HTTP connection's
-socket down (``shutdown`` wakes a thread blocked in ``recv``, where ``close``
-alone would not), then closes the response; the iterating thread sees the
-connection fail, notices the cancellation and returns without an error. A
-cancel while the request is still waiting for response headers takes effect
-as soon as they arrive (real servers send them before the first token).
+Cancellation: ``cancel()`` (any thread) wakes the iterator, which ends at once
+without an error, and cancels the task on the loop. Wherever the task waits —
+for the connection, the response headers, the next token, a back-off — the
+cancellation closes the HTTP connection there and then (the server sees the
+disconnect) and the task ends. A consumer that stops iterating early cancels
+the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import queue
 import random
 import re
-import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import permutations
-from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
 import openai
-from openai import OpenAI, Stream
+from openai import AsyncOpenAI
 from openai.types.chat import (
-    ChatCompletionChunk,
     ChatCompletionMessageParam,
     ChatCompletionSystemMessageParam,
     ChatCompletionUserMessageParam,
@@ -70,16 +80,23 @@ TEMPERATURE = 0.2
 # A live interpreter cannot usefully wait longer than this for a rate limit
 # to lift; a longer Retry-After fails the sentence at once.
 MAX_RETRY_AFTER_S = 10.0
+# Idle connections are kept 30 s rather than httpx's 5 s, so that a pause in
+# the conversation does not cost the next sentence a new TCP and TLS
+# handshake. A server that closes one sooner is noticed before reuse (the
+# socket reads EOF) and the connection is replaced.
+KEEPALIVE_S = 30.0
+# How long close() waits for the loop to cancel its tasks and close the pool.
+CLOSE_TIMEOUT_S = 5.0
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _KEY_LIKE = re.compile(r"\b(sk|key|Bearer)[-_ ][A-Za-z0-9_\-*.]{3,}", re.IGNORECASE)
 
 
 class OpenAITranslator(Translator):
-    """Translates with a chat model; one ``OpenAI`` client (thread-safe) shared by all sessions."""
+    """Translates with a chat model; one ``AsyncOpenAI`` client on the engine's loop serves all sessions."""
 
     def __init__(
         self,
-        client: OpenAI,
+        client: AsyncOpenAI,
         *,
         model: str,
         max_retries: int = 2,
@@ -97,6 +114,11 @@ class OpenAITranslator(Translator):
         # Host and port only: a base URL may carry user:password.
         self.endpoint = url.hostname + (f":{url.port}" if url.port else "") if url.hostname else "?"
         self._secrets = tuple(s for s in (client.api_key,) if s and len(s) >= 4)
+        self._lock = threading.Lock()  # guards the three below
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()  # touched on the loop only
 
     @property
     def description(self) -> EngineDescription:
@@ -120,15 +142,84 @@ class OpenAITranslator(Translator):
         """Start a streamed translation (the HTTP request starts on first iteration)."""
         return _OpenAIStream(self, request)
 
+    def warm_up(self) -> None:
+        """Start the event loop now, so that the first sentence does not wait for it."""
+        with self._lock:
+            if not self._closed and self._loop is None:
+                self._start_loop()
+
     def close(self) -> None:
-        """Close the shared HTTP connection pool."""
-        self.client.close()
+        """Cancel running translations, close the connection pool, stop the loop thread. Idempotent.
+
+        Translations asked for afterwards fail with UNAVAILABLE.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return  # never used: the client holds no connection
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(CLOSE_TIMEOUT_S)
+        except Exception:  # a timeout or a failing close: stop the loop all the same
+            log.warning("closing the OpenAI client did not finish cleanly", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
 
     def redact(self, text: str) -> str:
         """``text`` without the API key or anything that looks like a (masked) key."""
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return _KEY_LIKE.sub("[redacted]", text)
+
+    # -- the loop ------------------------------------------------------------
+
+    def _start_loop(self) -> asyncio.AbstractEventLoop:
+        """Create the loop and its thread (caller holds ``_lock``)."""
+        loop = asyncio.new_event_loop()
+        # The SDK looks up platform details once and asyncio resolves host
+        # names in the loop's default executor; name its threads after us.
+        loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="openai-loop-executor"))
+        thread = threading.Thread(target=loop.run_forever, name="openai-loop", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        return loop
+
+    def _submit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the loop (started if need be); ServiceError after ``close()``."""
+        with self._lock:
+            if self._closed:
+                raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the translator is shut down (server stopping)")
+            loop = self._loop or self._start_loop()
+            # Under the lock: close() cannot stop the loop between the check and this.
+            loop.call_soon_threadsafe(callback)
+
+    def _call_soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the loop if it still runs (for cancels: nothing to do otherwise)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: close() cancelled every task already
+                loop.call_soon_threadsafe(callback)
+
+    def _spawn(self, stream: _OpenAIStream) -> asyncio.Task[None]:
+        """Start ``stream``'s translation as a task (on the loop); kept until done so close() can cancel it."""
+        task = asyncio.get_running_loop().create_task(stream._run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _shutdown(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.client.close()
+        loop = asyncio.get_running_loop()
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
 
 
 def create(settings: ServerSettings) -> OpenAITranslator:
@@ -137,12 +228,19 @@ def create(settings: ServerSettings) -> OpenAITranslator:
     if not key:
         raise SystemExit(MISSING_KEY_MESSAGE)
     timeout = openai.Timeout(settings.openai_timeout_s, connect=min(5.0, settings.openai_timeout_s))
-    client = OpenAI(
+    pool = openai.DEFAULT_CONNECTION_LIMITS
+    limits = type(pool)(
+        max_connections=pool.max_connections,
+        max_keepalive_connections=pool.max_keepalive_connections,
+        keepalive_expiry=KEEPALIVE_S,
+    )
+    client = AsyncOpenAI(
         api_key=key,
         # "" means OPENAI_BASE_URL was unset too: the SDK's default (api.openai.com).
         base_url=settings.openai_base_url or None,
         max_retries=0,  # we retry ourselves, see the module docstring
         timeout=timeout,
+        http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits),
     )
     return OpenAITranslator(
         client,
@@ -162,34 +260,83 @@ class _Retry(Exception):
 
 
 class _OpenAIStream(TranslationStream):
+    """One translation: a task on the engine's loop feeding a queue that ``__iter__`` reads.
+
+    The queue carries chunks, then ``None`` (the end) or the exception to
+    raise. ``cancel()`` puts ``None`` itself, so the iterator never waits for
+    the loop to notice.
+    """
+
     def __init__(self, engine: OpenAITranslator, request: TranslationRequest) -> None:
         self._engine = engine
-        self._request = request
         self._messages = _to_openai(prompts.build_messages(request))
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-        self._response: Stream[ChatCompletionChunk] | None = None
+        self._queue: queue.SimpleQueue[TranslationChunk | BaseException | None] = queue.SimpleQueue()
+        self._cancelled = False
+        self._started = False  # __iter__ has asked the loop to start
+        self._task: asyncio.Task[None] | None = None  # touched on the loop only
+        self._yielded = False  # tokens were sent since the last (re)start
 
     def cancel(self) -> None:
-        self._cancelled.set()
-        with self._lock:
-            response = self._response
-        if response is not None:
-            _abort(response)
+        if self._cancelled:
+            return
+        self._cancelled = True  # before reading _started: see _start
+        self._queue.put(None)
+        if self._started:
+            self._engine._call_soon(self._cancel_task)
 
     def __iter__(self) -> Iterator[TranslationChunk]:
+        if self._cancelled:
+            return
+        self._started = True
+        self._engine._submit(self._start)
+        get = self._queue.get
+        done = False
+        try:
+            while True:
+                item = get()
+                if item is None or self._cancelled:
+                    done = True
+                    return
+                if isinstance(item, BaseException):
+                    done = True
+                    raise item
+                yield item
+        finally:
+            if not done:
+                self.cancel()  # the consumer stopped early: close the request too
+
+    # -- on the loop --------------------------------------------------------
+
+    def _start(self) -> None:
+        # cancel() sets _cancelled before it reads _started, and __iter__ sets
+        # _started before it submits this: a cancel that schedules no
+        # _cancel_task, or one that runs before this, is seen here.
+        if not self._cancelled:
+            self._task = self._engine._spawn(self)
+
+    def _cancel_task(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        try:
+            await self._translate()
+        except asyncio.CancelledError:
+            self._queue.put(None)  # close() cancels without cancel(): end the iterator
+            raise
+        except BaseException as error:  # ServiceError, or a bug: raised by the iterator
+            self._queue.put(error)
+        else:
+            self._queue.put(None)
+
+    async def _translate(self) -> None:
         engine = self._engine
         retries = 0
-        yielded = False
-        while not self._cancelled.is_set():
+        while True:
             try:
-                for text in self._attempt():
-                    yielded = True
-                    yield TokenDelta(text)
+                await self._attempt()
                 return
             except _Retry as failure:
-                if self._cancelled.is_set():
-                    return
                 if retries >= engine.max_retries:
                     raise failure.error from None
                 retries += 1
@@ -204,19 +351,18 @@ class _OpenAIStream(TranslationStream):
                     engine.max_retries,
                     delay,
                 )
-                if yielded:
+                if self._yielded:
                     # Tell the caller now, not when new tokens arrive: what it
                     # shows is wrong from this moment whatever happens next.
-                    yield TranslationRestart(f"{failure.error.message}; retrying")
-                    yielded = False
-                if self._cancelled.wait(delay):
-                    return
+                    self._queue.put(TranslationRestart(f"{failure.error.message}; retrying"))
+                    self._yielded = False
+                await asyncio.sleep(delay)
 
-    def _attempt(self) -> Iterator[str]:
-        """One request: yields content deltas; raises ``_Retry`` or ``ServiceError``."""
+    async def _attempt(self) -> None:
+        """One request: queues content deltas; raises ``_Retry`` or ``ServiceError``."""
         engine = self._engine
         try:
-            response = engine.client.chat.completions.create(
+            response = await engine.client.chat.completions.create(
                 model=engine.model,
                 messages=self._messages,
                 stream=True,
@@ -228,20 +374,19 @@ class _OpenAIStream(TranslationStream):
             raise _Retry(self._timeout_error()) from None
         except openai.APIConnectionError as err:
             raise _Retry(self._connection_error(err)) from None
-        with self._lock:
-            self._response = response
-        if self._cancelled.is_set():
-            # cancel() ran while we waited for the headers and saw no response.
-            _abort(response)
-            return
+        put = self._queue.put
         finish_reason: str | None = None
         started = False
         try:
-            for chunk in response:
-                if not chunk.choices:  # usage chunks, keep-alives of some servers
+            # Read to the end, not just to finish_reason: the SDK returns the
+            # connection to the pool only after [DONE] and the body's end.
+            async for chunk in response:
+                choices = chunk.choices
+                if not choices:  # usage chunks, keep-alives of some servers
                     continue
-                choice = chunk.choices[0]
-                content = choice.delta.content if choice.delta else None
+                choice = choices[0]
+                delta = choice.delta
+                content = delta.content if delta else None
                 if content:
                     if not started:
                         # Models sometimes open with a newline or space; the
@@ -249,35 +394,23 @@ class _OpenAIStream(TranslationStream):
                         content = content.lstrip()
                         started = bool(content)
                     if content:
-                        yield content
+                        put(TokenDelta(content))
+                        self._yielded = True
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
         except openai.APITimeoutError:
-            if self._cancelled.is_set():
-                return
             raise _Retry(self._timeout_error()) from None
         except openai.APIError as err:
             # Connection dropped mid-body, or an error event inside the stream.
-            if self._cancelled.is_set():
-                return
             raise _Retry(
                 ServiceError(
                     grpc.StatusCode.UNAVAILABLE,
                     f"the translation stream from {engine.endpoint} broke off ({engine.redact(_reason(err))})",
                 )
             ) from None
-        except Exception:
-            # cancel() closing the response under the reader can surface as
-            # any exception of the HTTP stack; after a cancel none matters.
-            if self._cancelled.is_set():
-                return
-            raise
         finally:
-            with self._lock:
-                self._response = None
-            response.close()
-        if self._cancelled.is_set():
-            return
+            # Already closed unless the loop above was left early; a no-op then.
+            await response.close()
         if finish_reason is None:
             # The body ended cleanly but without a finish reason: a proxy or
             # server that closes a cut stream politely.
@@ -357,19 +490,6 @@ def _to_openai(messages: list[prompts.ChatMessage]) -> list[ChatCompletionMessag
         else:
             out.append(ChatCompletionUserMessageParam(role="user", content=m.content))
     return out
-
-
-def _abort(response: Stream[ChatCompletionChunk]) -> None:
-    """Close ``response`` from any thread so that a reader blocked on it wakes up now."""
-    stream: Any = response.response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
-    try:
-        response.close()
-    except Exception:  # closing from another thread may race the reader; either way the stream ends
-        log.debug("closing a cancelled translation stream", exc_info=True)
 
 
 def _reason(err: openai.APIError) -> str:
