@@ -520,7 +520,7 @@ def test_close_ends_translations_and_stops_the_engine_threads(
     def read() -> None:
         try:
             received.extend(stream)
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     reader = threading.Thread(target=read)
@@ -529,7 +529,10 @@ def test_close_ends_translations_and_stops_the_engine_threads(
     translator.close()
     reader.join(2.0)
     assert not reader.is_alive()
-    assert not errors  # ended quietly: the server is stopping, not failing
+    # Not a quiet end: the caller must not take the partial text for the translation.
+    (error,) = errors
+    assert isinstance(error, ServiceError) and error.code == grpc.StatusCode.UNAVAILABLE
+    assert "shut down" in error.message
     assert fake_translation("a b c d e f g h", "ko").startswith(final_text(received))
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
     # The loop thread and its executor's (the fake's own handler threads may still be winding down).

@@ -151,7 +151,7 @@ class OpenAITranslator(Translator):
     def close(self) -> None:
         """Cancel running translations, close the connection pool, stop the loop thread. Idempotent.
 
-        Translations asked for afterwards fail with UNAVAILABLE.
+        Translations still running, and any asked for afterwards, fail with UNAVAILABLE.
         """
         with self._lock:
             if self._closed:
@@ -192,7 +192,7 @@ class OpenAITranslator(Translator):
         """Run ``callback`` on the loop (started if need be); ServiceError after ``close()``."""
         with self._lock:
             if self._closed:
-                raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the translator is shut down (server stopping)")
+                raise _shut_down()
             loop = self._loop or self._start_loop()
             # Under the lock: close() cannot stop the loop between the check and this.
             loop.call_soon_threadsafe(callback)
@@ -322,7 +322,9 @@ class _OpenAIStream(TranslationStream):
         try:
             await self._translate()
         except asyncio.CancelledError:
-            self._queue.put(None)  # close() cancels without cancel(): end the iterator
+            # By cancel() (which already woke the iterator), or by close():
+            # then the translation did not finish and must not pass for done.
+            self._queue.put(None if self._cancelled else _shut_down())
             raise
         except BaseException as error:  # ServiceError, or a bug: raised by the iterator
             self._queue.put(error)
@@ -480,6 +482,10 @@ class _OpenAIStream(TranslationStream):
             grpc.StatusCode.UNAVAILABLE,
             f"could not reach the translation server at {engine.endpoint} ({engine.redact(_reason(err))})",
         )
+
+
+def _shut_down() -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAVAILABLE, "the translator is shut down (the server is stopping)")
 
 
 def _to_openai(messages: list[prompts.ChatMessage]) -> list[ChatCompletionMessageParam]:
