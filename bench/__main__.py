@@ -64,7 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ttft-ms", type=float, default=100.0, help="the fake OpenAI's time to first token")
     parser.add_argument("--tokens-per-s", type=float, default=50.0, help="the fake OpenAI's tokens per second")
     parser.add_argument(
-        "--behind-ms", type=float, default=200.0, help="a chunk later than this means the stream fell behind"
+        "--behind-ms",
+        type=float,
+        default=200.0,
+        help="a chunk sent, or a result (transcript or first token) returned, later than this means the stream fell behind",
     )
     parser.add_argument(
         "--profile", type=int, default=None, metavar="N", help="py-spy the server during the N-stream step"

@@ -244,17 +244,30 @@ def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dic
     token = [ms - options.ttft_ms for s in through_streams for ms in s["first_token_ms"]]
     expected_finals = max((len(s["finals"]) for s in direct["streams"]), default=0)
 
+    def result_delay_ms(stream: dict[str, Any]) -> float:
+        """The stream's worst result delay: a transcript after the chunk that completes it, beyond the
+        fake's own latency, or a first translation token after its final, beyond the fake's TTFT."""
+        transcripts = [latency - options.speech_latency_ms for _, _, latency in stream["events"]]
+        tokens = [ms - options.ttft_ms for ms in stream["first_token_ms"]]
+        return max(transcripts + tokens, default=0.0)
+
     def pace(streams: list[dict[str, Any]]) -> dict[str, Any]:
+        # Keeping pace is both ways: audio sent on schedule, and results coming back on
+        # schedule. A server that takes every chunk on time but answers seconds later
+        # (its loop saturated, queues growing) has fallen behind just the same.
         lateness = [v for s in streams for v in s["lateness_ms"]]
+        delays = [result_delay_ms(s) for s in streams]
         behind = [
             s["index"]
-            for s in streams
+            for s, delay in zip(streams, delays, strict=True)
             if s["status"] != "OK"
             or (max(s["lateness_ms"], default=0.0) > options.behind_bound_ms)
+            or delay > options.behind_bound_ms
             or len(s["finals"]) < expected_finals
         ]
         return {
             "lateness_ms": stats.summary(lateness),
+            "worst_result_delay_ms": stats.summary(delays),
             "streams_behind": len(behind),
             "statuses": sorted({s["status"] for s in streams}),
             "kept_pace": not behind,
