@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -209,3 +210,53 @@ def test_generated_stubs_are_fresh() -> None:
         [sys.executable, str(ROOT / "tools" / "gen_proto.py"), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_second_server_on_a_busy_port_refuses_to_start(server_factory) -> None:
+    first = server_factory(offline_workers=1)
+    # gRPC's default (SO_REUSEPORT) would let this bind and silently share the callers.
+    with pytest.raises(SystemExit, match="in use"):
+        server_factory(offline_workers=1, port=first.port)
+
+
+def test_processes_share_one_port_serve_and_stop_together(speech: Speech) -> None:
+    port = free_port()
+    supervisor = subprocess.Popen(
+        [
+            sys.executable, "-m", "tongyeok_server", "--processes", "2", "--host", "127.0.0.1", "--port", str(port),
+            "--offline-workers", "1", "--grace-period", "5",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        listening: set[int] = set()
+
+        def both_listen() -> bool:
+            servers = psutil.Process(supervisor.pid).children()
+            listening.clear()
+            for server in servers:
+                with contextlib.suppress(psutil.Error):
+                    if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in server.net_connections()):
+                        listening.add(server.pid)
+            return len(listening) == 2
+
+        assert wait_until(both_listen, 60), "two server processes listen on the one port"
+        servers = psutil.Process(supervisor.pid).children()
+        # Each caller's connection lands on one of them; every one is served in full.
+        for _ in range(3):
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
+                events = events_of(
+                    stub.Interpret(itertools.chain([config()], audio_requests(speech.pcm()[:96000], 3200)), timeout=60)
+                )
+            assert of_kind(events, "final_transcript"), "a final from whichever process took the stream"
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+        assert not any(server.is_running() and server.status() != psutil.STATUS_ZOMBIE for server in servers)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    stderr = supervisor.stderr.read() if supervisor.stderr else ""
+    assert "supervising 2 server processes" in stderr and "exit codes [0, 0]" in stderr

@@ -73,12 +73,19 @@ class TongyeokServer:
         """Bind and start serving; returns the port (useful with port 0)."""
         self._loop_thread.start()
         self.port = self._on_loop(self._start())
+        if not self.port:
+            self.stop(0)
+            raise SystemExit(f"cannot listen on {self.settings.host}:{self.settings.port}: is the port in use?")
         return self.port
 
     async def _start(self) -> int:
         # Engines whose write() may block (pocketsphinx) write from these threads (see RecognizerStream.write_async).
         self._loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="offload"))
-        server = grpc.aio.server(options=_OPTIONS)
+        # gRPC lets a second server bind a port already in use (SO_REUSEPORT)
+        # unless told not to: then two servers started by mistake would share
+        # callers silently. Only --processes asks for it.
+        reuse_port = ("grpc.so_reuseport", 1 if self.settings.processes > 1 else 0)
+        server = grpc.aio.server(options=[*_OPTIONS, reuse_port])
         self._health = health_aio.HealthServicer()
         pb_grpc.add_InterpreterServicer_to_server(self.servicer, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -87,13 +94,12 @@ class TongyeokServer:
                 (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
                 server,
             )
-        address = f"{self.settings.host}:{self.settings.port}"
         try:
-            port = server.add_insecure_port(address)
+            port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         except RuntimeError:
             port = 0
         if not port:
-            raise SystemExit(f"cannot listen on {address}: is the port in use?")
+            return 0  # start() says so; SystemExit raised on the loop would kill the loop instead
         await server.start()
         self._server = server
         for service in ("", SERVICE_NAME):

@@ -1,9 +1,19 @@
-"""``tongyeok-server``: run the server until SIGINT or SIGTERM."""
+"""``tongyeok-server``: run the server until SIGINT or SIGTERM.
+
+With ``--processes N`` (N > 1) this process becomes a small supervisor: it
+starts N copies of the server on the same port (SO_REUSEPORT; the kernel
+spreads connections among them), passes SIGTERM/SIGINT on, and exits when
+they have drained. One Python process serves from one event loop and one
+GIL, so it uses about one core however many the machine has; processes are
+how the service uses the rest (see ``make bench``).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -14,15 +24,22 @@ from tongyeok_server.settings import ServerSettings
 
 log = logging.getLogger("tongyeok_server")
 
+# Set by the supervisor in each server process it starts: that process serves, it does not supervise.
+PROCESS_INDEX_ENV = "TONGYEOK_PROCESS_INDEX"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     settings = ServerSettings.from_args(argv)
+    index = os.environ.get(PROCESS_INDEX_ENV)
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {'p' + index + ' ' if index else ''}%(name)s: %(message)s",
         stream=sys.stderr,
     )
+    stop = _stop_on_signals(settings)
+    if settings.processes > 1 and index is None:
+        return _supervise(settings, list(sys.argv[1:] if argv is None else argv), stop)
     server = TongyeokServer(settings)
     port = server.start()
     log.info(
@@ -33,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.translator.description.name,
         settings.max_streams,
     )
+    while not stop.wait(1.0):
+        pass
+    server.stop()
+    log.info("stopped")
+    return 0
+
+
+def _stop_on_signals(settings: ServerSettings) -> threading.Event:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -41,11 +66,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    while not stop.wait(1.0):
-        pass
-    server.stop()
-    log.info("stopped")
-    return 0
+    return stop
+
+
+def _supervise(settings: ServerSettings, argv: list[str], stop: threading.Event) -> int:
+    """Run ``settings.processes`` servers on one port until a signal, or until one of them exits."""
+    if settings.port == 0:
+        raise SystemExit("--processes needs a fixed --port: with port 0 each process would listen somewhere else")
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tongyeok_server", *argv], env={**os.environ, PROCESS_INDEX_ENV: str(i)}
+        )
+        for i in range(settings.processes)
+    ]
+    log.info("supervising %d server processes on port %d: %s", len(children), settings.port, [c.pid for c in children])
+    while not stop.wait(0.5):
+        exited = [c for c in children if c.poll() is not None]
+        if exited:
+            # A half-sized service would look healthy to a load balancer; let the orchestrator restart it whole.
+            log.error("server process %d exited with %s; stopping the others", exited[0].pid, exited[0].returncode)
+            break
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    codes = [child.wait() for child in children]
+    failed = [code for code in codes if code != 0]
+    log.info("stopped (%d processes, exit codes %s)", len(children), codes)
+    if not stop.is_set():
+        return failed[0] if failed and failed[0] > 0 else 1
+    return 0 if not failed else 1
 
 
 if __name__ == "__main__":

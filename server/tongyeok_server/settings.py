@@ -28,6 +28,13 @@ class ServerSettings:
     translator: str = field(default="apertium", metadata={"help": "translation engine: apertium or openai"})
     max_streams: int = field(default=1000, metadata={"help": "concurrent Interpret streams before RESOURCE_EXHAUSTED"})
     translation_threads: int = field(default=64, metadata={"help": "threads shared by all sessions for translations"})
+    processes: int = field(
+        default=1,
+        metadata={
+            "help": "server processes sharing the port (SO_REUSEPORT), to use more than one core; "
+            "each has its own engines, --max-streams and --offline-workers"
+        },
+    )
     grace_period_s: float = field(default=10.0, metadata={"help": "seconds open streams get to finish on SIGTERM"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
     reflection: bool = field(default=True, metadata={"help": "serve gRPC server reflection (for grpcurl)"})
