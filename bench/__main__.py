@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a chunk sent, or a result (transcript or first token) returned, later than this means the stream fell behind",
     )
     parser.add_argument(
+        "--server-processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run tongyeok-server --processes N (each process uses about one core)",
+    )
+    parser.add_argument(
         "--profile", type=int, default=None, metavar="N", help="py-spy the server during the N-stream step"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             ttft_ms=args.ttft_ms,
             tokens_per_s=args.tokens_per_s,
             profile_at=args.profile,
+            server_processes=args.server_processes,
             direct_only=args.direct_only,
         )
         results["cloud"] = run_cloud(cloud, work_dir / "cloud", log)

@@ -50,6 +50,7 @@ class CloudOptions:
     tokens_per_s: float = 50.0
     streams_per_loadgen: int = 250
     profile_at: int | None = None  # py-spy the server at this N
+    server_processes: int = 1  # tongyeok-server --processes
     profile_s: float = 8.0
     direct_only: bool = False  # only the direct path (no server): what the fakes and load generators manage
 
@@ -108,7 +109,7 @@ def _start_server(
         "--host", LOOPBACK, "--port", str(port),
         "--recognizer", "google", "--google-endpoint", f"{LOOPBACK}:{speech_port}", "--google-insecure",
         "--translator", "openai", "--openai-base-url", f"http://{LOOPBACK}:{openai_port}/v1",
-        "--max-streams", str(max(1000, n + 50)), "--log-level", "WARNING",
+        "--max-streams", str(max(1000, n + 50)), "--processes", str(options.server_processes), "--log-level", "WARNING",
     ]  # fmt: skip
     server = children.start(f"server-{n}", argv, work_dir, env={"OPENAI_API_KEY": "bench-not-a-secret"})
     wait_for_grpc(server, f"{LOOPBACK}:{port}", 60)

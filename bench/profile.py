@@ -28,7 +28,19 @@ def profile_process(pid: int, seconds: float, out_prefix: Path, top: int = 12) -
     if exe is None:
         return {"error": "py-spy is not installed (pip install py-spy)"}
     raw = out_prefix.with_suffix(".folded")
-    cmd = [exe, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "50", "--nonblocking"]
+    # --subprocesses: with --server-processes the pid is the supervisor, and the servers are its children.
+    cmd = [
+        exe,
+        "record",
+        "-p",
+        str(pid),
+        "-d",
+        str(max(1, round(seconds))),
+        "-r",
+        "50",
+        "--nonblocking",
+        "--subprocesses",
+    ]
     cmd += ["--format", "raw", "-o", str(raw)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0 or not raw.exists():
