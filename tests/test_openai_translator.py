@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.support.fake_openai import FakeOpenAI, fake_tokens, fake_translation
+from tests.support.fake_openai import FakeOpenAI, Rule, fake_tokens, fake_translation
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation import openai_engine
@@ -237,6 +237,77 @@ def test_body_ending_without_finish_reason_counts_as_cut(fake: FakeOpenAI, trans
     assert final_text(chunks) == fake_translation("one two three", "ko")
     assert fake.wait_idle()
     assert [r.outcome for r in fake.requests] == ["cut", "completed"]
+
+
+def test_error_event_in_the_stream_is_retried_without_the_key(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    """OpenAI reports some failures after the 200 as an ``{"error": ...}`` event: a broken stream, retried."""
+    text = "the second quarter looks better"
+    fake.stream_error(after_chunks=2, message=f"The server had an error processing your request (key {SECRET})")
+    chunks = collect(translator.translate(TranslationRequest(text, "en", "ko")))
+    expected = fake_tokens(text, "ko")
+    assert chunks[:2] == [TokenDelta(t) for t in expected[:2]]
+    restart = chunks[2]
+    assert isinstance(restart, TranslationRestart)
+    assert "broke off" in restart.reason and "The server had an error processing your request" in restart.reason
+    assert_no_secret(restart.reason)
+    assert chunks[3:] == [TokenDelta(t) for t in expected]
+    assert fake.wait_idle()
+    assert [r.outcome for r in fake.requests] == ["stream error", "completed"]
+
+
+def test_error_event_every_time_fails_after_the_retry_budget(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.stream_error(after_chunks=0, message="overloaded", times=None)
+    with pytest.raises(ServiceError) as info:
+        collect(translator.translate(TranslationRequest("hello", "en", "ko")))
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "broke off (overloaded)" in info.value.message
+    assert len(fake.requests) == 3
+
+
+def test_malformed_event_counts_as_a_broken_stream(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    fake.add_rule(Rule(cut_after=1, event="{not json"))
+    chunks = collect(translator.translate(TranslationRequest("a b c", "en", "ko")))
+    restarts = [c for c in chunks if isinstance(c, TranslationRestart)]
+    assert len(restarts) == 1 and "malformed event" in restarts[0].reason
+    assert final_text(chunks) == fake_translation("a b c", "ko")
+    assert len(fake.requests) == 2
+
+
+def test_body_left_open_after_done_does_not_hold_the_translation(
+    fake: FakeOpenAI, translator: OpenAITranslator
+) -> None:
+    """The rest of the body is waited for briefly (to reuse the connection), then the connection is dropped."""
+    fake.add_rule(Rule(linger_s=3.0))
+    start = time.monotonic()
+    chunks = collect(translator.translate(TranslationRequest("one two three", "en", "ko")))
+    assert time.monotonic() - start < 1.0
+    assert chunks == [TokenDelta(t) for t in fake_tokens("one two three", "ko")]
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    assert len(fake.requests) == 1
+    # The next sentence gets a new connection, and the one after reuses it.
+    for _ in range(2):
+        assert final_text(collect(translator.translate(TranslationRequest("four", "en", "ko")))) == "[ko] four"
+    assert fake.wait_idle()
+    assert fake.connections == 2
+
+
+def test_sse_parsing_does_not_depend_on_how_the_body_is_split() -> None:
+    """Line endings LF, CRLF and CR, comments, other fields, multi-line data: split anywhere, even mid-CRLF."""
+    body = (
+        b": keep-alive comment\n\n"
+        b'data: {"a": 1}\n\n'
+        b'event: message\r\nid: 7\r\ndata:{"b":\r\ndata: 2}\r\n\r\n'
+        b'data: {"c": 3}\r\r'
+        b"retry: 100\n\n"  # no data: no event
+        b"data: [DONE]\n\n"
+        b'data: {"unfinished": true}\n'  # the body ends before the blank line: dropped
+    )
+    expected = [b'{"a": 1}', b'{"b":\n2}', b'{"c": 3}', b"[DONE]"]
+    for i in range(len(body) + 1):
+        for j in range(i, len(body) + 1):
+            events = openai_engine._SSEEvents()
+            got = [e for piece in (body[:i], body[i:j], body[j:]) for e in events.feed(piece)]
+            assert got == expected, (i, j)
 
 
 def test_cut_before_any_token_needs_no_restart(fake: FakeOpenAI, translator: OpenAITranslator) -> None:

@@ -57,13 +57,18 @@ class Rule:
     ``status``: answer this HTTP error instead of streaming. ``cut_after``:
     stream this many content chunks, then drop the connection (or, with
     ``clean_cut``, end the body properly but with no finish_reason and no
-    ``[DONE]``, as some proxies do). ``times``: how
+    ``[DONE]``, as some proxies do; or, with ``event``, send an event with
+    that data instead and end the body properly, as OpenAI does with an
+    ``{"error": ...}`` event). ``linger_s``: after ``[DONE]``, wait this
+    long before ending the body (a server that keeps it open). ``times``: how
     many matching requests the rule applies to (``None``: all of them).
     """
 
     status: int | None = None
     cut_after: int | None = None
     clean_cut: bool = False
+    event: str | None = None
+    linger_s: float = 0.0
     times: int | None = 1
     match: str | None = None
     target: str | None = None  # only requests into this language (primary subtag or full tag)
@@ -82,7 +87,7 @@ class RecordedRequest:
     body: dict[str, Any]
     sentence: str
     target_language: str
-    outcome: str = "pending"  # completed, cut, error <status>, disconnected
+    outcome: str = "pending"  # completed, cut, stream error, error <status>, disconnected
     client_port: int = 0  # the client's end of the TCP connection: equal for requests on one connection
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float = 0.0
@@ -192,6 +197,11 @@ class FakeOpenAI:
     def cut(self, after_chunks: int, *, times: int | None = 1, clean: bool = False, **kw: Any) -> Rule:
         """Drop the connection after ``after_chunks`` content chunks, for ``times`` matching requests."""
         return self.add_rule(Rule(cut_after=after_chunks, times=times, clean_cut=clean, **kw))
+
+    def stream_error(self, after_chunks: int, message: str, *, times: int | None = 1, **kw: Any) -> Rule:
+        """After ``after_chunks`` content chunks, send an ``{"error": ...}`` event and end the body."""
+        error = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        return self.add_rule(Rule(cut_after=after_chunks, event=json.dumps(error), times=times, **kw))
 
     def reset(self) -> None:
         """Forget rules and recorded requests."""
@@ -379,6 +389,10 @@ class _Handler(BaseHTTPRequestHandler):
         chunk_id = f"chatcmpl-fake{req.index}"
         for i, chunk in enumerate(self._chunks(req, chunk_id, created)):
             if rule is not None and rule.cut_after is not None and i > rule.cut_after:
+                if rule.event is not None:
+                    self._write_chunk(f"data: {rule.event}\n\n".encode())
+                    self._write_chunk(b"")
+                    return "stream error"
                 if rule.clean_cut:
                     self._write_chunk(b"")
                     return "cut"
@@ -392,6 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._wait(interval)
             self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
         self._write_chunk(b"data: [DONE]\n\n")
+        if rule is not None and rule.linger_s > 0:
+            self._wait(rule.linger_s)
         self._write_chunk(b"")
         return "completed"
 

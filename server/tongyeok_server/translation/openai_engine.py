@@ -5,11 +5,20 @@ Threads and loop: the engine owns one asyncio event loop on one thread
 ``close()``) and one ``AsyncOpenAI`` client on it, shared by all sessions.
 Each translation is a task on that loop; its tokens reach the caller's
 translation thread through a queue, so the ``Translator`` interface stays
-synchronous. Why async: the async SDK reads an HTTP/1.1 body to its end after
-``[DONE]`` and returns the connection to the pool, where the sync SDK closes
-the response early and loses the connection, so every sentence paid a new TCP
-and TLS handshake (two round trips, ~300 ms from Seoul to the US); and a task
-can be cancelled wherever it waits, which no thread blocked in ``recv`` can.
+synchronous. Why async: an HTTP/1.1 body read to its end after ``[DONE]``
+returns the connection to the pool, where the sync SDK closes the response
+early and loses the connection, so every sentence paid a new TCP and TLS
+handshake (two round trips, ~300 ms from Seoul to the US); and a task can be
+cancelled wherever it waits, which no thread blocked in ``recv`` can.
+
+Reading the stream: the SDK makes the request (``with_streaming_response``:
+auth, headers, timeouts, HTTP errors as ``openai.APIStatusError``), and this
+module reads the SSE body itself, ``json.loads`` on each event's data, instead
+of the SDK's ``AsyncStream``, which builds a pydantic model per chunk and cost
+a third of the client CPU of a translation. It follows the SDK's rules: stop
+at ``[DONE]``, skip chunks without choices, an ``{"error": ...}`` event is a
+failed stream; then it reads the rest of the body (for at most ``DRAIN_S``)
+so the connection can be reused.
 
 Retry policy: one budget per translation. The SDK's own retries are off
 (``max_retries=0``) and this module retries everything itself — 408, 409, 429,
@@ -25,24 +34,29 @@ without an error, and cancels the task on the loop. Wherever the task waits —
 for the connection, the response headers, the next token, a back-off — the
 cancellation closes the HTTP connection there and then (the server sees the
 disconnect) and the task ends. A consumer that stops iterating early cancels
-the same way.
+the same way. A body that breaks off, an error event or an event that is not
+a chat completion chunk is retried like a cut stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import json
 import logging
 import os
 import queue
 import random
 import re
+import ssl
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import permutations
 from urllib.parse import urlsplit
 
+import anyio
 import grpc
 import openai
 from openai import AsyncOpenAI
@@ -87,8 +101,17 @@ MAX_RETRY_AFTER_S = 10.0
 KEEPALIVE_S = 30.0
 # How long close() waits for the loop to cancel its tasks and close the pool.
 CLOSE_TIMEOUT_S = 5.0
+# How long the rest of a body is read after [DONE] (as the SDK does), so the
+# connection can be reused; a server still sending then loses it.
+DRAIN_S = 0.1
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _KEY_LIKE = re.compile(r"\b(sk|key|Bearer)[-_ ][A-Za-z0-9_\-*.]{3,}", re.IGNORECASE)
+# The HTTP library the SDK is built on (httpx2, or httpx before openai 3):
+# reading the body ourselves, its errors reach us unwrapped. The same classes
+# the SDK maps to APITimeoutError and APIConnectionError.
+_http = importlib.import_module(type(openai.DEFAULT_CONNECTION_LIMITS).__module__.partition(".")[0])
+_TIMEOUT_ERRORS: tuple[type[Exception], ...] = (_http.TimeoutException,)
+_BODY_ERRORS: tuple[type[Exception], ...] = (_http.RequestError, ssl.SSLError, anyio.EndOfStream)
 
 
 class OpenAITranslator(Translator):
@@ -364,55 +387,21 @@ class _OpenAIStream(TranslationStream):
         """One request: queues content deltas; raises ``_Retry`` or ``ServiceError``."""
         engine = self._engine
         try:
-            response = await engine.client.chat.completions.create(
+            # The SDK makes the request (auth, headers, timeouts, status
+            # errors); the body is read here: see _read.
+            async with engine.client.chat.completions.with_streaming_response.create(
                 model=engine.model,
                 messages=self._messages,
                 stream=True,
                 temperature=TEMPERATURE,
-            )
+            ) as response:
+                finish_reason = await self._read(response.http_response.aiter_bytes())
         except openai.APIStatusError as err:
             raise self._status_failure(err) from None
         except openai.APITimeoutError:
             raise _Retry(self._timeout_error()) from None
         except openai.APIConnectionError as err:
             raise _Retry(self._connection_error(err)) from None
-        put = self._queue.put
-        finish_reason: str | None = None
-        started = False
-        try:
-            # Read to the end, not just to finish_reason: the SDK returns the
-            # connection to the pool only after [DONE] and the body's end.
-            async for chunk in response:
-                choices = chunk.choices
-                if not choices:  # usage chunks, keep-alives of some servers
-                    continue
-                choice = choices[0]
-                delta = choice.delta
-                content = delta.content if delta else None
-                if content:
-                    if not started:
-                        # Models sometimes open with a newline or space; the
-                        # caller's screen should not.
-                        content = content.lstrip()
-                        started = bool(content)
-                    if content:
-                        put(TokenDelta(content))
-                        self._yielded = True
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-        except openai.APITimeoutError:
-            raise _Retry(self._timeout_error()) from None
-        except openai.APIError as err:
-            # Connection dropped mid-body, or an error event inside the stream.
-            raise _Retry(
-                ServiceError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"the translation stream from {engine.endpoint} broke off ({engine.redact(_reason(err))})",
-                )
-            ) from None
-        finally:
-            # Already closed unless the loop above was left early; a no-op then.
-            await response.close()
         if finish_reason is None:
             # The body ended cleanly but without a finish reason: a proxy or
             # server that closes a cut stream politely.
@@ -428,6 +417,69 @@ class _OpenAIStream(TranslationStream):
             )
         if finish_reason == "length":
             log.warning("translation cut at the model's output limit (model %s)", engine.model)
+
+    async def _read(self, body: AsyncGenerator[bytes, None]) -> str | None:
+        """Queue the content deltas of an SSE body; returns the finish reason (``None``: there was none).
+
+        Parsed here rather than by the SDK's stream, which builds a pydantic
+        chunk per event (see the module docstring). Reads to
+        ``[DONE]`` and then drains the body to its end (for at most
+        ``DRAIN_S``), so the HTTP/1.1 connection goes back to the pool.
+        Raises ``_Retry`` if the body breaks off or carries an error event.
+        """
+        put = self._queue.put
+        events = _SSEEvents()
+        finish_reason: str | None = None
+        started = False
+        done = False
+        async with contextlib.aclosing(body):  # a generator left early is closed now, not by the GC
+            try:
+                async for data in body:
+                    try:
+                        for event in events.feed(data):
+                            if event.startswith(b"[DONE]"):
+                                done = True
+                                break
+                            chunk = json.loads(event)
+                            if not isinstance(chunk, dict):
+                                continue
+                            if chunk.get("error"):
+                                raise _Retry(self._stream_error(chunk["error"]))
+                            choices = chunk.get("choices")
+                            if not choices:  # usage chunks, keep-alives of some servers
+                                continue
+                            choice = choices[0]
+                            delta = choice.get("delta")
+                            content = delta.get("content") if delta else None
+                            if content:
+                                if not started:
+                                    # Models sometimes open with a newline or space;
+                                    # the caller's screen should not.
+                                    content = content.lstrip()
+                                    started = bool(content)
+                                if content:
+                                    put(TokenDelta(content))
+                                    self._yielded = True
+                            reason = choice.get("finish_reason")
+                            if reason:
+                                finish_reason = reason
+                    except (ValueError, LookupError, AttributeError, TypeError) as err:
+                        # Not JSON, or not chat completion chunks: a broken server or proxy.
+                        raise _Retry(self._broke_off(f"a malformed event: {type(err).__name__}")) from None
+                    if done:
+                        break
+            except _TIMEOUT_ERRORS:
+                raise _Retry(self._timeout_error()) from None
+            except _BODY_ERRORS as err:  # the connection dropped mid-body
+                raise _Retry(self._broke_off(f"{type(err).__name__}: {err}")) from None
+            if done:
+                # Whatever follows [DONE] is ignored, but the body must end for
+                # the connection to be reused. Usually it already has.
+                with contextlib.suppress(TimeoutError, *_BODY_ERRORS):
+                    async with asyncio.timeout(DRAIN_S):
+                        async for _ in body:
+                            pass
+        return finish_reason
 
     # -- errors, in words for a person, never with the key -----------------
 
@@ -476,12 +528,63 @@ class _OpenAIStream(TranslationStream):
             f"the translation server at {engine.endpoint} did not answer within {engine.timeout_s:g} s",
         )
 
+    def _broke_off(self, reason: str) -> ServiceError:
+        engine = self._engine
+        return ServiceError(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the translation stream from {engine.endpoint} broke off ({engine.redact(reason)})",
+        )
+
+    def _stream_error(self, error: object) -> ServiceError:
+        # As the SDK reads an error event: its message, or a generic one.
+        message = error.get("message") if isinstance(error, dict) else None
+        if not isinstance(message, str) or not message:
+            message = "An error occurred during streaming"
+        return self._broke_off(message[:300])
+
     def _connection_error(self, err: openai.APIConnectionError) -> ServiceError:
         engine = self._engine
         return ServiceError(
             grpc.StatusCode.UNAVAILABLE,
             f"could not reach the translation server at {engine.endpoint} ({engine.redact(_reason(err))})",
         )
+
+
+class _SSEEvents:
+    """Splits an SSE body, fed in pieces as they arrive, into the data of its events.
+
+    As the SDK's decoder: lines end in LF, CRLF or CR; an event's ``data:``
+    lines are joined by LF and it ends at a blank line; comments and other
+    fields are ignored, and so is an event the body ends before.
+    """
+
+    __slots__ = ("_data", "_tail")
+
+    def __init__(self) -> None:
+        self._tail = b""  # an unfinished line
+        self._data: list[bytes] = []  # the data lines of the unfinished event
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        """The data of the events ``piece`` completes."""
+        buffer = self._tail + piece if self._tail else piece
+        held = b""
+        if b"\r" in buffer:
+            if buffer.endswith(b"\r"):  # maybe half a CRLF: decide with the next piece
+                buffer, held = buffer[:-1], b"\r"
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
+        self._tail = lines.pop() + held
+        events: list[bytes] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(data[0] if len(data) == 1 else b"\n".join(data))
+                    data.clear()
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+        return events
 
 
 def _shut_down() -> ServiceError:
