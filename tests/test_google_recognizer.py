@@ -37,7 +37,7 @@ from tongyeok_server.recognition.base import (
     Transcript,
 )
 from tongyeok_server.recognition.google_engine import GoogleRecognizer
-from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy
+from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy, audio_request
 from tongyeok_server.settings import ServerSettings
 
 RATE = 16000
@@ -486,3 +486,98 @@ def test_memory_bounded_by_cap(fake: FakeSpeech) -> None:
     # A forced cut can split a word in two (Google would mishear it too); none is lost.
     heard = heard_words(events.finals)
     assert [w for i, w in enumerate(heard) if i == 0 or w != heard[i - 1]] == expected_words(words)
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 3200, 15360, 16384, 2_097_152])
+def test_audio_request_is_what_protobuf_serialises(size: int) -> None:
+    from google.cloud.speech_v2.types import cloud_speech
+
+    audio = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    expected = cloud_speech.StreamingRecognizeRequest.serialize(cloud_speech.StreamingRecognizeRequest(audio=audio))
+    for given in (audio, bytearray(audio)):
+        request = audio_request(given)
+        assert type(request) is bytes
+        assert request == expected
+
+
+class RawRecorder:
+    """A StreamingRecognize server that keeps each call's metadata and raw request bytes, and answers nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, str], list[bytes]]] = []
+
+    def handle(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        self.calls.append((metadata, list(requests)))
+        return iter(())
+
+
+def test_wire_is_the_real_clients() -> None:
+    """Method, metadata and request bytes are those of ``SpeechAsyncClient.streaming_recognize``.
+
+    The engine calls the channel with raw protobuf instead of the transport's
+    proto-plus callable; Google must not see the difference.
+    """
+    import asyncio
+    from collections.abc import AsyncIterator
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc.aio
+    from google.cloud.speech_v2 import SpeechAsyncClient
+    from google.cloud.speech_v2.services.speech.transports import SpeechGrpcAsyncIOTransport
+    from google.cloud.speech_v2.types import cloud_speech
+
+    recorder = RawRecorder()
+    server = grpc.server(ThreadPoolExecutor(2))
+    handler = grpc.stream_stream_rpc_method_handler(recorder.handle)  # no (de)serialisers: bytes
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("google.cloud.speech.v2.Speech", {"StreamingRecognize": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    holder = FakeSpeech()
+    holder.port = port
+    recognizer = recognizer_for(holder)
+    cfg = config(("ko-KR", "en-US"), voice_activity_events=True)
+    first = recognizer.first_request(cfg)
+    chunks = [bytes([i + 1]) * CHUNK for i in range(3)]
+    try:
+        # The real client, with the same requests.
+        async def real_client() -> None:
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+            client = SpeechAsyncClient(transport=SpeechGrpcAsyncIOTransport(channel=channel))
+
+            async def requests() -> AsyncIterator[cloud_speech.StreamingRecognizeRequest]:
+                yield first
+                for chunk in chunks:
+                    yield cloud_speech.StreamingRecognizeRequest(audio=chunk)
+
+            async for _ in await client.streaming_recognize(requests=requests()):
+                pass
+            await channel.close(None)
+
+        asyncio.run(real_client())
+        # The engine.
+        events = Collector()
+        stream = recognizer.open_stream(cfg, events)
+        assert isinstance(stream, GoogleRecognizerStream)
+        for chunk in chunks:
+            stream.write(chunk)
+        stream.finish()
+        assert events.end().error is None
+        recognizer.close()
+    finally:
+        server.stop(None)
+
+    (real_metadata, real_requests), (our_metadata, our_requests) = recorder.calls
+    assert "x-goog-api-client" in real_metadata
+    print(f"\nmetadata: {our_metadata}, requests: {[len(r) for r in our_requests]}")
+    assert our_metadata == real_metadata
+    assert our_requests[0] == real_requests[0]
+    # The stream may pack chunks that queued up into one request; each is encoded as protobuf would.
+    audio = [cloud_speech.StreamingRecognizeRequest.deserialize(r).audio for r in our_requests[1:]]
+    assert our_requests[1:] == [
+        cloud_speech.StreamingRecognizeRequest.serialize(cloud_speech.StreamingRecognizeRequest(audio=a)) for a in audio
+    ]
+    assert b"".join(audio) == b"".join(chunks)
+    assert real_requests[1:] == [audio_request(chunk) for chunk in chunks]

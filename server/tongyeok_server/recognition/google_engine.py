@@ -83,23 +83,39 @@ _OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
 
 LOOP_THREAD_NAME = "google-stt-loop"
 
+# The method the transport's ``streaming_recognize`` calls.
+STREAMING_RECOGNIZE = "/google.cloud.speech.v2.Speech/StreamingRecognize"
+_RESPONSE_FROM_BYTES = cloud_speech.StreamingRecognizeResponse.pb().FromString
+
 
 class _Channel:
     """One pooled channel: its transport (made on the loop at first use) and how many streams use it."""
 
-    __slots__ = ("_pool", "load", "transport")
+    __slots__ = ("_pool", "_rpc", "load", "transport")
 
     def __init__(self, pool: _ChannelPool) -> None:
         self._pool = pool
         self.transport: SpeechGrpcAsyncIOTransport | None = None
+        self._rpc: Any = None
         self.load = 0
 
     def rpc(self) -> Any:
-        """The transport's raw ``streaming_recognize`` callable (call on the loop)."""
-        transport = self.transport
-        if transport is None:
+        """StreamingRecognize on this channel, raw protobuf on the wire (call on the loop).
+
+        The transport's own channel (endpoint, TLS, credentials) and method,
+        as its ``streaming_recognize`` callable has them, but without
+        proto-plus: requests go out as the bytes the stream serialised
+        (``request_serializer`` None passes them through) and responses come
+        back as protobuf messages. The transport's callable wraps and unwraps
+        every message.
+        """
+        rpc = self._rpc
+        if rpc is None:
             transport = self.transport = self._pool.make_transport()
-        return transport.streaming_recognize
+            rpc = self._rpc = transport.grpc_channel.stream_stream(
+                STREAMING_RECOGNIZE, request_serializer=None, response_deserializer=_RESPONSE_FROM_BYTES
+            )
+        return rpc
 
 
 class _ChannelPool:
@@ -314,10 +330,12 @@ class GoogleRecognizer(Recognizer):
         metadata = self._metadata
 
         def open_call() -> Any:
-            # The transport's own callable, not the client's wrapper: the wrapper
+            # The channel's own callable, not the client's wrapper: the wrapper
             # waits for Google's first response before it returns the call, and
-            # until then a departed caller could not cancel it. No request
-            # iterator: the stream writes each request itself.
+            # until then a departed caller could not cancel it. The metadata is
+            # what the wrapper adds (x-goog-api-client; StreamingRecognize has no
+            # routing header). No request iterator: the stream writes each
+            # request itself.
             return channel.rpc()(metadata=metadata)
 
         return GoogleRecognizerStream(
