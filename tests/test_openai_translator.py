@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -613,6 +614,76 @@ def test_close_ends_translations_and_stops_the_engine_threads(
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
     translator.close()  # idempotent
     assert len(fake.requests) == 1
+
+
+@pytest.fixture
+def other_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop run by someone else (as the server runs its own), on a thread of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="owner-loop", daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_attached_loop_runs_translations_without_a_thread_of_ours(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, other_loop: asyncio.AbstractEventLoop
+) -> None:
+    before = set(threading.enumerate())
+    translator = make_translator(fake, monkeypatch)
+    translator.warm_up()  # as the server does before it attaches: that thread stops again
+    translator.attach_loop(other_loop)
+    for text in ("first sentence", "second sentence"):
+        assert final_text(collect(translator.translate(TranslationRequest(text, "en", "ko")))) == (
+            fake_translation(text, "ko")
+        )
+    assert not [t.name for t in set(threading.enumerate()) - before if t.name.startswith("openai-loop")]
+    assert fake.wait_idle()
+    assert fake.connections == 1
+    with pytest.raises(RuntimeError):
+        translator.attach_loop(asyncio.new_event_loop())  # too late: the pool lives on other_loop now
+
+    # Cancel closes the HTTP stream there too.
+    fake.tokens_per_s = 2
+    stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
+    for _ in stream:
+        stream.cancel()
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    translator.close()  # while other_loop runs, as the server does
+
+
+def test_close_on_an_attached_loop_ends_translations_and_leaves_the_loop_running(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, other_loop: asyncio.AbstractEventLoop
+) -> None:
+    translator = make_translator(fake, monkeypatch)
+    translator.attach_loop(other_loop)
+    fake.tokens_per_s = 2
+    stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            collect(stream)
+        except BaseException as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert fake.wait_for(lambda f: len(f.requests) == 1)
+    translator.close()
+    reader.join(2.0)
+    assert not reader.is_alive()
+    (error,) = errors
+    assert isinstance(error, ServiceError) and error.code == grpc.StatusCode.UNAVAILABLE
+    assert "shut down" in error.message
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    assert other_loop.is_running()
+    assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0, "still runs"), other_loop).result(1) == "still runs"
+    with pytest.raises(ServiceError):
+        collect(translator.translate(TranslationRequest("too late", "en", "ko")))
+    translator.close()  # idempotent
 
 
 # -- construction ----------------------------------------------------------

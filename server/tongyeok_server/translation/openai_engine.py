@@ -2,14 +2,17 @@
 
 Threads and loop: the engine owns one asyncio event loop on one thread
 (``openai-loop``, started by ``warm_up()`` or the first translation, stopped by
-``close()``) and one ``AsyncOpenAI`` client on it, shared by all sessions.
-Each translation is a task on that loop; its tokens reach the caller's
-translation thread through a queue, so the ``Translator`` interface stays
-synchronous. Why async: an HTTP/1.1 body read to its end after ``[DONE]``
-returns the connection to the pool, where the sync SDK closes the response
-early and loses the connection, so every sentence paid a new TCP and TLS
-handshake (two round trips, ~300 ms from Seoul to the US); and a task can be
-cancelled wherever it waits, which no thread blocked in ``recv`` can.
+``close()``) and one ``AsyncOpenAI`` client on it, shared by all sessions; or,
+after ``attach_loop(loop)``, it runs on a loop its owner runs (the server's),
+so that a second busy Python thread does not fight the server's loop for the
+GIL on every token. Each translation is a task on that loop; its tokens reach
+the caller's translation thread through a queue, so the ``Translator``
+interface stays synchronous. Why async: an HTTP/1.1 body read to its end
+after ``[DONE]`` returns the connection to the pool, where the sync SDK
+closes the response early and loses the connection, so every sentence paid a
+new TCP and TLS handshake (two round trips, ~300 ms from Seoul to the US);
+and a task can be cancelled wherever it waits, which no thread blocked in
+``recv`` can.
 
 Reading the stream: the SDK makes the request (``with_streaming_response``:
 auth, headers, timeouts, HTTP errors as ``openai.APIStatusError``), and this
@@ -137,10 +140,11 @@ class OpenAITranslator(Translator):
         # Host and port only: a base URL may carry user:password.
         self.endpoint = url.hostname + (f":{url.port}" if url.port else "") if url.hostname else "?"
         self._secrets = tuple(s for s in (client.api_key,) if s and len(s) >= 4)
-        self._lock = threading.Lock()  # guards the three below
+        self._lock = threading.Lock()  # guards the four below
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # None with a loop: attach_loop()'s
         self._closed = False
+        self._used = False  # a translation was submitted: the client's pool belongs to that loop
         self._tasks: set[asyncio.Task[None]] = set()  # touched on the loop only
 
     @property
@@ -171,6 +175,27 @@ class OpenAITranslator(Translator):
             if not self._closed and self._loop is None:
                 self._start_loop()
 
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run translations on ``loop``, run by its owner (the server's), instead of on a thread of our own.
+
+        One busy Python thread fewer: the two loops no longer pass the GIL
+        back and forth on every token. Call it before the first translation;
+        a loop thread ``warm_up()`` started is stopped. ``close()`` must then
+        come while ``loop`` still runs: it cancels the translations and closes
+        the pool there, and leaves the loop running.
+        """
+        with self._lock:
+            if self._closed or self._loop is loop:
+                return
+            if self._used:
+                raise RuntimeError("attach_loop() must come before the first translation")
+            own, thread = self._loop, self._thread
+            self._loop, self._thread = loop, None
+        if own is not None and thread is not None:  # started by warm_up(); nothing ran on it
+            own.call_soon_threadsafe(own.stop)
+            thread.join()
+            own.close()
+
     def close(self) -> None:
         """Cancel running translations, close the connection pool, stop the loop thread. Idempotent.
 
@@ -180,10 +205,14 @@ class OpenAITranslator(Translator):
             if self._closed:
                 return
             self._closed = True
-            loop, thread = self._loop, self._thread
+            loop, thread, used = self._loop, self._thread, self._used
             self._loop = self._thread = None
-        if loop is None or thread is None:
+        if loop is None:
             return  # never used: the client holds no connection
+        if thread is None:
+            if used:
+                self._close_on_attached_loop(loop)
+            return
         try:
             asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(CLOSE_TIMEOUT_S)
         except Exception:  # a timeout or a failing close: stop the loop all the same
@@ -191,6 +220,22 @@ class OpenAITranslator(Translator):
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+    def _close_on_attached_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not loop.is_running():
+            log.warning("the OpenAI translator was closed after its loop stopped: its translations were not cancelled")
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(own_loop=False), loop)
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            return  # cannot wait for the loop from the loop: it runs as soon as this callback returns
+        try:
+            future.result(CLOSE_TIMEOUT_S)
+        except Exception:
+            log.warning("closing the OpenAI client did not finish cleanly", exc_info=True)
 
     def redact(self, text: str) -> str:
         """``text`` without the API key or anything that looks like a (masked) key."""
@@ -217,8 +262,12 @@ class OpenAITranslator(Translator):
             if self._closed:
                 raise _shut_down()
             loop = self._loop or self._start_loop()
+            self._used = True
             # Under the lock: close() cannot stop the loop between the check and this.
-            loop.call_soon_threadsafe(callback)
+            try:
+                loop.call_soon_threadsafe(callback)
+            except RuntimeError:  # an attached loop its owner closed
+                raise _shut_down() from None
 
     def _call_soon(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the loop if it still runs (for cancels: nothing to do otherwise)."""
@@ -234,12 +283,14 @@ class OpenAITranslator(Translator):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, own_loop: bool = True) -> None:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.close()
+        if not own_loop:
+            return  # the owner's loop, async generators and executor are not ours
         loop = asyncio.get_running_loop()
         await loop.shutdown_asyncgens()
         await loop.shutdown_default_executor()
