@@ -576,14 +576,12 @@ def test_many_concurrent_streams_half_cancelled_share_one_client(
     )
 
 
-def test_close_ends_translations_and_stops_the_engine_threads(
-    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = set(threading.enumerate())
-    translator = make_translator(fake, monkeypatch)
-    translator.warm_up()  # the server calls it at start: the loop thread starts now
-    started = set(threading.enumerate()) - before
-    assert "openai-loop" in {t.name for t in started}
+def close_during_a_translation(translator: OpenAITranslator, fake: FakeOpenAI) -> list[TranslationChunk]:
+    """Close ``translator`` while a slow translation streams on another thread; the chunks that thread got.
+
+    The translation must fail with UNAVAILABLE, not end quietly (a caller must
+    not take the partial text for the translation), and its HTTP stream close.
+    """
     fake.tokens_per_s = 2
     stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
     received: list[TranslationChunk] = []
@@ -601,12 +599,23 @@ def test_close_ends_translations_and_stops_the_engine_threads(
     translator.close()
     reader.join(2.0)
     assert not reader.is_alive()
-    # Not a quiet end: the caller must not take the partial text for the translation.
     (error,) = errors
     assert isinstance(error, ServiceError) and error.code == grpc.StatusCode.UNAVAILABLE
     assert "shut down" in error.message
-    assert fake_translation("a b c d e f g h", "ko").startswith(final_text(received))
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    return received
+
+
+def test_close_ends_translations_and_stops_the_engine_threads(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = set(threading.enumerate())
+    translator = make_translator(fake, monkeypatch)
+    translator.warm_up()  # the server calls it at start: the loop thread starts now
+    started = set(threading.enumerate()) - before
+    assert "openai-loop" in {t.name for t in started}
+    received = close_during_a_translation(translator, fake)
+    assert fake_translation("a b c d e f g h", "ko").startswith(final_text(received))
     # The loop thread and its executor's (the fake's own handler threads may still be winding down).
     assert not [t.name for t in set(threading.enumerate()) - before if t.name.startswith("openai-loop")]
     with pytest.raises(ServiceError) as info:
@@ -659,26 +668,7 @@ def test_close_on_an_attached_loop_ends_translations_and_leaves_the_loop_running
 ) -> None:
     translator = make_translator(fake, monkeypatch)
     translator.attach_loop(other_loop)
-    fake.tokens_per_s = 2
-    stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
-    errors: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            collect(stream)
-        except BaseException as exc:
-            errors.append(exc)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    assert fake.wait_for(lambda f: len(f.requests) == 1)
-    translator.close()
-    reader.join(2.0)
-    assert not reader.is_alive()
-    (error,) = errors
-    assert isinstance(error, ServiceError) and error.code == grpc.StatusCode.UNAVAILABLE
-    assert "shut down" in error.message
-    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
+    close_during_a_translation(translator, fake)
     assert other_loop.is_running()
     assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0, "still runs"), other_loop).result(1) == "still runs"
     with pytest.raises(ServiceError):
