@@ -6,6 +6,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,24 @@ from typing import Any
 import psutil
 
 from bench.procs import Children, python
+
+
+class _Ticker:
+    """Calls ``tick`` every ``interval_s`` on a daemon thread of its own, until ``stop``."""
+
+    def __init__(self, name: str, interval_s: float, tick: Callable[[], object]) -> None:
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                tick()
+
+        self._thread = threading.Thread(target=loop, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 @dataclass
@@ -32,8 +51,7 @@ class Sampler:
     pid: int
     interval_s: float = 0.25
     samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _ticker: _Ticker | None = None
 
     def read(self) -> Sample | None:
         """One sample now (``None`` if the process is gone)."""
@@ -52,20 +70,17 @@ class Sampler:
             return None
 
     def start(self) -> Sampler:
-        def loop() -> None:
-            while not self._stop.wait(self.interval_s):
-                sample = self.read()
-                if sample is not None:
-                    self.samples.append(sample)
+        def tick() -> None:
+            sample = self.read()
+            if sample is not None:
+                self.samples.append(sample)
 
-        self._thread = threading.Thread(target=loop, name="bench-sampler", daemon=True)
-        self._thread.start()
+        self._ticker = _Ticker("bench-sampler", self.interval_s, tick)
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._ticker is not None:
+            self._ticker.stop()
 
     def window(self, begin: float, end: float) -> dict[str, float] | None:
         """CPU seconds per second, peak RSS and peak threads between ``begin`` and ``end`` (monotonic)."""
@@ -104,8 +119,7 @@ class CpuSampler:
     roles: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)  # role -> [(pid, with children)]
     # (monotonic, machine busy seconds, {role: {pid: CPU seconds of the process and its children}})
     samples: list[tuple[float, float, dict[str, dict[int, float]]]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _ticker: _Ticker | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def watch(self, role: str, pid: int, tree: bool = True) -> None:
@@ -127,19 +141,13 @@ class CpuSampler:
         self.samples.append((time.monotonic(), machine_busy_s(), readings))
 
     def start(self) -> CpuSampler:
-        def loop() -> None:
-            while not self._stop.wait(self.interval_s):
-                self.read()
-
         self.read()
-        self._thread = threading.Thread(target=loop, name="bench-cpu", daemon=True)
-        self._thread.start()
+        self._ticker = _Ticker("bench-cpu", self.interval_s, self.read)
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._ticker is not None:
+            self._ticker.stop()
 
     def window(self, begin: float, end: float) -> dict[str, Any] | None:
         """Cores (CPU seconds per second) used by each role, the machine, and the rest, between two instants.
