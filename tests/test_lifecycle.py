@@ -73,8 +73,8 @@ def test_cancelled_caller_leaves_no_thread_process_or_slot(server_factory, speec
     channel.close()
 
 
-def test_no_capacity_is_resource_exhausted_with_a_reason(server_factory) -> None:
-    server = server_factory(offline_workers=1, offline_streams_per_worker=1)
+def refused_while_one_stream_is_open(server) -> grpc.RpcError:
+    """Hold one Interpret stream open on ``server`` and open a second; the second's error."""
     channel, stub = stub_for(server)
     hold = threading.Event()
 
@@ -82,36 +82,29 @@ def test_no_capacity_is_resource_exhausted_with_a_reason(server_factory) -> None
         yield config()
         hold.wait(30)
 
-    first = stub.Interpret(held())
-    assert next(first).WhichOneof("event") == "session_started"
-    with pytest.raises(grpc.RpcError) as info:
-        events_of(stub.Interpret(iter([config()]), timeout=30))
-    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "offline recognition slots are busy" in str(info.value.details())
-    assert "--offline-workers" in str(info.value.details())
-    hold.set()
-    list(first)
-    channel.close()
+    with channel:
+        first = stub.Interpret(held())
+        assert next(first).WhichOneof("event") == "session_started"
+        try:
+            with pytest.raises(grpc.RpcError) as info:
+                events_of(stub.Interpret(iter([config()]), timeout=30))
+        finally:
+            hold.set()
+            list(first)
+    return info.value
+
+
+def test_no_capacity_is_resource_exhausted_with_a_reason(server_factory) -> None:
+    error = refused_while_one_stream_is_open(server_factory(offline_workers=1, offline_streams_per_worker=1))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "offline recognition slots are busy" in str(error.details())
+    assert "--offline-workers" in str(error.details())
 
 
 def test_max_streams_limit(server_factory) -> None:
-    server = server_factory(max_streams=1)
-    channel, stub = stub_for(server)
-    hold = threading.Event()
-
-    def held() -> Iterator[pb.InterpretRequest]:
-        yield config()
-        hold.wait(30)
-
-    first = stub.Interpret(held())
-    next(first)
-    with pytest.raises(grpc.RpcError) as info:
-        events_of(stub.Interpret(iter([config()]), timeout=30))
-    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "limit of 1 concurrent streams" in str(info.value.details())
-    hold.set()
-    list(first)
-    channel.close()
+    error = refused_while_one_stream_is_open(server_factory(max_streams=1))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limit of 1 concurrent streams" in str(error.details())
 
 
 def free_port() -> int:
