@@ -10,6 +10,7 @@ iterator stop promptly and close backend connections.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,17 @@ class Translator(abc.ABC):
     @abc.abstractmethod
     def translate(self, request: TranslationRequest) -> TranslationStream:
         """Start translating ``request``; raises ``ServiceError`` if it cannot even start."""
+
+    def warm_up(self) -> object:
+        """Start what the first sentence would otherwise wait for (called once, at server start)."""
+        return None
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional hook
+        """Do the engine's I/O on the server's event loop (called before the first translation).
+
+        An engine that would otherwise run a loop of its own (OpenAI) uses
+        this one: no second busy thread contending for the GIL.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources at server shutdown."""
