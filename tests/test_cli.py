@@ -15,6 +15,8 @@ from rich.console import Console
 
 from tests.test_client_audio import FakeServicer, dur, serve
 from tongyeok_client import cli
+from tongyeok_client.cli import interpret as cli_interpret
+from tongyeok_client.cli import render
 from tongyeok_client.proto import interpreter_pb2 as pb
 
 
@@ -226,7 +228,7 @@ def test_ctrl_c_cancels_the_stream_and_exits_130(monkeypatch, capsys, fake, tmp_
     def interrupt(self, event):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli._HumanRenderer, "handle", interrupt)
+    monkeypatch.setattr(render.HumanRenderer, "handle", interrupt)
     start = time.monotonic()
     code, _, err = run(capsys, "interpret", str(long_wav), "--source", "en-US", "--target", "es", "--server", target)
     assert code == 130
@@ -244,7 +246,7 @@ def test_a_closed_stdout_ends_quietly_and_cancels(monkeypatch, capsys, fake, tmp
     def broken_pipe(message):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "_print_json", broken_pipe)
+    monkeypatch.setattr(cli_interpret, "print_json", broken_pipe)
     code, _, err = run(capsys, "interpret", str(long_wav), "--source", "en-US", "--json", "--server", target)
     assert code == 141
     assert err == ""

@@ -1,0 +1,115 @@
+"""``tongyeok interpret FILE``: stream an audio file and show transcripts and translations as they come."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from collections.abc import Iterable, Iterator
+
+from rich.console import Console
+
+from ..audio import AudioStream, open_audio, paced
+from ..client import InterpreterClient, config
+from .common import EXIT_OK, UsageError, glossary, print_json
+from .render import HumanRenderer
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:  # type: ignore[type-arg]
+    """Register the command and its flags."""
+    p = sub.add_parser(
+        "interpret",
+        parents=parents,
+        help="interpret an audio file (or '-' for raw audio on stdin)",
+        description="Stream an audio file to the server and show transcripts and translations as they come.",
+    )
+    p.add_argument("file", metavar="FILE", help="WAV/FLAC/OGG/MP3..., a headerless .raw/.ulaw/.alaw file, or '-'")
+    p.add_argument("--source", action="append", required=True, metavar="LANG", help="language spoken; twice = two-way")
+    p.add_argument("--target", action="append", default=[], metavar="LANG", help="translate into LANG (repeatable)")
+    p.add_argument("--no-interim", dest="interim", action="store_false", help="do not ask for interim transcripts")
+    p.add_argument("--context", type=int, default=0, metavar="N", help="preceding sentences sent as context")
+    p.add_argument("--voice-activity", action="store_true", help="ask for speech begin/end events")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--realtime",
+        dest="realtime",
+        action="store_true",
+        default=None,
+        help="send at real-time speed (default for files)",
+    )
+    pace.add_argument(
+        "--fast", dest="realtime", action="store_false", help="send as fast as possible (default for stdin)"
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="pacing speed factor with --realtime (default 1.0)")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="audio chunk length in ms (default 100)")
+    raw = p.add_argument_group("headerless audio")
+    raw.add_argument("--encoding", help="linear16, mulaw or alaw (makes FILE headerless)")
+    raw.add_argument("--rate", type=int, help="sample rate in Hz (required for headerless linear16)")
+    raw.add_argument("--channels", type=int, help="1 or 2 (default 1)")
+    p.set_defaults(run=run)
+
+
+def _open_input(args: argparse.Namespace) -> AudioStream:
+    if args.file != "-" and not os.path.exists(args.file):
+        raise UsageError(f"no such file: {args.file}")
+    try:
+        return open_audio(
+            args.file,
+            encoding=args.encoding,
+            sample_rate_hertz=args.rate,
+            channel_count=args.channels,
+            chunk_ms=args.chunk_ms,
+        )
+    except (OSError, RuntimeError, ValueError) as e:  # soundfile's errors are RuntimeErrors
+        raise UsageError(f"cannot read {args.file}: {e}") from None
+
+
+class _Counter:
+    """Counts the audio bytes actually handed to gRPC, for the summary."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = chunks
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.bytes += len(chunk)
+            yield chunk
+
+
+def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -> int:
+    """Interpret ``args.file``; returns the exit status."""
+    audio = _open_input(args)
+    try:
+        cfg = config(
+            source=args.source,
+            target=args.target,
+            audio=audio.format,
+            interim=args.interim,
+            style=args.style,
+            glossary=glossary(args),
+            context_sentences=args.context,
+            voice_activity=args.voice_activity,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    realtime = args.realtime if args.realtime is not None else args.file != "-"
+    chunks: Iterable[bytes] = audio.chunks
+    if realtime:
+        if args.speed <= 0:
+            raise UsageError(f"--speed must be positive, got {args.speed}")
+        chunks = paced(chunks, audio.chunk_duration_s, args.speed)
+    counter = _Counter(chunks)
+    started = time.monotonic()
+    with contextlib.closing(client.interpret(cfg, counter)) as events:
+        if args.json:
+            for event in events:
+                print_json(event.raw)
+            return EXIT_OK
+        renderer = HumanRenderer(console)
+        with renderer:
+            for event in events:
+                renderer.handle(event)
+        renderer.summary(audio.format.duration_s(counter.bytes), time.monotonic() - started)
+    return EXIT_OK
