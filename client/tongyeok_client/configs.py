@@ -1,0 +1,125 @@
+"""Builders for the request messages: ``InterpretConfig`` and ``TranslationOptions``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeAlias
+
+from .audio import AudioFormat, normalize_encoding
+from .proto import interpreter_pb2 as pb
+
+__all__ = ["Glossary", "as_list", "config", "translation_options"]
+
+
+_STYLES: dict[str, pb.TranslationStyle] = {
+    "business": pb.TRANSLATION_STYLE_BUSINESS,
+    "neutral": pb.TRANSLATION_STYLE_NEUTRAL,
+    "literal": pb.TRANSLATION_STYLE_LITERAL,
+}
+
+#: A glossary: ``{term: rendering}`` ("" = keep the term), or a list of terms to keep,
+#: ``(term, rendering)`` / ``(term, rendering, target_language)`` tuples, or ``GlossaryEntry`` protos.
+Glossary: TypeAlias = Mapping[str, str] | Iterable["str | tuple[str, str] | tuple[str, str, str] | pb.GlossaryEntry"]
+
+
+def _glossary_entries(glossary: Glossary | None) -> list[pb.GlossaryEntry]:
+    if glossary is None:
+        return []
+    if isinstance(glossary, Mapping):
+        return [pb.GlossaryEntry(source_term=k, target_term=v) for k, v in glossary.items()]
+    entries = []
+    for item in glossary:
+        if isinstance(item, pb.GlossaryEntry):
+            entries.append(item)
+        elif isinstance(item, str):
+            entries.append(pb.GlossaryEntry(source_term=item))
+        elif len(item) == 2:
+            entries.append(pb.GlossaryEntry(source_term=item[0], target_term=item[1]))
+        elif len(item) == 3:
+            entries.append(pb.GlossaryEntry(source_term=item[0], target_term=item[1], target_language_code=item[2]))
+        else:
+            raise ValueError(f"glossary entry must be a term, (term, rendering) or (term, rendering, lang): {item!r}")
+    return entries
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str]:
+    """One value or several as a list (None: empty)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def translation_options(
+    *,
+    style: str | None = None,
+    glossary: Glossary | None = None,
+    context_sentences: int = 0,
+) -> pb.TranslationOptions:
+    """Build ``TranslationOptions``.
+
+    Args:
+        style: ``"business"`` (the server's default), ``"neutral"`` or ``"literal"``; ``None`` = server default.
+        glossary: Terms with a fixed rendering; see :data:`Glossary`.
+        context_sentences: Preceding sentences sent as context; 0 = server default, negative = none.
+
+    Raises:
+        ValueError: unknown style or malformed glossary entry.
+
+    """
+    opts = pb.TranslationOptions(glossary=_glossary_entries(glossary), context_sentences=context_sentences)
+    if style is not None:
+        key = style.strip().lower().removeprefix("translation_style_")
+        if key not in _STYLES:
+            raise ValueError(f"unknown translation style {style!r}; use one of {', '.join(_STYLES)}")
+        opts.style = _STYLES[key]
+    return opts
+
+
+def config(
+    *,
+    source: str | Sequence[str],
+    target: str | Sequence[str] | None = None,
+    audio: AudioFormat | None = None,
+    encoding: str = "LINEAR16",
+    sample_rate_hertz: int = 16000,
+    channel_count: int = 1,
+    interim: bool = True,
+    style: str | None = None,
+    glossary: Glossary | None = None,
+    context_sentences: int = 0,
+    voice_activity: bool = False,
+) -> pb.InterpretConfig:
+    """Build the ``InterpretConfig`` that opens an ``Interpret`` stream.
+
+    Args:
+        source: The language spoken (``"en-US"``), or two for a two-way conversation.
+        target: Language(s) to translate into; with two sources, ``None`` means "the other one".
+        audio: The audio format, e.g. ``open_audio(path).format``; overrides the next three.
+        encoding: ``"linear16"``, ``"mulaw"`` or ``"alaw"`` (any case).
+        sample_rate_hertz: Samples per second per channel (the service takes 8000-48000).
+        channel_count: 1 or 2.
+        interim: Whether to receive interim transcripts.
+        style: ``"business"``, ``"neutral"`` or ``"literal"``; ``None`` = server default (business).
+        glossary: Terms with a fixed rendering; see :data:`Glossary`.
+        context_sentences: Preceding sentences sent with each translation; 0 = server default.
+        voice_activity: Whether to receive speech begin/end events.
+
+    Raises:
+        ValueError: unknown encoding or style, malformed glossary.
+
+    """
+    if audio is not None:
+        encoding, sample_rate_hertz, channel_count = audio.encoding, audio.sample_rate_hertz, audio.channel_count
+    enc = normalize_encoding(encoding)
+    return pb.InterpretConfig(
+        audio_format=pb.AudioFormat(
+            encoding=f"AUDIO_ENCODING_{enc}",
+            sample_rate_hertz=sample_rate_hertz,
+            channel_count=channel_count,
+        ),
+        source_language_codes=as_list(source),
+        target_language_codes=as_list(target),
+        interim_results=interim,
+        translation_options=translation_options(style=style, glossary=glossary, context_sentences=context_sentences),
+        voice_activity_events=voice_activity,
+    )

@@ -1,0 +1,253 @@
+"""The events a Tongyeok stream yields, as small frozen dataclasses (offsets in float seconds).
+
+Each keeps the proto message it came from in ``raw`` (the whole
+``InterpretResponse`` / ``TranslateTextResponse``) for callers who want the
+wire form, e.g. as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias, cast
+
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+
+from .proto import interpreter_pb2 as pb
+
+__all__ = [
+    "Engine",
+    "Event",
+    "FinalTranscript",
+    "InterimTranscript",
+    "Languages",
+    "Notice",
+    "SessionStarted",
+    "TranslationComplete",
+    "TranslationEvent",
+    "TranslationReset",
+    "TranslationToken",
+    "VoiceActivity",
+    "event_from_proto",
+    "languages_from_proto",
+    "translation_event_from_proto",
+]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An engine behind the service, e.g. ``Engine("pocketsphinx", "en-us model")``."""
+
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    """The first event of a session: its id, the effective config and the engines."""
+
+    session_id: str
+    effective_config: pb.InterpretConfig
+    recognizer: Engine
+    translator: Engine
+    #: Options the translator cannot honour, each with the reason.
+    ignored_options: tuple[str, ...]
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class InterimTranscript:
+    """A hypothesis for the utterance being spoken; a later one replaces it."""
+
+    utterance_id: int
+    text: str
+    language_code: str
+    stability: float
+    audio_start_s: float
+    audio_end_s: float
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    """The final text of one utterance; translations into ``target_language_codes`` follow."""
+
+    utterance_id: int
+    text: str
+    language_code: str
+    confidence: float
+    audio_start_s: float
+    audio_end_s: float
+    target_language_codes: tuple[str, ...]
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TranslationToken:
+    """The next piece of a translation (with its leading space, if any)."""
+
+    utterance_id: int
+    source_language_code: str
+    target_language_code: str
+    text: str
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TranslationComplete:
+    """The whole translation of one utterance into one language."""
+
+    utterance_id: int
+    source_language_code: str
+    target_language_code: str
+    text: str
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TranslationReset:
+    """Discard the tokens received so far for this translation; it starts again."""
+
+    utterance_id: int
+    target_language_code: str
+    reason: str
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class VoiceActivity:
+    """Speech began or ended at ``audio_offset_s``."""
+
+    kind: Literal["begin", "end", "unspecified"]
+    audio_offset_s: float
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something non-fatal the caller should know; ``code`` is e.g. ``"TRANSLATION_FAILED"``."""
+
+    code: str
+    message: str
+    #: The utterance concerned, or 0.
+    utterance_id: int
+    #: The translation language concerned, or "".
+    target_language_code: str
+    raw: Message = field(repr=False, compare=False)
+
+
+#: What :meth:`InterpreterClient.interpret` yields.
+Event: TypeAlias = (
+    SessionStarted
+    | InterimTranscript
+    | FinalTranscript
+    | TranslationToken
+    | TranslationComplete
+    | TranslationReset
+    | VoiceActivity
+    | Notice
+)
+#: What :meth:`InterpreterClient.translate_text` yields.
+TranslationEvent: TypeAlias = TranslationToken | TranslationComplete | TranslationReset | Notice
+
+
+@dataclass(frozen=True)
+class Languages:
+    """What the running engines support (the answer of ``ListLanguages``)."""
+
+    recognizer: Engine
+    translator: Engine
+    recognition_language_codes: tuple[str, ...]
+    #: ``(source, target)`` translation directions.
+    translation_pairs: tuple[tuple[str, str], ...]
+    max_source_languages: int
+    raw: Message = field(repr=False, compare=False)
+
+
+def _seconds(d: duration_pb2.Duration) -> float:
+    return d.seconds + d.nanos / 1e9
+
+
+def _engine(e: pb.EngineInfo) -> Engine:
+    return Engine(e.name, e.detail)
+
+
+def _notice(n: pb.Notice, raw: Message) -> Notice:
+    name = pb.NoticeCode.Name(n.code) if n.code in pb.NoticeCode.values() else str(n.code)
+    return Notice(name.removeprefix("NOTICE_CODE_"), n.message, n.utterance_id, n.target_language_code, raw)
+
+
+def translation_event_from_proto(kind: str | None, msg: Message, raw: Message) -> TranslationEvent | None:
+    """Convert one translation event (``kind`` is the oneof field set, ``msg`` its message)."""
+    if kind == "translation_token":
+        t = cast(pb.TranslationToken, msg)
+        return TranslationToken(t.utterance_id, t.source_language_code, t.target_language_code, t.text, raw)
+    if kind == "translation_complete":
+        c = cast(pb.TranslationComplete, msg)
+        return TranslationComplete(c.utterance_id, c.source_language_code, c.target_language_code, c.text, raw)
+    if kind == "translation_reset":
+        r = cast(pb.TranslationReset, msg)
+        return TranslationReset(r.utterance_id, r.target_language_code, r.reason, raw)
+    if kind == "notice":
+        return _notice(cast(pb.Notice, msg), raw)
+    return None
+
+
+def event_from_proto(response: pb.InterpretResponse) -> Event | None:
+    """Convert one ``InterpretResponse`` to its event; ``None`` for an event kind this client does not know."""
+    kind = response.WhichOneof("event")
+    if kind == "session_started":
+        s = response.session_started
+        return SessionStarted(
+            s.session_id,
+            s.effective_config,
+            _engine(s.recognizer),
+            _engine(s.translator),
+            tuple(s.ignored_options),
+            response,
+        )
+    if kind == "interim_transcript":
+        i = response.interim_transcript
+        return InterimTranscript(
+            i.utterance_id,
+            i.text,
+            i.language_code,
+            i.stability,
+            _seconds(i.audio_start_offset),
+            _seconds(i.audio_end_offset),
+            response,
+        )
+    if kind == "final_transcript":
+        f = response.final_transcript
+        return FinalTranscript(
+            f.utterance_id,
+            f.text,
+            f.language_code,
+            f.confidence,
+            _seconds(f.audio_start_offset),
+            _seconds(f.audio_end_offset),
+            tuple(f.target_language_codes),
+            response,
+        )
+    if kind == "voice_activity":
+        v = response.voice_activity
+        kinds: dict[int, Literal["begin", "end"]] = {
+            pb.VOICE_ACTIVITY_TYPE_SPEECH_BEGIN: "begin",
+            pb.VOICE_ACTIVITY_TYPE_SPEECH_END: "end",
+        }
+        return VoiceActivity(kinds.get(v.type, "unspecified"), _seconds(v.audio_offset), response)
+    if kind is None:
+        return None
+    return translation_event_from_proto(kind, getattr(response, kind), response)
+
+
+def languages_from_proto(r: pb.ListLanguagesResponse) -> Languages:
+    """Convert a ``ListLanguagesResponse``."""
+    return Languages(
+        _engine(r.recognizer),
+        _engine(r.translator),
+        tuple(r.recognition_language_codes),
+        tuple((p.source_language_code, p.target_language_code) for p in r.translation_pairs),
+        r.max_source_languages,
+        r,
+    )
