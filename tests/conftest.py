@@ -37,10 +37,12 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
     """A TongyeokServer on a free local port; engines and settings as overridden.
 
     ``recognizer=`` / ``translator=`` may be engine objects (used as they
-    are) or names; other keywords are ``ServerSettings`` fields.
+    are) or names; ``extensions=`` a list of ``SessionExtension``s; other
+    keywords are ``ServerSettings`` fields.
     """
     recognizer = overrides.pop("recognizer", None)
     translator = overrides.pop("translator", None)
+    extensions = overrides.pop("extensions", None)
     settings = replace(
         ServerSettings(), **{"host": "127.0.0.1", "port": 0, "offline_workers": 2, "grace_period_s": 5.0, **overrides}
     )
@@ -50,7 +52,7 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
     if isinstance(translator, str):
         settings = replace(settings, translator=translator)
         translator = None
-    server = TongyeokServer(settings, recognizer=recognizer, translator=translator)
+    server = TongyeokServer(settings, recognizer=recognizer, translator=translator, extensions=extensions)
     server.start()
     try:
         yield server

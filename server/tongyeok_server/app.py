@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.servicer import InterpreterServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.recognition.base import Recognizer
@@ -51,14 +52,16 @@ class TongyeokServer:
         settings: ServerSettings,
         recognizer: Recognizer | None = None,
         translator: Translator | None = None,
+        extensions: list[SessionExtension] | None = None,
     ) -> None:
         self.settings = settings
         self.translator = translator or create_translator(settings)
         self.translator.warm_up()  # the first sentence should not pay for starting the engine
         self.recognizer = recognizer or create_recognizer(settings)
         self._translation_executor = ThreadPoolExecutor(settings.translation_threads, thread_name_prefix="translate")
+        self.extensions = _extensions(settings) if extensions is None else extensions
         self.servicer = InterpreterServicer(
-            self.recognizer, self.translator, self._translation_executor, settings.max_streams
+            self.recognizer, self.translator, self._translation_executor, settings.max_streams, self.extensions
         )
         self._loop = asyncio.new_event_loop()
         # OpenAI's engine then needs no loop of its own: first tokens ~10x sooner under load (make bench).
@@ -107,7 +110,12 @@ class TongyeokServer:
         return port
 
     def stop(self, grace_s: float | None = None) -> None:
-        """Refuse new streams, let open ones finish their sentence within ``grace_s``, release engines."""
+        """Refuse new streams, let open ones finish their sentence within ``grace_s``, release engines.
+
+        Idempotent: a second call returns at once.
+        """
+        if self._stopped.is_set():
+            return
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         if self._server is not None:
             self._on_loop(self._stop(grace))
@@ -115,6 +123,8 @@ class TongyeokServer:
         # Before the loop stops: an engine on the loop closes its channels there.
         self.recognizer.close()
         self.translator.close()
+        for extension in self.extensions:
+            extension.close()
         if self._loop_thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join()
@@ -139,3 +149,9 @@ class TongyeokServer:
     def wait(self) -> None:
         """Block until ``stop`` has finished."""
         self._stopped.wait()
+
+
+def _extensions(settings: ServerSettings) -> list[SessionExtension]:
+    """The capabilities that follow every session, as configured (each package builds its own)."""
+    extensions: list[SessionExtension] = []
+    return extensions

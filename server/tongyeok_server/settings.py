@@ -64,6 +64,16 @@ class ServerSettings:
     openai_timeout_s: float = field(default=30.0, metadata={"help": "seconds before a translation request times out"})
     openai_max_retries: int = field(default=2, metadata={"help": "retries of a failed or cut translation"})
 
+    # Security: TLS, keepalive, authentication, per-caller limits (auth/).
+
+    # Sessions: idle and duration limits, resume (session/).
+
+    # The meeting record (store/).
+
+    # Speech output (synthesis/).
+
+    # Observability: metrics, log format, tracing (observability/).
+
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerSettings:
         """Parse flags, falling back to ``TONGYEOK_*`` variables, then defaults."""

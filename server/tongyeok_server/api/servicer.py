@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 
 import grpc
@@ -25,6 +25,8 @@ import grpc
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.api import validation, wire
+from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.auth.caller import current_caller
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
@@ -45,9 +47,15 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
     """Serves Interpret, TranslateText and ListLanguages on shared engines."""
 
     def __init__(
-        self, recognizer: Recognizer, translator: Translator, translation_executor: Executor, max_streams: int
+        self,
+        recognizer: Recognizer,
+        translator: Translator,
+        translation_executor: Executor,
+        max_streams: int,
+        extensions: Sequence[SessionExtension] = (),
     ) -> None:
         self._recognizer = recognizer
+        self._extensions = tuple(extensions)
         self._translator = translator
         self._executor = translation_executor
         self._max_streams = max_streams
@@ -67,22 +75,25 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         try:
             session = await self._open_session(request_iterator)
         except ServiceError as error:
-            log.info("stream refused (%s): %s peer=%s", error.code.name, error.message, peer)
+            log.info(
+                "stream refused (%s): %s caller=%s peer=%s", error.code.name, error.message, current_caller().id, peer
+            )
             await context.abort(error.code, error.message)
         # Ends with the RPC: the caller's cancel cancels this coroutine, and
         # the finally below stops the feeder and everything the session started.
         feeder = asyncio.create_task(self._feed(session, request_iterator), name=f"feed-{session.id}")
         try:
             ignored = self._translator.ignored_options(session.config.translation)
-            yield pb.InterpretResponse(
-                session_started=pb.SessionStarted(
-                    session_id=session.id,
-                    effective_config=wire.effective_config(session.config),
-                    recognizer=wire.engine(self._recognizer.description),
-                    translator=wire.engine(self._translator.description),
-                    ignored_options=ignored,
-                )
+            started = pb.SessionStarted(
+                session_id=session.id,
+                effective_config=wire.effective_config(session.config),
+                recognizer=wire.engine(self._recognizer.description),
+                translator=wire.engine(self._translator.description),
+                ignored_options=ignored,
             )
+            for extension in self._extensions:
+                extension.annotate_started(session, started)
+            yield pb.InterpretResponse(session_started=started)
             async for event in session.events():
                 if isinstance(event, ev.End):
                     if event.error is not None:
@@ -107,7 +118,7 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
                 "the first message must carry `config` (audio format and languages); audio may follow it"
             )
         config = validation.interpret_config(first.config, self._recognizer, self._translator)
-        session = Session(config, self._recognizer, self._translator, self._executor)
+        session = Session(config, self._recognizer, self._translator, self._executor, caller=current_caller())
         with self._lock:
             if len(self._sessions) >= self._max_streams:
                 raise ServiceError(
@@ -116,14 +127,20 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
                 )
             self._sessions[session.id] = session
         try:
+            for extension in self._extensions:
+                observer = extension.attach(session)
+                if observer is not None:
+                    session.add_observer(observer)
             session.start()
         except ServiceError:
             with self._lock:
                 self._sessions.pop(session.id, None)
+            session.close()
             raise
         log.info(
-            "session %s start: %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s",
+            "session %s start: caller=%s %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s",
             session.id,
+            session.caller.id,
             "+".join(config.source_languages),
             "+".join(config.target_languages),
             config.audio.encoding.value,
@@ -174,13 +191,13 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
     def _close_session(self, session: Session, peer: str) -> None:
         """The RPC ended, however it ended: release everything, write the log line."""
-        session.cancel()
+        session.close()
         with self._lock:
             self._sessions.pop(session.id, None)
         s = session.stats
         log.info(
             "session %s end: %s after %.1fs, audio %.1fs in %d chunks, %d interim, %d final, "
-            "%d translations, %d failed, peer=%s",
+            "%d translations, %d failed, caller=%s peer=%s",
             session.id,
             session.outcome,
             time.monotonic() - session.started_at,
@@ -190,6 +207,7 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             s.finals,
             s.translations,
             s.translation_failures,
+            session.caller.id,
             peer,
         )
 

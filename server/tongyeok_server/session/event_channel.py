@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -21,20 +22,31 @@ class EventChannel(Generic[T]):
     tokens by the length of a sentence.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Make a channel read on ``loop``; must be called on the loop's thread."""
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_item: Callable[[T], None] | None = None) -> None:
+        """Make a channel read on ``loop``; must be called on the loop's thread.
+
+        ``on_item``, if given, is called on the loop with each item right
+        after it is queued, in queue order (a session's observers).
+        """
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._queue: asyncio.Queue[T] = asyncio.Queue()
+        self._on_item = on_item
 
     def put(self, item: T) -> None:
         """Queue ``item``; never blocks. Dropped if the loop has been closed (nobody is reading)."""
         if threading.get_ident() == self._loop_thread:
-            self._queue.put_nowait(item)
+            self._accept(item)
             return
         # A closed loop means the server has stopped, and the reader with it.
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            self._loop.call_soon_threadsafe(self._accept, item)
+
+    def _accept(self, item: T) -> None:
+        # Queued before on_item runs, so that an item on_item puts (from the loop) comes after this one.
+        self._queue.put_nowait(item)
+        if self._on_item is not None:
+            self._on_item(item)
 
     async def get(self) -> T:
         """The next item, waiting for one."""

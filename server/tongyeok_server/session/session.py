@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from tongyeok_server.auth.caller import ANONYMOUS, Caller
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import (
     RecognitionConfig,
@@ -39,6 +40,7 @@ from tongyeok_server.recognition.base import (
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
 from tongyeok_server.session.event_channel import EventChannel
+from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.serial_lane import SerialLane
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
@@ -88,15 +90,19 @@ class Session:
         translator: Translator,
         translation_executor: Executor,
         session_id: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> None:
         self.id = session_id or f"s{next(_ids):06d}-{int(time.time()) % 100000:05d}"
         self.config = config
+        #: Who opened the session (for the record, limits and logs).
+        self.caller = caller
         self.stats = SessionStats()
         self.started_at = time.monotonic()
         self._recognizer = recognizer
         self._translator = translator
         self._executor = translation_executor
-        self._events: EventChannel[ev.SessionEvent] = EventChannel(asyncio.get_running_loop())
+        self._observers: list[SessionObserver] = []
+        self._events: EventChannel[ev.SessionEvent] = EventChannel(asyncio.get_running_loop(), self._observe)
         self._lock = threading.Lock()
         self._stream: RecognizerStream | None = None
         self._utterance_id = 1
@@ -111,6 +117,14 @@ class Session:
         self.outcome: str = "open"  # "ok", "cancelled" or a status code name, for the log line
 
     # -- lifecycle -------------------------------------------------------
+
+    def add_observer(self, observer: SessionObserver) -> None:
+        """Let ``observer`` follow this session (before ``start``; see ``session/observer.py``)."""
+        self._observers.append(observer)
+
+    def emit(self, event: ev.SessionEvent) -> None:
+        """Add an event for the caller (from any thread); dropped once the session has ended."""
+        self._emit(event)
 
     def start(self) -> None:
         """Open the recogniser stream; raises ``ServiceError`` (e.g. no capacity)."""
@@ -160,6 +174,16 @@ class Session:
                 self.outcome = "cancelled"
         self._end(None, emit=False)
 
+    def close(self) -> None:
+        """Release the session (on the loop, once its RPC is over): cancel what runs, tell the observers."""
+        self.cancel()
+        observers, self._observers = self._observers, []
+        for observer in observers:
+            try:
+                observer.on_close()
+            except Exception:
+                log.exception("session %s: observer %s failed on close", self.id, type(observer).__name__)
+
     async def events(self) -> AsyncIterator[ev.SessionEvent]:
         """Events for the caller, ending with ``ev.End``."""
         while True:
@@ -175,6 +199,16 @@ class Session:
     def _emit(self, event: ev.SessionEvent) -> None:
         if not self._ended:
             self._events.put(event)
+
+    def _observe(self, event: ev.SessionEvent) -> None:
+        """Show one event to the observers (on the loop, in the caller's order)."""
+        for observer in list(self._observers):
+            try:
+                observer.on_event(event)
+            except Exception:
+                # A bug in a follower (record, speech, metrics) must not cost the caller the meeting.
+                log.exception("session %s: observer %s failed; detached", self.id, type(observer).__name__)
+                self._observers.remove(observer)
 
     def _end(self, error: ServiceError | None, *, emit: bool = True) -> None:
         """Stop the recogniser and translations; emit ``End`` once."""

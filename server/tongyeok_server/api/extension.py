@@ -1,0 +1,27 @@
+"""The seam through which capabilities join Interpret sessions without branches in the servicer.
+
+The meeting record, speech output and metrics each provide one
+``SessionExtension``; the server passes them to the servicer, which calls
+``attach`` for every new session (before its recogniser starts) and
+``annotate_started`` while building its ``session_started`` event.
+"""
+
+from __future__ import annotations
+
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server.session.observer import SessionObserver
+from tongyeok_server.session.session import Session
+
+
+class SessionExtension:
+    """A capability that follows sessions; override what you need."""
+
+    def attach(self, session: Session) -> SessionObserver | None:
+        """The observer that follows ``session``, or None to stay out of it."""
+        return None
+
+    def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
+        """Fill in this capability's fields of ``session_started`` (e.g. whether the record is kept)."""
+
+    def close(self) -> None:
+        """Release shared resources at server shutdown (after the last session has closed)."""

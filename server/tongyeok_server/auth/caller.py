@@ -1,0 +1,63 @@
+"""The identity a request is served for, available to everything the request starts.
+
+The gRPC edge authenticates each call and sets the caller for the call's
+task (a ``ContextVar``); sessions, the meeting record and the logs take it
+from there. Without authentication every call is the anonymous caller,
+which may do everything (local use).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+from dataclasses import dataclass
+
+
+class Scope(str, enum.Enum):
+    """What a credential allows (the values are the words in a JWT's ``scope`` claim)."""
+
+    INTERPRET = "interpret"
+    TRANSLATE = "translate"
+    TRANSCRIPTS = "transcripts"
+    TRANSCRIPTS_ADMIN = "transcripts:admin"
+
+
+class CallerKind(str, enum.Enum):
+    """How the caller proved who it is."""
+
+    ANONYMOUS = "anonymous"
+    API_KEY = "api_key"
+    JWT = "jwt"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller.
+
+    ``id`` is what logs, limits and the meeting record name the caller by:
+    ``key:<key id>`` for an API key, ``jwt:<subject>`` for a JWT,
+    ``anonymous`` without authentication. It is never the credential.
+    """
+
+    id: str
+    kind: CallerKind
+    scopes: frozenset[Scope]
+
+    def allows(self, scope: Scope) -> bool:
+        """Whether this caller's credential grants ``scope``."""
+        return scope in self.scopes
+
+
+ANONYMOUS = Caller("anonymous", CallerKind.ANONYMOUS, frozenset(Scope))
+
+_current: contextvars.ContextVar[Caller] = contextvars.ContextVar("tongyeok_caller", default=ANONYMOUS)
+
+
+def current_caller() -> Caller:
+    """The caller of the RPC being served (``ANONYMOUS`` when authentication is off)."""
+    return _current.get()
+
+
+def set_current_caller(caller: Caller) -> contextvars.Token[Caller]:
+    """Make ``caller`` the current caller of this task (the auth interceptor does this)."""
+    return _current.set(caller)

@@ -1,0 +1,25 @@
+"""What follows a session besides its caller: the meeting record, speech output, metrics.
+
+An observer sees every event of one session exactly once, in the order the
+caller gets them, on the server's event loop, starting with the first event
+after ``session_started``; ``End`` is the last. It must return quickly: work
+that waits (a database write, speech synthesis) goes to a queue or thread of
+the observer's own. An observer may add events to the session with
+``Session.emit`` (from any thread); they come after the event being
+observed. A failing observer is logged and detached; it never breaks the
+session.
+"""
+
+from __future__ import annotations
+
+from tongyeok_server.session import events as ev
+
+
+class SessionObserver:
+    """Follows one session; override what you need."""
+
+    def on_event(self, event: ev.SessionEvent) -> None:
+        """One event of the session, on the server's event loop."""
+
+    def on_close(self) -> None:
+        """The session is released (its stream is over and everything it started has stopped)."""
