@@ -10,8 +10,9 @@ PY := $(VENV)/bin/python
 PORT ?= 50051
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # apertium + a pair: offline translation. flite, festival + an HTS voice,
-# sox: the speech the tests and the demo synthesise.
-DEB_PACKAGES := apertium apertium-eng-spa flite festival festvox-us-slt-hts sox
+# sox: the speech the tests and the demo synthesise. espeak-ng: speech output
+# in the languages the embedded neural voice (Piper, English) does not speak.
+DEB_PACKAGES := apertium apertium-eng-spa flite festival festvox-us-slt-hts sox espeak-ng
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps demo run test lint pytest proto bench clean

@@ -153,5 +153,8 @@ class TongyeokServer:
 
 def _extensions(settings: ServerSettings) -> list[SessionExtension]:
     """The capabilities that follow every session, as configured (each package builds its own)."""
-    extensions: list[SessionExtension] = []
+    from tongyeok_server.synthesis.extension import SpeechExtension
+    from tongyeok_server.synthesis.registry import create_synthesizer
+
+    extensions: list[SessionExtension] = [SpeechExtension(create_synthesizer(settings))]
     return extensions

@@ -71,6 +71,14 @@ class ServerSettings:
     # The meeting record (store/).
 
     # Speech output (synthesis/).
+    synthesizer: str = field(
+        default="embedded",
+        metadata={"help": "speech output engine: embedded (Piper + espeak-ng), espeak, piper, google, openai or none"},
+    )
+    synthesis_threads: int = field(
+        default_factory=_default_workers,
+        metadata={"help": "clauses the embedded neural voice (Piper) synthesizes at once (default: one per core)"},
+    )
 
     # Observability: metrics, log format, tracing (observability/).
 

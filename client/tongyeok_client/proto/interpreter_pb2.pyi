@@ -25,6 +25,14 @@ class TranslationStyle(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSLATION_STYLE_NEUTRAL: _ClassVar[TranslationStyle]
     TRANSLATION_STYLE_LITERAL: _ClassVar[TranslationStyle]
 
+class SpeechEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPEECH_ENCODING_UNSPECIFIED: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_LINEAR16: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_OGG_OPUS: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_MULAW: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_ALAW: _ClassVar[SpeechEncoding]
+
 class VoiceActivityType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VOICE_ACTIVITY_TYPE_UNSPECIFIED: _ClassVar[VoiceActivityType]
@@ -38,6 +46,7 @@ class NoticeCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOTICE_CODE_RECOGNIZER_RETRYING: _ClassVar[NoticeCode]
     NOTICE_CODE_RECOGNIZER_RESTARTED: _ClassVar[NoticeCode]
     NOTICE_CODE_RECOGNITION_BEHIND: _ClassVar[NoticeCode]
+    NOTICE_CODE_SYNTHESIS_FAILED: _ClassVar[NoticeCode]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 AUDIO_ENCODING_LINEAR16: AudioEncoding
 AUDIO_ENCODING_MULAW: AudioEncoding
@@ -46,6 +55,11 @@ TRANSLATION_STYLE_UNSPECIFIED: TranslationStyle
 TRANSLATION_STYLE_BUSINESS: TranslationStyle
 TRANSLATION_STYLE_NEUTRAL: TranslationStyle
 TRANSLATION_STYLE_LITERAL: TranslationStyle
+SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding
+SPEECH_ENCODING_LINEAR16: SpeechEncoding
+SPEECH_ENCODING_OGG_OPUS: SpeechEncoding
+SPEECH_ENCODING_MULAW: SpeechEncoding
+SPEECH_ENCODING_ALAW: SpeechEncoding
 VOICE_ACTIVITY_TYPE_UNSPECIFIED: VoiceActivityType
 VOICE_ACTIVITY_TYPE_SPEECH_BEGIN: VoiceActivityType
 VOICE_ACTIVITY_TYPE_SPEECH_END: VoiceActivityType
@@ -54,6 +68,7 @@ NOTICE_CODE_TRANSLATION_FAILED: NoticeCode
 NOTICE_CODE_RECOGNIZER_RETRYING: NoticeCode
 NOTICE_CODE_RECOGNIZER_RESTARTED: NoticeCode
 NOTICE_CODE_RECOGNITION_BEHIND: NoticeCode
+NOTICE_CODE_SYNTHESIS_FAILED: NoticeCode
 
 class InterpretRequest(_message.Message):
     __slots__ = ("config", "audio")
@@ -94,23 +109,45 @@ class TranslationOptions(_message.Message):
     def __init__(self, style: _Optional[_Union[TranslationStyle, str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., context_sentences: _Optional[int] = ...) -> None: ...
 
 class InterpretConfig(_message.Message):
-    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events")
+    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     VOICE_ACTIVITY_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     audio_format: AudioFormat
     source_language_codes: _containers.RepeatedScalarFieldContainer[str]
     target_language_codes: _containers.RepeatedScalarFieldContainer[str]
     interim_results: bool
     translation_options: TranslationOptions
     voice_activity_events: bool
-    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ...) -> None: ...
+    speech_output: SpeechOutputConfig
+    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ...) -> None: ...
+
+class VoiceSelection(_message.Message):
+    __slots__ = ("language_code", "voice")
+    LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    language_code: str
+    voice: str
+    def __init__(self, language_code: _Optional[str] = ..., voice: _Optional[str] = ...) -> None: ...
+
+class SpeechOutputConfig(_message.Message):
+    __slots__ = ("voices", "encoding", "sample_rate_hertz", "speaking_rate")
+    VOICES_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HERTZ_FIELD_NUMBER: _ClassVar[int]
+    SPEAKING_RATE_FIELD_NUMBER: _ClassVar[int]
+    voices: _containers.RepeatedCompositeFieldContainer[VoiceSelection]
+    encoding: SpeechEncoding
+    sample_rate_hertz: int
+    speaking_rate: float
+    def __init__(self, voices: _Optional[_Iterable[_Union[VoiceSelection, _Mapping]]] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., speaking_rate: _Optional[float] = ...) -> None: ...
 
 class InterpretResponse(_message.Message):
-    __slots__ = ("session_started", "interim_transcript", "final_transcript", "translation_token", "translation_complete", "translation_reset", "voice_activity", "notice")
+    __slots__ = ("session_started", "interim_transcript", "final_transcript", "translation_token", "translation_complete", "translation_reset", "voice_activity", "notice", "translation_audio")
     SESSION_STARTED_FIELD_NUMBER: _ClassVar[int]
     INTERIM_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     FINAL_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +156,7 @@ class InterpretResponse(_message.Message):
     TRANSLATION_RESET_FIELD_NUMBER: _ClassVar[int]
     VOICE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_AUDIO_FIELD_NUMBER: _ClassVar[int]
     session_started: SessionStarted
     interim_transcript: InterimTranscript
     final_transcript: FinalTranscript
@@ -127,7 +165,8 @@ class InterpretResponse(_message.Message):
     translation_reset: TranslationReset
     voice_activity: VoiceActivity
     notice: Notice
-    def __init__(self, session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., interim_transcript: _Optional[_Union[InterimTranscript, _Mapping]] = ..., final_transcript: _Optional[_Union[FinalTranscript, _Mapping]] = ..., translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., voice_activity: _Optional[_Union[VoiceActivity, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ...) -> None: ...
+    translation_audio: TranslationAudio
+    def __init__(self, session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., interim_transcript: _Optional[_Union[InterimTranscript, _Mapping]] = ..., final_transcript: _Optional[_Union[FinalTranscript, _Mapping]] = ..., translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., voice_activity: _Optional[_Union[VoiceActivity, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ...) -> None: ...
 
 class EngineInfo(_message.Message):
     __slots__ = ("name", "detail")
@@ -138,18 +177,20 @@ class EngineInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options")
+    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     RECOGNIZER_FIELD_NUMBER: _ClassVar[int]
     TRANSLATOR_FIELD_NUMBER: _ClassVar[int]
     IGNORED_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SYNTHESIZER_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     effective_config: InterpretConfig
     recognizer: EngineInfo
     translator: EngineInfo
     ignored_options: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ...) -> None: ...
+    synthesizer: EngineInfo
+    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ...) -> None: ...
 
 class InterimTranscript(_message.Message):
     __slots__ = ("utterance_id", "text", "language_code", "stability", "audio_start_offset", "audio_end_offset")
@@ -219,6 +260,24 @@ class TranslationReset(_message.Message):
     reason: str
     def __init__(self, utterance_id: _Optional[int] = ..., target_language_code: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class TranslationAudio(_message.Message):
+    __slots__ = ("utterance_id", "target_language_code", "sequence_number", "audio", "last_chunk", "encoding", "sample_rate_hertz")
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HERTZ_FIELD_NUMBER: _ClassVar[int]
+    utterance_id: int
+    target_language_code: str
+    sequence_number: int
+    audio: bytes
+    last_chunk: bool
+    encoding: SpeechEncoding
+    sample_rate_hertz: int
+    def __init__(self, utterance_id: _Optional[int] = ..., target_language_code: _Optional[str] = ..., sequence_number: _Optional[int] = ..., audio: _Optional[bytes] = ..., last_chunk: _Optional[bool] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ...) -> None: ...
+
 class VoiceActivity(_message.Message):
     __slots__ = ("type", "audio_offset")
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -240,48 +299,74 @@ class Notice(_message.Message):
     def __init__(self, code: _Optional[_Union[NoticeCode, str]] = ..., message: _Optional[str] = ..., utterance_id: _Optional[int] = ..., target_language_code: _Optional[str] = ...) -> None: ...
 
 class TranslateTextRequest(_message.Message):
-    __slots__ = ("text", "source_language_code", "target_language_codes", "translation_options", "context")
+    __slots__ = ("text", "source_language_code", "target_language_codes", "translation_options", "context", "speech_output")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     text: str
     source_language_code: str
     target_language_codes: _containers.RepeatedScalarFieldContainer[str]
     translation_options: TranslationOptions
     context: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, text: _Optional[str] = ..., source_language_code: _Optional[str] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
+    speech_output: SpeechOutputConfig
+    def __init__(self, text: _Optional[str] = ..., source_language_code: _Optional[str] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., context: _Optional[_Iterable[str]] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ...) -> None: ...
 
 class TranslateTextResponse(_message.Message):
-    __slots__ = ("translation_token", "translation_complete", "translation_reset", "notice")
+    __slots__ = ("translation_token", "translation_complete", "translation_reset", "notice", "translation_audio")
     TRANSLATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_COMPLETE_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_RESET_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_AUDIO_FIELD_NUMBER: _ClassVar[int]
     translation_token: TranslationToken
     translation_complete: TranslationComplete
     translation_reset: TranslationReset
     notice: Notice
-    def __init__(self, translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ...) -> None: ...
+    translation_audio: TranslationAudio
+    def __init__(self, translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ListLanguagesResponse(_message.Message):
-    __slots__ = ("recognizer", "translator", "recognition_language_codes", "translation_pairs", "max_source_languages")
+    __slots__ = ("recognizer", "translator", "recognition_language_codes", "translation_pairs", "max_source_languages", "voices", "synthesizer")
     RECOGNIZER_FIELD_NUMBER: _ClassVar[int]
     TRANSLATOR_FIELD_NUMBER: _ClassVar[int]
     RECOGNITION_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_PAIRS_FIELD_NUMBER: _ClassVar[int]
     MAX_SOURCE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    VOICES_FIELD_NUMBER: _ClassVar[int]
+    SYNTHESIZER_FIELD_NUMBER: _ClassVar[int]
     recognizer: EngineInfo
     translator: EngineInfo
     recognition_language_codes: _containers.RepeatedScalarFieldContainer[str]
     translation_pairs: _containers.RepeatedCompositeFieldContainer[LanguagePair]
     max_source_languages: int
-    def __init__(self, recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., recognition_language_codes: _Optional[_Iterable[str]] = ..., translation_pairs: _Optional[_Iterable[_Union[LanguagePair, _Mapping]]] = ..., max_source_languages: _Optional[int] = ...) -> None: ...
+    voices: _containers.RepeatedCompositeFieldContainer[LanguageVoices]
+    synthesizer: EngineInfo
+    def __init__(self, recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., recognition_language_codes: _Optional[_Iterable[str]] = ..., translation_pairs: _Optional[_Iterable[_Union[LanguagePair, _Mapping]]] = ..., max_source_languages: _Optional[int] = ..., voices: _Optional[_Iterable[_Union[LanguageVoices, _Mapping]]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ...) -> None: ...
+
+class LanguageVoices(_message.Message):
+    __slots__ = ("language_code", "voices", "default_voice")
+    LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    VOICES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VOICE_FIELD_NUMBER: _ClassVar[int]
+    language_code: str
+    voices: _containers.RepeatedCompositeFieldContainer[Voice]
+    default_voice: str
+    def __init__(self, language_code: _Optional[str] = ..., voices: _Optional[_Iterable[_Union[Voice, _Mapping]]] = ..., default_voice: _Optional[str] = ...) -> None: ...
+
+class Voice(_message.Message):
+    __slots__ = ("name", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class LanguagePair(_message.Message):
     __slots__ = ("source_language_code", "target_language_code")

@@ -3,13 +3,15 @@
 The meeting record, speech output and metrics each provide one
 ``SessionExtension``; the server passes them to the servicer, which calls
 ``attach`` for every new session (before its recogniser starts) and
-``annotate_started`` while building its ``session_started`` event.
+``annotate_started`` while building its ``session_started`` event;
+``attach_text`` for every TranslateText request and ``annotate_languages``
+for ListLanguages.
 """
 
 from __future__ import annotations
 
 from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_server.session.observer import SessionObserver
+from tongyeok_server.session.observer import EventSink, SessionObserver
 from tongyeok_server.session.session import Session
 
 
@@ -22,6 +24,19 @@ class SessionExtension:
 
     def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
         """Fill in this capability's fields of ``session_started`` (e.g. whether the record is kept)."""
+
+    def attach_text(
+        self, request: pb.TranslateTextRequest, targets: tuple[str, ...], sink: EventSink
+    ) -> SessionObserver | None:
+        """The observer that follows one TranslateText request (its events, then ``End``), or None.
+
+        Called on the event loop before the translations start; may raise
+        ``ServiceError`` to refuse the request.
+        """
+        return None
+
+    def annotate_languages(self, response: pb.ListLanguagesResponse) -> None:
+        """Fill in this capability's fields of the ListLanguages answer (e.g. the voices)."""
 
     def close(self) -> None:
         """Release shared resources at server shutdown (after the last session has closed)."""

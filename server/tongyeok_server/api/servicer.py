@@ -24,14 +24,14 @@ import grpc
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
-from tongyeok_server.api import validation, wire
+from tongyeok_server.api import speech, validation, wire
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.auth.caller import current_caller
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
-from tongyeok_server.session.event_channel import EventChannel
 from tongyeok_server.session.session import Session
+from tongyeok_server.session.text_request import TextRequest
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
 
@@ -241,35 +241,43 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         except ServiceError as error:
             await context.abort(error.code, error.message)
         history = tuple(ContextSentence(text, source) for text in request.context[-validation.MAX_CONTEXT_SENTENCES :])
-        events: EventChannel[ev.SessionEvent | None] = EventChannel(asyncio.get_running_loop())
+        text = TextRequest(len(targets))
         open_translations = OpenTranslations()
+        try:
+            for extension in self._extensions:
+                observer = extension.attach_text(request, targets, text)  # e.g. speech output
+                if observer is not None:
+                    text.add_observer(observer)
+        except ServiceError as error:
+            text.close()
+            await context.abort(error.code, error.message)
 
         def job(target: str) -> None:
             try:
                 req = TranslationRequest(request.text.strip(), source, target, options, history)
-                run_translation(self._translator, req, 0, events.put, open_translations)
+                run_translation(self._translator, req, 0, text.emit, open_translations)
             finally:
-                events.put(None)
+                text.job_done()
 
         for target in targets:
             self._executor.submit(job, target)
-        remaining, failures = len(targets), 0
+        failures = 0
         try:
-            while remaining:
-                event = await events.get()
-                if event is None:
-                    remaining -= 1
-                elif isinstance(event, ev.Token):
+            async for event in text.events():
+                if isinstance(event, ev.Token):
                     yield pb.TranslateTextResponse(translation_token=wire.token(event))
                 elif isinstance(event, ev.Complete):
                     yield pb.TranslateTextResponse(translation_complete=wire.complete(event))
                 elif isinstance(event, ev.Reset):
                     yield pb.TranslateTextResponse(translation_reset=wire.reset(event))
+                elif isinstance(event, ev.Audio):
+                    yield pb.TranslateTextResponse(translation_audio=speech.audio(event))
                 elif isinstance(event, ev.Notice):
-                    failures += 1
+                    failures += event.code is ev.NoticeCode.TRANSLATION_FAILED
                     yield pb.TranslateTextResponse(notice=wire.notice(event))
         finally:
             open_translations.cancel_all()  # a caller that left early stops the engines too
+            text.close()
         if failures == len(targets):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, "every translation failed; see the notices for the reasons"
@@ -283,7 +291,7 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         context: grpc.aio.ServicerContext[pb.ListLanguagesRequest, pb.ListLanguagesResponse],
     ) -> pb.ListLanguagesResponse:
         """What the running engines support."""
-        return pb.ListLanguagesResponse(
+        response = pb.ListLanguagesResponse(
             recognizer=wire.engine(self._recognizer.description),
             translator=wire.engine(self._translator.description),
             recognition_language_codes=list(self._recognizer.language_codes()),
@@ -293,6 +301,9 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             ],
             max_source_languages=min(2, self._recognizer.max_source_languages),
         )
+        for extension in self._extensions:
+            extension.annotate_languages(response)  # e.g. the voices
+        return response
 
 
 __all__ = ["InterpreterServicer"]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server import languages
+from tongyeok_server.api import speech
 from tongyeok_server.audio.format import (
     MAX_CHANNELS,
     MAX_SAMPLE_RATE_HZ,
@@ -172,6 +173,9 @@ def interpret_config(config: pb.InterpretConfig, recognizer: Recognizer, transla
         interim_results=config.interim_results,
         voice_activity_events=config.voice_activity_events,
         translation=translation_options("config.translation_options", config.translation_options),
+        speech=speech.speech_output("config.speech_output", config.speech_output, targets)
+        if config.HasField("speech_output")
+        else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.duration_pb2 import Duration
 
 from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server.api import speech
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
@@ -134,4 +135,6 @@ def interpret_response(event: ev.SessionEvent) -> pb.InterpretResponse:
         return pb.InterpretResponse(voice_activity=pb.VoiceActivity(type=kind, audio_offset=duration(a.offset_s)))
     if isinstance(event, ev.Notice):
         return pb.InterpretResponse(notice=notice(event))
+    if isinstance(event, ev.Audio):
+        return pb.InterpretResponse(translation_audio=speech.audio(event))
     raise TypeError(f"no wire form for {event!r}")

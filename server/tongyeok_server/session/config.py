@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec
+from tongyeok_server.synthesis.config import SpeechOutput
 from tongyeok_server.translation.base import TranslationOptions
 
 
@@ -19,6 +20,7 @@ class SessionConfig:
     interim_results: bool
     voice_activity_events: bool
     translation: TranslationOptions
+    speech: SpeechOutput | None = None  # speak the translations (synthesis/); None: text only
 
     @property
     def two_way(self) -> bool:

@@ -16,6 +16,7 @@ class NoticeCode(enum.Enum):
     RECOGNIZER_RETRYING = 2
     RECOGNIZER_RESTARTED = 3
     RECOGNITION_BEHIND = 4
+    SYNTHESIS_FAILED = 7
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,23 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Audio:
+    """A piece of the spoken translation of one utterance into one language (speech output)."""
+
+    utterance_id: int
+    target_language: str
+    sequence_number: int
+    audio: bytes
+    last: bool
+    encoding: str  # a ``synthesis.config.SpeechEncoding`` value, e.g. "LINEAR16"
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True)
 class End:
     """The session is over: OK when ``error`` is None."""
 
     error: ServiceError | None = None
 
 
-SessionEvent = Interim | Final | Token | Complete | Reset | Activity | Notice | End
+SessionEvent = Interim | Final | Token | Complete | Reset | Activity | Notice | Audio | End

@@ -12,6 +12,9 @@ session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from tongyeok_server.session import events as ev
 
 
@@ -23,3 +26,13 @@ class SessionObserver:
 
     def on_close(self) -> None:
         """The session is released (its stream is over and everything it started has stopped)."""
+
+
+class EventSink(Protocol):
+    """What an observer may do to the call it follows (a ``Session``, or one TranslateText request)."""
+
+    def emit(self, event: ev.SessionEvent) -> None:
+        """Send ``event`` to the caller, after the event being observed (any thread)."""
+
+    def hold(self) -> Callable[[], None]:
+        """Keep the call from ending until the returned function is called (once, any thread)."""

@@ -12,13 +12,14 @@ assignments, and one ``EventChannel``; every event a caller sees goes through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -102,6 +103,8 @@ class Session:
         self._translator = translator
         self._executor = translation_executor
         self._observers: list[SessionObserver] = []
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._events: EventChannel[ev.SessionEvent] = EventChannel(asyncio.get_running_loop(), self._observe)
         self._lock = threading.Lock()
         self._stream: RecognizerStream | None = None
@@ -111,6 +114,7 @@ class Session:
         self._lanes = {target: SerialLane(translation_executor) for target in config.target_languages}
         self._open = OpenTranslations()
         self._pending_translations = 0
+        self._holds = 0  # observers' work the end waits for (speech being spoken)
         self._recognition_done = False
         self._draining = False
         self._ended = False
@@ -125,6 +129,27 @@ class Session:
     def emit(self, event: ev.SessionEvent) -> None:
         """Add an event for the caller (from any thread); dropped once the session has ended."""
         self._emit(event)
+
+    def hold(self) -> Callable[[], None]:
+        """Keep the session from ending (OK) until the returned function is called (once, any thread).
+
+        For observers whose work follows the last translation (its speech):
+        take the hold in ``on_event`` of the event that starts the work.
+        """
+        with self._lock:
+            self._holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._lock:
+                if released:
+                    return
+                released = True
+                self._holds -= 1
+            self._maybe_done()
+
+        return release
 
     def start(self) -> None:
         """Open the recogniser stream; raises ``ServiceError`` (e.g. no capacity)."""
@@ -230,8 +255,15 @@ class Session:
         self._open.cancel_all()
 
     def _maybe_done(self) -> None:
+        if threading.get_ident() != self._loop_thread:
+            # Decide on the loop, after the events this thread queued before
+            # (a translation's Complete) have reached the observers, so that
+            # a hold they take for them counts.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                self._loop.call_soon_threadsafe(self._maybe_done)
+            return
         with self._lock:
-            done = self._recognition_done and self._pending_translations == 0
+            done = self._recognition_done and self._pending_translations == 0 and self._holds == 0
         if done:
             self._end(self._shutdown_error)
 

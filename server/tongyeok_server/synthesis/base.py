@@ -1,0 +1,106 @@
+"""The interface every speech synthesis engine implements.
+
+A synthesizer turns the clauses of one translation, as they arrive, into
+16-bit mono PCM at a rate of its choosing (``output_rate``). ``speak`` is an
+async generator run on the server's event loop: an engine that blocks (Piper,
+espeak-ng) does its work on threads or in processes, a cloud engine does its
+I/O on the loop. Cancelling the task that iterates it (or closing it) must
+stop the engine at once and close its backend connection or process.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from tongyeok_server import languages
+from tongyeok_server.recognition.base import EngineDescription
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice: its name (what callers select), the languages it speaks (BCP-47 tags), a description."""
+
+    name: str
+    language_codes: tuple[str, ...]
+    description: str = ""
+
+    def speaks(self, language: str) -> bool:
+        """Whether this voice speaks ``language`` (regions ignored)."""
+        return any(languages.same_language(code, language) for code in self.language_codes)
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """The translation of one utterance into one language, to be spoken."""
+
+    language: str  # BCP-47 tag of the text
+    voice: Voice
+    speaking_rate: float = 1.0
+    sample_rate_hz: int = 24000  # what the caller wants; an engine that can produce it directly does
+
+
+class Synthesizer(abc.ABC):
+    """A speech synthesis engine, shared by all sessions of a server."""
+
+    @property
+    @abc.abstractmethod
+    def description(self) -> EngineDescription:
+        """Engine name and detail for callers (never a credential)."""
+
+    @abc.abstractmethod
+    def voices(self) -> Sequence[Voice]:
+        """Every voice, the default voice of each language before the others of that language."""
+
+    def default_voice(self, language: str) -> Voice | None:
+        """The voice "default" selects for ``language``: one for its exact tag, else its language's first."""
+        candidates = [v for v in self.voices() if v.speaks(language)]
+        tag = languages.normalize(language).lower()
+        for voice in candidates:
+            if any(code.lower() == tag for code in voice.language_codes):
+                return voice
+        return candidates[0] if candidates else None
+
+    def find_voice(self, name: str, language: str) -> Voice | None:
+        """The voice called ``name`` if it speaks ``language``."""
+        for voice in self.voices():
+            if voice.name == name and voice.speaks(language):
+                return voice
+        return None
+
+    @abc.abstractmethod
+    def output_rate(self, request: SpeechRequest) -> int:
+        """The sample rate of the PCM ``speak`` yields for ``request``."""
+
+    @abc.abstractmethod
+    def speak(self, request: SpeechRequest, clauses: AsyncIterator[str]) -> AsyncIterator[bytes]:
+        """Speak each clause as it comes, in order; yields 16-bit little-endian mono PCM.
+
+        Raises ``ServiceError`` when synthesis fails (the utterance's audio
+        ends there; the session goes on).
+        """
+
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Start loading what the first clause would otherwise wait for (must not block; called per session)."""
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional hook
+        """The server's event loop, where ``speak`` runs (called once, before the first session)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release shared resources at server shutdown."""
+
+
+class ClauseSynthesizer(Synthesizer):
+    """A synthesizer that speaks one clause per call (no streaming input): implement ``speak_clause``."""
+
+    async def speak(self, request: SpeechRequest, clauses: AsyncIterator[str]) -> AsyncIterator[bytes]:
+        """Speak the clauses one after another."""
+        async for clause in clauses:
+            async for pcm in self.speak_clause(request, clause):
+                yield pcm
+
+    @abc.abstractmethod
+    def speak_clause(self, request: SpeechRequest, text: str) -> AsyncIterator[bytes]:
+        """Speak one clause; yields PCM at ``output_rate(request)``."""

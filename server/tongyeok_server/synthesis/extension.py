@@ -1,0 +1,140 @@
+"""Speech output as a session extension: a ``Speaker`` follows every stream or request that asks for it.
+
+The extension owns the server's one ``Synthesizer``. For a session (or a
+TranslateText request) whose config has ``speech_output`` it resolves the
+voices against the engine (INVALID_ARGUMENT naming the field when a voice or
+language is not there), and attaches an observer that feeds the caller's
+events to a ``Speaker``. Streams without ``speech_output`` cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server import languages
+from tongyeok_server.api import speech as speech_wire
+from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.session import events as ev
+from tongyeok_server.session.observer import EventSink, SessionObserver
+from tongyeok_server.session.session import Session
+from tongyeok_server.synthesis.base import Synthesizer, Voice
+from tongyeok_server.synthesis.config import DEFAULT_VOICE, SpeechOutput
+from tongyeok_server.synthesis.speaker import Speaker
+
+log = logging.getLogger(__name__)
+
+NO_SYNTHESIZER = (
+    "this server has no speech synthesizer (it was started with --synthesizer none); "
+    "leave speech_output unset, or use a server started with --synthesizer embedded, google or openai"
+)
+
+
+class _SpeakerObserver(SessionObserver):
+    def __init__(self, speaker: Speaker) -> None:
+        self.speaker = speaker
+
+    def on_event(self, event: ev.SessionEvent) -> None:
+        self.speaker.on_event(event)
+
+    def on_close(self) -> None:
+        self.speaker.close()
+
+
+class SpeechExtension(SessionExtension):
+    """Speaks translations for the sessions and requests that ask (``speech_output``)."""
+
+    def __init__(self, synthesizer: Synthesizer | None) -> None:
+        self.synthesizer = synthesizer
+        self._loop_attached = False
+
+    # -- sessions ------------------------------------------------------------
+
+    def attach(self, session: Session) -> SessionObserver | None:
+        """A speaker for ``session`` if its config asks for speech."""
+        output = session.config.speech
+        if output is None:
+            return None
+        voices = self._resolve("config.speech_output", output)
+        return self._observer(output, voices, session, session.id)
+
+    def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
+        """The synthesizer and the voices chosen, when the session speaks."""
+        output = session.config.speech
+        if output is None or self.synthesizer is None:
+            return
+        desc = self.synthesizer.description
+        started.synthesizer.CopyFrom(pb.EngineInfo(name=desc.name, detail=desc.detail))
+        voices = self._resolve("config.speech_output", output)
+        started.effective_config.speech_output.CopyFrom(speech_wire.effective(output, voices))
+
+    # -- TranslateText -----------------------------------------------------
+
+    def attach_text(
+        self, request: pb.TranslateTextRequest, targets: tuple[str, ...], sink: EventSink
+    ) -> SessionObserver | None:
+        """A speaker for one TranslateText request that has ``speech_output``."""
+        if not request.HasField("speech_output"):
+            return None
+        output = speech_wire.speech_output("speech_output", request.speech_output, targets)
+        voices = self._resolve("speech_output", output)
+        return self._observer(output, voices, sink, "translate")
+
+    # -- ListLanguages -------------------------------------------------------
+
+    def annotate_languages(self, response: pb.ListLanguagesResponse) -> None:
+        """The synthesizer and its voices per language."""
+        if self.synthesizer is None:
+            response.synthesizer.CopyFrom(pb.EngineInfo(name="none", detail="speech output is off"))
+            return
+        desc = self.synthesizer.description
+        response.synthesizer.CopyFrom(pb.EngineInfo(name=desc.name, detail=desc.detail))
+        response.voices.extend(speech_wire.language_voices(self.synthesizer))
+
+    def close(self) -> None:
+        """Release the engine."""
+        if self.synthesizer is not None:
+            self.synthesizer.close()
+
+    # -- internals -----------------------------------------------------------
+
+    def _observer(self, output: SpeechOutput, voices: dict[str, Voice], sink: EventSink, label: str) -> SessionObserver:
+        synthesizer = self.synthesizer
+        assert synthesizer is not None  # _resolve refused otherwise
+        if not self._loop_attached:
+            synthesizer.attach_loop(asyncio.get_running_loop())
+            self._loop_attached = True
+        synthesizer.warm_up()  # e.g. load a voice model while the first sentence is recognised
+        return _SpeakerObserver(Speaker(synthesizer, output, voices, sink, label))
+
+    def _resolve(self, field: str, output: SpeechOutput) -> dict[str, Voice]:
+        """The voice for each language to speak, or the error that says what is available."""
+        synthesizer = self.synthesizer
+        if synthesizer is None:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, NO_SYNTHESIZER)
+        name = synthesizer.description.name
+        resolved: dict[str, Voice] = {}
+        for i, (language, wanted) in enumerate(output.voices):
+            if wanted == DEFAULT_VOICE:
+                voice = synthesizer.default_voice(language)
+                if voice is None:
+                    spoken = sorted({languages.primary(c) for v in synthesizer.voices() for c in v.language_codes})
+                    raise invalid_argument(
+                        f"{field}: the {name} synthesizer cannot speak {language}; it speaks "
+                        f"{', '.join(spoken) or 'no language (is it installed?)'}"
+                    )
+            else:
+                found = synthesizer.find_voice(wanted, language)
+                if found is None:
+                    names = [v.name for v in synthesizer.voices() if v.speaks(language)]
+                    raise invalid_argument(
+                        f"{field}.voices[{i}].voice is {wanted!r}, which the {name} synthesizer does not have for "
+                        f"{language}; available: {', '.join(names) or 'none'} (or 'default')"
+                    )
+                voice = found
+            resolved[language] = voice
+        return resolved
