@@ -36,6 +36,7 @@ from .events import (
     Languages,
     Notice,
     SessionStarted,
+    TranslationAudio,
     TranslationComplete,
     TranslationEvent,
     TranslationReset,
@@ -59,6 +60,7 @@ __all__ = [
     "Notice",
     "SessionStarted",
     "TongyeokError",
+    "TranslationAudio",
     "TranslationComplete",
     "TranslationEvent",
     "TranslationReset",
@@ -197,10 +199,14 @@ class InterpreterClient:
         style: str | None = None,
         glossary: Glossary | None = None,
         context: Sequence[str] = (),
+        speech: pb.SpeechOutputConfig | None = None,
         timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> Generator[TranslationEvent, None, None]:
         """Translate ``text``, yielding tokens and the complete translation per target language.
+
+        With ``speech`` (see :func:`tongyeok_client.speech.speech_output`) the
+        translations are spoken too: :class:`TranslationAudio` events.
 
         Raises:
             TongyeokError: the call failed.
@@ -213,6 +219,7 @@ class InterpreterClient:
             target_language_codes=as_list(target),
             translation_options=translation_options(style=style, glossary=glossary),
             context=list(context),
+            speech_output=speech,
         )
         call = self._stub.TranslateText(
             request,

@@ -88,6 +88,7 @@ def config(
     glossary: Glossary | None = None,
     context_sentences: int = 0,
     voice_activity: bool = False,
+    speech: pb.SpeechOutputConfig | None = None,
 ) -> pb.InterpretConfig:
     """Build the ``InterpretConfig`` that opens an ``Interpret`` stream.
 
@@ -103,6 +104,7 @@ def config(
         glossary: Terms with a fixed rendering; see :data:`Glossary`.
         context_sentences: Preceding sentences sent with each translation; 0 = server default.
         voice_activity: Whether to receive speech begin/end events.
+        speech: Speak the translations too (see :func:`tongyeok_client.speech.speech_output`).
 
     Raises:
         ValueError: unknown encoding or style, malformed glossary.
@@ -122,4 +124,5 @@ def config(
         interim_results=interim,
         translation_options=translation_options(style=style, glossary=glossary, context_sentences=context_sentences),
         voice_activity_events=voice_activity,
+        speech_output=speech,
     )

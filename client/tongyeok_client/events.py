@@ -23,6 +23,7 @@ __all__ = [
     "Languages",
     "Notice",
     "SessionStarted",
+    "TranslationAudio",
     "TranslationComplete",
     "TranslationEvent",
     "TranslationReset",
@@ -115,6 +116,27 @@ class TranslationReset:
 
 
 @dataclass(frozen=True)
+class TranslationAudio:
+    """A piece of a spoken translation (with ``speech_output``); see :mod:`tongyeok_client.speech` to play or save it.
+
+    Within one language, an utterance's chunks (``sequence_number`` 0, 1, ...
+    up to ``last_chunk``) come before the next utterance's. A
+    :class:`TranslationReset` of the same utterance and language voids the
+    chunks received so far.
+    """
+
+    utterance_id: int
+    target_language_code: str
+    sequence_number: int
+    audio: bytes
+    last_chunk: bool
+    #: ``"LINEAR16"``, ``"OGG_OPUS"``, ``"MULAW"`` or ``"ALAW"``.
+    encoding: str
+    sample_rate_hertz: int
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class VoiceActivity:
     """Speech began or ended at ``audio_offset_s``."""
 
@@ -146,9 +168,10 @@ Event: TypeAlias = (
     | TranslationReset
     | VoiceActivity
     | Notice
+    | TranslationAudio
 )
 #: What :meth:`InterpreterClient.translate_text` yields.
-TranslationEvent: TypeAlias = TranslationToken | TranslationComplete | TranslationReset | Notice
+TranslationEvent: TypeAlias = TranslationToken | TranslationComplete | TranslationReset | Notice | TranslationAudio
 
 
 @dataclass(frozen=True)
@@ -190,6 +213,19 @@ def translation_event_from_proto(kind: str | None, msg: Message, raw: Message) -
         return TranslationReset(r.utterance_id, r.target_language_code, r.reason, raw)
     if kind == "notice":
         return _notice(cast(pb.Notice, msg), raw)
+    if kind == "translation_audio":
+        a = cast(pb.TranslationAudio, msg)
+        encoding = pb.SpeechEncoding.Name(a.encoding) if a.encoding in pb.SpeechEncoding.values() else str(a.encoding)
+        return TranslationAudio(
+            a.utterance_id,
+            a.target_language_code,
+            a.sequence_number,
+            a.audio,
+            a.last_chunk,
+            encoding.removeprefix("SPEECH_ENCODING_"),
+            a.sample_rate_hertz,
+            raw,
+        )
     return None
 
 

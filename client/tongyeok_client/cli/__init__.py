@@ -41,6 +41,7 @@ from .common import (
     translation_parent,
 )
 from .connect import client_from_args, connection_parent
+from .speak import speech_parent
 
 __all__ = ["main"]
 
@@ -49,11 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     common = connection_parent()
     translation = translation_parent()
+    speaking = speech_parent()
     parser = argparse.ArgumentParser(prog="tongyeok", description="Real-time speech interpretation client.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    interpret.add_parser(sub, [common, translation])
-    translate.add_parser(sub, [common, translation])
+    interpret.add_parser(sub, [common, translation, speaking])
+    translate.add_parser(sub, [common, translation, speaking])
     languages.add_parser(sub, [common])
     return parser
 

@@ -14,6 +14,7 @@ from ..audio import AudioStream, open_audio, paced
 from ..client import InterpreterClient, config
 from .common import EXIT_OK, UsageError, glossary, print_json
 from .render import HumanRenderer
+from .speak import Speech
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:  # type: ignore[type-arg]
@@ -81,6 +82,7 @@ class _Counter:
 def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -> int:
     """Interpret ``args.file``; returns the exit status."""
     audio = _open_input(args)
+    speech = Speech(args, args.target)
     try:
         cfg = config(
             source=args.source,
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
             glossary=glossary(args),
             context_sentences=args.context,
             voice_activity=args.voice_activity,
+            speech=speech.config,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -102,14 +105,16 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
         chunks = paced(chunks, audio.chunk_duration_s, args.speed)
     counter = _Counter(chunks)
     started = time.monotonic()
-    with contextlib.closing(client.interpret(cfg, counter)) as events:
+    with contextlib.closing(client.interpret(cfg, counter)) as events, contextlib.closing(speech):
         if args.json:
             for event in events:
+                speech.handle(event)
                 print_json(event.raw)
             return EXIT_OK
         renderer = HumanRenderer(console)
         with renderer:
             for event in events:
+                speech.handle(event)
                 renderer.handle(event)
         renderer.summary(audio.format.duration_s(counter.bytes), time.monotonic() - started)
     return EXIT_OK

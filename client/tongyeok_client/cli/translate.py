@@ -10,6 +10,7 @@ from rich.console import Console
 from ..client import InterpreterClient
 from .common import EXIT_OK, UsageError, glossary, print_json
 from .render import HumanRenderer
+from .speak import Speech
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:  # type: ignore[type-arg]
@@ -31,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -> int:
     """Translate ``args.text``; returns the exit status."""
+    speech = Speech(args, args.target)
     try:
         stream = client.translate_text(
             args.text,
@@ -39,12 +41,14 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
             style=args.style,
             glossary=glossary(args),
             context=args.context,
+            speech=speech.config,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
-    with contextlib.closing(stream) as events:
+    with contextlib.closing(stream) as events, contextlib.closing(speech):
         if args.json:
             for event in events:
+                speech.handle(event)
                 print_json(event.raw)
             return EXIT_OK
         renderer = HumanRenderer(console, label_utterances=False)
@@ -52,5 +56,6 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
             for lang in args.target:
                 renderer.expect_translation(0, lang)  # show requested languages in request order
             for translation_event in events:
+                speech.handle(translation_event)
                 renderer.handle(translation_event)
     return EXIT_OK
