@@ -79,6 +79,15 @@ class ServerSettings:
         default_factory=_default_workers,
         metadata={"help": "clauses the embedded neural voice (Piper) synthesizes at once (default: one per core)"},
     )
+    openai_tts_model: str = field(default="gpt-4o-mini-tts", metadata={"help": "OpenAI speech model"})
+    openai_tts_voice: str = field(default="coral", metadata={"help": "OpenAI voice 'default' selects"})
+    openai_tts_instructions: str = field(
+        default="Speak as a calm, professional conference interpreter: clear, even pace, warm and neutral tone.",
+        metadata={"help": "how the OpenAI voice should sound (models that take instructions)"},
+    )
+    openai_tts_base_url: str = field(
+        default="", metadata={"help": "speech API base URL (default: --openai-base-url, then OpenAI's)"}
+    )
 
     # Observability: metrics, log format, tracing (observability/).
 

@@ -13,6 +13,12 @@ language read from the system prompt's ``Target language: Name (tag)`` line::
 
     fake_translation("good morning everyone", "ko") == "[ko] everyone morning good"
 
+It also serves text-to-speech (``/v1/audio/speech``, ``response_format`` pcm):
+24 kHz 16-bit mono PCM streamed in chunks of ``speech_chunk_s`` every
+``speech_chunk_s / speech_speed`` seconds, deterministic from the input text
+(``fake_speech_pcm``: each word a 0.1 s run of one sample value derived from
+the word, 20 ms of silence after it), noticing a client that goes away.
+
 Run on its own (for the benchmark)::
 
     python -m tests.support.fake_openai --port 8089 --ttft-ms 300 --tokens-per-s 40
@@ -28,10 +34,13 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import numpy as np
 
 _SENTENCE = re.compile(r"<sentence>(.*?)</sentence>", re.DOTALL)
 _TARGET = re.compile(r"Target language: [^\n]*\(([A-Za-z0-9-]+)\)\s*$", re.MULTILINE)
@@ -46,6 +55,25 @@ def fake_tokens(text: str, target_language: str) -> list[str]:
     """The content deltas the fake streams, in order (they concatenate to ``fake_translation``)."""
     words = fake_translation(text, target_language).split(" ")
     return [words[0]] + [" " + w for w in words[1:]]
+
+
+SPEECH_RATE_HZ = 24000
+_WORD_SAMPLES = 2400
+_GAP_SAMPLES = 480
+
+
+def fake_speech_value(word: str) -> int:
+    """The sample value the fake speaks ``word`` with."""
+    return 1000 + zlib.crc32(word.encode()) % 20000
+
+
+def fake_speech_pcm(text: str) -> bytes:
+    """What the fake's text-to-speech answers for ``text`` (24 kHz 16-bit mono PCM)."""
+    pieces = []
+    for word in text.split():
+        pieces.append(np.full(_WORD_SAMPLES, fake_speech_value(word), dtype="<i2"))
+        pieces.append(np.zeros(_GAP_SAMPLES, dtype="<i2"))
+    return b"".join(p.tobytes() for p in pieces)
 
 
 @dataclass
@@ -74,6 +102,7 @@ class Rule:
     target: str | None = None  # only requests into this language (primary subtag or full tag)
     retry_after_s: float | None = None
     message: str = ""
+    path: str | None = None  # only requests to this path, e.g. "/v1/audio/speech"
     hits: int = 0
 
 
@@ -130,12 +159,16 @@ class FakeOpenAI:
         headers_delay_s: float = 0.0,
         api_key: str | None = None,
         model: str = "fake-model",
+        speech_chunk_s: float = 0.1,
+        speech_speed: float = 20.0,
     ) -> None:
         self.ttft_s = ttft_s
         self.tokens_per_s = tokens_per_s
         self.headers_delay_s = headers_delay_s
         self.api_key = api_key
         self.model = model
+        self.speech_chunk_s = speech_chunk_s
+        self.speech_speed = speech_speed  # times real time
         self.requests: list[RecordedRequest] = []
         self.rules: list[Rule] = []
         self.active = 0
@@ -246,6 +279,7 @@ class FakeOpenAI:
                 if (
                     (r.times is None or r.hits < r.times)
                     and (r.match is None or r.match in req.sentence)
+                    and (r.path is None or req.path.rstrip("/") == r.path)
                     and (r.target is None or req.target_language.split("-")[0] == r.target.split("-")[0])
                 ):
                     r.hits += 1
@@ -308,6 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send_error(400, "invalid JSON body")
             return
+        if self.path.rstrip("/") == "/v1/audio/speech":
+            self._speech_request(body)
+            return
         user = ""
         system = ""
         for m in body.get("messages", []):
@@ -353,6 +390,50 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(400, "the fake only serves stream=true")
                 return
             outcome = self._stream(req, rule)
+        except (BrokenPipeError, ConnectionResetError, _ClientGone):
+            outcome = "disconnected"
+            self.close_connection = True
+        finally:
+            fake._finish(req, outcome)
+
+    def _speech_request(self, body: dict[str, Any]) -> None:
+        fake = self.server_fake
+        req = RecordedRequest(
+            index=-1,
+            path=self.path,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            sentence=str(body.get("input", "")),
+            target_language=str(body.get("voice", "")),
+            client_port=int(self.client_address[1]),
+        )
+        rule = fake._record(req)
+        outcome = "error"
+        try:
+            if rule is not None and rule.status is not None:
+                outcome = f"error {rule.status}"
+                self._send_error(rule.status, rule.message or f"fake error {rule.status}", rule.retry_after_s)
+                return
+            if body.get("response_format") != "pcm" or not body.get("voice") or not body.get("model"):
+                outcome = "error 400"
+                self._send_error(400, "the fake speaks response_format=pcm and needs model and voice")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/pcm")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            pcm = fake_speech_pcm(req.sentence)
+            step = round(SPEECH_RATE_HZ * fake.speech_chunk_s) * 2
+            for i in range(0, len(pcm), step):
+                self._wait(fake.speech_chunk_s / fake.speech_speed)
+                if rule is not None and rule.cut_after is not None and i // step >= rule.cut_after:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    outcome = "cut"
+                    return
+                self._write_chunk(pcm[i : i + step])
+            self._write_chunk(b"")
+            outcome = "completed"
         except (BrokenPipeError, ConnectionResetError, _ClientGone):
             outcome = "disconnected"
             self.close_connection = True

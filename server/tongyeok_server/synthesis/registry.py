@@ -11,6 +11,7 @@ SYNTHESIZERS = {
     "embedded": "tongyeok_server.synthesis.embedded_engine:create",
     "espeak": "tongyeok_server.synthesis.espeak_engine:create",
     "piper": "tongyeok_server.synthesis.piper_engine:create",
+    "openai": "tongyeok_server.synthesis.openai_engine:create",
 }
 
 
