@@ -73,7 +73,7 @@ class ServerSettings:
     # Speech output (synthesis/).
     synthesizer: str = field(
         default="embedded",
-        metadata={"help": "speech output engine: embedded (Piper + espeak-ng), espeak, piper, google, openai or none"},
+        metadata={"help": "speech output engine: embedded (Piper + espeak-ng), espeak, piper, openai or none"},
     )
     synthesis_threads: int = field(
         default_factory=_default_workers,
