@@ -91,7 +91,7 @@ def recognizer_for(fake: FakeSpeech, **policy: float) -> GoogleRecognizer:
     return GoogleRecognizer(settings, StreamPolicy(**policy) if policy else None)  # type: ignore[arg-type]
 
 
-def config(languages: Sequence[str] = ("en-US",), audio: AudioSpec = PCM16, **kw: bool) -> RecognitionConfig:
+def config(languages: Sequence[str] = ("en-US",), audio: AudioSpec = PCM16, **kw: Any) -> RecognitionConfig:
     return RecognitionConfig(audio=audio, language_codes=tuple(languages), **kw)
 
 
@@ -249,7 +249,10 @@ def test_retries_are_bounded(fake: FakeSpeech) -> None:
     ended = events.end()
     assert ended.error is not None
     assert ended.error.code is grpc.StatusCode.UNAVAILABLE
-    assert "backend down" in ended.error.message
+    assert "after 3 retries" in ended.error.message
+    # Google's own words are for the server's log, not for the caller.
+    assert "backend down" not in ended.error.message
+    assert "backend down" in ended.error.detail
     assert len(events.notices(RecognizerNoticeKind.RETRYING)) == 3
     assert len(fake.streams) == 4
 
@@ -263,8 +266,10 @@ def test_rejected_credential_is_reported_clearly(fake: FakeSpeech, code: grpc.St
     ended = events.end()
     assert isinstance(ended.error, ServiceError)
     assert ended.error.code is code
-    assert "speech.recognizers.recognize' denied" in ended.error.message
+    assert code.name in ended.error.message
     assert "GOOGLE_APPLICATION_CREDENTIALS" in ended.error.message
+    assert "speech.recognizers.recognize' denied" not in ended.error.message
+    assert "speech.recognizers.recognize' denied" in ended.error.detail
     assert len(fake.streams) == 1  # not retried
     assert not events.notices(RecognizerNoticeKind.RETRYING)
 
@@ -293,7 +298,7 @@ def test_regional_endpoint_and_recognizer_path(monkeypatch: pytest.MonkeyPatch) 
         recognizer="google", google_location="eu", google_project="acme", google_recognizer="r1", google_model="chirp_2"
     )
     recognizer = GoogleRecognizer.__new__(GoogleRecognizer)
-    monkeypatch.setattr(GoogleRecognizer, "_load_credentials", lambda self: None)
+    monkeypatch.setattr(GoogleRecognizer, "_load_credentials", lambda self, credentials: None)
     GoogleRecognizer.__init__(recognizer, settings)
     assert recognizer._endpoint == "eu-speech.googleapis.com"
     request = recognizer.first_request(config(("ko-KR", "en-US", "ja-JP", "fr-FR")))

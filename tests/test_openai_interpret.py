@@ -236,17 +236,23 @@ def test_three_targets_in_parallel_tokens_labelled(stub: pb_grpc.InterpreterStub
 
 
 def test_permanent_failure_is_a_notice_and_the_session_goes_on(
-    stub: pb_grpc.InterpreterStub, openai_fake: FakeOpenAI
+    stub: pb_grpc.InterpreterStub, openai_fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
     openai_fake.fail(500, times=None, match=words(EN_1), message="the model is down")
     events = interpret(stub, [EN_1, EN_2], sources=("en-US",), targets=("ko",))
+    (started,) = of_kind(events, "session_started")
     finals = of_kind(events, "final_transcript")
     assert [f.text for f in finals] == [words(EN_1), words(EN_2)]
     (notice,) = of_kind(events, "notice")
     assert notice.code == pb.NOTICE_CODE_TRANSLATION_FAILED
     assert notice.utterance_id == finals[0].utterance_id
     assert notice.target_language_code == "ko"
-    assert "HTTP 500" in notice.message and "the model is down" in notice.message
+    assert "HTTP 500" in notice.message
+    # The upstream's words and address are for the server's log: once, at WARNING, with the session.
+    assert "the model is down" not in notice.message and str(openai_fake.port) not in notice.message
+    (logged,) = [r for r in caplog.records if r.levelname == "WARNING" and "the model is down" in r.getMessage()]
+    assert logged.getMessage().startswith(f"session {started.session_id}: translation of utterance 1 into ko failed")
+    assert f"127.0.0.1:{openai_fake.port}" in logged.getMessage()
     # Recognition and the next sentence's translation went on.
     completes = of_kind(events, "translation_complete")
     assert [(c.utterance_id, c.text) for c in completes] == [

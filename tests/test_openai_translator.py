@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -240,17 +241,24 @@ def test_body_ending_without_finish_reason_counts_as_cut(fake: FakeOpenAI, trans
     assert [r.outcome for r in fake.requests] == ["cut", "completed"]
 
 
-def test_error_event_in_the_stream_is_retried_without_the_key(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+def test_error_event_in_the_stream_is_retried_without_the_key(
+    fake: FakeOpenAI, translator: OpenAITranslator, caplog: pytest.LogCaptureFixture
+) -> None:
     """OpenAI reports some failures after the 200 as an ``{"error": ...}`` event: a broken stream, retried."""
     text = "the second quarter looks better"
     fake.stream_error(after_chunks=2, message=f"The server had an error processing your request (key {SECRET})")
-    chunks = collect(translator.translate(TranslationRequest(text, "en", "ko")))
+    with caplog.at_level(logging.INFO, logger="tongyeok_server"):
+        chunks = collect(translator.translate(TranslationRequest(text, "en", "ko", session_id="s-test")))
     expected = fake_tokens(text, "ko")
     assert chunks[:2] == [TokenDelta(t) for t in expected[:2]]
     restart = chunks[2]
     assert isinstance(restart, TranslationRestart)
-    assert "broke off" in restart.reason and "The server had an error processing your request" in restart.reason
-    assert_no_secret(restart.reason)
+    # The caller hears the cause; the upstream's own words go to the log, without the key.
+    assert restart.reason == "the translation stream broke off; retrying"
+    (retry_line,) = [r.getMessage() for r in caplog.records if "retry 1 of" in r.getMessage()]
+    assert retry_line.startswith("session s-test: ")
+    assert "The server had an error processing your request" in retry_line
+    assert_no_secret(retry_line)
     assert chunks[3:] == [TokenDelta(t) for t in expected]
     assert fake.wait_idle()
     assert [r.outcome for r in fake.requests] == ["stream error", "completed"]
@@ -261,7 +269,8 @@ def test_error_event_every_time_fails_after_the_retry_budget(fake: FakeOpenAI, t
     with pytest.raises(ServiceError) as info:
         collect(translator.translate(TranslationRequest("hello", "en", "ko")))
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
-    assert "broke off (overloaded)" in info.value.message
+    assert info.value.message == "the translation stream broke off"
+    assert "an error event: overloaded" in info.value.detail
     assert len(fake.requests) == 3
 
 
@@ -269,7 +278,7 @@ def test_malformed_event_counts_as_a_broken_stream(fake: FakeOpenAI, translator:
     fake.add_rule(Rule(cut_after=1, event="{not json"))
     chunks = collect(translator.translate(TranslationRequest("a b c", "en", "ko")))
     restarts = [c for c in chunks if isinstance(c, TranslationRestart)]
-    assert len(restarts) == 1 and "malformed event" in restarts[0].reason
+    assert len(restarts) == 1 and "broke off" in restarts[0].reason
     assert final_text(chunks) == fake_translation("a b c", "ko")
     assert len(fake.requests) == 2
 
@@ -339,7 +348,8 @@ def test_always_500_fails_after_the_retry_budget(fake: FakeOpenAI, translator: O
         collect(translator.translate(TranslationRequest("hello", "en", "ko")))
     err = info.value
     assert err.code == grpc.StatusCode.UNAVAILABLE
-    assert "HTTP 500" in err.message and "model overloaded" in err.message
+    assert "HTTP 500" in err.message and "model overloaded" not in err.message
+    assert f"127.0.0.1:{fake.port}: HTTP 500: model overloaded" == err.detail
     assert_no_secret(err.message)
     # 1 + openai_max_retries requests: the SDK's retries do not multiply ours.
     assert len(fake.requests) == 3
@@ -364,6 +374,7 @@ def test_wrong_key_is_not_retried_and_not_echoed(fake: FakeOpenAI, translator: O
     assert err.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "HTTP 401" in err.message and "OPENAI_API_KEY" in err.message
     assert_no_secret(err.message)
+    assert_no_secret(err.detail)
     assert_no_secret(repr(err))
     assert len(fake.requests) == 1
 
@@ -380,8 +391,10 @@ def test_client_errors_are_not_retried(
         collect(translator.translate(TranslationRequest("hello", "en", "ko")))
     assert info.value.code == code
     assert f"HTTP {status}" in info.value.message
-    assert "upstream says no" in info.value.message
+    assert "upstream says no" not in info.value.message
+    assert "upstream says no" in info.value.detail
     assert_no_secret(info.value.message)
+    assert_no_secret(info.value.detail)
     assert len(fake.requests) == 1
 
 
@@ -403,7 +416,8 @@ def test_unreachable_server_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ServiceError) as info:
         collect(translator.translate(TranslationRequest("hello", "en", "ko")))
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
-    assert "could not reach the translation server at 127.0.0.1" in info.value.message
+    assert info.value.message == "could not reach the translation server"
+    assert info.value.detail.startswith(f"127.0.0.1:{gone.port}: ")
 
 
 # -- cancellation ----------------------------------------------------------
@@ -691,7 +705,7 @@ def test_missing_key_fails_at_startup_saying_what_to_set(monkeypatch: pytest.Mon
 def test_description_and_languages(translator: OpenAITranslator, fake: FakeOpenAI) -> None:
     d = translator.description
     assert d.name == "openai"
-    assert d.detail == f"model gpt-test at 127.0.0.1:{fake.port}"
+    assert d.detail == "model gpt-test"  # callers see it: not the server's address
     assert_no_secret(d.detail)
     for pair in [("ko", "en"), ("en", "ko"), ("en", "es"), ("ja", "zh"), ("fr", "de")]:
         assert pair in translator.language_pairs()

@@ -10,13 +10,18 @@ class ServiceError(Exception):
 
     Engines raise it (or report it) for failures that end a stream or a
     request; the servicer turns it into ``context.abort(code, message)``.
-    Messages must never contain credentials.
+
+    ``message`` is for the caller: the cause and what to do, never a
+    credential, and never the inside of the service (addresses, project ids,
+    an upstream server's own words). Those go in ``detail``, which only the
+    server's log shows (still never a credential).
     """
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, *, detail: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.detail = detail
 
     def __repr__(self) -> str:
         return f"ServiceError({self.code.name}, {self.message!r})"

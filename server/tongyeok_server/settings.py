@@ -58,6 +58,10 @@ class ServerSettings:
     google_insecure: bool = field(
         default=False, metadata={"help": "plaintext channel to --google-endpoint, no credentials (tests)"}
     )
+    # Issue 15: a private endpoint or a TLS-inspecting proxy signs with its own CA.
+    google_ca_file: str = field(
+        default="", metadata={"help": "PEM file of the CA(s) to trust for the Google endpoint (default: system roots)"}
+    )
     # OpenAI (or any OpenAI-compatible server).
     openai_model: str = field(default="gpt-4o-mini", metadata={"help": "chat model used for translation"})
     openai_base_url: str = field(default="", metadata={"help": "API base URL (default: OPENAI_BASE_URL or OpenAI's)"})

@@ -11,7 +11,13 @@ with the proto-plus serializers of ``google-cloud-speech``), so the real
 - a stream that receives no request for ``audio_timeout_s`` of *wall time*
   ends with Google's "Audio Timeout Error";
 - it can be told to fail once with UNAVAILABLE in the middle of a stream, or
-  to refuse every stream (PERMISSION_DENIED and friends).
+  to refuse every stream (PERMISSION_DENIED and friends);
+- over TLS (``server_credentials``) it can check the bearer token of every
+  call, as Google does, and answer UNAUTHENTICATED to one it does not accept
+  (``accept_token``); gRPC sends call credentials only over a secure channel,
+  so this is how the real credential plugin runs against the fake;
+- it can take its time to finalise after the client half-closes
+  (``finalise_delay_s``), as Google sometimes does.
 
 It cannot do speech recognition, so the audio itself carries the words: in
 LINEAR16 audio a word is a run of identical non-zero samples whose value is
@@ -39,7 +45,7 @@ import concurrent.futures
 import logging
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -55,6 +61,11 @@ MAX_STREAM_AUDIO_S = 305.0
 DURATION_MESSAGE = "Exceeded maximum allowed stream duration of 305 seconds."
 AUDIO_TIMEOUT_MESSAGE = (
     "Audio Timeout Error: Long duration elapsed without audio. Audio should be sent close to real time."
+)
+# Google's answer to a call whose bearer token it does not accept.
+INVALID_CREDENTIALS_MESSAGE = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
+    "authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
 )
 
 # Word ids: 1.. English, SPANISH_BASE.. Spanish, KOREAN_BASE.. Korean.
@@ -143,6 +154,7 @@ class StreamRecord:
     half_closed: bool = False
     status: grpc.StatusCode | None = None  # set when the fake ended the call itself
     cancelled: bool = False  # the client cancelled (or went away)
+    authorization: str = ""  # the call's ``authorization`` metadata ("Bearer <token>"), if any
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -301,8 +313,14 @@ class FakeSpeech:
         audio_timeout_s: float = 0.0,
         max_stream_audio_s: float = MAX_STREAM_AUDIO_S,
         endpoint_s: float = 0.5,
+        server_credentials: grpc.ServerCredentials | None = None,
+        accept_token: Callable[[str], bool] | None = None,
+        finalise_delay_s: float = 0.0,
     ) -> None:
         self.latency_s = latency_s
+        self.server_credentials = server_credentials  # None: plaintext
+        self.accept_token = accept_token  # None: no token needed (and none is checked)
+        self.finalise_delay_s = finalise_delay_s
         self.audio_timeout_s = audio_timeout_s  # 0: no audio timeout
         self.max_stream_audio_s = max_stream_audio_s
         self.endpoint_s = endpoint_s
@@ -336,7 +354,10 @@ class FakeSpeech:
             },
         )
         server.add_generic_rpc_handlers((handler,))
-        self.port = server.add_insecure_port(f"127.0.0.1:{port}")
+        if self.server_credentials is not None:
+            self.port = server.add_secure_port(f"127.0.0.1:{port}", self.server_credentials)
+        else:
+            self.port = server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         return server
 
@@ -447,7 +468,13 @@ class FakeSpeech:
             record.done.set()
 
         context.add_done_callback(on_done)  # type: ignore[arg-type]  # grpc-stubs: a class, not a Protocol
+        metadata = dict(context.invocation_metadata() or ())
+        record.authorization = str(metadata.get("authorization", ""))
         try:
+            if self.accept_token is not None:
+                scheme, _, token = record.authorization.partition(" ")
+                if scheme != "Bearer" or not self.accept_token(token):
+                    raise _Abort(grpc.StatusCode.UNAUTHENTICATED, INVALID_CREDENTIALS_MESSAGE)
             await self._serve(context, record)
         except _Abort as abort:
             record.status = abort.code
@@ -526,6 +553,8 @@ class FakeSpeech:
             if linear16:
                 await self._deliver(decoder.feed(audio), decoder, record, context)
         record.half_closed = True
+        if self.finalise_delay_s:
+            await asyncio.sleep(self.finalise_delay_s)
         await self._deliver(decoder.flush(), decoder, record, context)
 
     async def _deliver(

@@ -65,10 +65,14 @@ class InterpreterServicer:
         sentence and its translations, then ends the stream with OK.
 
         Errors: INVALID_ARGUMENT (bad config or audio, with the reason and what
-        is supported), RESOURCE_EXHAUSTED (no capacity for another stream),
-        UNAVAILABLE (the server is shutting down or an engine is unreachable),
-        UNAUTHENTICATED / PERMISSION_DENIED (a cloud engine refused the
-        server's credentials).
+        is supported), RESOURCE_EXHAUSTED (no capacity for another stream, or
+        the cloud recogniser's quota stayed used up through its retries; the
+        message says which), UNAVAILABLE (the server is shutting down, or an
+        engine is unreachable after its retries), UNAUTHENTICATED /
+        PERMISSION_DENIED (a cloud engine refused the server's credentials, or
+        the server's credential could not be renewed: at once, not retried),
+        FAILED_PRECONDITION (the server's engine set-up is wrong). Messages give
+        the cause and what to do; the server's log has the engines' own words.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -46,6 +46,7 @@ class RecognitionConfig:
     language_codes: tuple[str, ...]
     interim_results: bool = True
     voice_activity_events: bool = False
+    session_id: str = ""  # for the engine's log lines (never sent to a backend)
 
 
 @dataclass(frozen=True)

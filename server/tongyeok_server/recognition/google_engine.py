@@ -4,9 +4,12 @@ Selected with ``--recognizer google``. Credentials come from Google's
 Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS`` or
 ``gcloud auth application-default login``); the project from
 ``--google-project`` or the credentials. ``--google-insecure`` with
-``--google-endpoint`` talks plaintext to a local fake (tests, benchmark).
+``--google-endpoint`` talks plaintext to a local fake (tests, benchmark);
+``--google-ca-file`` trusts another CA than the system's for the endpoint.
 
-The restart, pause and retry policy lives in ``google_stream``.
+The restart, pause and retry policy lives in ``google_stream``, what each
+status means in ``google_errors``, and the renewal of the credential (before
+each call, by the engine rather than by gRPC's plugin) in ``google_auth``.
 
 Every stream runs on one asyncio event loop over ``grpc.aio`` (no thread per
 stream). ``open_stream`` called from a coroutine (the server) pins the engine
@@ -28,6 +31,7 @@ from typing import Any
 import grpc
 import grpc.aio
 from google.api_core.client_options import ClientOptions
+from google.auth.credentials import Credentials
 from google.cloud.speech_v2 import SpeechAsyncClient
 from google.cloud.speech_v2.services.speech.transports import SpeechGrpcAsyncIOTransport
 from google.cloud.speech_v2.services.speech.transports.base import DEFAULT_CLIENT_INFO
@@ -43,6 +47,7 @@ from tongyeok_server.recognition.base import (
     Recognizer,
     RecognizerStream,
 )
+from tongyeok_server.recognition.google_auth import CredentialKeeper, quiet_plugin_tracebacks
 from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy
 from tongyeok_server.settings import ServerSettings
 
@@ -172,27 +177,45 @@ def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _own_connection_transport(**kwargs: Any) -> SpeechGrpcAsyncIOTransport:
-    """``SpeechAsyncClient``'s transport, with a channel that does not share its connection."""
+def _transport_factory(
+    ssl_credentials: grpc.ChannelCredentials | None,
+) -> Callable[..., SpeechGrpcAsyncIOTransport]:
+    """``SpeechAsyncClient``'s transport, with a channel that does not share its connection.
 
-    def make_channel(*args: Any, options: Sequence[tuple[str, Any]] = (), **channel_kwargs: Any) -> grpc.aio.Channel:
-        channel: grpc.aio.Channel = SpeechGrpcAsyncIOTransport.create_channel(
-            *args, options=[*options, _OWN_CONNECTION], **channel_kwargs
-        )
-        return channel
+    ``always_use_jwt_access`` is turned off because the engine has applied it
+    already (see ``_load_credentials``): the transport would otherwise copy a
+    service-account credential per channel, and the credential the engine
+    renews would not be the one the channels' plugin reads.
+    """
 
-    return SpeechGrpcAsyncIOTransport(channel=make_channel, **kwargs)
+    def make_transport(**kwargs: Any) -> SpeechGrpcAsyncIOTransport:
+        def make_channel(
+            *args: Any, options: Sequence[tuple[str, Any]] = (), **channel_kwargs: Any
+        ) -> grpc.aio.Channel:
+            channel: grpc.aio.Channel = SpeechGrpcAsyncIOTransport.create_channel(
+                *args, options=[*options, _OWN_CONNECTION], **channel_kwargs
+            )
+            return channel
+
+        kwargs["always_use_jwt_access"] = False
+        return SpeechGrpcAsyncIOTransport(channel=make_channel, ssl_channel_credentials=ssl_credentials, **kwargs)
+
+    return make_transport
 
 
 class GoogleRecognizer(Recognizer):
     """Streams each Interpret stream's audio into Google Speech-to-Text v2."""
 
-    def __init__(self, settings: ServerSettings, policy: StreamPolicy | None = None) -> None:
+    def __init__(
+        self, settings: ServerSettings, policy: StreamPolicy | None = None, credentials: Credentials | None = None
+    ) -> None:
+        """``credentials``: use these instead of Application Default Credentials (not with ``--google-insecure``)."""
         self._settings = settings
         self._policy = policy or StreamPolicy()
         self._location = settings.google_location or "global"
         self._project = settings.google_project
-        self._credentials: Any = None
+        self._keeper: CredentialKeeper | None = None
+        self._ssl_credentials: grpc.ChannelCredentials | None = None
         self._problem: ServiceError | None = None
         if settings.google_insecure:
             if not settings.google_endpoint:
@@ -203,7 +226,13 @@ class GoogleRecognizer(Recognizer):
             self._endpoint = settings.google_endpoint or (
                 "speech.googleapis.com" if self._location == "global" else f"{self._location}-speech.googleapis.com"
             )
-            self._load_credentials()
+            if settings.google_ca_file:
+                try:
+                    with open(settings.google_ca_file, "rb") as pem:
+                        self._ssl_credentials = grpc.ssl_channel_credentials(root_certificates=pem.read())
+                except OSError as exc:
+                    raise SystemExit(f"--google-ca-file {settings.google_ca_file}: {exc.strerror}") from None
+            self._load_credentials(credentials)
         self._recognizer_path = (
             f"projects/{self._project}/locations/{self._location}/recognizers/{settings.google_recognizer or '_'}"
         )
@@ -214,19 +243,29 @@ class GoogleRecognizer(Recognizer):
         self._loop_lock = threading.Lock()
         self._closing: asyncio.Task[None] | None = None
 
-    def _load_credentials(self) -> None:
-        """Application Default Credentials; a problem is reported on every stream, not as a crash."""
+    def _load_credentials(self, credentials: Credentials | None) -> None:
+        """Application Default Credentials (or ``credentials``); a problem is reported on every stream, not as a crash."""
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
+        from google.oauth2 import service_account
 
-        try:
-            credentials, adc_project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        except DefaultCredentialsError as exc:
-            # The exception text can quote a key file; log only its type.
-            log.warning("google recognizer: %s (%s)", MISSING_CREDENTIALS, type(exc).__name__)
-            self._problem = ServiceError(grpc.StatusCode.UNAUTHENTICATED, MISSING_CREDENTIALS)
-            return
-        self._credentials = credentials
+        adc_project: str | None = None
+        if credentials is None:
+            try:
+                credentials, adc_project = google.auth.default(
+                    scopes=["https://www.googleapis.com/auth/cloud-platform"]
+                )
+            except DefaultCredentialsError as exc:
+                # The exception text can quote a key file; log only its type.
+                log.warning("google recognizer: %s (%s)", MISSING_CREDENTIALS, type(exc).__name__)
+                self._problem = ServiceError(grpc.StatusCode.UNAUTHENTICATED, MISSING_CREDENTIALS)
+                return
+        if isinstance(credentials, service_account.Credentials):
+            # What the transport would do per channel (a self-signed JWT, no token
+            # exchange), done once so that every channel shares this credential.
+            credentials = credentials.with_always_use_jwt_access(True)  # type: ignore[no-untyped-call]
+        self._keeper = CredentialKeeper(credentials)
+        quiet_plugin_tracebacks()
         self._project = self._project or adc_project or ""
         if not self._project:
             log.warning("google recognizer: %s", MISSING_PROJECT)
@@ -237,10 +276,11 @@ class GoogleRecognizer(Recognizer):
         if self._settings.google_insecure:
             channel = grpc.aio.insecure_channel(self._endpoint, options=[_OWN_CONNECTION])
             return SpeechGrpcAsyncIOTransport(channel=channel)
+        assert self._keeper is not None  # else open_stream raised self._problem
         client = SpeechAsyncClient(
-            credentials=self._credentials,
+            credentials=self._keeper.credentials,
             client_options=ClientOptions(api_endpoint=self._endpoint),
-            transport=_own_connection_transport,
+            transport=_transport_factory(self._ssl_credentials),
         )
         transport = client.transport
         assert isinstance(transport, SpeechGrpcAsyncIOTransport)
@@ -339,7 +379,14 @@ class GoogleRecognizer(Recognizer):
             return channel.rpc()(metadata=metadata)
 
         return GoogleRecognizerStream(
-            config, listener, open_call, self.first_request(config), loop, self._policy, on_close=release
+            config,
+            listener,
+            open_call,
+            self.first_request(config),
+            loop,
+            self._policy,
+            on_close=release,
+            before_call=self._keeper.ensure_valid if self._keeper is not None else None,
         )
 
     def close(self) -> None:

@@ -18,9 +18,14 @@ A ``GoogleRecognizerStream`` hides Google's limits from the session:
 - **Pauses.** When the caller sends nothing for ``idle_close_s`` the Google
   stream is half-closed (Google finalises what it heard) rather than kept
   alive with invented silence; the next audio opens a new stream.
-- **Errors.** UNAVAILABLE and friends are retried with bounded exponential
-  backoff, resending the unfinalised audio; everything else ends the stream
-  with a ``ServiceError`` carrying Google's message.
+- **Errors.** UNAVAILABLE and friends, and RESOURCE_EXHAUSTED (Google's
+  quota, with a longer back-off), are retried with bounded exponential
+  back-off, resending the unfinalised audio; everything else ends the stream
+  with a ``ServiceError``. ``google_errors`` classifies each status and words
+  it: the caller gets the cause and what to do, the log (at WARNING, with
+  the session id) Google's own message, which can name the project or an
+  address. Before each call the engine's ``before_call`` (the credential
+  check, ``google_auth``) may refuse or ask for a retry the same way.
 
 Threads: none of its own. A stream lives on one asyncio event loop (the
 server's, or the engine's private loop thread, see ``google_engine``) as two
@@ -55,7 +60,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -64,6 +69,7 @@ import grpc.aio
 from google.cloud.speech_v2.types import cloud_speech
 
 from tongyeok_server.errors import ServiceError
+from tongyeok_server.recognition import google_errors
 from tongyeok_server.recognition.base import (
     RecognitionConfig,
     RecognitionEnded,
@@ -75,6 +81,7 @@ from tongyeok_server.recognition.base import (
     SpeechActivity,
     Transcript,
 )
+from tongyeok_server.recognition.google_errors import Action, Failure
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +89,6 @@ _T = TypeVar("_T")
 
 # Google's documented per-request audio limit (the proto comment; the quota page says 25 KB).
 MAX_REQUEST_AUDIO_BYTES = 15360
-
-RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    }
-)
-
-# Google's status -> the status our caller sees. Not listed: passed through.
-_CALLER_CODE = {
-    # The server's recogniser/project is wrong: not the caller's fault, not retryable.
-    grpc.StatusCode.NOT_FOUND: grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.CANCELLED: grpc.StatusCode.UNAVAILABLE,
-}
 
 _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 
@@ -117,6 +107,8 @@ _END = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVI
 # serialised ``StreamingRecognizeRequest`` bytes as they are and reads raw
 # protobuf ``StreamingRecognizeResponse`` messages.
 CallOpener = Callable[[], Any]
+# Awaited before each call (on the stream's loop): None to go on, or why not (see google_auth).
+BeforeCall = Callable[[], Awaitable[Failure | None]]
 
 
 def audio_request(audio: bytes | bytearray) -> bytes:
@@ -135,6 +127,10 @@ class StreamPolicy:
     max_retries: int = 5  # consecutive failed attempts before giving up
     backoff_initial_s: float = 0.25
     backoff_max_s: float = 4.0
+    # Google's quotas are per minute: a quota retry waits longer (1+2+4+8+8 s, within
+    # what the buffer below holds, so no word is lost while it waits).
+    quota_backoff_initial_s: float = 1.0
+    quota_backoff_max_s: float = 8.0
     # write() blocks above these (flow control). Unfinalised audio is what a
     # restart must resend: ~48 s of 16 kHz LINEAR16. If a speaker goes on that
     # long without a final, the writer waits, the idle rule half-closes the
@@ -199,6 +195,7 @@ class GoogleRecognizerStream(RecognizerStream):
         policy: StreamPolicy = StreamPolicy(),
         on_close: Callable[[], None] | None = None,
         name: str = "google-stt",
+        before_call: BeforeCall | None = None,
     ) -> None:
         self._config = config
         self._listener = listener
@@ -207,7 +204,9 @@ class GoogleRecognizerStream(RecognizerStream):
         self._loop = loop
         self._policy = policy
         self._on_close = on_close
-        self._name = name
+        self._name = f"{name}-{config.session_id}" if config.session_id else name
+        self._before_call = before_call
+        self._who = f"session {config.session_id}" if config.session_id else "google stream"  # for log lines
         self._bps = config.audio.bytes_per_second
         frame = config.audio.frame_bytes
         self._frame = frame
@@ -383,7 +382,7 @@ class GoogleRecognizerStream(RecognizerStream):
             if not self._cancelled:  # the loop is being shut down under us
                 error = ServiceError(grpc.StatusCode.UNAVAILABLE, "speech recognition was shut down")
         elif (exc := task.exception()) is not None:
-            log.error("google stream failed unexpectedly", exc_info=exc)
+            log.error("%s: speech recognition failed unexpectedly", self._who, exc_info=exc)
             error = ServiceError(grpc.StatusCode.INTERNAL, "speech recognition failed unexpectedly")
         else:
             error = task.result()
@@ -436,7 +435,7 @@ class GoogleRecognizerStream(RecognizerStream):
                 pos = leg.pos
                 if pos < self._written:
                     if pos >= hard_end:
-                        log.info("google stream: %.0f s of audio without a final; half-closing", policy.hard_limit_s)
+                        log.info("%s: %.0f s of audio without a final; half-closing", self._who, policy.hard_limit_s)
                         leg.half_closed = True
                         await call.done_writing()
                         return
@@ -465,74 +464,94 @@ class GoogleRecognizerStream(RecognizerStream):
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             return  # the call ended under us; the run task reads its status
         except Exception:
-            log.exception("google stream: sending failed unexpectedly")
+            log.exception("%s: sending to Google failed unexpectedly", self._who)
             call.cancel()  # the run task sees the call end
 
     # ------------------------------------------------------------------ run task (one per stream)
 
     async def _run(self) -> ServiceError | None:
-        failures = 0
+        failures = 0  # consecutive attempts that brought no result
         policy = self._policy
         while True:
             while not (self._written > self._buf_start or self._finished):
                 await self._park()
             if self._written == self._buf_start:  # finished, everything finalised
                 return None
-            leg = _Leg(self._buf_start)
-            self._leg = leg
-            call = self._open_call()
-            call.add_done_callback(leg.record_status)
-            self._call = call
-            self._sender = self._loop.create_task(self._send(call, leg), name=f"{self._name}-send")
-            try:
-                code, details, planned = await self._read(call, leg)
-            finally:
-                self._call = None
-                leg.stop = True
-                if self._sender is not None:
-                    self._sender.cancel()  # a no-op once it has half-closed
-                    self._sender = None
-                self._disarm_idle()
-            if code is grpc.StatusCode.OK and leg.half_closed:
-                # Google finalised everything this call carried.
-                self._trim_to(leg.pos)
-                self._leg = None
+            failure = await self._before_call() if self._before_call is not None else None
+            progress = False
+            if failure is None:
+                leg = _Leg(self._buf_start)
+                failure = await self._attempt(leg)
+                if failure is None:
+                    failures = 0
+                    continue
+                progress = leg.progress
+            if progress:
                 failures = 0
-                continue
-            self._leg = None  # resend from the last final
-            resend_s = (self._written - self._buf_start) / self._bps
-            if leg.progress:
-                failures = 0
-            if planned:
-                self._restarted(f"after {(leg.pos - leg.base) / self._bps:.0f} s of audio", resend_s)
-                continue
-            if code is grpc.StatusCode.OUT_OF_RANGE or code is grpc.StatusCode.OK:
-                # Google's stream-duration (or audio-timeout) limit: reopen and resend.
-                failures += 0 if leg.progress else 1
-                if failures > policy.max_retries:
-                    return ServiceError(grpc.StatusCode.UNAVAILABLE, f"Speech-to-Text keeps ending streams: {details}")
-                self._restarted(f"Google ended the stream ({details})", resend_s)
-                continue
-            if code in RETRYABLE:
+            # A renewal of a stream that brought results is not a failure.
+            if not (failure.action is Action.RESTART and progress):
                 failures += 1
-                if failures > policy.max_retries:
-                    return ServiceError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"Speech-to-Text unavailable after {policy.max_retries} retries: {details}",
-                    )
-                delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (failures - 1))
-                delay *= random.uniform(0.8, 1.2)
-                self.retries += 1
-                self._emit(
-                    RecognizerNotice(
-                        RecognizerNoticeKind.RETRYING,
-                        f"speech recognition interrupted ({code.name}: {details}); "
-                        f"retrying in {delay:.1f} s (attempt {failures} of {policy.max_retries})",
-                    )
-                )
-                await asyncio.sleep(delay)  # cancel() cancels this task, and with it the sleep
-                continue
-            return self._fatal(code, details)
+            if failure.action is Action.FAIL or failures > policy.max_retries:
+                log.warning("%s: speech recognition ended: %s (%s)", self._who, failure.cause, failure.detail)
+                return failure.ending(failures - 1 if failure.action is not Action.FAIL else 0)
+            if failure.action is Action.RESTART:
+                # Google's stream-duration (or audio-timeout) limit: reopen and resend at once.
+                self._restarted("after Google ended it (its stream limit)", failure.detail)
+            elif failure.action is Action.RETRY or failures > 1:
+                await self._back_off(failure, failures)  # cancel() cancels this task, and with it the sleep
+            else:  # RECHECK, the first time: the next attempt renews the credential itself
+                log.info("%s: %s (%s); renewing the credential", self._who, failure.cause, failure.detail)
+
+    async def _attempt(self, leg: _Leg) -> Failure | None:
+        """One Google call from ``leg``'s start; None if it ended as planned, else what went wrong."""
+        self._leg = leg
+        call = self._open_call()
+        call.add_done_callback(leg.record_status)
+        self._call = call
+        self._sender = self._loop.create_task(self._send(call, leg), name=f"{self._name}-send")
+        try:
+            code, details, planned = await self._read(call, leg)
+        finally:
+            self._call = None
+            leg.stop = True
+            if self._sender is not None:
+                self._sender.cancel()  # a no-op once it has half-closed
+                self._sender = None
+            self._disarm_idle()
+            self._leg = None
+        if code is grpc.StatusCode.OK and leg.half_closed:
+            self._trim_to(leg.pos)  # Google finalised everything this call carried
+            return None
+        if planned:
+            self._restarted(f"after {(leg.pos - leg.base) / self._bps:.0f} s of audio", "at a final, as planned")
+            return None
+        return google_errors.from_status(code, details, self._config.language_codes)
+
+    async def _back_off(self, failure: Failure, attempt: int) -> None:
+        """Tell the caller (RECOGNIZER_RETRYING) and the log, then wait before the next attempt."""
+        policy = self._policy
+        initial, most = policy.backoff_initial_s, policy.backoff_max_s
+        if failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            initial, most = policy.quota_backoff_initial_s, policy.quota_backoff_max_s
+        delay = min(most, initial * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+        self.retries += 1
+        log.warning(
+            "%s: %s (%s); retry %d of %d in %.1f s",
+            self._who,
+            failure.cause,
+            failure.detail,
+            attempt,
+            policy.max_retries,
+            delay,
+        )
+        self._emit(
+            RecognizerNotice(
+                RecognizerNoticeKind.RETRYING,
+                f"speech recognition interrupted: {failure.cause}; "
+                f"retrying in {delay:.1f} s (attempt {attempt} of {policy.max_retries}); no audio is lost",
+            )
+        )
+        await asyncio.sleep(delay)
 
     async def _read(self, call: Any, leg: _Leg) -> tuple[grpc.StatusCode, str, bool]:
         """Deliver the call's responses; (final status, details, ended by a planned restart)."""
@@ -628,32 +647,17 @@ class GoogleRecognizerStream(RecognizerStream):
             return self._config.language_codes[0]
         return self._languages.get(reported.lower(), reported)
 
-    def _restarted(self, why: str, resend_s: float) -> None:
+    def _restarted(self, why: str, detail: str) -> None:
+        """Say that a new Google stream resends the audio after the last final (``why`` for the caller too)."""
         self.restarts += 1
-        log.info("google stream restarted %s; resending %.2f s of audio", why, resend_s)
+        resend_s = (self._written - self._buf_start) / self._bps
+        log.info("%s: Google stream renewed %s (%s); resending %.2f s of audio", self._who, why, detail, resend_s)
         self._emit(
             RecognizerNotice(
                 RecognizerNoticeKind.RESTARTED,
                 f"speech recognition stream renewed {why}; {resend_s:.1f} s of audio resent",
             )
         )
-
-    def _fatal(self, code: grpc.StatusCode, details: str) -> ServiceError:
-        caller_code = _CALLER_CODE.get(code, code)
-        if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
-            message = (
-                f"Google Speech-to-Text refused the server's credentials ({code.name}): {details} "
-                "Check the server's Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or "
-                "`gcloud auth application-default login`), --google-project, and that the account may use "
-                "the Speech-to-Text API."
-            )
-        elif code is grpc.StatusCode.NOT_FOUND:
-            message = (
-                f"Google Speech-to-Text: {details} (check --google-project, --google-location, --google-recognizer)"
-            )
-        else:
-            message = f"Google Speech-to-Text failed ({code.name}): {details}"
-        return ServiceError(caller_code, message)
 
     # ------------------------------------------------------------------ events (loop)
 

@@ -158,6 +158,7 @@ class Session:
             language_codes=self.config.source_languages,
             interim_results=self.config.interim_results,
             voice_activity_events=self.config.voice_activity_events,
+            session_id=self.id,
         )
         self._stream = self._recognizer.open_stream(rc, self._on_recognition)
 
@@ -310,7 +311,9 @@ class Session:
                 if self._ended:
                     return
                 self._pending_translations += 1
-            request = TranslationRequest(text, transcript.language_code, target, self.config.translation, context)
+            request = TranslationRequest(
+                text, transcript.language_code, target, self.config.translation, context, session_id=self.id
+            )
             self._lanes[target].submit(functools.partial(self._translate, entry, request))
 
     def _context(self, n: int) -> tuple[ContextSentence, ...]:

@@ -90,7 +90,12 @@ def run_translation(
     except ServiceError as error:
         if open_translations.cancelled:
             return None
-        log.warning("translation of utterance %d into %s failed: %s", utterance_id, target, error.message)
+        # Once per failure, with what the caller is not told (addresses, upstream words).
+        who = f"session {request.session_id}: " if request.session_id else ""
+        detail = f" ({error.detail})" if error.detail else ""
+        log.warning(
+            "%stranslation of utterance %d into %s failed: %s%s", who, utterance_id, target, error.message, detail
+        )
         emit(
             ev.Notice(
                 ev.NoticeCode.TRANSLATION_FAILED,

@@ -76,6 +76,7 @@ class TranslationRequest:
     target_language: str
     options: TranslationOptions = field(default_factory=TranslationOptions)
     context: tuple[ContextSentence, ...] = ()
+    session_id: str = ""  # for log lines only (never part of a prompt)
 
     def glossary_for_target(self) -> tuple[GlossaryTerm, ...]:
         """The glossary entries that apply to this request's target language."""

@@ -149,8 +149,8 @@ class OpenAITranslator(Translator):
 
     @property
     def description(self) -> EngineDescription:
-        """``openai`` with the model and the server it talks to."""
-        return EngineDescription(name="openai", detail=f"model {self.model} at {self.endpoint}")
+        """``openai`` with the model (not the server's address: callers see this)."""
+        return EngineDescription(name="openai", detail=f"model {self.model}")
 
     def language_pairs(self) -> Sequence[tuple[str, str]]:
         """Every ordered pair of distinct supported languages."""
@@ -316,12 +316,15 @@ def create(settings: ServerSettings) -> OpenAITranslator:
         timeout=timeout,
         http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits),
     )
-    return OpenAITranslator(
+    translator = OpenAITranslator(
         client,
         model=settings.openai_model,
         max_retries=settings.openai_max_retries,
         timeout_s=settings.openai_timeout_s,
     )
+    # The address is for the operator's log only; callers see the model (description).
+    log.info("openai translator: model %s at %s", translator.model, translator.endpoint)
+    return translator
 
 
 class _Retry(Exception):
@@ -344,6 +347,7 @@ class _OpenAIStream(TranslationStream):
     def __init__(self, engine: OpenAITranslator, request: TranslationRequest) -> None:
         self._engine = engine
         self._messages = _to_openai(prompts.build_messages(request))
+        self._who = f"session {request.session_id}: " if request.session_id else ""  # for log lines
         self._queue: queue.SimpleQueue[TranslationChunk | BaseException | None] = queue.SimpleQueue()
         self._cancelled = False
         self._started = False  # __iter__ has asked the loop to start
@@ -421,8 +425,10 @@ class _OpenAIStream(TranslationStream):
                     delay = min(engine.backoff_s * 2 ** (retries - 1), engine.max_backoff_s)
                     delay *= 1 - 0.25 * random.random()  # jitter: many sessions hit the same limit at once
                 log.info(
-                    "translation attempt failed (%s); retry %d of %d in %.2f s",
+                    "%stranslation attempt failed: %s (%s); retry %d of %d in %.2f s",
+                    self._who,
                     failure.error.message,
+                    failure.error.detail,
                     retries,
                     engine.max_retries,
                     delay,
@@ -459,7 +465,8 @@ class _OpenAIStream(TranslationStream):
             raise _Retry(
                 ServiceError(
                     grpc.StatusCode.UNAVAILABLE,
-                    f"the translation stream from {engine.endpoint} ended before the model finished",
+                    "the translation stream ended before the model finished",
+                    detail=f"{engine.endpoint}: the body ended without a finish_reason",
                 )
             )
         if finish_reason == "content_filter":
@@ -467,7 +474,7 @@ class _OpenAIStream(TranslationStream):
                 grpc.StatusCode.INVALID_ARGUMENT, "the model's content filter refused to translate this sentence"
             )
         if finish_reason == "length":
-            log.warning("translation cut at the model's output limit (model %s)", engine.model)
+            log.warning("%stranslation cut at the model's output limit (model %s)", self._who, engine.model)
 
     async def _read(self, body: AsyncGenerator[bytes, None]) -> str | None:
         """Queue the content deltas of an SSE body; returns the finish reason (``None``: there was none).
@@ -537,53 +544,61 @@ class _OpenAIStream(TranslationStream):
     def _status_failure(self, err: openai.APIStatusError) -> Exception:
         engine = self._engine
         status = err.status_code
-        where = f"the translation server at {engine.endpoint}"
-        detail = engine.redact(_upstream_message(err))
+        detail = f"{engine.endpoint}: HTTP {status}: {engine.redact(_upstream_message(err))}"
         if status in _RETRYABLE_STATUS or status >= 500:
             delay = _retry_after_s(err)
             if status == 429:
                 error = ServiceError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"{where} is rate-limiting requests (HTTP 429: {detail}); try again shortly",
+                    "the translation server is rate-limiting requests (HTTP 429); try again shortly",
+                    detail=detail,
                 )
             else:
                 error = ServiceError(
-                    grpc.StatusCode.UNAVAILABLE, f"{where} failed (HTTP {status}: {detail}); try again shortly"
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the translation server failed (HTTP {status}); try again shortly",
+                    detail=detail,
                 )
             if delay is not None and delay > MAX_RETRY_AFTER_S:
                 too_long = f"it asks to wait {delay:.0f} s, too long for live interpretation"
-                return ServiceError(error.code, f"{error.message}; {too_long}")
+                return ServiceError(error.code, f"{error.message}; {too_long}", detail=detail)
             return _Retry(error, delay)
         if status in (401, 403):
             # The server's credentials, not the caller's: the upstream message
-            # (which quotes a masked key) is left out.
+            # (which quotes a masked key) is left out, of the log too.
             return ServiceError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"{where} refused the server's API key (HTTP {status}); "
+                f"the translation server refused the server's API key (HTTP {status}); "
                 "the operator must check OPENAI_API_KEY and --openai-base-url",
+                detail=f"{engine.endpoint}: HTTP {status}",
             )
         if status == 404:
             return ServiceError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"{where} does not know model {engine.model!r} or the chat completions endpoint "
-                f"(HTTP 404: {detail}); the operator must check --openai-model and --openai-base-url",
+                f"the translation server does not know model {engine.model!r} or the chat completions endpoint "
+                "(HTTP 404); the operator must check --openai-model and --openai-base-url",
+                detail=detail,
             )
         return ServiceError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"{where} rejected the translation request (HTTP {status}: {detail})"
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the translation server rejected the translation request (HTTP {status}); its words are in the server log",
+            detail=detail,
         )
 
     def _timeout_error(self) -> ServiceError:
         engine = self._engine
         return ServiceError(
             grpc.StatusCode.DEADLINE_EXCEEDED,
-            f"the translation server at {engine.endpoint} did not answer within {engine.timeout_s:g} s",
+            f"the translation server did not answer within {engine.timeout_s:g} s",
+            detail=engine.endpoint,
         )
 
     def _broke_off(self, reason: str) -> ServiceError:
         engine = self._engine
         return ServiceError(
             grpc.StatusCode.UNAVAILABLE,
-            f"the translation stream from {engine.endpoint} broke off ({engine.redact(reason)})",
+            "the translation stream broke off",
+            detail=f"{engine.endpoint}: {engine.redact(reason)}",
         )
 
     def _stream_error(self, error: object) -> ServiceError:
@@ -591,13 +606,14 @@ class _OpenAIStream(TranslationStream):
         message = error.get("message") if isinstance(error, dict) else None
         if not isinstance(message, str) or not message:
             message = "An error occurred during streaming"
-        return self._broke_off(message[:300])
+        return self._broke_off(f"an error event: {message[:300]}")
 
     def _connection_error(self, err: openai.APIConnectionError) -> ServiceError:
         engine = self._engine
         return ServiceError(
             grpc.StatusCode.UNAVAILABLE,
-            f"could not reach the translation server at {engine.endpoint} ({engine.redact(_reason(err))})",
+            "could not reach the translation server",
+            detail=f"{engine.endpoint}: {engine.redact(_reason(err))}",
         )
 
 
