@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -311,6 +312,42 @@ def test_quota_that_does_not_lift_ends_the_stream_saying_it_is_the_recognisers(
     assert len(logged) == calls
     assert all(line.startswith(f"session {outcome.session_id}: ") for line in logged)
     assert all(r.levelno == logging.WARNING for r in caplog.records if PROJECT_NUMBER in r.getMessage())
+
+
+# -- the shutdown's grace ------------------------------------------------------------
+
+
+def test_stream_google_does_not_finalise_within_the_grace_gets_the_shutdown_message(
+    start_server: Callable[..., TongyeokServer],
+) -> None:
+    with FakeSpeech(finalise_delay_s=30) as speech:
+        server = start_server(insecure_recognizer(speech), grace_period_s=0.5)
+        sending = threading.Event()
+
+        def requests() -> Iterator[pb.InterpretRequest]:
+            yield config(interim=False)
+            yield from audio_requests(fake_speech.synthesize(script(1)), 3200)
+            sending.set()
+            while True:  # a live microphone: silence, until the server ends the stream
+                time.sleep(0.05)
+                yield pb.InterpretRequest(audio=bytes(3200))
+
+        channel, stub = stub_for(server)
+        with channel:
+            call = stub.Interpret(requests(), timeout=30)
+            assert next(call).WhichOneof("event") == "session_started"
+            assert sending.wait(10)
+            stopper = threading.Thread(target=server.stop)
+            stopper.start()
+            with pytest.raises(grpc.RpcError) as info:
+                for _ in call:
+                    pass
+            stopper.join(10)
+    assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    details = info.value.details() or ""
+    assert details.startswith("the server is shutting down"), details
+    assert "reconnect" in details
+    assert "Cancelling all calls" not in details
 
 
 # -- what callers see of the inside --------------------------------------------------

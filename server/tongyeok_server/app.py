@@ -42,6 +42,8 @@ _OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
 ]
 T = TypeVar("T")
+# How long streams ended at the end of the grace get to send their status before gRPC cancels them.
+CUT_MARGIN_S = 1.0
 
 
 class TongyeokServer:
@@ -137,11 +139,22 @@ class TongyeokServer:
         draining = self.servicer.drain()
         if draining:
             log.info("draining %d open streams (grace %.1fs)", draining, grace)
-        # New RPCs are refused from here on; open ones get ``grace`` to end, then are cancelled.
-        await self._server.stop(grace)
-        deadline = time.monotonic() + 1.0
+        # New RPCs are refused from here on; open ones get ``grace`` to end. Those
+        # still open then are ended by the servicer with the shutdown's UNAVAILABLE
+        # (gRPC itself would cancel them with "Cancelling all calls"), and gRPC's
+        # own cut comes CUT_MARGIN_S later, once that status is out.
+        stopping = asyncio.ensure_future(self._server.stop(grace + CUT_MARGIN_S))
+        await self._until_closed(grace)
+        cut = self.servicer.cut()
+        if cut:
+            log.warning("%d streams were still open when the grace period ran out; ended them", cut)
+        await stopping
+        await self._until_closed(1.0)  # cancelled streams' cleanup runs on this loop
+
+    async def _until_closed(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while self.servicer.open_streams and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)  # cancelled streams' cleanup runs on this loop
+            await asyncio.sleep(0.01)
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()

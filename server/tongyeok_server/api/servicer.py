@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 # it delays only the last final of a stream. 50 ms was too short on a busy
 # 2-core machine (the cancel surfaced later about once in 10 full test runs).
 HALF_CLOSE_SETTLE_S = 0.2
+# What a stream still open when the shutdown's grace runs out ends with (see cut).
+SHUTDOWN_CUT = (
+    "the server is shutting down and the sentence in progress could not be finished within its grace period; "
+    "reconnect to go on"
+)
 
 
 class InterpreterServicer(pb_grpc.InterpreterServicer):
@@ -220,6 +225,14 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             sessions = list(self._sessions.values())
         for session in sessions:
             session.drain()
+        return len(sessions)
+
+    def cut(self) -> int:
+        """End the streams still open (the grace ran out) with the shutdown's UNAVAILABLE. Returns how many."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.fail(ServiceError(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_CUT))
         return len(sessions)
 
     @property
