@@ -11,7 +11,11 @@ token endpoint, and the real openai client against the fake OpenAI server.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +34,7 @@ from tests.support.fake_oauth import EXPECTED_CLIENT_ID, FakeTokenEndpoint
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech, word_for_id
 from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.recognition.google_engine import GoogleRecognizer
 from tongyeok_server.recognition.google_stream import StreamPolicy
@@ -175,6 +180,45 @@ class Outcome:
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.exc_info or r.name.startswith("grpc")]
+
+
+LOG_LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+) (?P<logger>\S+): (?P<message>.*)$")
+
+
+def serve_and_log(speech: FakeSpeech, openai_fake: FakeOpenAI, utterances: list[list[int]], level: str) -> list[str]:
+    """Run ``tongyeok-server`` as operators do, one session through it, SIGTERM; its stderr's lines."""
+    flags = f"--host 127.0.0.1 --port 0 --log-level {level} --recognizer google --google-insecure"
+    flags += f" --google-endpoint {speech.address} --google-project {PROJECT}"
+    flags += f" --translator openai --openai-base-url {openai_fake.base_url}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tongyeok_server", *flags.split()],
+        env={**os.environ, "OPENAI_API_KEY": "sk-test-log-key"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        port = 0
+        while not port:
+            line = process.stderr.readline()
+            assert line, f"the server exited: {lines}"
+            lines.append(line.rstrip("\n"))
+            found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+            port = int(found.group(1)) if found else 0
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
+            requests = [config(interim=False), *audio_requests(fake_speech.synthesize(utterances), 16000)]
+            events = events_of(stub.Interpret(iter(requests), timeout=120))
+        assert len(of_kind(events, "translation_complete")) == len(utterances)
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=60)
+        lines += rest.splitlines()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return lines
 
 
 # -- a refused credential ----------------------------------------------------------
@@ -416,3 +460,30 @@ def test_no_notice_or_status_names_an_address_or_the_project(
         lines = [m for level, m in log if needle in m and level >= logging.WARNING]
         assert any(m.startswith(f"session {session}: ") for m in lines), (needle, lines)
         assert all(m.startswith("session ") for m in lines), (needle, lines)
+
+
+# -- the log's volume ------------------------------------------------------------------
+
+
+def test_info_log_of_a_100_sentence_session_has_no_per_request_line(openai_fake: FakeOpenAI) -> None:
+    utterances = script(100, per=3)
+    with FakeSpeech() as speech:
+        lines = serve_and_log(speech, openai_fake, utterances, "INFO")
+    assert len(openai_fake.requests) == 100  # a hundred HTTP requests were made...
+    parsed = [LOG_LINE.match(line) for line in lines]
+    assert all(parsed), lines
+    loggers = {m.group("logger") for m in parsed if m}
+    # ...and none of them, nor any other library's routine work, is in the log.
+    assert all(name.startswith("tongyeok_server") for name in loggers), loggers
+    messages = [m.group("message") for m in parsed if m]
+    assert len([m for m in messages if re.match(r"session \S+ start", m)]) == 1
+    assert len([m for m in messages if re.match(r"session \S+ end", m)]) == 1
+    assert len(lines) <= 10, lines  # start-up, one line per session start and end, shutdown
+
+
+def test_debug_log_has_the_libraries_lines(openai_fake: FakeOpenAI) -> None:
+    """The rule is a level, not a mute: an operator who asks for DEBUG sees the HTTP client's requests."""
+    with FakeSpeech() as speech:
+        lines = serve_and_log(speech, openai_fake, script(2, per=3), "DEBUG")
+    requests = [line for line in lines if re.search(r" INFO httpx\w*: HTTP Request: POST ", line)]
+    assert len(requests) == 2, requests

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from tongyeok_server.app import TongyeokServer
+from tongyeok_server.observability import logs
 from tongyeok_server.settings import ServerSettings
 
 log = logging.getLogger("tongyeok_server")
@@ -32,11 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     settings = ServerSettings.from_args(argv)
     index = os.environ.get(PROCESS_INDEX_ENV)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s {'p' + index + ' ' if index else ''}%(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, index)
     stop = _stop_on_signals(settings)
     if settings.processes > 1 and index is None:
         return _supervise(settings, list(sys.argv[1:] if argv is None else argv), stop)
