@@ -561,12 +561,19 @@ def test_many_concurrent_streams_half_cancelled_share_one_client(
 
     def run(i: int) -> None:
         stream = translator.translate(TranslationRequest(f"w{i} a b c d e f g h", "en", "ko"))
-        if i % 2:
+        if i % 4 == 1:  # from another thread, at any point, perhaps before the request is out
             timer = threading.Timer(0.05 + 0.3 * i / n, stream.cancel)
             timers.append(timer)
             timer.start()
         try:
-            outputs[i] = final_text(collect(stream))
+            if i % 4 == 3:  # in flight for sure: at its first token (on a busy machine timers fire late or early)
+                chunks = []
+                for chunk in stream:
+                    chunks.append(chunk)
+                    stream.cancel()
+                outputs[i] = final_text(chunks)
+            else:
+                outputs[i] = final_text(collect(stream))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
