@@ -12,6 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # apertium + a pair: offline translation. flite, festival + an HTS voice,
 # sox: the speech the tests and the demo synthesise. espeak-ng: speech output
 # in the languages the embedded neural voice (Piper, English) does not speak.
+# (espeak-ng also speaks Spanish and Korean for the Whisper tests and bench.)
 DEB_PACKAGES := apertium apertium-eng-spa flite festival festvox-us-slt-hts sox espeak-ng
 PYTEST_ARGS ?=
 

@@ -67,6 +67,13 @@ def offline_server() -> Iterator[TongyeokServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def whisper_server() -> Iterator[TongyeokServer]:
+    """Whisper + Apertium, one worker process, shared by every Whisper test (a model load is seconds)."""
+    with running_server(recognizer="whisper", offline_workers=1, whisper_streams_per_worker=2) as server:
+        yield server
+
+
 @pytest.fixture
 def server_factory() -> Iterator[Callable[..., TongyeokServer]]:
     """Start servers with custom engines or settings; all stopped at the end of the test."""

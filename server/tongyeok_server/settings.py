@@ -24,7 +24,7 @@ class ServerSettings:
 
     host: str = field(default="[::]", metadata={"help": "address to listen on"})
     port: int = field(default=50051, metadata={"help": "port to listen on (0 picks a free one)"})
-    recognizer: str = field(default="pocketsphinx", metadata={"help": "speech engine: pocketsphinx or google"})
+    recognizer: str = field(default="pocketsphinx", metadata={"help": "speech engine: pocketsphinx, whisper or google"})
     translator: str = field(default="apertium", metadata={"help": "translation engine: apertium or openai"})
     max_streams: int = field(default=1000, metadata={"help": "concurrent Interpret streams before RESOURCE_EXHAUSTED"})
     translation_threads: int = field(default=64, metadata={"help": "threads shared by all sessions for translations"})
@@ -40,10 +40,23 @@ class ServerSettings:
     reflection: bool = field(default=True, metadata={"help": "serve gRPC server reflection (for grpcurl)"})
     # Embedded (offline) recognition.
     offline_workers: int = field(
-        default_factory=_default_workers, metadata={"help": "pocketsphinx worker processes (default: one per core)"}
+        default_factory=_default_workers,
+        metadata={"help": "embedded recogniser (pocketsphinx, whisper) worker processes (default: one per core)"},
     )
     offline_streams_per_worker: int = field(
         default=3, metadata={"help": "concurrent streams one pocketsphinx worker serves in real time"}
+    )
+    # Whisper (embedded, multilingual; issue 13).
+    whisper_model: str = field(
+        default="", metadata={"help": "CTranslate2 Whisper model directory (default: the packaged Whisper base)"}
+    )
+    whisper_model_sha256: str = field(
+        default="", metadata={"help": "SHA-256 of --whisper-model's model.bin, checked at load"}
+    )
+    whisper_device: str = field(default="cpu", metadata={"help": "where Whisper runs: cpu, cuda or auto"})
+    whisper_threads: int = field(default=1, metadata={"help": "cores one whisper worker decodes on"})
+    whisper_streams_per_worker: int = field(
+        default=2, metadata={"help": "concurrent streams one whisper worker serves in real time"}
     )
     # Google Cloud Speech-to-Text v2.
     google_project: str = field(default="", metadata={"help": "Google Cloud project (default: GOOGLE_CLOUD_PROJECT)"})

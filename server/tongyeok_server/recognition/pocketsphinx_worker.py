@@ -1,37 +1,31 @@
 """The pocketsphinx worker process: decodes several streams, one message at a time.
 
-pocketsphinx holds the GIL while it decodes, so decoding in threads of the
-server process would serialise every stream on one core. Each worker is a
-process of its own with its own GIL; the server spreads streams across
-workers (see ``pocketsphinx_engine``). A worker reads commands from its pipe
-and answers with events. Every stream gets a fresh decoder (see
-``Worker.__init__``); about 100 MB each.
+See ``worker_process`` for the loop and the messages; the open arguments
+are ``(AudioSpec, interim, vad)``. Every stream gets a fresh decoder (see
+``PocketsphinxWorker.__init__``); about 100 MB each.
 
-Messages in (tuples): ``("open", sid, AudioSpec, interim, vad)``,
-``("audio", sid, bytes)``, ``("finish", sid)``, ``("cancel", sid)``,
-``("stop",)``. Messages out: ``(sid, event)`` with the events of
-``recognition.base``; ``RecognitionEnded`` is the last one of a stream.
+Two things make a final nearer to what pocketsphinx hears in a whole file:
+
+- **Pre-roll.** The endpointer declares speech once most of its window is
+  voiced, and the soft start of the first word (an unvoiced /th/, /h/, /s/)
+  comes before that; the decoder also gets ``PREROLL_S`` of the audio
+  before the detected start, so that word is not clipped.
+- **Second pass** (``SECOND_PASS``). Live decoding normalises the cepstrum
+  with a running mean that only settles during the utterance; a second
+  decode of the utterance at its end, with the mean of the whole utterance
+  (batch CMN), was measured against it (``make bench``, README).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 from tongyeok_server.audio.convert import PcmConverter
 from tongyeok_server.audio.format import AudioSpec
-from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition import english_text
-from tongyeok_server.recognition.base import (
-    RecognitionEnded,
-    RecognitionEvent,
-    SpeechActivity,
-    Transcript,
-)
+from tongyeok_server.recognition import english_text, worker_process
+from tongyeok_server.recognition.base import RecognitionEnded, SpeechActivity, Transcript
 
 SAMPLE_RATE_HZ = 16000
 LANGUAGE_CODE = "en-US"
@@ -44,11 +38,14 @@ MAX_UTTERANCE_S = 20.0
 ENDPOINT_WINDOW_S = 0.3
 # The VAD's two loose modes can stay "in speech" through a second of exact
 # digital zeros (a muted phone line, a padded recording) and merge two
-# sentences; the medium-strict mode splits them, and the endpointer's
-# look-back window still hands the decoder the start of each word.
+# sentences; the medium-strict mode splits them, and the pre-roll still hands
+# the decoder the start of each word.
 VAD_MODE = 2
-
-log = logging.getLogger(__name__)
+# Audio before the detected start of speech that the decoder hears too.
+PREROLL_S = 0.25
+# Re-decode each utterance at its end with batch CMN (see the module doc).
+SECOND_PASS = False
+_BYTES_PER_SAMPLE = 2
 
 
 @dataclass
@@ -63,98 +60,94 @@ class _Stream:
     vad: bool
     pending: bytearray = field(default_factory=bytearray)
     samples_in: int = 0  # 16 kHz samples given to the endpointer
+    recent: bytearray = field(default_factory=bytearray)  # the last samples given to it, for the pre-roll
     utterance_start_s: float | None = None
+    utterance_audio: bytearray = field(default_factory=bytearray)  # for the second pass
     last_interim: str = ""
 
 
-class Worker:
-    """Decoding state of one worker process; ``handle`` takes one message."""
+class PocketsphinxWorker(worker_process.StreamWorker):
+    """Decoding state of one worker process."""
 
-    def __init__(self, send: Any) -> None:
-        self._send = send
+    name = "pocketsphinx"
+
+    def __init__(
+        self, send: worker_process.Send, *, preroll_s: float = PREROLL_S, second_pass: bool = SECOND_PASS
+    ) -> None:
+        super().__init__(send)
         self._streams: dict[int, _Stream] = {}
+        self._preroll_bytes = int(preroll_s * SAMPLE_RATE_HZ) * _BYTES_PER_SAMPLE
         # Decoders adapt to the voice and line they hear (cepstral mean
         # normalisation and more) and keep that state: a reused decoder would
         # let one caller's audio change the next caller's words. So every
         # stream gets a fresh decoder, built ahead in the worker's idle time
-        # (``prepare_spare``) so that opening a stream does not stall the
-        # streams already running here for the quarter second a build takes.
+        # so that opening a stream does not stall the streams already running
+        # here for the quarter second a build takes.
         self._spares: list[Any] = [self._new_decoder()]
+        # Batch CMN starts from the utterance's own mean each time: nothing
+        # carries over, so one second-pass decoder serves every stream.
+        self._batch_decoder = self._new_decoder(cmn="batch") if second_pass else None
 
     @staticmethod
-    def _new_decoder() -> Any:
+    def _new_decoder(**config: Any) -> Any:
         from pocketsphinx import Decoder
 
-        return Decoder(samprate=SAMPLE_RATE_HZ, loglevel="FATAL")
+        return Decoder(samprate=SAMPLE_RATE_HZ, loglevel="FATAL", **config)
 
-    def prepare_spare(self) -> bool:
-        """Build a decoder for the next stream if none is ready; True if it did."""
+    def idle(self) -> bool:
+        """Build a decoder for the next stream if none is ready."""
         if self._spares:
             return False
         self._spares.append(self._new_decoder())
         return True
 
-    def handle(self, message: tuple[Any, ...]) -> bool:
-        """Process one command; False when the worker should stop."""
-        op = message[0]
-        if op == "stop":
-            return False
-        sid = message[1]
-        try:
-            if op == "open":
-                self._open(sid, message[2], message[3], message[4])
-            elif op == "audio":
-                stream = self._streams.get(sid)
-                if stream is not None:
-                    self._feed(stream, stream.converter.convert(message[2]), last=False)
-            elif op == "finish":
-                stream = self._streams.get(sid)
-                if stream is not None:
-                    self._feed(stream, stream.converter.flush(), last=True)
-                    self._release(sid)
-                    self._emit(sid, RecognitionEnded())
-            elif op == "cancel":
-                self._release(sid)
-        except Exception as exc:  # a bad stream must not take the worker's other streams down
-            log.exception("pocketsphinx worker failed on stream %s", sid)
-            self._release(sid)
-            self._emit(sid, RecognitionEnded(ServiceError(_internal(), f"offline recogniser failed: {exc}")))
-        return True
-
-    def _open(self, sid: int, spec: AudioSpec, interim: bool, vad: bool) -> None:
+    def open(self, sid: int, *args: Any) -> None:
         from pocketsphinx import Endpointer
 
+        spec: AudioSpec = args[0]
         decoder = self._spares.pop() if self._spares else self._new_decoder()
         endpointer = Endpointer(window=ENDPOINT_WINDOW_S, vad_mode=VAD_MODE, sample_rate=SAMPLE_RATE_HZ)
-        self._streams[sid] = _Stream(sid, decoder, endpointer, PcmConverter(spec, SAMPLE_RATE_HZ), interim, vad)
+        self._streams[sid] = _Stream(sid, decoder, endpointer, PcmConverter(spec, SAMPLE_RATE_HZ), args[1], args[2])
 
-    def _release(self, sid: int) -> None:
+    def audio(self, sid: int, data: bytes) -> None:
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._feed(stream, stream.converter.convert(data), last=False)
+
+    def finish(self, sid: int) -> None:
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._feed(stream, stream.converter.flush(), last=True)
+            self.release(sid)
+            self.emit(sid, RecognitionEnded())
+
+    def release(self, sid: int) -> None:
         stream = self._streams.pop(sid, None)
-        if stream is None:
-            return
-        if stream.utterance_start_s is not None:
+        if stream is not None and stream.utterance_start_s is not None:
             stream.decoder.end_utt()
-
-    def _emit(self, sid: int, event: RecognitionEvent) -> None:
-        self._send((sid, event))
 
     def _feed(self, stream: _Stream, pcm: bytes, *, last: bool) -> None:
         """Run PCM through the endpointer and decoder, emitting what it yields."""
         stream.pending += pcm
         ep = stream.endpointer
         frame_bytes: int = ep.frame_bytes
+        # What the pre-roll may reach back to: the endpointer's window plus the pre-roll.
+        keep = self._preroll_bytes + int((ENDPOINT_WINDOW_S + 0.1) * SAMPLE_RATE_HZ) * _BYTES_PER_SAMPLE
         fed_speech = False
         while len(stream.pending) >= frame_bytes or (last and stream.pending):
             frame = bytes(stream.pending[:frame_bytes])
             del stream.pending[:frame_bytes]
             was_in_speech = ep.in_speech
             speech = ep.end_stream(frame) if len(frame) < frame_bytes else ep.process(frame)
-            stream.samples_in += len(frame) // 2
+            stream.samples_in += len(frame) // _BYTES_PER_SAMPLE
+            stream.recent += frame
+            del stream.recent[:-keep]
             if speech is None:
                 continue
             if not was_in_speech and stream.utterance_start_s is None:
                 self._begin_utterance(stream, float(ep.speech_start))
-            stream.decoder.process_raw(speech, False, False)
+                self._decode(stream, self._preroll(stream, float(ep.speech_start)))
+            self._decode(stream, speech)
             fed_speech = True
             if not ep.in_speech:
                 self._end_utterance(stream, float(ep.speech_end))
@@ -170,10 +163,23 @@ class Worker:
             text = english_text.words(hyp.hypstr) if hyp is not None else ""
             if text and text != stream.last_interim:
                 stream.last_interim = text
-                self._emit(
+                self.emit(
                     stream.sid,
                     Transcript(text, LANGUAGE_CODE, False, stream.utterance_start_s, self._now_s(stream)),
                 )
+
+    def _preroll(self, stream: _Stream, start_s: float) -> bytes:
+        """Up to ``PREROLL_S`` of the audio just before ``start_s`` (what the endpointer has let go by)."""
+        start_byte = int(start_s * SAMPLE_RATE_HZ) * _BYTES_PER_SAMPLE
+        recent_start = stream.samples_in * _BYTES_PER_SAMPLE - len(stream.recent)
+        lo = max(recent_start, start_byte - self._preroll_bytes)
+        return bytes(stream.recent[lo - recent_start : max(lo, start_byte) - recent_start])
+
+    def _decode(self, stream: _Stream, pcm: bytes) -> None:
+        if pcm:
+            stream.decoder.process_raw(pcm, False, False)
+            if self._batch_decoder is not None:
+                stream.utterance_audio += pcm
 
     @staticmethod
     def _now_s(stream: _Stream) -> float:
@@ -183,8 +189,9 @@ class Worker:
         stream.decoder.start_utt()
         stream.utterance_start_s = start_s
         stream.last_interim = ""
+        stream.utterance_audio.clear()
         if announce and stream.vad:
-            self._emit(stream.sid, SpeechActivity(True, start_s))
+            self.emit(stream.sid, SpeechActivity(True, start_s))
 
     def _end_utterance(self, stream: _Stream, end_s: float) -> None:
         decoder = stream.decoder
@@ -192,11 +199,17 @@ class Worker:
         start_s = stream.utterance_start_s or 0.0
         stream.utterance_start_s = None
         if stream.vad:
-            self._emit(stream.sid, SpeechActivity(False, end_s))
+            self.emit(stream.sid, SpeechActivity(False, end_s))
+        if self._batch_decoder is not None and stream.utterance_audio:
+            decoder = self._batch_decoder
+            decoder.start_utt()
+            decoder.process_raw(bytes(stream.utterance_audio), False, True)
+            decoder.end_utt()
+            stream.utterance_audio.clear()
         hyp = decoder.hyp()
         text = english_text.sentence(hyp.hypstr) if hyp is not None else ""
         if text:
-            self._emit(
+            self.emit(
                 stream.sid, Transcript(text, LANGUAGE_CODE, True, start_s, end_s, confidence=_confidence(decoder))
             )
 
@@ -213,27 +226,6 @@ def _confidence(decoder: Any) -> float:
     return float(min(1.0, max(0.0, sum(probs) / len(probs))))
 
 
-def _internal() -> Any:
-    import grpc
-
-    return grpc.StatusCode.INTERNAL
-
-
 def run(conn: Connection) -> None:
-    """Entry point of a worker process: serve commands until ``stop`` or EOF."""
-    # The server handles Ctrl-C and SIGTERM and stops workers itself; a
-    # worker killed by the terminal's SIGINT first would lose streams.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=os.environ.get("TONGYEOK_LOG_LEVEL", "WARNING"))
-    worker = Worker(conn.send)
-    conn.send(("ready", os.getpid()))
-    try:
-        while True:
-            # Idle time (nothing to decode for a moment) is when the next
-            # stream's decoder gets built.
-            if not conn.poll(0.05) and worker.prepare_spare():
-                continue
-            if not worker.handle(conn.recv()):
-                break
-    except (EOFError, OSError):
-        pass  # the server went away: nothing left to serve
+    """Entry point of a worker process."""
+    worker_process.serve(conn, PocketsphinxWorker)

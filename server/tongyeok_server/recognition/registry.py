@@ -9,6 +9,7 @@ from tongyeok_server.settings import ServerSettings
 # name -> "module:factory"; the factory takes ServerSettings.
 RECOGNIZERS = {
     "pocketsphinx": "tongyeok_server.recognition.pocketsphinx_engine:create",
+    "whisper": "tongyeok_server.recognition.whisper_engine:create",
     "google": "tongyeok_server.recognition.google_engine:create",
 }
 

@@ -1,0 +1,243 @@
+"""A pool of recogniser worker processes, shared by the embedded engines (pocketsphinx, Whisper).
+
+An embedded decoder holds a core (and the GIL) while it decodes, so decoding
+in threads of the server process would serialise every stream on one core.
+Each worker is a process of its own (see ``worker_process``); the pool pins
+each stream to one worker for its lifetime (a decoder's state cannot move
+between processes). A worker serves at most ``streams_per_worker`` streams,
+chosen so that it keeps up with real time; beyond the pool's slots a new
+stream is refused with RESOURCE_EXHAUSTED rather than accepted and served
+late.
+
+Threads in the server process: one reader per worker routes the worker's
+events to the streams' listeners. Writes to a worker's pipe are serialised
+by a lock; when a worker falls behind, the pipe fills, ``write`` blocks, and
+gRPC flow control slows the caller down instead of buffering without bound.
+
+Messages to a worker (tuples): ``("open", sid, *engine_args)``,
+``("audio", sid, bytes)``, ``("finish", sid)``, ``("cancel", sid)``,
+``("stop",)``. From a worker: ``("ready", pid, info)`` or ``("failed", message)``
+once at start, then ``(sid, event)`` with the events of ``recognition.base``;
+``RecognitionEnded`` is the last one of a stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import grpc
+
+from tongyeok_server.errors import ServiceError
+from tongyeok_server.recognition.base import (
+    RecognitionEnded,
+    RecognitionEvent,
+    RecognitionListener,
+    RecognizerStream,
+)
+
+log = logging.getLogger(__name__)
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not start (its model failed to load, say); the message says why."""
+
+
+class _WorkerHandle:
+    """The server side of one worker process."""
+
+    def __init__(self, name: str, index: int, ctx: Any, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.name = name
+        self.index = index
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=target, args=(child, *args), name=f"tongyeok-{name}-{index}", daemon=True)
+        self.process.start()
+        child.close()
+        self.send_lock = threading.Lock()
+        self.listeners: dict[int, RecognitionListener] = {}
+        self.alive = True
+        self.info: dict[str, Any] = {}
+
+    def wait_ready(self) -> None:
+        try:
+            message = self.conn.recv()
+        except EOFError:
+            raise WorkerStartError(
+                f"{self.name} worker {self.index} exited while starting (its error is printed above); "
+                "a program that embeds the server must start it under `if __name__ == '__main__':`"
+            ) from None
+        if message[0] == "failed":
+            raise WorkerStartError(str(message[1]))
+        if message[0] != "ready":
+            raise WorkerStartError(f"{self.name} worker {self.index} sent {message!r} instead of ready")
+        self.info = message[2]
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.conn.send(message)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.send(("stop",))
+
+    def reap(self) -> None:
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+class PooledStream(RecognizerStream):
+    """A stream pinned to one worker process."""
+
+    def __init__(self, pool: WorkerPool, worker: _WorkerHandle, sid: int) -> None:
+        self._pool = pool
+        self._worker = worker
+        self._sid = sid
+        self._closed = False
+
+    def write(self, audio: bytes) -> None:
+        if not self._closed:
+            self._pool.send(self._worker, ("audio", self._sid, audio))
+
+    def finish(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pool.send(self._worker, ("finish", self._sid))
+
+    def cancel(self) -> None:
+        # Listener first: after cancel() no event may reach the session.
+        if self._worker.listeners.pop(self._sid, None) is not None:
+            self._closed = True
+            self._pool.send(self._worker, ("cancel", self._sid))
+
+
+class WorkerPool:
+    """``workers`` processes running ``target(conn, *args)``, each serving ``streams_per_worker`` streams.
+
+    ``name`` names the engine in process names, logs and messages;
+    ``capacity_hint`` tells a refused caller which flags give more slots.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        workers: int,
+        streams_per_worker: int,
+        capacity_hint: str,
+    ) -> None:
+        self.name = name
+        self.streams_per_worker = streams_per_worker
+        self._capacity_hint = capacity_hint
+        # spawn, not fork: forking a process that runs gRPC threads is unsafe.
+        ctx = multiprocessing.get_context("spawn")
+        # All workers start at once (model loads overlap), then each is waited for.
+        self._workers = [_WorkerHandle(name, i, ctx, target, args) for i in range(workers)]
+        try:
+            for worker in self._workers:
+                worker.wait_ready()
+        except WorkerStartError:
+            for worker in self._workers:
+                worker.stop()
+            for worker in self._workers:
+                worker.reap()
+            raise
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._readers = [
+            threading.Thread(target=self._read, args=(w,), name=f"{name}-reader-{w.index}", daemon=True)
+            for w in self._workers
+        ]
+        for reader in self._readers:
+            reader.start()
+        log.info("%s: %d worker processes x %d streams", name, workers, streams_per_worker)
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes the pool runs."""
+        return len(self._workers)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the workers said about their engine when they started (see ``StreamWorker.info``)."""
+        return self._workers[0].info
+
+    @property
+    def capacity(self) -> int:
+        """How many streams the pool serves at once."""
+        return len(self._workers) * self.streams_per_worker
+
+    def open(self, listener: RecognitionListener, *open_args: Any) -> PooledStream:
+        """Pin a new stream to the least busy worker; RESOURCE_EXHAUSTED when every slot is taken."""
+        with self._lock:
+            alive = [w for w in self._workers if w.alive]
+            if not alive:
+                raise ServiceError(
+                    grpc.StatusCode.UNAVAILABLE, f"the offline recogniser's ({self.name}) worker processes have stopped"
+                )
+            worker = min(alive, key=lambda w: len(w.listeners))
+            if len(worker.listeners) >= self.streams_per_worker:
+                raise ServiceError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"all {self.capacity} offline recognition slots are busy ({self.name}: "
+                    f"{len(self._workers)} workers x {self.streams_per_worker} streams); try again later, "
+                    f"or start the server with {self._capacity_hint}",
+                )
+            sid = next(self._ids)
+            worker.listeners[sid] = listener
+        self.send(worker, ("open", sid, *open_args))
+        return PooledStream(self, worker, sid)
+
+    def send(self, worker: _WorkerHandle, message: tuple[Any, ...]) -> None:
+        """Send to ``worker``; a broken pipe means the worker died."""
+        try:
+            worker.send(message)
+        except (OSError, ValueError):
+            self._worker_died(worker)
+
+    def _read(self, worker: _WorkerHandle) -> None:
+        conn: Connection = worker.conn
+        while True:
+            try:
+                sid, event = conn.recv()
+            except (EOFError, OSError):
+                self._worker_died(worker)
+                return
+            self._deliver(worker, sid, event)
+
+    @staticmethod
+    def _deliver(worker: _WorkerHandle, sid: int, event: RecognitionEvent) -> None:
+        listener = worker.listeners.pop(sid, None) if isinstance(event, RecognitionEnded) else worker.listeners.get(sid)
+        if listener is not None:
+            listener(event)
+
+    def _worker_died(self, worker: _WorkerHandle) -> None:
+        with self._lock:
+            if not worker.alive:
+                return
+            worker.alive = False
+            orphans = list(worker.listeners.items())
+            worker.listeners.clear()
+        if orphans:
+            log.error("%s worker %d died with %d open streams", self.name, worker.index, len(orphans))
+        error = ServiceError(
+            grpc.StatusCode.UNAVAILABLE, f"the offline recogniser process ({self.name}) serving this stream stopped"
+        )
+        for _, listener in orphans:
+            listener(RecognitionEnded(error))
+
+    def close(self) -> None:
+        """Stop every worker (they finish the message at hand) and wait for them."""
+        for worker in self._workers:
+            worker.stop()
+        for worker in self._workers:
+            worker.reap()

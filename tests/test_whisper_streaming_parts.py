@@ -1,0 +1,80 @@
+"""The parts of Whisper streaming that need no model: the stable-prefix policy and the VAD segmenter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.support.speech import Speech
+from tongyeok_server.recognition.stable_prefix import LocalAgreement, interim_text
+from tongyeok_server.recognition.vad import SAMPLE_RATE_HZ, Segmenter, SpeechEnded, SpeechStarted
+
+
+def test_only_words_two_passes_agree_on_are_published() -> None:
+    policy = LocalAgreement()
+    assert policy.update("We") is None  # one pass agrees with nothing
+    assert policy.update("We would") == "We"
+    assert policy.update("We would like to do") == "We would"
+    assert policy.update("We would like to discuss the") == "We would like to"
+    assert policy.update("We would like to discuss the contract.") == "We would like to discuss the"
+
+
+def test_punctuation_and_case_do_not_break_agreement_and_the_end_is_left_open() -> None:
+    policy = LocalAgreement()
+    policy.update("Good morning.")
+    assert policy.update("good morning, everyone") == "good morning"
+    assert interim_text(["Thank", "you."]) == "Thank you"
+
+
+def test_published_words_are_never_shortened_and_nothing_repeats() -> None:
+    policy = LocalAgreement()
+    policy.update("The delivery date")
+    assert policy.update("The delivery date is") == "The delivery date"
+    assert policy.update("The delivery") is None  # a shorter pass takes nothing back
+    assert policy.update("The delivery date is") is None  # agrees on no more than is shown
+
+
+def test_two_passes_that_agree_on_other_words_revise_the_interim() -> None:
+    policy = LocalAgreement()
+    policy.update("Our Dean will")
+    assert policy.update("Our Dean will visit") == "Our Dean will"
+    policy.update("Our team will visit your")
+    assert policy.update("Our team will visit your office") == "Our team will visit your"
+
+
+def segment(pcm: bytes, chunk: int = 3200) -> list[SpeechStarted | SpeechEnded]:
+    segmenter = Segmenter()
+    events: list[SpeechStarted | SpeechEnded] = []
+    for i in range(0, len(pcm), chunk):
+        events += segmenter.feed(pcm[i : i + chunk])
+    return events + segmenter.flush()
+
+
+def test_segmenter_finds_each_sentence_with_its_preroll(speech: Speech) -> None:
+    events = segment(speech.pcm())
+    ends = [e for e in events if isinstance(e, SpeechEnded)]
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded] * len(speech.sentences)
+    samples = np.frombuffer(speech.pcm(), dtype="<i2")
+    for ended, sentence_end in zip(ends, speech.sentence_end_s, strict=True):
+        assert abs(ended.end_sample / SAMPLE_RATE_HZ - sentence_end) < 0.4
+        # The utterance's audio is the stream's audio from its start on, pre-roll included (quiet at first).
+        head = np.frombuffer(ended.audio[:3200], dtype="<i2")
+        assert np.array_equal(head, samples[ended.start_sample : ended.start_sample + len(head)])
+        assert np.abs(head[:800]).max() < np.abs(np.frombuffer(ended.audio, dtype="<i2")).max() / 4
+
+
+def test_segmenter_cuts_the_same_way_whatever_the_chunk_size(speech: Speech) -> None:
+    def cuts(chunk: int) -> list[tuple[int, int]]:
+        return [(e.start_sample, e.end_sample) for e in segment(speech.pcm(), chunk) if isinstance(e, SpeechEnded)]
+
+    assert cuts(3200) == cuts(480) == cuts(7777 * 2)
+
+
+def test_an_utterance_open_at_the_end_of_the_stream_ends_there(speech: Speech) -> None:
+    pcm = speech.pcm()
+    cut = int((speech.sentence_end_s[0] - 0.3) * SAMPLE_RATE_HZ) * 2
+    events = segment(pcm[:cut])
+    assert isinstance(events[-1], SpeechEnded) and events[-1].end_sample == cut // 2
+
+
+def test_silence_is_not_speech() -> None:
+    assert segment(bytes(SAMPLE_RATE_HZ * 2 * 3)) == []
