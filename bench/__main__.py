@@ -13,6 +13,7 @@ import psutil
 
 from bench.cloud import CloudOptions, run_cloud
 from bench.offline import OfflineOptions, run_offline
+from bench.offline_asr import AsrOptions, run_asr
 from bench.report import render, targets, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,7 +55,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="a small run (under a minute): 20 streams, 6 s, short offline part"
     )
     parser.add_argument("--skip-cloud", action="store_true", help="only the embedded engines")
-    parser.add_argument("--skip-offline", action="store_true", help="only the cloud sweep")
+    parser.add_argument("--skip-offline", action="store_true", help="no embedded-engine part (offline, asr)")
+    parser.add_argument(
+        "--skip-asr", action="store_true", help="without the recognisers side by side (Whisper vs pocketsphinx)"
+    )
+    parser.add_argument(
+        "--asr-engines",
+        default="whisper,pocketsphinx",
+        help="embedded recognisers to compare (comma-separated; default whisper,pocketsphinx)",
+    )
+    parser.add_argument(
+        "--asr-only", action="store_true", help="only the recognisers side by side (same as --skip-cloud, no offline)"
+    )
     parser.add_argument(
         "--direct-only",
         action="store_true",
@@ -90,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.out.parent / "work"
     results: dict[str, Any] = {"machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     log = lambda text: print(f"[{time.monotonic() - started:5.0f} s] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.asr_only:
+        args.skip_cloud = True
     if not args.skip_cloud:
         cloud = CloudOptions(
             streams=args.streams or ((20,) if args.quick else (10, 100, 200, 500)),
@@ -103,9 +117,17 @@ def main(argv: list[str] | None = None) -> int:
             direct_only=args.direct_only,
         )
         results["cloud"] = run_cloud(cloud, work_dir / "cloud", log)
-    if not args.skip_offline:
+    if not args.skip_offline and not args.asr_only:
         offline = OfflineOptions(sentences=3, capacity_streams_per_worker=2) if args.quick else OfflineOptions()
         results["offline"] = run_offline(offline, work_dir / "offline", log)
+    if not args.skip_offline and not args.skip_asr:
+        engines = tuple(e.strip() for e in args.asr_engines.split(",") if e.strip())
+        asr = (
+            AsrOptions(engines, voices=("hts",), paced_voices=("hts",), capacity_sentences=3, capacity_max_streams=4)
+            if args.quick
+            else AsrOptions(engines)
+        )
+        results["asr"] = run_asr(asr, work_dir / "asr", log)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.out)

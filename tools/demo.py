@@ -1,11 +1,14 @@
 """`make demo`: the service end to end on the embedded engines.
 
-Synthesises a short English meeting with Festival, starts
-``tongyeok-server`` (pocketsphinx + Apertium) on a free port, and uses the
-``tongyeok`` CLI as a caller would: list languages, interpret the recording
-at real-time pace (interim line rewritten in place, finals, Spanish
-translations streaming), and translate a text. Then stops the server with
-SIGTERM and shows its session log lines.
+Synthesises a short English meeting with Festival and an English/Spanish
+conversation (Festival and espeak-ng), starts ``tongyeok-server`` on the
+best embedded engines (Whisper + Apertium) on a free port, and uses the
+``tongyeok`` CLI as a caller would: interpret the meeting at real-time pace
+as a phone line carries it (8 kHz G.711 mu-law; interim line rewritten in
+place, finals, Spanish translations streaming), interpret the conversation
+two-way (each sentence labelled with the language spoken and translated into
+the other), and translate a text. Then stops the server with SIGTERM and
+shows its session log lines.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.speech import synthesize  # noqa: E402 - the repo root is on the path only now
+from tests.support.speech import convert, synthesize  # noqa: E402 - the repo root is on the path only now
 
 SENTENCES = [
     "Good morning everyone.",
@@ -31,6 +34,13 @@ SENTENCES = [
     "We would like to discuss the contract.",
     "The delivery date is next Friday.",
     "We can offer a better price for a larger order.",
+]
+# Two people in turn: English (Festival) and Spanish (espeak-ng).
+CONVERSATION = [
+    ("We would like to discuss the contract today.", "hts"),
+    ("El contrato está listo para firmar.", "espeak:es"),
+    ("Thank you for your time.", "hts"),
+    ("Gracias por su tiempo.", "espeak:es"),
 ]
 
 
@@ -40,25 +50,35 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(os.environ.get("DEMO_PORT", s.getsockname()[1]))
-    print("Synthesising a short meeting with Festival ...", flush=True)
+    print("Synthesising a short meeting (Festival) and a conversation (Festival, espeak-ng) ...", flush=True)
     speech = synthesize(SENTENCES)
+    phone = speech.path.with_suffix(".ulaw")
+    convert(speech, phone, rate_hz=8000, encoding="mu-law", bits=8)
+    conversation = synthesize([t for t, _ in CONVERSATION], voice=[v for _, v in CONVERSATION])
     log_path = ROOT / ".cache" / "demo-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TONGYEOK_SERVER": f"127.0.0.1:{port}"}
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [str(bin_dir / "tongyeok-server"), "--host", "127.0.0.1", "--port", str(port)], stderr=log, env=env
+            [str(bin_dir / "tongyeok-server"), "--host", "127.0.0.1", "--port", str(port), "--recognizer", "whisper"],
+            stderr=log,
+            env=env,
         )
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 grpc.channel_ready_future(channel).result(timeout=60)
-            print(f"\n$ tongyeok languages   (server on 127.0.0.1:{port})", flush=True)
-            subprocess.run([tongyeok, "languages"], check=True, env=env)
+            interpret = [tongyeok, "interpret", "--source", "en-US", "--target", "es"]
             print(
-                f"\n$ tongyeok interpret {speech.path.name} --source en-US --target es   (real-time pace)", flush=True
+                f"\n$ tongyeok interpret {phone.name} --encoding mulaw --rate 8000 --source en-US --target es"
+                "   (a phone line, real-time pace)",
+                flush=True,
             )
+            subprocess.run([*interpret, "--encoding", "mulaw", "--rate", "8000", str(phone)], check=True, env=env)
+            print(f"\n$ tongyeok interpret {conversation.path.name} --source en-US --source es   (two-way)", flush=True)
             subprocess.run(
-                [tongyeok, "interpret", str(speech.path), "--source", "en-US", "--target", "es"], check=True, env=env
+                [tongyeok, "interpret", "--source", "en-US", "--source", "es", str(conversation.path)],
+                check=True,
+                env=env,
             )
             text = "Good morning, Tongyeok will present the new contract on Friday."
             print(f'\n$ tongyeok translate "{text}" --source en --target es --keep Tongyeok', flush=True)

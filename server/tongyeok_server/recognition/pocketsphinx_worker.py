@@ -44,7 +44,7 @@ VAD_MODE = 2
 # Audio before the detected start of speech that the decoder hears too.
 PREROLL_S = 0.25
 # Re-decode each utterance at its end with batch CMN (see the module doc).
-SECOND_PASS = False
+SECOND_PASS = True
 _BYTES_PER_SAMPLE = 2
 
 
