@@ -105,7 +105,12 @@ def test_unsupported_pair_is_invalid_argument(translator):
 
 
 def test_ignored_options_are_exact(translator):
-    assert translator.ignored_options(TranslationOptions()) == [STYLE_IGNORED, CONTEXT_IGNORED]
+    # Defaults the caller did not ask for are not "ignored"; what is applied shows in effective_options.
+    assert translator.ignored_options(TranslationOptions()) == []
+    asked = TranslationOptions(requested=frozenset({"style", "context_sentences"}))
+    assert translator.ignored_options(asked) == [STYLE_IGNORED, CONTEXT_IGNORED]
+    applied = translator.effective_options(asked)
+    assert (applied.style, applied.context_sentences) == (Style.LITERAL, 0)
     literal = TranslationOptions(style=Style.LITERAL, context_sentences=0, glossary=(GlossaryTerm("Acme", "X"),))
     assert translator.ignored_options(literal) == []
     assert STYLE_IGNORED == (

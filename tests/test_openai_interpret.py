@@ -111,6 +111,10 @@ def test_translate_text_three_targets_in_parallel_labelled(
         )
     )
     elapsed = time.monotonic() - start
+    started = responses.pop(0)
+    assert started.WhichOneof("event") == "started", started
+    assert list(started.started.target_language_codes) == targets
+    assert started.started.translator.name == "openai" and not started.started.ignored_options
     tokens: dict[str, str] = defaultdict(str)
     complete: dict[str, str] = {}
     for r in responses:
@@ -161,6 +165,7 @@ def test_translate_text_cut_stream_sends_a_reset(stub: pb_grpc.InterpreterStub, 
             pb.TranslateTextRequest(text=text, source_language_code="en", target_language_codes=["ko"]), timeout=10
         )
     )
+    assert responses.pop(0).WhichOneof("event") == "started"
     kinds = [r.WhichOneof("event") for r in responses]
     reset_at = kinds.index("translation_reset")
     assert kinds[:reset_at] == ["translation_token"] * 3

@@ -107,12 +107,24 @@ def test_effective_config_fills_defaults(offline_stub) -> None:
     assert list(eff.source_language_codes) == ["en-US"]
     assert list(eff.target_language_codes) == ["es"]
     assert eff.audio_format.channel_count == 1
-    assert eff.translation_options.style == pb.TRANSLATION_STYLE_BUSINESS
-    assert eff.translation_options.context_sentences == 5
+    # What the engine applies: Apertium is literal and translates each sentence alone.
+    assert eff.translation_options.style == pb.TRANSLATION_STYLE_LITERAL
+    assert eff.translation_options.context_sentences == -1
     assert started.recognizer.name == "pocketsphinx"
     assert started.translator.name == "apertium"
-    assert any("style" in reason for reason in started.ignored_options)
+    # Nothing was asked for, so nothing is reported as ignored.
+    assert list(started.ignored_options) == []
     assert started.session_id
+
+
+def test_requested_options_the_engine_cannot_honour_are_reported(offline_stub) -> None:
+    request = config(style=pb.TRANSLATION_STYLE_BUSINESS, context_sentences=3)
+    events = events_of(offline_stub.Interpret(iter([request]), timeout=30))
+    (started,) = of_kind(events, "session_started")
+    assert [reason.split(":")[0] for reason in started.ignored_options] == [
+        "translation_options.style",
+        "translation_options.context_sentences",
+    ]
 
 
 def test_list_languages(offline_stub) -> None:

@@ -23,10 +23,12 @@ Every gRPC failure is raised as :class:`TongyeokError` with the server's message
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 
 import grpc
 
+from .channel import bearer, channel_credentials, open_channel
 from .configs import Glossary, as_list, config, translation_options
 from .events import (
     Engine,
@@ -36,6 +38,7 @@ from .events import (
     Languages,
     Notice,
     SessionStarted,
+    TranslateTextStarted,
     TranslationAudio,
     TranslationComplete,
     TranslationEvent,
@@ -60,6 +63,7 @@ __all__ = [
     "Notice",
     "SessionStarted",
     "TongyeokError",
+    "TranslateTextStarted",
     "TranslationAudio",
     "TranslationComplete",
     "TranslationEvent",
@@ -104,13 +108,21 @@ class InterpreterClient:
 
     Args:
         target: ``host:port`` of the server.
+        token: An API key or JWT, sent as ``authorization: Bearer <token>`` with every call.
         secure: Use TLS with the system's root certificates.
-        credentials: Explicit channel credentials (implies TLS); overrides ``secure``.
-        metadata: ``(key, value)`` pairs sent with every call (e.g. an API key for a gateway).
+        ca_file: PEM file of the CA that signed the server's certificate (implies TLS).
+        client_cert: PEM client certificate for mutual TLS (with ``client_key``; implies TLS).
+        client_key: PEM private key of ``client_cert``.
+        credentials: Explicit channel credentials (implies TLS); overrides the four above.
+        metadata: ``(key, value)`` pairs sent with every call (e.g. a gateway's own header).
         timeout: Deadline in seconds for ``translate_text`` and ``list_languages``; ``None`` = none.
             ``interpret`` streams have no deadline unless given one per call, since a
             meeting lasts an hour.
-        options: Extra gRPC channel options.
+        options: Extra gRPC channel options (they override the keepalive defaults,
+            :data:`~tongyeok_client.channel.KEEPALIVE_OPTIONS`).
+
+    Raises:
+        ValueError: a certificate file cannot be read, or the token is malformed.
 
     """
 
@@ -118,20 +130,23 @@ class InterpreterClient:
         self,
         target: str = DEFAULT_TARGET,
         *,
+        token: str | None = None,
         secure: bool = False,
+        ca_file: str | Path | None = None,
+        client_cert: str | Path | None = None,
+        client_key: str | Path | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float | None = None,
         options: Sequence[tuple[str, int | str]] = (),
     ) -> None:
-        if credentials is None and secure:
-            credentials = grpc.ssl_channel_credentials()
-        if credentials is not None:
-            self._channel = grpc.secure_channel(target, credentials, options=list(options))
-        else:
-            self._channel = grpc.insecure_channel(target, options=list(options))
+        if credentials is None:
+            credentials = channel_credentials(
+                secure=secure, ca_file=ca_file, client_cert=client_cert, client_key=client_key
+            )
+        self._metadata = (*bearer(token), *metadata)
+        self._channel = open_channel(target, credentials, options)
         self._stub = pb_grpc.InterpreterStub(self._channel)  # type: ignore[no-untyped-call]
-        self._metadata = tuple(metadata)
         self._timeout = timeout
         self.target = target
 

@@ -23,6 +23,7 @@ __all__ = [
     "Languages",
     "Notice",
     "SessionStarted",
+    "TranslateTextStarted",
     "TranslationAudio",
     "TranslationComplete",
     "TranslationEvent",
@@ -170,8 +171,23 @@ Event: TypeAlias = (
     | Notice
     | TranslationAudio
 )
+
+
 #: What :meth:`InterpreterClient.translate_text` yields.
-TranslationEvent: TypeAlias = TranslationToken | TranslationComplete | TranslationReset | Notice | TranslationAudio
+@dataclass(frozen=True)
+class TranslateTextStarted:
+    """The first event of ``translate_text``: the engine and what it does with the options."""
+
+    translator: Engine
+    #: Options the caller set that the engine cannot honour, each with the reason.
+    ignored_options: tuple[str, ...]
+    target_language_codes: tuple[str, ...]
+    raw: Message = field(repr=False, compare=False)
+
+
+TranslationEvent: TypeAlias = (
+    TranslateTextStarted | TranslationToken | TranslationComplete | TranslationReset | Notice | TranslationAudio
+)
 
 
 @dataclass(frozen=True)
@@ -201,7 +217,19 @@ def _notice(n: pb.Notice, raw: Message) -> Notice:
 
 
 def translation_event_from_proto(kind: str | None, msg: Message, raw: Message) -> TranslationEvent | None:
-    """Convert one translation event (``kind`` is the oneof field set, ``msg`` its message)."""
+    """Convert one ``TranslateTextResponse`` event (``kind`` is the oneof field set, ``msg`` its message)."""
+    if kind == "started":
+        st = cast(pb.TranslateTextStarted, msg)
+        return TranslateTextStarted(
+            _engine(st.translator), tuple(st.ignored_options), tuple(st.target_language_codes), raw
+        )
+    return _translation_event(kind, msg, raw)
+
+
+def _translation_event(
+    kind: str | None, msg: Message, raw: Message
+) -> TranslationToken | TranslationComplete | TranslationReset | Notice | TranslationAudio | None:
+    """The translation events Interpret and TranslateText share."""
     if kind == "translation_token":
         t = cast(pb.TranslationToken, msg)
         return TranslationToken(t.utterance_id, t.source_language_code, t.target_language_code, t.text, raw)
@@ -274,7 +302,7 @@ def event_from_proto(response: pb.InterpretResponse) -> Event | None:
         return VoiceActivity(kinds.get(v.type, "unspecified"), _seconds(v.audio_offset), response)
     if kind is None:
         return None
-    return translation_event_from_proto(kind, getattr(response, kind), response)
+    return _translation_event(kind, getattr(response, kind), response)
 
 
 def languages_from_proto(r: pb.ListLanguagesResponse) -> Languages:

@@ -21,12 +21,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.api import handlers
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.servicer import InterpreterServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
+from tongyeok_server.auth.server_security import ServerSecurity, keepalive_options
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.recognition.registry import create_recognizer
+from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation.base import Translator
 from tongyeok_server.translation.registry import create_translator
@@ -34,13 +36,10 @@ from tongyeok_server.translation.registry import create_translator
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Interpreter"].full_name
-_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_AUDIO_CHUNK_BYTES + 64 * 1024),
-    # Mobile callers sit behind NATs that drop idle flows; let them
-    # ping during long silences without being told off.
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
+# The largest message is an InterpretRequest with 1 MiB of audio: a tag byte and a 3-byte length, then the audio.
+# Anything larger is refused by gRPC itself (RESOURCE_EXHAUSTED), as the proto says.
+MAX_MESSAGE_BYTES = MAX_AUDIO_CHUNK_BYTES + 4
+_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
 T = TypeVar("T")
 # How long streams ended at the end of the grace get to send their status before gRPC cancels them.
 CUT_MARGIN_S = 1.0
@@ -57,13 +56,22 @@ class TongyeokServer:
         extensions: list[SessionExtension] | None = None,
     ) -> None:
         self.settings = settings
+        # First: a wrong certificate or keys file should fail the start before engines load.
+        self.security = ServerSecurity.from_settings(settings)
         self.translator = translator or create_translator(settings)
         self.translator.warm_up()  # the first sentence should not pay for starting the engine
         self.recognizer = recognizer or create_recognizer(settings)
         self._translation_executor = ThreadPoolExecutor(settings.translation_threads, thread_name_prefix="translate")
         self.extensions = _extensions(settings) if extensions is None else extensions
+        self.watchdog = StreamWatchdog(settings.idle_timeout_s, settings.max_stream_duration_s)
         self.servicer = InterpreterServicer(
-            self.recognizer, self.translator, self._translation_executor, settings.max_streams, self.extensions
+            self.recognizer,
+            self.translator,
+            self._translation_executor,
+            settings.max_streams,
+            self.extensions,
+            caller_limits=self.security.limits,
+            watchdog=self.watchdog,
         )
         self._loop = asyncio.new_event_loop()
         # OpenAI's engine then needs no loop of its own: first tokens ~10x sooner under load (make bench).
@@ -90,9 +98,12 @@ class TongyeokServer:
         # unless told not to: then two servers started by mistake would share
         # callers silently. Only --processes asks for it.
         reuse_port = ("grpc.so_reuseport", 1 if self.settings.processes > 1 else 0)
-        server = grpc.aio.server(options=[*_OPTIONS, reuse_port])
+        server = grpc.aio.server(
+            options=[*_OPTIONS, *keepalive_options(self.settings), reuse_port],
+            interceptors=self.security.interceptors,
+        )
         self._health = health_aio.HealthServicer()
-        pb_grpc.add_InterpreterServicer_to_server(self.servicer, server)  # type: ignore[no-untyped-call]
+        handlers.add_interpreter(self.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         if self.settings.reflection:
             reflection.enable_server_reflection(
@@ -100,12 +111,13 @@ class TongyeokServer:
                 server,
             )
         try:
-            port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+            port = self.security.add_port(server, f"{self.settings.host}:{self.settings.port}")
         except RuntimeError:
             port = 0
         if not port:
             return 0  # start() says so; SystemExit raised on the loop would kill the loop instead
         await server.start()
+        self.security.warn_if_exposed(self.settings.host)
         self._server = server
         for service in ("", SERVICE_NAME):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -150,6 +162,7 @@ class TongyeokServer:
             log.warning("%d streams were still open when the grace period ran out; ended them", cut)
         await stopping
         await self._until_closed(1.0)  # cancelled streams' cleanup runs on this loop
+        await self.watchdog.close()
 
     async def _until_closed(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -158,6 +171,10 @@ class TongyeokServer:
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def reload(self) -> None:
+        """Re-read certificates and keys files (SIGHUP); open streams are not touched."""
+        self.security.reload()
 
     def wait(self) -> None:
         """Block until ``stop`` has finished."""

@@ -39,10 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _supervise(settings, list(sys.argv[1:] if argv is None else argv), stop)
     server = TongyeokServer(settings)
     port = server.start()
+    # Certificates and keys rotate under cert-manager and the like: SIGHUP re-reads them (file changes are seen anyway).
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: server.reload())
+    security = server.security
     log.info(
-        "listening on %s:%d (recognizer=%s, translator=%s, max %d streams)",
+        "listening on %s:%d (%s, %s; recognizer=%s, translator=%s, max %d streams)",
         settings.host,
         port,
+        ("mutual TLS" if settings.tls_client_ca else "TLS") if security.tls else "plaintext",
+        "authentication on" if security.authenticator else "no authentication",
         server.recognizer.description.name,
         server.translator.description.name,
         settings.max_streams,
@@ -77,6 +82,13 @@ def _supervise(settings: ServerSettings, argv: list[str], stop: threading.Event)
         for i in range(settings.processes)
     ]
     log.info("supervising %d server processes on port %d: %s", len(children), settings.port, [c.pid for c in children])
+
+    def forward_hup(_signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, forward_hup)
     while not stop.wait(0.5):
         exited = [c for c in children if c.poll() is not None]
         if exited:

@@ -82,8 +82,53 @@ class ServerSettings:
     openai_max_retries: int = field(default=2, metadata={"help": "retries of a failed or cut translation"})
 
     # Security: TLS, keepalive, authentication, per-caller limits (auth/).
+    tls_cert: str = field(default="", metadata={"help": "PEM certificate chain; with --tls-key, serve TLS only"})
+    tls_key: str = field(default="", metadata={"help": "PEM private key of --tls-cert"})
+    tls_client_ca: str = field(
+        default="", metadata={"help": "PEM CA bundle: require client certificates signed by it (mutual TLS)"}
+    )
+    api_keys: str = field(
+        default="", metadata={"help": "file of API key ids, SHA-256 hashes and scopes (see `tongyeok-keys`)"}
+    )
+    jwt_jwks: str = field(default="", metadata={"help": "JWKS file of the public keys that sign callers' JWTs"})
+    jwt_issuer: str = field(default="", metadata={"help": "the `iss` a JWT must carry"})
+    jwt_audience: str = field(default="", metadata={"help": "the `aud` a JWT must carry"})
+    jwt_leeway_s: float = field(default=30.0, metadata={"help": "seconds of clock skew allowed for exp and nbf"})
+    caller_max_streams: int = field(
+        default=10, metadata={"help": "concurrent streams per caller (0 = unlimited; an API key may override)"}
+    )
+    caller_streams_per_minute: int = field(
+        default=30, metadata={"help": "new streams per caller per minute (0 = unlimited)"}
+    )
+    caller_audio_hours_per_day: float = field(
+        default=12.0, metadata={"help": "hours of audio per caller per 24 hours (0 = unlimited)"}
+    )
+    limits_storage: str = field(
+        default="memory://",
+        metadata={"help": "where per-minute/per-day counts live: memory:// (per process) or redis://host:port"},
+    )
+    keepalive_time_s: float = field(
+        default=30.0, metadata={"help": "ping a connection that has been quiet this long (dead-peer detection)"}
+    )
+    keepalive_timeout_s: float = field(default=10.0, metadata={"help": "close a connection whose ping goes unanswered"})
+    min_client_ping_interval_s: float = field(
+        default=10.0, metadata={"help": "accept client keepalive pings this often (more often is too_many_pings)"}
+    )
+    max_connection_age_s: float = field(
+        default=3600.0,
+        metadata={
+            "help": "ask clients to reconnect after this long (rebalancing); open streams get a grace "
+            "longer than --max-stream-duration"
+        },
+    )
 
     # Sessions: idle and duration limits, resume (session/).
+    idle_timeout_s: float = field(
+        default=300.0, metadata={"help": "end a stream that sends no audio for this long (0 = never)"}
+    )
+    max_stream_duration_s: float = field(
+        default=4 * 3600.0, metadata={"help": "end a stream after this long (0 = never)"}
+    )
 
     # The meeting record (store/).
 

@@ -14,6 +14,7 @@ from ..client import (
     InterimTranscript,
     Notice,
     SessionStarted,
+    TranslateTextStarted,
     TranslationComplete,
     TranslationReset,
     TranslationToken,
@@ -169,12 +170,15 @@ class HumanRenderer:
 
     # -- events
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: Event | TranslateTextStarted) -> None:
         """Show one event."""
         if isinstance(event, SessionStarted):
             self.session = event
             line = Text(f"session {event.session_id} · {event.recognizer.name} → {event.translator.name}", "dim")
             self._print(line)
+            for opt in event.ignored_options:
+                self._print(Text(f"note: {opt}", "yellow"))
+        elif isinstance(event, TranslateTextStarted):
             for opt in event.ignored_options:
                 self._print(Text(f"note: {opt}", "yellow"))
         elif isinstance(event, InterimTranscript):

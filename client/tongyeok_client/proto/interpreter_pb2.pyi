@@ -315,18 +315,30 @@ class TranslateTextRequest(_message.Message):
     def __init__(self, text: _Optional[str] = ..., source_language_code: _Optional[str] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., context: _Optional[_Iterable[str]] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ...) -> None: ...
 
 class TranslateTextResponse(_message.Message):
-    __slots__ = ("translation_token", "translation_complete", "translation_reset", "notice", "translation_audio")
+    __slots__ = ("translation_token", "translation_complete", "translation_reset", "notice", "translation_audio", "started")
     TRANSLATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_COMPLETE_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_RESET_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
     translation_token: TranslationToken
     translation_complete: TranslationComplete
     translation_reset: TranslationReset
     notice: Notice
     translation_audio: TranslationAudio
-    def __init__(self, translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ...) -> None: ...
+    started: TranslateTextStarted
+    def __init__(self, translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ..., started: _Optional[_Union[TranslateTextStarted, _Mapping]] = ...) -> None: ...
+
+class TranslateTextStarted(_message.Message):
+    __slots__ = ("translator", "ignored_options", "target_language_codes")
+    TRANSLATOR_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
+    translator: EngineInfo
+    ignored_options: _containers.RepeatedScalarFieldContainer[str]
+    target_language_codes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()

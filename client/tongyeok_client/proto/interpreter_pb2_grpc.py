@@ -64,15 +64,18 @@ class InterpreterServicer:
         happen. When the caller half-closes, the server finishes the last
         sentence and its translations, then ends the stream with OK.
 
-        Errors: INVALID_ARGUMENT (bad config or audio, with the reason and what
-        is supported), RESOURCE_EXHAUSTED (no capacity for another stream, or
-        the cloud recogniser's quota stayed used up through its retries; the
-        message says which), UNAVAILABLE (the server is shutting down, or an
-        engine is unreachable after its retries), UNAUTHENTICATED /
-        PERMISSION_DENIED (a cloud engine refused the server's credentials, or
-        the server's credential could not be renewed: at once, not retried),
-        FAILED_PRECONDITION (the server's engine set-up is wrong). Messages give
-        the cause and what to do; the server's log has the engines' own words.
+        Errors (see the top of this file for what to retry): INVALID_ARGUMENT
+        (bad config or audio, with the reason and what is supported),
+        RESOURCE_EXHAUSTED (no capacity for another stream, a per-caller limit,
+        or the cloud recogniser's quota stayed used up through its retries; the
+        message says which), OUT_OF_RANGE (no audio for the idle timeout, or the
+        maximum stream duration reached), UNAVAILABLE (the server is shutting
+        down, or an engine is unreachable after its retries), UNAUTHENTICATED /
+        PERMISSION_DENIED (the caller's token; or a cloud engine refused the
+        server's credentials, or the server's credential could not be renewed:
+        at once, not retried), FAILED_PRECONDITION (the server's engine set-up is
+        wrong). Messages give the cause and what to do; the server's log has the
+        engines' own words.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -80,7 +83,7 @@ class InterpreterServicer:
 
     def TranslateText(self, request, context):
         """Translates one text, streaming the translation token by token, into each
-        requested target language.
+        requested target language. The first event is `started`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

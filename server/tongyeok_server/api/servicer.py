@@ -26,13 +26,16 @@ from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.api import speech, validation, wire
 from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.api.handlers import Undecodable
 from tongyeok_server.auth.caller import current_caller
+from tongyeok_server.auth.limits import CallerLimits, LimitDefaults, StreamAdmission
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.session import Session
 from tongyeok_server.session.text_request import TextRequest
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
+from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
@@ -58,9 +61,15 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         translation_executor: Executor,
         max_streams: int,
         extensions: Sequence[SessionExtension] = (),
+        *,
+        caller_limits: CallerLimits | None = None,
+        watchdog: StreamWatchdog | None = None,
     ) -> None:
         self._recognizer = recognizer
         self._extensions = tuple(extensions)
+        self._limits = caller_limits or CallerLimits(LimitDefaults())
+        self._watchdog = watchdog or StreamWatchdog(0, 0)
+        self._admissions: dict[str, StreamAdmission] = {}
         self._translator = translator
         self._executor = translation_executor
         self._max_streams = max_streams
@@ -72,7 +81,7 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
     async def Interpret(
         self,
-        request_iterator: AsyncIterator[pb.InterpretRequest],
+        request_iterator: AsyncIterator[pb.InterpretRequest | Undecodable],
         context: grpc.aio.ServicerContext[pb.InterpretRequest, pb.InterpretResponse],
     ) -> AsyncIterator[pb.InterpretResponse]:
         """See the proto: config first, then audio; events back."""
@@ -80,8 +89,16 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         try:
             session = await self._open_session(request_iterator)
         except ServiceError as error:
-            log.info(
-                "stream refused (%s): %s caller=%s peer=%s", error.code.name, error.message, current_caller().id, peer
+            # A malformed request is the caller's business (it gets the message); at INFO it would let
+            # any client fill the log. Refusals for capacity are the operator's business.
+            level = logging.DEBUG if error.code == grpc.StatusCode.INVALID_ARGUMENT else logging.INFO
+            log.log(
+                level,
+                "stream refused (%s): %s caller=%s peer=%s",
+                error.code.name,
+                error.message,
+                current_caller().id,
+                peer,
             )
             await context.abort(error.code, error.message)
         # Ends with the RPC: the caller's cancel cancels this coroutine, and
@@ -91,7 +108,9 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             ignored = self._translator.ignored_options(session.config.translation)
             started = pb.SessionStarted(
                 session_id=session.id,
-                effective_config=wire.effective_config(session.config),
+                effective_config=wire.effective_config(
+                    session.config, self._translator.effective_options(session.config.translation)
+                ),
                 recognizer=wire.engine(self._recognizer.description),
                 translator=wire.engine(self._translator.description),
                 ignored_options=ignored,
@@ -109,7 +128,7 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             feeder.cancel()
             self._close_session(session, peer)
 
-    async def _open_session(self, request_iterator: AsyncIterator[pb.InterpretRequest]) -> Session:
+    async def _open_session(self, request_iterator: AsyncIterator[pb.InterpretRequest | Undecodable]) -> Session:
         if not self._accepting:
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; connect to another instance")
         try:
@@ -118,19 +137,25 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             raise invalid_argument(
                 "the stream ended before its config: send an InterpretRequest with `config` first, then `audio`"
             ) from None
+        if isinstance(first, Undecodable):
+            raise first.error("message 1")
         if first.WhichOneof("request") != "config":
             raise invalid_argument(
                 "the first message must carry `config` (audio format and languages); audio may follow it"
             )
         config = validation.interpret_config(first.config, self._recognizer, self._translator)
-        session = Session(config, self._recognizer, self._translator, self._executor, caller=current_caller())
+        caller = current_caller()
         with self._lock:
             if len(self._sessions) >= self._max_streams:
                 raise ServiceError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"this server is at its limit of {self._max_streams} concurrent streams; try again later",
                 )
+        admission = self._limits.admit(caller)  # raises RESOURCE_EXHAUSTED naming the caller's limit
+        session = Session(config, self._recognizer, self._translator, self._executor, caller=caller)
+        with self._lock:
             self._sessions[session.id] = session
+            self._admissions[session.id] = admission
         try:
             for extension in self._extensions:
                 observer = extension.attach(session)
@@ -138,10 +163,10 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
                     session.add_observer(observer)
             session.start()
         except ServiceError:
-            with self._lock:
-                self._sessions.pop(session.id, None)
+            self._release(session)
             session.close()
             raise
+        self._watchdog.watch(session)
         log.info(
             "session %s start: caller=%s %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s",
             session.id,
@@ -156,19 +181,24 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         )
         return session
 
-    @staticmethod
-    async def _feed(session: Session, requests: AsyncIterator[pb.InterpretRequest]) -> None:
+    async def _feed(self, session: Session, requests: AsyncIterator[pb.InterpretRequest | Undecodable]) -> None:
         """Read the caller's messages after the config (the stream's feeder task)."""
         spec = session.config.audio
+        admission = self._admissions[session.id]
         chunks = 0
         n = 1
         try:
             async for request in requests:
                 n += 1
+                if isinstance(request, Undecodable):
+                    raise request.error(f"message {n}")
                 kind = request.WhichOneof("request")
                 if kind == "audio":
                     chunks += 1
                     validation.audio_chunk(request.audio, chunks, spec)
+                    over = admission.add_audio(spec.duration_s(len(request.audio)))
+                    if over is not None:
+                        session.finish_with(over)  # the sentence heard so far is finished, then the status
                     await session.write_audio(request.audio)
                 elif kind == "config":
                     raise invalid_argument(
@@ -197,8 +227,7 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
     def _close_session(self, session: Session, peer: str) -> None:
         """The RPC ended, however it ended: release everything, write the log line."""
         session.close()
-        with self._lock:
-            self._sessions.pop(session.id, None)
+        self._release(session)
         s = session.stats
         log.info(
             "session %s end: %s after %.1fs, audio %.1fs in %d chunks, %d interim, %d final, "
@@ -215,6 +244,14 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             session.caller.id,
             peer,
         )
+
+    def _release(self, session: Session) -> None:
+        self._watchdog.unwatch(session)
+        with self._lock:
+            self._sessions.pop(session.id, None)
+            admission = self._admissions.pop(session.id, None)
+        if admission is not None:
+            admission.release()
 
     # -- shutdown ------------------------------------------------------------
 
@@ -245,15 +282,18 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
     async def TranslateText(
         self,
-        request: pb.TranslateTextRequest,
+        request: pb.TranslateTextRequest | Undecodable,
         context: grpc.aio.ServicerContext[pb.TranslateTextRequest, pb.TranslateTextResponse],
     ) -> AsyncIterator[pb.TranslateTextResponse]:
         """Translate one text into each target language, in parallel, streaming tokens."""
         try:
-            source, targets, options = validation.translate_text(request, self._translator)
+            if isinstance(request, Undecodable):
+                raise request.error("the request")
+            wanted = validation.translate_text(request, self._translator)
         except ServiceError as error:
             await context.abort(error.code, error.message)
-        history = tuple(ContextSentence(text, source) for text in request.context[-validation.MAX_CONTEXT_SENTENCES :])
+        source, targets, options = wanted.source, wanted.targets, wanted.options
+        history = tuple(ContextSentence(sentence, source) for sentence in wanted.context)
         text = TextRequest(len(targets))
         open_translations = OpenTranslations()
         try:
@@ -267,11 +307,18 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
         def job(target: str) -> None:
             try:
-                req = TranslationRequest(request.text.strip(), source, target, options, history)
+                req = TranslationRequest(wanted.text, source, target, options, history)
                 run_translation(self._translator, req, 0, text.emit, open_translations)
             finally:
                 text.job_done()
 
+        yield pb.TranslateTextResponse(
+            started=pb.TranslateTextStarted(
+                translator=wire.engine(self._translator.description),
+                ignored_options=self._translator.ignored_options(options),
+                target_language_codes=targets,
+            )
+        )
         for target in targets:
             self._executor.submit(job, target)
         failures = 0
@@ -300,10 +347,13 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
     async def ListLanguages(
         self,
-        request: pb.ListLanguagesRequest,
+        request: pb.ListLanguagesRequest | Undecodable,
         context: grpc.aio.ServicerContext[pb.ListLanguagesRequest, pb.ListLanguagesResponse],
     ) -> pb.ListLanguagesResponse:
         """What the running engines support."""
+        if isinstance(request, Undecodable):
+            error = request.error("the request")
+            await context.abort(error.code, error.message)
         response = pb.ListLanguagesResponse(
             recognizer=wire.engine(self._recognizer.description),
             translator=wire.engine(self._translator.description),

@@ -6,7 +6,9 @@ accepted, so a caller can fix the request without reading the server code.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server import languages
@@ -33,6 +35,8 @@ MAX_TARGET_LANGUAGES = 5
 MAX_GLOSSARY_ENTRIES = 200
 MAX_CONTEXT_SENTENCES = 50
 MAX_TEXT_CHARS = 5000
+MAX_TERM_CHARS = 200
+MAX_CONTEXT_TEXT_CHARS = 1000
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
 
 _ENCODINGS = {
@@ -135,6 +139,21 @@ def target_languages(
     return tuple(targets)
 
 
+def plain_text(field: str, text: str, max_chars: int, empty_hint: str = "") -> str:
+    """``text`` stripped; refused if empty, too long, or carrying control characters (other than tab and newline)."""
+    if len(text) > max_chars:
+        raise invalid_argument(f"{field} has {len(text)} characters; at most {max_chars}")
+    for i, ch in enumerate(text):
+        if ch not in "\t\n\r" and unicodedata.category(ch) == "Cc":
+            raise invalid_argument(
+                f"{field} contains the control character U+{ord(ch):04X} at position {i}; send plain text"
+            )
+    stripped = text.strip()
+    if not stripped:
+        raise invalid_argument(f"{field} is empty{empty_hint}")
+    return stripped
+
+
 def translation_options(field: str, opts: pb.TranslationOptions) -> TranslationOptions:
     """Validate translation options (style, glossary, context)."""
     style = _STYLES.get(opts.style)
@@ -144,20 +163,30 @@ def translation_options(field: str, opts: pb.TranslationOptions) -> TranslationO
         raise invalid_argument(f"{field}.glossary has {len(opts.glossary)} entries; at most {MAX_GLOSSARY_ENTRIES}")
     glossary = []
     for i, entry in enumerate(opts.glossary):
-        if not entry.source_term.strip():
-            raise invalid_argument(f"{field}.glossary[{i}].source_term is empty")
+        source_term = plain_text(f"{field}.glossary[{i}].source_term", entry.source_term, MAX_TERM_CHARS)
+        target_term = (
+            plain_text(f"{field}.glossary[{i}].target_term", entry.target_term, MAX_TERM_CHARS)
+            if entry.target_term.strip()
+            else ""
+        )
         lang = entry.target_language_code
         if lang and not languages.is_well_formed(lang):
             raise invalid_argument(f"{field}.glossary[{i}].target_language_code {lang!r} is not a BCP-47 code")
-        glossary.append(
-            GlossaryTerm(entry.source_term.strip(), entry.target_term.strip(), languages.primary(lang) if lang else "")
-        )
+        glossary.append(GlossaryTerm(source_term, target_term, languages.primary(lang) if lang else ""))
     context = opts.context_sentences
     if context > MAX_CONTEXT_SENTENCES:
         raise invalid_argument(f"{field}.context_sentences is {context}; at most {MAX_CONTEXT_SENTENCES}")
     if context == 0:
         context = DEFAULT_CONTEXT_SENTENCES
-    return TranslationOptions(style, tuple(glossary), max(0, context))
+    requested = frozenset(
+        name
+        for name, asked in (
+            ("style", opts.style != pb.TRANSLATION_STYLE_UNSPECIFIED),
+            ("context_sentences", opts.context_sentences != 0),
+        )
+        if asked
+    )
+    return TranslationOptions(style, tuple(glossary), max(0, context), requested)
 
 
 def interpret_config(config: pb.InterpretConfig, recognizer: Recognizer, translator: Translator) -> SessionConfig:
@@ -193,16 +222,34 @@ def audio_chunk(chunk: bytes, index: int, spec: AudioSpec) -> None:
         )
 
 
-def translate_text(
-    request: pb.TranslateTextRequest, translator: Translator
-) -> tuple[str, tuple[str, ...], TranslationOptions]:
-    """Validate a TranslateText request; returns (source, targets, options)."""
-    if not request.text.strip():
-        raise invalid_argument("text is empty: send the text to translate")
-    if len(request.text) > MAX_TEXT_CHARS:
-        raise invalid_argument(f"text has {len(request.text)} characters; at most {MAX_TEXT_CHARS} per request")
+@dataclass(frozen=True)
+class TextToTranslate:
+    """A validated TranslateText request."""
+
+    text: str
+    source: str
+    targets: tuple[str, ...]
+    options: TranslationOptions
+    context: tuple[str, ...]
+
+
+def translate_text(request: pb.TranslateTextRequest, translator: Translator) -> TextToTranslate:
+    """Validate a TranslateText request."""
+    text = plain_text("text", request.text, MAX_TEXT_CHARS, ": send the text to translate")
     if not request.source_language_code:
         raise invalid_argument("source_language_code is required (e.g. en)")
     (source,) = _tags("source_language_code", [request.source_language_code])
+    sources = sorted({s for s, _ in translator.language_pairs()})
+    if languages.primary(source) not in sources:
+        raise invalid_argument(
+            f"source_language_code: the {translator.description.name} translator cannot translate from "
+            f"{languages.primary(source)}; it translates from: {', '.join(sources) or 'nothing'}"
+        )
     targets = target_languages("target_language_codes", request.target_language_codes, [source], translator)
-    return source, targets, translation_options("translation_options", request.translation_options)
+    if len(request.context) > MAX_CONTEXT_SENTENCES:
+        raise invalid_argument(f"context has {len(request.context)} sentences; at most {MAX_CONTEXT_SENTENCES}")
+    context = tuple(
+        plain_text(f"context[{i}]", sentence, MAX_CONTEXT_TEXT_CHARS) for i, sentence in enumerate(request.context)
+    )
+    options = translation_options("translation_options", request.translation_options)
+    return TextToTranslate(text, source, targets, options, context)

@@ -9,7 +9,7 @@ from tongyeok_server.api import speech
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
-from tongyeok_server.translation.base import Style
+from tongyeok_server.translation.base import Style, TranslationOptions
 
 _ENCODINGS = {"LINEAR16": pb.AUDIO_ENCODING_LINEAR16, "MULAW": pb.AUDIO_ENCODING_MULAW, "ALAW": pb.AUDIO_ENCODING_ALAW}
 _STYLES = {
@@ -30,9 +30,9 @@ def engine(desc: EngineDescription) -> pb.EngineInfo:
     return pb.EngineInfo(name=desc.name, detail=desc.detail)
 
 
-def effective_config(config: SessionConfig) -> pb.InterpretConfig:
-    """The config as the server applies it, defaults filled in."""
-    opts = config.translation
+def effective_config(config: SessionConfig, applied: TranslationOptions | None = None) -> pb.InterpretConfig:
+    """The config as the server applies it, defaults filled in; ``applied``: the translation options the engine uses."""
+    opts = applied or config.translation
     return pb.InterpretConfig(
         audio_format=pb.AudioFormat(
             encoding=_ENCODINGS[config.audio.encoding.value],

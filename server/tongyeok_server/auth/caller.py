@@ -31,6 +31,15 @@ class CallerKind(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Quota:
+    """Per-caller limits that override the server's defaults; None means the default, 0 unlimited."""
+
+    max_streams: int | None = None
+    streams_per_minute: int | None = None
+    audio_hours_per_day: float | None = None
+
+
+@dataclass(frozen=True)
 class Caller:
     """An authenticated caller.
 
@@ -42,6 +51,7 @@ class Caller:
     id: str
     kind: CallerKind
     scopes: frozenset[Scope]
+    quota: Quota = Quota()
 
     def allows(self, scope: Scope) -> bool:
         """Whether this caller's credential grants ``scope``."""

@@ -99,6 +99,8 @@ class Session:
         self.caller = caller
         self.stats = SessionStats()
         self.started_at = time.monotonic()
+        #: When the last audio chunk arrived (monotonic), for the idle timeout.
+        self.last_audio_at = self.started_at
         self._recognizer = recognizer
         self._translator = translator
         self._executor = translation_executor
@@ -169,7 +171,13 @@ class Session:
             return
         self.stats.audio_bytes += len(audio)
         self.stats.chunks += 1
+        self.last_audio_at = time.monotonic()
         await stream.write_async(audio)
+
+    @property
+    def finishing(self) -> bool:
+        """Whether the session takes no more audio (half-closed, draining, or ending)."""
+        return self._draining or self._ended
 
     def finish_audio(self) -> None:
         """The caller half-closed: finish the last sentence and its translations."""
@@ -182,10 +190,22 @@ class Session:
 
     def drain(self) -> None:
         """Server shutdown: stop taking audio, finish what was heard, then UNAVAILABLE."""
-        self._shutdown_error = ServiceError(
-            grpc.StatusCode.UNAVAILABLE,
-            "the server is shutting down; the last sentence was finished, reconnect to go on",
+        self.finish_with(
+            ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                "the server is shutting down; the last sentence was finished, reconnect to go on",
+            )
         )
+
+    def finish_with(self, error: ServiceError) -> None:
+        """Stop taking audio, finish the sentence heard and its translations, then end with ``error``.
+
+        For endings the caller did not ask for but that need not lose what
+        was said: shutdown, the idle timeout, the maximum duration, a used-up
+        quota. The first reason given is the one the caller gets.
+        """
+        if self._shutdown_error is None:
+            self._shutdown_error = error
         self.finish_audio()
 
     def fail(self, error: ServiceError) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -126,13 +126,17 @@ class ApertiumTranslator(Translator):
         return sorted(self._modes)
 
     def ignored_options(self, options: TranslationOptions) -> list[str]:
-        """Style (unless literal) and context; the glossary is honoured in full."""
+        """A requested style other than literal, and requested context; the glossary is honoured in full."""
         ignored = []
-        if options.style is not Style.LITERAL:
+        if "style" in options.requested and options.style is not Style.LITERAL:
             ignored.append(STYLE_IGNORED)
-        if options.context_sentences > 0:
+        if "context_sentences" in options.requested and options.context_sentences > 0:
             ignored.append(CONTEXT_IGNORED)
         return ignored
+
+    def effective_options(self, options: TranslationOptions) -> TranslationOptions:
+        """Rule-based: literal, each sentence on its own, whatever was asked."""
+        return replace(options, style=Style.LITERAL, context_sentences=0)
 
     def warm_up(self) -> dict[str, float]:
         """Start every pair's pipeline now, in parallel; seconds each took, by mode.

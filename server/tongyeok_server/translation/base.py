@@ -56,6 +56,9 @@ class TranslationOptions:
     style: Style = Style.BUSINESS
     glossary: tuple[GlossaryTerm, ...] = ()
     context_sentences: int = DEFAULT_CONTEXT_SENTENCES
+    #: The options the caller set itself ("style", "context_sentences"); the rest are server defaults.
+    #: An engine reports as ignored only options that were asked for.
+    requested: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,12 @@ class Translator(abc.ABC):
         return (languages.primary(source), languages.primary(target)) in set(self.language_pairs())
 
     def ignored_options(self, options: TranslationOptions) -> list[str]:
-        """Requested options this engine cannot honour, each with the reason."""
+        """Options the caller asked for (``options.requested``) that this engine cannot honour, with the reason."""
         return []
+
+    def effective_options(self, options: TranslationOptions) -> TranslationOptions:
+        """The options as this engine applies them (reported back in the effective config)."""
+        return options
 
     @abc.abstractmethod
     def translate(self, request: TranslationRequest) -> TranslationStream:

@@ -1,0 +1,78 @@
+"""Registering the Interpreter service with request decoding that cannot fail loudly.
+
+The generated ``add_InterpreterServicer_to_server`` decodes requests with
+``FromString``; bytes that are not the request message make gRPC log a
+traceback ("Exception deserializing request!") and answer UNKNOWN (or
+INTERNAL), so any client could fill the server's log and learn nothing from
+the status. Here each request is decoded by a function that returns an
+``Undecodable`` marker instead of raising; the servicer answers it with
+INVALID_ARGUMENT and a message a person can act on, and logs nothing above
+DEBUG. Apart from the decoders the registration is the generated one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server.errors import ServiceError, invalid_argument
+
+M = TypeVar("M", bound=Message)
+
+SERVICE = "tongyeok.v1.Interpreter"
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A request whose bytes are not the message the method takes."""
+
+    type_name: str
+    size: int
+
+    def error(self, which: str) -> ServiceError:
+        """INVALID_ARGUMENT for ``which`` ("the request", "message 3")."""
+        return invalid_argument(
+            f"{which} ({self.size} bytes) is not a valid {self.type_name}: the bytes do not decode as that protobuf "
+            "message; build requests from protos/tongyeok/v1/interpreter.proto (or use grpcurl with reflection)"
+        )
+
+
+def decoder(message_type: type[M]) -> Callable[[bytes], M | Undecodable]:
+    """``message_type.FromString`` that returns ``Undecodable`` instead of raising."""
+    name = message_type.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> M | Undecodable:
+        try:
+            return message_type.FromString(data)
+        except Exception:  # DecodeError, or whatever the runtime raises for hostile bytes
+            return Undecodable(name, len(data))
+
+    return decode
+
+
+def add_interpreter(servicer: Any, server: grpc.aio.Server) -> None:
+    """Register ``servicer``'s Interpret, TranslateText and ListLanguages on ``server``."""
+    handlers = {
+        "Interpret": grpc.stream_stream_rpc_method_handler(
+            servicer.Interpret,
+            request_deserializer=decoder(pb.InterpretRequest),
+            response_serializer=pb.InterpretResponse.SerializeToString,
+        ),
+        "TranslateText": grpc.unary_stream_rpc_method_handler(
+            servicer.TranslateText,
+            request_deserializer=decoder(pb.TranslateTextRequest),
+            response_serializer=pb.TranslateTextResponse.SerializeToString,
+        ),
+        "ListLanguages": grpc.unary_unary_rpc_method_handler(
+            servicer.ListLanguages,
+            request_deserializer=decoder(pb.ListLanguagesRequest),
+            response_serializer=pb.ListLanguagesResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)  # type: ignore[attr-defined]

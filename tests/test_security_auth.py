@@ -1,0 +1,381 @@
+"""Bearer tokens: API keys from a file that can change under the server, and JWTs checked against a JWKS."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests.conftest import running_server, stub_for
+from tests.support.calls import audio_requests, config, events_of, of_kind
+from tests.support.speech import Speech
+from tests.support.tokens import AUDIENCE, ISSUER, Signer, write_jwks
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server.auth.api_keys import hash_key, new_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def keys_file(path: Path, *entries: tuple[str, str, str]) -> Path:
+    """Write a keys file of (id, key, scopes)."""
+    lines = ["# id hash scopes", *(f"{i} {hash_key(k)} {scopes}" for i, k, scopes in entries)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def bearer(token: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {token}")]
+
+
+def list_languages(stub: Any, metadata: Any = None) -> Any:
+    return stub.ListLanguages(pb.ListLanguagesRequest(), timeout=10, metadata=metadata)
+
+
+def refusal(stub, metadata) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        list_languages(stub, metadata)
+    return info.value
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, str]:
+    return {"full": new_key(), "translate_only": new_key()}
+
+
+@pytest.fixture
+def keyed_server(server_factory, tmp_path, keys):
+    path = keys_file(
+        tmp_path / "keys.txt",
+        ("crm", keys["full"], "interpret,translate"),
+        ("glossary-tool", keys["translate_only"], "translate"),
+    )
+    server = server_factory(api_keys=str(path))
+    server.keys_path = path
+    return server
+
+
+def test_a_call_without_a_valid_key_is_unauthenticated_and_says_what_to_send(keyed_server, keys, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    channel, stub = stub_for(keyed_server)
+    with channel:
+        cases = {
+            "missing": None,
+            "basic": [("authorization", "Basic dXNlcjpwYXNz")],
+            "empty bearer": [("authorization", "Bearer ")],
+            "unknown": bearer("tyk_" + "x" * 43),
+            "revoked-looking": bearer(keys["full"] + "0"),
+        }
+        messages = {}
+        for name, metadata in cases.items():
+            error = refusal(stub, metadata)
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED, name
+            messages[name] = str(error.details())
+        assert "authorization: Bearer" in messages["missing"]
+        assert "must be `Bearer <token>`" in messages["basic"]
+        assert "not known to this server" in messages["unknown"]
+        assert list_languages(stub, bearer(keys["full"])).recognizer.name == "pocketsphinx"
+    for key in keys.values():
+        assert key not in caplog.text
+        assert all(key[4:20] not in m for m in messages.values())
+
+
+def test_scopes_decide_which_methods_a_key_may_call(keyed_server, keys) -> None:
+    channel, stub = stub_for(keyed_server)
+    with channel:
+        with pytest.raises(grpc.RpcError) as denied:
+            events_of(stub.Interpret(iter([config()]), timeout=30, metadata=bearer(keys["translate_only"])))
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "does not allow `interpret`" in str(denied.value.details())
+        assert "key:glossary-tool" in str(denied.value.details())
+        responses = list(
+            stub.TranslateText(
+                pb.TranslateTextRequest(text="Good morning.", source_language_code="en", target_language_codes=["es"]),
+                timeout=30,
+                metadata=bearer(keys["translate_only"]),
+            )
+        )
+        assert responses[-1].translation_complete.text
+        # ListLanguages needs a valid token, whatever its scopes.
+        assert list_languages(stub, bearer(keys["translate_only"])).translator.name == "apertium"
+
+
+def test_health_answers_without_a_token_and_reflection_needs_one(keyed_server, keys) -> None:
+    channel, _ = stub_for(keyed_server)
+    with channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        )
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        with pytest.raises(grpc.RpcError) as anonymous:
+            list(reflection.ServerReflectionInfo(iter([request]), timeout=10))
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        (answer,) = reflection.ServerReflectionInfo(iter([request]), timeout=10, metadata=bearer(keys["full"]))
+        services = {s.name for s in answer.list_services_response.service}
+        assert "tongyeok.v1.Interpreter" in services
+
+
+def test_the_session_log_names_the_caller_by_key_id_never_by_key(keyed_server, keys, caplog) -> None:
+    caplog.set_level(logging.INFO, "tongyeok_server")
+    channel, stub = stub_for(keyed_server)
+    with channel:
+        events_of(stub.Interpret(iter([config()]), timeout=30, metadata=bearer(keys["full"])))
+    lines = [r.getMessage() for r in caplog.records if "session" in r.getMessage()]
+    assert any("start: caller=key:crm" in line for line in lines), lines
+    assert any(" end: " in line and "caller=key:crm" in line for line in lines), lines
+    assert keys["full"] not in caplog.text
+
+
+def test_a_revoked_key_stops_working_for_new_streams_while_its_open_stream_goes_on(
+    keyed_server, keys, speech: Speech
+) -> None:
+    channel, stub = stub_for(keyed_server)
+    revoked = threading.Event()
+
+    def requests() -> Iterator[pb.InterpretRequest]:
+        yield config()
+        pcm = speech.pcm()
+        yield from audio_requests(pcm[: len(pcm) // 2 // 3200 * 3200], 3200)
+        assert revoked.wait(20)
+        yield from audio_requests(pcm[len(pcm) // 2 // 3200 * 3200 :], 3200)
+
+    with channel:
+        call = stub.Interpret(requests(), timeout=60, metadata=bearer(keys["full"]))
+        responses = iter(call)
+        assert next(responses).WhichOneof("event") == "session_started"
+        keys_file(keyed_server.keys_path, ("glossary-tool", keys["translate_only"], "translate"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                list_languages(stub, bearer(keys["full"]))
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAUTHENTICATED
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the removed key still works 10 s after the file changed")
+        revoked.set()
+        events = [(r.WhichOneof("event"), r) for r in responses]
+        assert of_kind(events, "final_transcript")
+        assert call.code() == grpc.StatusCode.OK
+        # The key still in the file keeps working.
+        assert list_languages(stub, bearer(keys["translate_only"]))
+
+
+def test_a_broken_keys_file_keeps_the_keys_in_force(keyed_server, keys, caplog) -> None:
+    channel, stub = stub_for(keyed_server)
+    with channel:
+        keyed_server.keys_path.write_text(f"crm {keys['full']} interpret\n")  # the key itself, not its hash
+        keyed_server.reload()
+        assert list_languages(stub, bearer(keys["full"]))
+        assert "line 1: the second field must be sha256:" in caplog.text
+        assert keys["full"] not in caplog.text
+
+
+# -- JWTs --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    return Signer("backend-2026")
+
+
+@pytest.fixture(scope="module")
+def jwt_server(tmp_path_factory, signer):
+    jwks = write_jwks(tmp_path_factory.mktemp("jwt") / "jwks.json", signer)
+    with running_server(
+        jwt_jwks=str(jwks), jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_leeway_s=30, offline_workers=1
+    ) as server:
+        yield server
+
+
+def test_a_valid_jwt_is_accepted_and_names_its_subject(jwt_server, signer, caplog) -> None:
+    caplog.set_level(logging.INFO, "tongyeok_server")
+    channel, stub = stub_for(jwt_server)
+    with channel:
+        token = signer.token(subject="user-4711", scope="interpret")
+        events = events_of(stub.Interpret(iter([config()]), timeout=30, metadata=bearer(token)))
+        assert of_kind(events, "session_started")
+        # 10 s past its expiry, within the 30 s leeway for clock skew.
+        assert list_languages(stub, bearer(signer.token(exp_in=-10)))
+    assert "caller=jwt:user-4711" in caplog.text
+    assert token not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda s, o: s.token(exp_in=-120), "the token expired at"),
+        (lambda s, o: s.token(nbf_in=300), "is not valid before"),
+        (lambda s, o: s.token(aud="someone-else"), f"this server accepts aud {AUDIENCE!r}"),
+        (lambda s, o: s.token(iss="https://evil.test"), f"this server accepts iss {ISSUER!r}"),
+        (lambda s, o: s.token(sub=None), "has no 'sub' claim"),
+        (lambda s, o: s.token(exp=None), "has no 'exp' claim"),
+        (lambda s, o: o.token(kid=s.kid), "signature does not verify"),  # another key, our kid
+        (lambda s, o: o.token(), "a key this server does not know (kid 'intruder')"),
+        (lambda s, o: _tampered(s.token()), "signature does not verify"),
+        (
+            lambda s, o: _unsigned(s),
+            "algorithm 'none' is not its key's",
+        ),
+        (
+            lambda s, o: _hmac_with_public_key(s),
+            "algorithm 'HS256' is not its key's",
+        ),
+    ],
+    ids=[
+        "expired",
+        "not-yet-valid",
+        "other-audience",
+        "other-issuer",
+        "no-subject",
+        "no-expiry",
+        "forged-signature",
+        "unknown-key",
+        "tampered",
+        "alg-none",
+        "hmac-confusion",
+    ],
+)
+def test_a_bad_jwt_is_unauthenticated_with_the_reason(jwt_server, signer, make, needle) -> None:
+    intruder = Signer("intruder")
+    token = make(signer, intruder)
+    channel, stub = stub_for(jwt_server)
+    with channel:
+        error = refusal(stub, bearer(token))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert needle in str(error.details())
+    assert token not in str(error.details()) and token.split(".")[1] not in str(error.details())
+
+
+def test_a_jwt_without_the_scope_is_permission_denied(jwt_server, signer) -> None:
+    channel, stub = stub_for(jwt_server)
+    with channel, pytest.raises(grpc.RpcError) as denied:
+        events_of(stub.Interpret(iter([config()]), timeout=30, metadata=bearer(signer.token(scope="translate"))))
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "jwt:user-1" in str(denied.value.details())
+
+
+def test_keys_and_jwts_together_and_the_example_issuer(server_factory, tmp_path, keys) -> None:
+    """The README's set-up: backends with API keys, apps with JWTs from tools/issue_token.py."""
+    secrets = tmp_path / "secrets"
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools/issue_token.py"), "keygen", "--out-dir", str(secrets)], check=True
+    )
+    token = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools/issue_token.py"),
+            "issue",
+            "--key",
+            str(secrets / "signing-key.pem"),
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--subject",
+            "user-9",
+            "--scope",
+            "interpret translate",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    server = server_factory(
+        api_keys=str(keys_file(tmp_path / "keys.txt", ("crm", keys["full"], "interpret,translate"))),
+        jwt_jwks=str(secrets / "jwks.json"),
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+    )
+    channel, stub = stub_for(server)
+    with channel:
+        for credential in (token, keys["full"]):
+            events = events_of(stub.Interpret(iter([config()]), timeout=30, metadata=bearer(credential)))
+            assert of_kind(events, "session_started")
+
+
+def test_tongyeok_keys_makes_a_key_the_server_accepts(server_factory, tmp_path) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "tongyeok_server.auth.keys_tool", "new", "ops-1", "--scopes", "translate"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key, line = made.stdout.splitlines()
+    assert key not in line and line.startswith("ops-1 sha256:")
+    path = tmp_path / "keys.txt"
+    path.write_text(line + "\n")
+    server = server_factory(api_keys=str(path))
+    channel, stub = stub_for(server)
+    with channel:
+        assert list_languages(stub, bearer(key))
+
+
+def test_refusals_are_counted_not_logged_one_by_one(keyed_server, caplog) -> None:
+    caplog.set_level(logging.INFO, "tongyeok_server")
+    channel, stub = stub_for(keyed_server)
+    with channel:
+        for i in itertools.islice(itertools.count(), 50):
+            refusal(stub, bearer(f"tyk_wrong{i}"))
+    refusal_lines = [r for r in caplog.records if "refused calls" in r.getMessage()]
+    assert len(refusal_lines) <= 1
+
+
+def _tampered(token: str) -> str:
+    """The token with its claims changed (sub -> root) and its signature kept."""
+    import base64
+    import json
+
+    head, body, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["sub"] = "root"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{head}.{forged}.{sig}"
+
+
+def _unsigned(signer: Signer) -> str:
+    import base64
+    import json
+
+    def part(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "root", "scope": "interpret", "exp": now + 600}
+    return f"{part({'alg': 'none', 'kid': signer.kid})}.{part(claims)}."
+
+
+def _hmac_with_public_key(signer: Signer) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    public = signer.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    now = int(time.time())
+    head = part(json.dumps({"alg": "HS256", "kid": signer.kid}).encode())
+    body = part(
+        json.dumps({"iss": ISSUER, "aud": AUDIENCE, "sub": "root", "scope": "interpret", "exp": now + 600}).encode()
+    )
+    sig = part(hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{sig}"
