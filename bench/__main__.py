@@ -91,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=int, default=None, metavar="N", help="py-spy the server during the N-stream step"
     )
+    parser.add_argument(
+        "--secure-at",
+        type=_streams,
+        default=None,
+        metavar="N,...",
+        help="at these N, also run a server with TLS and an API key on every call (default 200; none with --quick)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -115,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             profile_at=args.profile,
             server_processes=args.server_processes,
             direct_only=args.direct_only,
+            secure_at=args.secure_at if args.secure_at is not None else (() if args.quick else (200,)),
         )
         results["cloud"] = run_cloud(cloud, work_dir / "cloud", log)
     if not args.skip_offline and not args.asr_only:

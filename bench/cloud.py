@@ -53,6 +53,7 @@ class CloudOptions:
     server_processes: int = 1  # tongyeok-server --processes
     profile_s: float = 8.0
     direct_only: bool = False  # only the direct path (no server): what the fakes and load generators manage
+    secure_at: tuple[int, ...] = ()  # at these N, also through a server with TLS and an API key on every call
 
 
 def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -95,14 +96,47 @@ def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[s
                     )
                 finally:
                     children.stop(server, grace_s=5)
-            results["runs"].append(_analyse(options, n, direct, through))
+            run = _analyse(options, n, direct, through)
+            if n in options.secure_at and not options.direct_only:
+                log(f"cloud: {n} streams through tongyeok-server with TLS and API keys ...")
+                security = _security_material(work_dir / "security")
+                server_port = free_port()
+                server = _start_server(children, options, n, server_port, speech_port, openai_port, work_dir, security)
+                try:
+                    secure = _phase(
+                        children, options, n, "tongyeok", f"{LOOPBACK}:{server_port}", work_dir, server, fakes, security
+                    )
+                finally:
+                    children.stop(server, grace_s=5)
+                run["secure"] = _analyse(options, n, direct, secure)
+            results["runs"].append(run)
         for child in (openai, fake):
             children.stop(child)
     return results
 
 
+def _security_material(directory: Path) -> dict[str, str]:
+    """A CA, a server certificate and an API key (with its keys file), as a deployment would have them."""
+    from tests.support.certs import TestCA
+    from tongyeok_server.auth.api_keys import hash_key, new_key
+
+    ca = TestCA(directory, "bench-ca")
+    cert = ca.issue("server")
+    key = new_key()
+    keys = directory / "keys.txt"
+    keys.write_text(f"bench {hash_key(key)} interpret,translate streams=0 per_minute=0 hours_per_day=0\n")
+    return {"ca": str(ca.cert), "cert": str(cert.cert), "key": str(cert.key), "api_keys": str(keys), "token": key}
+
+
 def _start_server(
-    children: Children, options: CloudOptions, n: int, port: int, speech_port: int, openai_port: int, work_dir: Path
+    children: Children,
+    options: CloudOptions,
+    n: int,
+    port: int,
+    speech_port: int,
+    openai_port: int,
+    work_dir: Path,
+    security: dict[str, str] | None = None,
 ) -> Child:
     argv = [
         server_command(),
@@ -111,13 +145,16 @@ def _start_server(
         "--translator", "openai", "--openai-base-url", f"http://{LOOPBACK}:{openai_port}/v1",
         "--max-streams", str(max(1000, n + 50)), "--processes", str(options.server_processes), "--log-level", "WARNING",
     ]  # fmt: skip
-    server = children.start(f"server-{n}", argv, work_dir, env={"OPENAI_API_KEY": "bench-not-a-secret"})
-    wait_for_grpc(server, f"{LOOPBACK}:{port}", 60)
-    _warm_up(f"{LOOPBACK}:{port}")
+    if security is not None:
+        argv += ["--tls-cert", security["cert"], "--tls-key", security["key"], "--api-keys", security["api_keys"]]
+    name = f"server-{n}" + ("-secure" if security else "")
+    server = children.start(name, argv, work_dir, env={"OPENAI_API_KEY": "bench-not-a-secret"})
+    wait_for_grpc(server, f"{LOOPBACK}:{port}", 60, ca=security["ca"] if security else None)
+    _warm_up(f"{LOOPBACK}:{port}", security)
     return server
 
 
-def _warm_up(address: str) -> None:
+def _warm_up(address: str, security: dict[str, str] | None = None) -> None:
     """One short stream (recognition and a translation), so lazy imports and first connections are not counted."""
     audio = fake_speech.synthesize([[1, 2, 3]])
     requests = [
@@ -133,9 +170,15 @@ def _warm_up(address: str) -> None:
         ),
         *(pb.InterpretRequest(audio=audio[i : i + 3200]) for i in range(0, len(audio), 3200)),
     ]
-    with grpc.insecure_channel(address) as channel:
+    if security is None:
+        channel = grpc.insecure_channel(address)
+        metadata = None
+    else:
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(Path(security["ca"]).read_bytes()))
+        metadata = [("authorization", f"Bearer {security['token']}")]
+    with channel:
         for _ in pb_grpc.InterpreterStub(channel).Interpret(  # type: ignore[no-untyped-call]
-            iter(requests), timeout=30
+            iter(requests), timeout=30, metadata=metadata
         ):
             pass
 
@@ -149,6 +192,7 @@ def _phase(
     work_dir: Path,
     server: Child | None,
     fakes: dict[str, int],
+    security: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     sampler = Sampler(server.pid).start() if server is not None else None
     cpu = CpuSampler()
@@ -178,6 +222,8 @@ def _phase(
         "timeout_s": options.seconds + 60,
         "drain_timeout_s": 20.0,
     }
+    if security is not None:
+        spec |= {"tls_ca": security["ca"], "token": security["token"]}
     # The steady window: every stream open, none finished yet.
     margin = min(1.0, options.seconds * 0.2)  # short runs (the smoke test) still get a window
     window = (start_at + ramp_s + margin, start_at + options.seconds - 1.5 * margin)

@@ -232,7 +232,8 @@ class _Stream:
             await asyncio.sleep(delay)
         # The requests are bytes already: no serializer.
         method = channel.stream_stream(self.requests.method, None, self.requests.deserialize)
-        call: Any = method()  # type: ignore[call-arg]
+        token = self.spec.get("token")
+        call: Any = method(metadata=(("authorization", f"Bearer {token}"),) if token else None)  # type: ignore[call-arg]
         direct = self.spec["target"] == "direct"
         reader = asyncio.ensure_future(self.receive_direct(call) if direct else self.receive_tongyeok(call))
         try:
@@ -326,9 +327,12 @@ async def run_streams(spec: dict[str, Any]) -> list[StreamResult]:
     per_channel = spec.get("streams_per_channel", 50)
     # Own subchannel per channel: streams spread over several connections, as many callers would.
     options = [("grpc.use_local_subchannel_pool", 1)]
-    channels = [
-        grpc.aio.insecure_channel(spec["address"], options=options) for _ in range((n + per_channel - 1) // per_channel)
-    ]
+    count = (n + per_channel - 1) // per_channel
+    if spec.get("tls_ca"):
+        credentials = grpc.ssl_channel_credentials(Path(spec["tls_ca"]).read_bytes())
+        channels = [grpc.aio.secure_channel(spec["address"], credentials, options=options) for _ in range(count)]
+    else:
+        channels = [grpc.aio.insecure_channel(spec["address"], options=options) for _ in range(count)]
     try:
         streams = []
         for i in range(n):

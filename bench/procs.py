@@ -121,13 +121,14 @@ class Children:
         self._children.clear()
 
 
-def wait_for_grpc(child: Child, address: str, timeout_s: float) -> None:
-    """Block until ``address`` accepts a gRPC connection, or raise with the child's output."""
+def wait_for_grpc(child: Child, address: str, timeout_s: float, ca: str | None = None) -> None:
+    """Block until ``address`` accepts a gRPC connection (TLS with ``ca``), or raise with the child's output."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not child.alive():
             raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
-        with grpc.insecure_channel(address) as channel:
+        credentials = grpc.ssl_channel_credentials(Path(ca).read_bytes()) if ca else None
+        with grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address) as channel:
             try:
                 grpc.channel_ready_future(channel).result(timeout=0.5)
                 return

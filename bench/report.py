@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.report_security import security_table, security_targets
+
 
 def _f(value: Any, digits: int = 2) -> str:
     if value is None:
@@ -55,6 +57,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{_f(per, 3)} MB",
             None if per is None else per < 2,
         )
+    out.extend(security_targets(every))
     offline = results.get("offline")
     if offline:
         lat = offline["latency"]
@@ -171,6 +174,9 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         if any(r.get("pace") is not None for r in cloud["runs"]):
             console.print(table)
         console.print(cpu_table(cloud["runs"]))
+        secure = security_table(cloud["runs"])
+        if secure is not None:
+            console.print(secure)
     offline = results.get("offline")
     if offline:
         table = Table(title="Embedded engines (pocketsphinx + Apertium eng-spa)", title_justify="left")
