@@ -29,7 +29,7 @@ import pytest
 from tests.conftest import stub_for
 from tests.support import fake_speech
 from tests.support.calls import audio_requests, config, events_of, of_kind
-from tests.support.certificates import local_certificates
+from tests.support.certs import local_certificates
 from tests.support.fake_oauth import EXPECTED_CLIENT_ID, FakeTokenEndpoint
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech, word_for_id

@@ -1,9 +1,17 @@
-"""Test PKI: CAs, server and client certificates, written as PEM files (made with ``cryptography``)."""
+"""Test PKI: CAs, server and client certificates, written as PEM files (made with ``cryptography``).
+
+``local_certificates()`` is the one CA and server certificate the cloud
+engines' fakes serve TLS with: gRPC puts call credentials only on a secure
+channel, so the real credential plugin runs against the fakes as it does
+against Google.
+"""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +102,20 @@ class TestCA:
 def serial_of(pem: bytes) -> int:
     """The serial number of a PEM certificate."""
     return x509.load_pem_x509_certificate(pem).serial_number
+
+
+@dataclass(frozen=True)
+class LocalCertificates:
+    """PEM bytes: the CA to trust, and the server's key and certificate (signed by it)."""
+
+    ca_pem: bytes
+    server_key_pem: bytes
+    server_cert_pem: bytes
+
+
+@functools.cache
+def local_certificates() -> LocalCertificates:
+    """A CA and a server certificate valid for ``127.0.0.1``, ``::1`` and ``localhost`` (made once per run)."""
+    ca = TestCA(Path(tempfile.mkdtemp(prefix="tongyeok-test-ca-")), "local-ca")
+    server = ca.issue("localhost")
+    return LocalCertificates(ca.cert.read_bytes(), server.key.read_bytes(), server.cert.read_bytes())
