@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -82,13 +83,22 @@ def test_a_cut_translation_resets_its_audio_which_is_sent_again(stub, fake: Fake
     assert spoken_words(pcm) == [fake_speech_value(w) for w in complete.text.split()]
 
 
-def test_a_synthesis_failure_is_a_notice_and_the_text_goes_on(stub, fake: FakeOpenAI) -> None:
+def test_a_synthesis_failure_is_a_notice_and_the_text_goes_on(
+    stub, fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.fail(500, times=None, path=SPEECH)
-    events = events_of(stub.TranslateText(request(), timeout=60))
+    with caplog.at_level(logging.WARNING, logger="tongyeok_server.synthesis.speaker"):
+        events = events_of(stub.TranslateText(request(), timeout=60))
     (notice,) = of_kind(events, "notice")
     assert notice.code == pb.NOTICE_CODE_SYNTHESIS_FAILED and notice.target_language_code == "es"
-    assert "HTTP 500" in notice.message
+    assert "HTTP 500" in notice.message and "try again" in notice.message
     assert of_kind(events, "translation_complete") and not of_kind(events, "translation_audio")
+    # The caller gets the cause; the speech server's address is for the server's log only.
+    address = fake.base_url.split("//")[1].split("/")[0]
+    assert address not in notice.message and "127.0.0.1" not in notice.message
+    assert any(address in r.getMessage() for r in caplog.records)
+    languages = stub.ListLanguages(pb.ListLanguagesRequest(), timeout=10)
+    assert languages.synthesizer.name == "openai" and address not in languages.synthesizer.detail
 
 
 def test_a_callers_cancel_stops_synthesis_at_once(stub, fake: FakeOpenAI) -> None:

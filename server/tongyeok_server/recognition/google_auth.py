@@ -33,6 +33,7 @@ import asyncio
 import logging
 import re
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -40,6 +41,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import Credentials
 from google.auth.transport.requests import Request
 
+from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.google_errors import Action, Failure
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,14 @@ REFUSED_ADVICE = (
 
 _OAUTH_ERROR = re.compile(r"[a-z_]{1,40}")
 _PLUGIN_LOGGER = "grpc._plugin_wrapping"
+
+
+MISSING_CREDENTIALS = (
+    "Google Cloud credentials are not set up on the server: set GOOGLE_APPLICATION_CREDENTIALS to a "
+    "service-account key file, or run `gcloud auth application-default login` on the server host, "
+    "then restart the server"
+)
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 class _TimedRequest(Request):
@@ -155,3 +165,66 @@ def quiet_plugin_tracebacks() -> None:
     plugin_log = logging.getLogger(_PLUGIN_LOGGER)
     if not any(isinstance(f, _PluginTracebackFilter) for f in plugin_log.filters):
         plugin_log.addFilter(_PluginTracebackFilter())
+
+
+def load_credentials(
+    credentials: Credentials | None, engine: str
+) -> tuple[CredentialKeeper | None, str, ServiceError | None]:
+    """Application Default Credentials (or ``credentials``) for an engine of ``engine`` ("google recognizer").
+
+    Returns the keeper that renews them, the project the credentials name
+    ("" if none), and the problem to report on every call instead of a crash
+    at start-up (None when they loaded).
+    """
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.oauth2 import service_account
+
+    project = ""
+    if credentials is None:
+        try:
+            credentials, adc_project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+        except DefaultCredentialsError as exc:
+            # The exception text can quote a key file; log only its type.
+            log.warning("%s: %s (%s)", engine, MISSING_CREDENTIALS, type(exc).__name__)
+            return None, "", ServiceError(grpc.StatusCode.UNAUTHENTICATED, MISSING_CREDENTIALS)
+        project = adc_project or ""
+    if isinstance(credentials, service_account.Credentials):
+        # What a transport would do per channel (a self-signed JWT, no token
+        # exchange), done once so that every channel shares this credential.
+        credentials = credentials.with_always_use_jwt_access(True)  # type: ignore[no-untyped-call]
+    quiet_plugin_tracebacks()
+    return CredentialKeeper(credentials), project, None
+
+
+def transport_factory(
+    transport_cls: Any, ssl_credentials: grpc.ChannelCredentials | None, options: Sequence[tuple[str, Any]] = ()
+) -> Callable[..., Any]:
+    """A generated client's ``grpc_asyncio`` transport that reads the very credential the keeper renews.
+
+    ``always_use_jwt_access`` is turned off because ``load_credentials`` has
+    applied it already: the transport would otherwise copy a service-account
+    credential per channel, and the credential the engine renews would not be
+    the one the channels' plugin reads. ``options`` are added to the channel's.
+    """
+
+    def make_transport(**kwargs: Any) -> Any:
+        def make_channel(*args: Any, options: Sequence[tuple[str, Any]] = (), **channel_kwargs: Any) -> Any:
+            return transport_cls.create_channel(*args, options=[*options, *extra], **channel_kwargs)
+
+        kwargs["always_use_jwt_access"] = False
+        return transport_cls(channel=make_channel, ssl_channel_credentials=ssl_credentials, **kwargs)
+
+    extra = tuple(options)
+    return make_transport
+
+
+def ca_file_credentials(ca_file: str) -> grpc.ChannelCredentials | None:
+    """TLS credentials trusting ``--google-ca-file`` instead of the system's CAs (None: the system's)."""
+    if not ca_file:
+        return None
+    try:
+        with open(ca_file, "rb") as pem:
+            return grpc.ssl_channel_credentials(root_certificates=pem.read())
+    except OSError as exc:
+        raise SystemExit(f"--google-ca-file {ca_file}: {exc.strerror}") from None

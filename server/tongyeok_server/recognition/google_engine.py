@@ -47,7 +47,12 @@ from tongyeok_server.recognition.base import (
     Recognizer,
     RecognizerStream,
 )
-from tongyeok_server.recognition.google_auth import CredentialKeeper, quiet_plugin_tracebacks
+from tongyeok_server.recognition.google_auth import (
+    CredentialKeeper,
+    ca_file_credentials,
+    load_credentials,
+    transport_factory,
+)
 from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy
 from tongyeok_server.settings import ServerSettings
 
@@ -67,11 +72,6 @@ DEFAULT_LOCALES = {
     "sv": "sv-SE", "ca": "ca-ES", "gl": "gl-ES",
 }  # fmt: skip
 
-MISSING_CREDENTIALS = (
-    "Google Cloud credentials are not set up on the server: set GOOGLE_APPLICATION_CREDENTIALS to a "
-    "service-account key file, or run `gcloud auth application-default login` on the server host, "
-    "then restart the server"
-)
 MISSING_PROJECT = (
     "no Google Cloud project for Speech-to-Text: start the server with --google-project "
     "(or TONGYEOK_GOOGLE_PROJECT / GOOGLE_CLOUD_PROJECT)"
@@ -177,32 +177,6 @@ def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _transport_factory(
-    ssl_credentials: grpc.ChannelCredentials | None,
-) -> Callable[..., SpeechGrpcAsyncIOTransport]:
-    """``SpeechAsyncClient``'s transport, with a channel that does not share its connection.
-
-    ``always_use_jwt_access`` is turned off because the engine has applied it
-    already (see ``_load_credentials``): the transport would otherwise copy a
-    service-account credential per channel, and the credential the engine
-    renews would not be the one the channels' plugin reads.
-    """
-
-    def make_transport(**kwargs: Any) -> SpeechGrpcAsyncIOTransport:
-        def make_channel(
-            *args: Any, options: Sequence[tuple[str, Any]] = (), **channel_kwargs: Any
-        ) -> grpc.aio.Channel:
-            channel: grpc.aio.Channel = SpeechGrpcAsyncIOTransport.create_channel(
-                *args, options=[*options, _OWN_CONNECTION], **channel_kwargs
-            )
-            return channel
-
-        kwargs["always_use_jwt_access"] = False
-        return SpeechGrpcAsyncIOTransport(channel=make_channel, ssl_channel_credentials=ssl_credentials, **kwargs)
-
-    return make_transport
-
-
 class GoogleRecognizer(Recognizer):
     """Streams each Interpret stream's audio into Google Speech-to-Text v2."""
 
@@ -226,12 +200,7 @@ class GoogleRecognizer(Recognizer):
             self._endpoint = settings.google_endpoint or (
                 "speech.googleapis.com" if self._location == "global" else f"{self._location}-speech.googleapis.com"
             )
-            if settings.google_ca_file:
-                try:
-                    with open(settings.google_ca_file, "rb") as pem:
-                        self._ssl_credentials = grpc.ssl_channel_credentials(root_certificates=pem.read())
-                except OSError as exc:
-                    raise SystemExit(f"--google-ca-file {settings.google_ca_file}: {exc.strerror}") from None
+            self._ssl_credentials = ca_file_credentials(settings.google_ca_file)
             self._load_credentials(credentials)
         self._recognizer_path = (
             f"projects/{self._project}/locations/{self._location}/recognizers/{settings.google_recognizer or '_'}"
@@ -245,28 +214,10 @@ class GoogleRecognizer(Recognizer):
 
     def _load_credentials(self, credentials: Credentials | None) -> None:
         """Application Default Credentials (or ``credentials``); a problem is reported on every stream, not as a crash."""
-        import google.auth
-        from google.auth.exceptions import DefaultCredentialsError
-        from google.oauth2 import service_account
-
-        adc_project: str | None = None
-        if credentials is None:
-            try:
-                credentials, adc_project = google.auth.default(
-                    scopes=["https://www.googleapis.com/auth/cloud-platform"]
-                )
-            except DefaultCredentialsError as exc:
-                # The exception text can quote a key file; log only its type.
-                log.warning("google recognizer: %s (%s)", MISSING_CREDENTIALS, type(exc).__name__)
-                self._problem = ServiceError(grpc.StatusCode.UNAUTHENTICATED, MISSING_CREDENTIALS)
-                return
-        if isinstance(credentials, service_account.Credentials):
-            # What the transport would do per channel (a self-signed JWT, no token
-            # exchange), done once so that every channel shares this credential.
-            credentials = credentials.with_always_use_jwt_access(True)  # type: ignore[no-untyped-call]
-        self._keeper = CredentialKeeper(credentials)
-        quiet_plugin_tracebacks()
-        self._project = self._project or adc_project or ""
+        self._keeper, adc_project, self._problem = load_credentials(credentials, "google recognizer")
+        if self._problem is not None:
+            return
+        self._project = self._project or adc_project
         if not self._project:
             log.warning("google recognizer: %s", MISSING_PROJECT)
             self._problem = ServiceError(grpc.StatusCode.FAILED_PRECONDITION, MISSING_PROJECT)
@@ -280,7 +231,7 @@ class GoogleRecognizer(Recognizer):
         client = SpeechAsyncClient(
             credentials=self._keeper.credentials,
             client_options=ClientOptions(api_endpoint=self._endpoint),
-            transport=_transport_factory(self._ssl_credentials),
+            transport=transport_factory(SpeechGrpcAsyncIOTransport, self._ssl_credentials, [_OWN_CONNECTION]),
         )
         transport = client.transport
         assert isinstance(transport, SpeechGrpcAsyncIOTransport)

@@ -1,4 +1,8 @@
-"""What a failed Google Speech-to-Text call means: what to do next, and in whose words.
+"""What a failed Google Cloud call means: what to do next, and in whose words.
+
+Shared by Speech-to-Text (``from_status``) and Text-to-Speech
+(``synthesis/google_engine.py``, through ``common_failure``): the statuses
+both APIs give alike are classified once, in the words of the API named.
 
 Google's own message often names the inside of the service: the project
 ("for consumer 'project_number:...'", "projects/acme/locations/global/...")
@@ -17,11 +21,16 @@ import grpc
 
 from tongyeok_server.errors import ServiceError
 
-CREDENTIAL_ADVICE = (
-    "the operator must check the server's Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or "
-    "`gcloud auth application-default login`), --google-project, and that the account may use the "
-    "Speech-to-Text API"
-)
+
+def credential_advice(api: str = "Speech-to-Text") -> str:
+    """What the operator must check when Google refuses the server's credentials for ``api``."""
+    return (
+        "the operator must check the server's Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or "
+        f"`gcloud auth application-default login`), --google-project, and that the account may use the {api} API"
+    )
+
+
+CREDENTIAL_ADVICE = credential_advice()
 
 # grpc's words when a call-credentials plugin raised (the token could not be had):
 # the call never reached Google, and its status is UNAVAILABLE whatever the cause.
@@ -66,18 +75,8 @@ class Failure:
 
 
 def from_status(code: grpc.StatusCode, details: str, languages: tuple[str, ...]) -> Failure:
-    """Classify how one Google call ended (``languages``: what the stream asked for, to name in a rejection)."""
+    """Classify how one Google Speech-to-Text call ended (``languages``: what the stream asked for, to name in a rejection)."""
     name = code.name
-    if code is grpc.StatusCode.UNAVAILABLE and details.startswith(PLUGIN_FAILED):
-        # The rest of grpc's words is the plugin's exception, which can quote the
-        # token service's whole answer; the engine's own renewal says what failed.
-        return Failure(
-            Action.RECHECK,
-            grpc.StatusCode.UNAVAILABLE,
-            "the server could not get a token for its Google Cloud credential",
-            "try again shortly",
-            PLUGIN_FAILED,
-        )
     if code is grpc.StatusCode.OUT_OF_RANGE or code is grpc.StatusCode.OK:
         # Google's stream-duration (or audio-timeout) limit: reopen and resend.
         return Failure(
@@ -85,31 +84,6 @@ def from_status(code: grpc.StatusCode, details: str, languages: tuple[str, ...])
             grpc.StatusCode.UNAVAILABLE,
             f"Google Speech-to-Text keeps ending its streams before any result ({name})",
             "try again shortly",
-            details,
-        )
-    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return Failure(
-            Action.RETRY,
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            "the speech recogniser's Google Cloud quota is used up (RESOURCE_EXHAUSTED from Google "
-            "Speech-to-Text; not this server's capacity)",
-            "try again in a minute; the operator can raise the Speech-to-Text quota of the server's project",
-            details,
-        )
-    if code in _TRANSIENT:
-        return Failure(
-            Action.RETRY,
-            grpc.StatusCode.UNAVAILABLE,
-            f"Google Speech-to-Text failed ({name})",
-            "try again shortly",
-            details,
-        )
-    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
-        return Failure(
-            Action.FAIL,
-            code,
-            f"Google Speech-to-Text refused the server's credentials ({name})",
-            CREDENTIAL_ADVICE,
             details,
         )
     if code is grpc.StatusCode.NOT_FOUND:
@@ -130,16 +104,53 @@ def from_status(code: grpc.StatusCode, details: str, languages: tuple[str, ...])
             "check that each is a locale Google Speech-to-Text recognises; Google's own words are in the server log",
             details,
         )
+    return common_failure(code, details, "Speech-to-Text", "speech recogniser")
+
+
+def common_failure(code: grpc.StatusCode, details: str, api: str, role: str) -> Failure:
+    """What the statuses every Google Cloud API gives alike mean (``api``: "Speech-to-Text"; ``role``: "speech recogniser")."""
+    name = code.name
+    if code is grpc.StatusCode.UNAVAILABLE and details.startswith(PLUGIN_FAILED):
+        # The rest of grpc's words is the plugin's exception, which can quote the
+        # token service's whole answer; the engine's own renewal says what failed.
+        return Failure(
+            Action.RECHECK,
+            grpc.StatusCode.UNAVAILABLE,
+            "the server could not get a token for its Google Cloud credential",
+            "try again shortly",
+            PLUGIN_FAILED,
+        )
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return Failure(
+            Action.RETRY,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the {role}'s Google Cloud quota is used up (RESOURCE_EXHAUSTED from Google {api}; not this server's "
+            "capacity)",
+            f"try again in a minute; the operator can raise the {api} quota of the server's project",
+            details,
+        )
+    if code in _TRANSIENT:
+        return Failure(
+            Action.RETRY, grpc.StatusCode.UNAVAILABLE, f"Google {api} failed ({name})", "try again shortly", details
+        )
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return Failure(
+            Action.FAIL,
+            code,
+            f"Google {api} refused the server's credentials ({name})",
+            credential_advice(api),
+            details,
+        )
     if code is grpc.StatusCode.CANCELLED:
         # Not by our caller (that ends the stream without a status): the engine
         # closed its channels, which it does when the server stops.
         return Failure(
             Action.FAIL,
             grpc.StatusCode.UNAVAILABLE,
-            "the call to Google Speech-to-Text was closed on the server (it is stopping)",
+            f"the call to Google {api} was closed on the server (it is stopping)",
             "reconnect",
             details,
         )
     return Failure(
-        Action.FAIL, code, f"Google Speech-to-Text failed ({name})", "Google's own words are in the server log", details
+        Action.FAIL, code, f"Google {api} failed ({name})", "Google's own words are in the server log", details
     )

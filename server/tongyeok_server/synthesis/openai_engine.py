@@ -13,7 +13,9 @@ voice is listed for each of them.
 Retries: the SDK's own (``--openai-max-retries``), which happen before any
 audio; a stream cut mid-clause is a failure of that utterance's speech
 (``SYNTHESIS_FAILED``): its audio so far has been sent and cannot be taken
-back. Cancel: leaving the response's context closes its connection at once.
+back. A failure's notice says the status, what failed and what to do; the
+speech server's address and its own words go to the server log only
+(``ServiceError.detail``), as for translation. Cancel: leaving the response's context closes its connection at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
+from tongyeok_server.translation.openai_engine import _KEY_LIKE, _reason, _upstream_message
 
 SAMPLE_RATE_HZ = 24000
 VOICES = (
@@ -114,19 +117,23 @@ MISSING_KEY = "--synthesizer openai needs OPENAI_API_KEY in the server's environ
 class OpenAISynthesizer(ClauseSynthesizer):
     """Speaks each clause with one streamed ``audio.speech`` request."""
 
-    def __init__(self, client: AsyncOpenAI, model: str, default_voice: str, instructions: str) -> None:
+    def __init__(
+        self, client: AsyncOpenAI, model: str, default_voice: str, instructions: str, timeout_s: float = 60.0
+    ) -> None:
         self._client = client
         self.model = model
         self._instructions = instructions if not model.startswith("tts-1") else ""
         names = [default_voice, *(v for v in VOICES if v != default_voice)]
         self._voices = [Voice(name, tuple(LANGUAGES), f"OpenAI {name} ({model})") for name in names]
         url = urlsplit(str(client.base_url))
-        self.endpoint = url.netloc or str(client.base_url)
+        self.endpoint = url.netloc or str(client.base_url)  # for the server's log only
+        self._key = client.api_key if len(client.api_key or "") >= 4 else ""
+        self._timeout_s = timeout_s
 
     @property
     def description(self) -> EngineDescription:
-        """Engine name, model and host (never the key)."""
-        return EngineDescription("openai", f"{self.model} at {self.endpoint}")
+        """Engine name and model (never the key, nor the server's address: that is for the log)."""
+        return EngineDescription("openai", f"model {self.model}")
 
     def voices(self) -> Sequence[Voice]:
         """OpenAI's voices, the default first; each speaks every listed language."""
@@ -153,26 +160,68 @@ class OpenAISynthesizer(ClauseSynthesizer):
         except asyncio.CancelledError:
             raise
         except openai.APIStatusError as err:
-            code = (
-                grpc.StatusCode.FAILED_PRECONDITION
-                if err.status_code in (401, 403, 404)
-                else grpc.StatusCode.RESOURCE_EXHAUSTED
-                if err.status_code == 429
-                else grpc.StatusCode.UNAVAILABLE
-            )
-            raise ServiceError(code, f"the speech server at {self.endpoint} answered HTTP {err.status_code}") from None
+            raise self._status_error(err) from None
         except openai.APITimeoutError:
             raise ServiceError(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"the speech server at {self.endpoint} timed out"
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the speech server did not answer within {self._timeout_s:g} s; try again shortly",
+                detail=self.endpoint,
             ) from None
-        except (openai.APIError, OSError) as err:
+        except openai.APIConnectionError as err:
             raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE, f"the speech stream from {self.endpoint} broke off ({type(err).__name__})"
+                grpc.StatusCode.UNAVAILABLE,
+                "could not reach the speech server; try again shortly",
+                detail=f"{self.endpoint}: {self._redact(_reason(err))}",
             ) from None
-        except Exception as err:  # the HTTP library's own errors, read outside the SDK's wrapper
+        except Exception as err:  # a cut body: the SDK's, the HTTP library's or the socket's own errors
             raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE, f"the speech stream from {self.endpoint} broke off ({type(err).__name__})"
+                grpc.StatusCode.UNAVAILABLE,
+                "the speech stream broke off; the rest of this translation is not spoken",
+                detail=f"{self.endpoint}: {type(err).__name__}: {self._redact(str(err))[:300]}",
             ) from None
+
+    # -- errors, in words for a person: the address and the server's words only in the log --
+
+    def _status_error(self, err: openai.APIStatusError) -> ServiceError:
+        status = err.status_code
+        detail = f"{self.endpoint}: HTTP {status}: {self._redact(_upstream_message(err))}"
+        if status in (401, 403):
+            # The upstream message quotes a masked key: left out, of the log too.
+            return ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the speech server refused the server's API key (HTTP {status}); "
+                "the operator must check OPENAI_API_KEY and --openai-tts-base-url",
+                detail=f"{self.endpoint}: HTTP {status}",
+            )
+        if status == 404:
+            return ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the speech server does not know model {self.model!r} or its speech endpoint (HTTP 404); "
+                "the operator must check --openai-tts-model and --openai-tts-base-url",
+                detail=detail,
+            )
+        if status == 429:
+            return ServiceError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "the speech server is rate-limiting requests (HTTP 429); try again shortly",
+                detail=detail,
+            )
+        if status >= 500 or status in (408, 409):
+            return ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the speech server failed (HTTP {status}); try again shortly",
+                detail=detail,
+            )
+        return ServiceError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the speech server rejected the request (HTTP {status}); its words are in the server log",
+            detail=detail,
+        )
+
+    def _redact(self, text: str) -> str:
+        if self._key:
+            text = text.replace(self._key, "[redacted]")
+        return _KEY_LIKE.sub("[redacted]", text)
 
     def close(self) -> None:
         """The client's pool closes with the loop; nothing to hold on to."""
@@ -190,5 +239,9 @@ def create(settings: ServerSettings) -> OpenAISynthesizer:
         timeout=openai.Timeout(settings.openai_timeout_s, connect=min(5.0, settings.openai_timeout_s)),
     )
     return OpenAISynthesizer(
-        client, settings.openai_tts_model, settings.openai_tts_voice, settings.openai_tts_instructions
+        client,
+        settings.openai_tts_model,
+        settings.openai_tts_voice,
+        settings.openai_tts_instructions,
+        settings.openai_timeout_s,
     )

@@ -228,7 +228,7 @@ class Speaker:
                     send(piece, False)
             send(encoder.finish(), True)
         except ServiceError as error:
-            self._failed(job, lane.language, f"{error.code.name}: {error.message}")
+            self._failed(job, lane.language, f"{error.code.name}: {error.message}", error.detail)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -242,9 +242,13 @@ class Speaker:
             return [data]
         return [data[i : i + MAX_RAW_CHUNK_BYTES] for i in range(0, len(data), MAX_RAW_CHUNK_BYTES)]
 
-    def _failed(self, job: _Job, language: str, reason: str) -> None:
+    def _failed(self, job: _Job, language: str, reason: str, detail: str = "") -> None:
+        """A notice for the caller (``reason``); the log also gets ``detail`` (the service's inside)."""
         self.failures += 1
-        log.warning("%s: speech of utterance %d in %s failed: %s", self._label, job.utterance_id, language, reason)
+        inside = f" ({detail})" if detail else ""
+        log.warning(
+            "%s: speech of utterance %d in %s failed: %s%s", self._label, job.utterance_id, language, reason, inside
+        )
         self._sink.emit(
             ev.Notice(
                 ev.NoticeCode.SYNTHESIS_FAILED,
