@@ -135,7 +135,7 @@ class ServerSettings:
     # Speech output (synthesis/).
     synthesizer: str = field(
         default="embedded",
-        metadata={"help": "speech output engine: embedded (Piper + espeak-ng), espeak, piper, openai or none"},
+        metadata={"help": "speech output engine: embedded (Piper + espeak-ng), espeak, piper, openai, google or none"},
     )
     synthesis_threads: int = field(
         default_factory=_default_workers,
@@ -149,6 +149,19 @@ class ServerSettings:
     )
     openai_tts_base_url: str = field(
         default="", metadata={"help": "speech API base URL (default: --openai-base-url, then OpenAI's)"}
+    )
+    google_tts_location: str = field(
+        default="global", metadata={"help": "Text-to-Speech location: global, us, eu, asia-southeast1 ..."}
+    )
+    google_tts_voice: str = field(
+        default="Chirp3-HD-Charon",
+        metadata={"help": "Google voice 'default' selects in each locale, without the locale (streaming: Chirp3-HD)"},
+    )
+    google_tts_endpoint: str = field(
+        default="",
+        metadata={
+            "help": "Text-to-Speech host:port (default: the location's); --google-insecure/--google-ca-file apply"
+        },
     )
 
     # Observability: metrics, log format, tracing (observability/).

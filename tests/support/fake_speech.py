@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import logging
 import signal
 import threading
@@ -52,6 +51,8 @@ import grpc
 import grpc.aio
 import numpy as np
 from google.cloud.speech_v2.types import cloud_speech
+
+from tests.support.aio_fake import AioFake
 
 log = logging.getLogger("fake_speech")
 
@@ -296,7 +297,7 @@ _Context = grpc.aio.ServicerContext[cloud_speech.StreamingRecognizeRequest, clou
 _EOF: object = getattr(grpc.aio, "EOF")  # noqa: B009
 
 
-class FakeSpeech:
+class FakeSpeech(AioFake):
     """The fake service. ``start()`` serves it on 127.0.0.1; ``streams`` records every call.
 
     It is a ``grpc.aio`` server: every stream is a coroutine, so hundreds of
@@ -305,6 +306,8 @@ class FakeSpeech:
     plain synchronous code uses it as before (``with FakeSpeech() as fake:``);
     the fake's settings and fault methods may be changed from any thread.
     """
+
+    thread_name = "fake-speech"
 
     def __init__(
         self,
@@ -317,6 +320,7 @@ class FakeSpeech:
         accept_token: Callable[[str], bool] | None = None,
         finalise_delay_s: float = 0.0,
     ) -> None:
+        super().__init__()
         self.latency_s = latency_s
         self.server_credentials = server_credentials  # None: plaintext
         self.accept_token = accept_token  # None: no token needed (and none is checked)
@@ -327,16 +331,6 @@ class FakeSpeech:
         self.streams: list[StreamRecord] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
-        self._grace: float | None = 0
-        self.port = 0
-
-    @property
-    def address(self) -> str:
-        """``127.0.0.1:port`` once started."""
-        return f"127.0.0.1:{self.port}"
 
     # Serving ------------------------------------------------------------------
 
@@ -360,59 +354,6 @@ class FakeSpeech:
             self.port = server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         return server
-
-    def start(self, port: int = 0) -> FakeSpeech:
-        """Serve on 127.0.0.1 (``port`` 0 picks a free one) from an event loop on a thread of its own."""
-        if self._thread is not None:
-            raise RuntimeError("the fake is already serving")
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        thread = threading.Thread(target=self._run, args=(port, ready), name="fake-speech", daemon=True)
-        thread.start()
-        try:
-            ready.result(timeout=30)
-        except BaseException:
-            thread.join(5)
-            raise
-        self._thread = thread
-        return self
-
-    def stop(self, grace: float | None = 0) -> None:
-        """Stop serving (in-process), ending the calls still open after ``grace`` seconds."""
-        thread, loop, requested = self._thread, self._loop, self._stop_requested
-        if thread is None or loop is None or requested is None:
-            return
-        self._grace = grace
-        loop.call_soon_threadsafe(requested.set)
-        thread.join()
-        self._thread = None
-
-    def __enter__(self) -> FakeSpeech:
-        return self.start() if self._thread is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self, port: int, ready: concurrent.futures.Future[None]) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self._serve_until_stopped(port, ready))
-        except BaseException as exc:
-            if not ready.done():
-                ready.set_exception(exc)
-            else:
-                raise
-        finally:
-            loop.close()
-
-    async def _serve_until_stopped(self, port: int, ready: concurrent.futures.Future[None]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_requested = asyncio.Event()
-        server = await self.serve(port)
-        ready.set_result(None)
-        try:
-            await self._stop_requested.wait()
-        finally:
-            await server.stop(self._grace)
 
     # Faults -----------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The interface every speech synthesis engine implements.
 
 A synthesizer turns the clauses of one translation, as they arrive, into
-16-bit mono PCM at a rate of its choosing (``output_rate``). ``speak`` is an
+16-bit mono PCM at a rate of its choosing (``output_rate``), or, when it
+can produce them itself (``output_encoding``), into the caller's encoding at
+the caller's rate, which the speaker then passes on untouched. ``speak`` is an
 async generator run on the server's event loop: an engine that blocks (Piper,
 espeak-ng) does its work on threads or in processes, a cloud engine does its
 I/O on the loop. Cancelling the task that iterates it (or closing it) must
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from tongyeok_server import languages
 from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.synthesis.config import SpeechEncoding
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class SpeechRequest:
     voice: Voice
     speaking_rate: float = 1.0
     sample_rate_hz: int = 24000  # what the caller wants; an engine that can produce it directly does
+    encoding: SpeechEncoding = SpeechEncoding.LINEAR16  # what the caller wants, likewise
 
 
 class Synthesizer(abc.ABC):
@@ -74,9 +78,18 @@ class Synthesizer(abc.ABC):
     def output_rate(self, request: SpeechRequest) -> int:
         """The sample rate of the PCM ``speak`` yields for ``request``."""
 
+    def output_encoding(self, request: SpeechRequest) -> SpeechEncoding:
+        """What ``speak`` yields: LINEAR16 (PCM at ``output_rate``), or ``request.encoding`` itself.
+
+        An engine that answers ``request.encoding`` yields the caller's bytes
+        at ``request.sample_rate_hz`` (for OGG_OPUS: one Ogg stream per
+        utterance, each chunk whole pages); the speaker sends them as they are.
+        """
+        return SpeechEncoding.LINEAR16
+
     @abc.abstractmethod
     def speak(self, request: SpeechRequest, clauses: AsyncIterator[str]) -> AsyncIterator[bytes]:
-        """Speak each clause as it comes, in order; yields 16-bit little-endian mono PCM.
+        """Speak each clause as it comes, in order; yields audio as ``output_encoding`` says (usually PCM).
 
         Raises ``ServiceError`` when synthesis fails (the utterance's audio
         ends there; the session goes on).

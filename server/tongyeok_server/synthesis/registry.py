@@ -12,6 +12,7 @@ SYNTHESIZERS = {
     "espeak": "tongyeok_server.synthesis.espeak_engine:create",
     "piper": "tongyeok_server.synthesis.piper_engine:create",
     "openai": "tongyeok_server.synthesis.openai_engine:create",
+    "google": "tongyeok_server.synthesis.google_engine:create",
 }
 
 

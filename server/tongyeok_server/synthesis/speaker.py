@@ -33,7 +33,7 @@ from tongyeok_server.errors import ServiceError
 from tongyeok_server.session import events as ev
 from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
 from tongyeok_server.synthesis.config import SpeechEncoding, SpeechOutput
-from tongyeok_server.synthesis.encoder import SpeechEncoder
+from tongyeok_server.synthesis.encoder import PassThrough, SpeechEncoder
 from tongyeok_server.synthesis.segmenter import ClauseSegmenter
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class Speaker:
 
     async def _speak(self, lane: _Lane, job: _Job) -> None:
         out = self._output
-        request = SpeechRequest(lane.language, lane.voice, out.speaking_rate, out.sample_rate_hz)
+        request = SpeechRequest(lane.language, lane.voice, out.speaking_rate, out.sample_rate_hz, out.encoding)
         sequence = 0
 
         def send(audio: bytes, last: bool) -> None:
@@ -222,7 +222,12 @@ class Speaker:
             self.chunks_sent += 1
 
         try:
-            encoder = SpeechEncoder(out.encoding, out.sample_rate_hz, self._synthesizer.output_rate(request))
+            engine = self._synthesizer
+            encoder: SpeechEncoder | PassThrough = (
+                PassThrough()
+                if engine.output_encoding(request) is not SpeechEncoding.LINEAR16
+                else SpeechEncoder(out.encoding, out.sample_rate_hz, engine.output_rate(request))
+            )
             async for pcm in self._synthesizer.speak(request, job.iter_clauses()):
                 for piece in self._pieces(encoder.encode(pcm)):
                     send(piece, False)

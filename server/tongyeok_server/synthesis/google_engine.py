@@ -1,0 +1,490 @@
+"""Google Cloud Text-to-Speech (v1), behind the ``Synthesizer`` interface.
+
+Selected with ``--synthesizer google``. Credentials as for Speech-to-Text
+(``recognition/google_auth.py``): Application Default Credentials, renewed
+by the engine before each call, a refusal is UNAUTHENTICATED at once;
+``--google-tts-location`` picks the regional endpoint
+(``eu-texttospeech.googleapis.com``), ``--google-tts-endpoint`` any other,
+and ``--google-insecure`` / ``--google-ca-file`` apply to it as to
+Speech-to-Text (the local fakes of the tests and the benchmark).
+
+Two paths, by voice:
+
+- **Streaming** (``StreamingSynthesize``) for the voices that take it,
+  Chirp 3: HD (``en-US-Chirp3-HD-Charon``): one bidirectional call per
+  utterance, the config first, then one text input per clause as the
+  segmenter cuts it, so Google speaks the first clause while the
+  translation is still arriving. Google gives PCM, MULAW, ALAW and OGG_OPUS
+  at the caller's rate there, so the speaker passes its bytes on (Ogg: in
+  whole pages).
+- **Per clause** (``SynthesizeSpeech``) for every other voice (Neural2,
+  WaveNet, Standard ...): one call per clause, LINEAR16/MULAW/ALAW at the
+  caller's rate (the WAV header Google puts on them removed). OGG_OPUS is
+  asked as LINEAR16 and encoded by the server, because Google's per-clause
+  Ogg files would make a chain of Ogg streams per utterance that players do
+  not all follow.
+
+Failures: a transient status (UNAVAILABLE, quota, ...) is retried, with
+back-off, as long as no audio of the call has been sent (a clause's call:
+always; a streaming call: until its first audio); then the utterance's
+speech ends with ``SYNTHESIS_FAILED`` in the words of ``google_errors``
+(Google's own words, which can name the project, only in the server log).
+The voices come from ``ListVoices`` at start-up; if Google cannot be asked
+then, a built-in list of Chirp 3: HD voices stands in, and the log says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import Credentials
+from google.cloud.texttospeech_v1 import TextToSpeechAsyncClient
+from google.cloud.texttospeech_v1.services.text_to_speech.transports import TextToSpeechGrpcAsyncIOTransport
+from google.cloud.texttospeech_v1.services.text_to_speech.transports.base import DEFAULT_CLIENT_INFO
+from google.cloud.texttospeech_v1.types import cloud_tts
+
+from tongyeok_server import languages
+from tongyeok_server.errors import ServiceError
+from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.recognition.google_auth import (
+    CredentialKeeper,
+    ca_file_credentials,
+    load_credentials,
+    transport_factory,
+)
+from tongyeok_server.recognition.google_errors import Action, Failure, common_failure
+from tongyeok_server.settings import ServerSettings
+from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
+from tongyeok_server.synthesis.config import SpeechEncoding
+from tongyeok_server.synthesis.google_audio import OggPages, WavPayload, wav_payload
+
+log = logging.getLogger(__name__)
+_EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
+
+SERVICE = "google.cloud.texttospeech.v1.TextToSpeech"
+# The model part of the names of the voices StreamingSynthesize takes.
+STREAMING_MODELS = ("Chirp3-HD",)
+API = "Text-to-Speech"
+ROLE = "speech synthesizer"
+
+# Retries of a call that failed before any of its audio was sent.
+MAX_RETRIES = 3
+BACKOFF_INITIAL_S = 0.25
+QUOTA_BACKOFF_INITIAL_S = 1.0
+CALL_TIMEOUT_S = 30.0  # one clause, or ListVoices; a streaming call has none (it lasts the utterance)
+LIST_TIMEOUT_S = 10.0
+
+_STREAMING_ENCODINGS = {
+    SpeechEncoding.LINEAR16: cloud_tts.AudioEncoding.PCM,  # headerless; LINEAR16 is refused in streaming
+    SpeechEncoding.MULAW: cloud_tts.AudioEncoding.MULAW,
+    SpeechEncoding.ALAW: cloud_tts.AudioEncoding.ALAW,
+    SpeechEncoding.OGG_OPUS: cloud_tts.AudioEncoding.OGG_OPUS,
+}
+_CLAUSE_ENCODINGS = {
+    SpeechEncoding.LINEAR16: cloud_tts.AudioEncoding.LINEAR16,
+    SpeechEncoding.MULAW: cloud_tts.AudioEncoding.MULAW,
+    SpeechEncoding.ALAW: cloud_tts.AudioEncoding.ALAW,
+}
+
+# The locales of Chirp 3: HD (Google's list), for the built-in voices used when ListVoices cannot be asked.
+CHIRP3_LOCALES = (  # noqa: SIM905 - a list of 38 quoted tags reads worse
+    "ar-XA bn-IN cmn-CN da-DK de-DE en-AU en-GB en-IN en-US es-ES es-US fi-FI fr-CA fr-FR gu-IN hi-IN id-ID it-IT "
+    "ja-JP kn-IN ko-KR ml-IN mr-IN nb-NO nl-BE nl-NL pl-PL pt-BR ru-RU sv-SE sw-KE ta-IN te-IN th-TH tr-TR uk-UA "
+    "ur-IN vi-VN"
+).split()
+# The locale "default" prefers for a bare language.
+_USUAL_LOCALE = {"en": "en-US", "es": "es-ES", "fr": "fr-FR", "pt": "pt-BR", "nl": "nl-NL", "zh": "cmn-CN"}
+
+
+def streams(voice_name: str) -> bool:
+    """Whether Google synthesises this voice over ``StreamingSynthesize``."""
+    return any(f"-{model}-" in voice_name for model in STREAMING_MODELS)
+
+
+def _rpc_names() -> dict[str, tuple[str, Any, Any]]:
+    return {
+        "stream": (f"/{SERVICE}/StreamingSynthesize", cloud_tts.StreamingSynthesizeRequest, cloud_tts.StreamingSynthesizeResponse),
+        "clause": (f"/{SERVICE}/SynthesizeSpeech", cloud_tts.SynthesizeSpeechRequest, cloud_tts.SynthesizeSpeechResponse),
+        "voices": (f"/{SERVICE}/ListVoices", cloud_tts.ListVoicesRequest, cloud_tts.ListVoicesResponse),
+    }  # fmt: skip
+
+
+class _Calls:
+    """The three methods on one ``grpc.aio`` channel (made on the loop that uses it), proto-plus on the wire."""
+
+    def __init__(self, channel: grpc.aio.Channel, transport: TextToSpeechGrpcAsyncIOTransport | None) -> None:
+        self.channel = channel
+        self.transport = transport
+        names = _rpc_names()
+        path, req, resp = names["stream"]
+        self.stream = channel.stream_stream(
+            path, request_serializer=req.serialize, response_deserializer=resp.deserialize
+        )
+        path, req, resp = names["clause"]
+        self.clause = channel.unary_unary(
+            path, request_serializer=req.serialize, response_deserializer=resp.deserialize
+        )
+        path, req, resp = names["voices"]
+        self.voices = channel.unary_unary(
+            path, request_serializer=req.serialize, response_deserializer=resp.deserialize
+        )
+
+    async def close(self) -> None:
+        await self.channel.close(None)
+
+
+class GoogleSynthesizer(Synthesizer):
+    """Speaks translations with Google Cloud Text-to-Speech."""
+
+    def __init__(self, settings: ServerSettings, credentials: Credentials | None = None) -> None:
+        """``credentials``: use these instead of Application Default Credentials (not with ``--google-insecure``)."""
+        self._insecure = settings.google_insecure
+        self._location = settings.google_tts_location or "global"
+        self._preferred = settings.google_tts_voice
+        self._keeper: CredentialKeeper | None = None
+        self._problem: ServiceError | None = None
+        self._ssl_credentials: grpc.ChannelCredentials | None = None
+        if self._insecure:
+            if not settings.google_tts_endpoint:
+                raise SystemExit("--synthesizer google with --google-insecure needs --google-tts-endpoint host:port")
+            self._endpoint = settings.google_tts_endpoint
+        else:
+            self._endpoint = settings.google_tts_endpoint or (
+                "texttospeech.googleapis.com"
+                if self._location == "global"
+                else f"{self._location}-texttospeech.googleapis.com"
+            )
+            self._ssl_credentials = ca_file_credentials(settings.google_ca_file)
+            self._keeper, _, self._problem = load_credentials(credentials, "google synthesizer")
+        self._metadata = (DEFAULT_CLIENT_INFO.to_grpc_metadata(),)  # type: ignore[no-untyped-call]
+        self._calls: _Calls | None = None
+        self._calls_loop: asyncio.AbstractEventLoop | None = None
+        self._voices: list[Voice] = []
+        self._voice_source = ""
+
+    # -- voices ----------------------------------------------------------------
+
+    def load_voices(self) -> None:
+        """Ask Google for its voices (blocking, at start-up); the built-in list if it cannot be asked."""
+        failure: ServiceError | None = self._problem
+        listed: list[cloud_tts.Voice] = []
+        if failure is None:
+            result: list[Any] = []
+            # A thread of its own: start-up may or may not be inside a running loop.
+            thread = threading.Thread(target=lambda: result.append(asyncio.run(self._list_voices())), daemon=True)
+            thread.start()
+            thread.join(LIST_TIMEOUT_S + 5)
+            outcome = result[0] if result else ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "ListVoices hung")
+            if isinstance(outcome, ServiceError):
+                failure = outcome
+            else:
+                listed = outcome
+        if failure is None and listed:
+            self._voices = self._order(Voice(v.name, tuple(v.language_codes), _describe(v)) for v in listed)
+            self._voice_source = f"{len(self._voices)} voices"
+            return
+        why = f"{failure.code.name}: {failure.message}" if failure is not None else "Google listed no voice"
+        detail = f" ({failure.detail})" if failure is not None and failure.detail else ""
+        log.warning(
+            "google synthesizer: cannot list Google's voices (%s)%s; using the built-in Chirp 3: HD list", why, detail
+        )
+        suffix = self._preferred if streams(f"x-{self._preferred}") else "Chirp3-HD-Charon"
+        self._voices = self._order(
+            Voice(f"{locale}-{suffix}", (locale,), "Chirp 3: HD (built-in list), streams") for locale in CHIRP3_LOCALES
+        )
+        self._voice_source = f"built-in list of {len(self._voices)} voices (ListVoices failed)"
+
+    async def _list_voices(self) -> list[cloud_tts.Voice] | ServiceError:
+        calls = self._make_calls()
+        try:
+            failure = await self._renew()
+            if failure is None:
+                try:
+                    response = await calls.voices(
+                        cloud_tts.ListVoicesRequest(), metadata=self._metadata, timeout=LIST_TIMEOUT_S
+                    )
+                    return list(response.voices)
+                except grpc.aio.AioRpcError as err:
+                    failure = _classify(err)
+            return failure.ending()
+        finally:
+            await calls.close()
+
+    def _order(self, voices: Any) -> list[Voice]:
+        """Grouped by language; in each, the usual locale, streaming voices and the preferred one first."""
+
+        def key(voice: Voice) -> tuple[str, bool, bool, bool, str]:
+            locale = voice.language_codes[0] if voice.language_codes else ""
+            language = languages.primary(locale)
+            usual = _USUAL_LOCALE.get(language, "")
+            return (
+                language,
+                bool(usual) and locale != usual,
+                not streams(voice.name),
+                not voice.name.endswith(self._preferred),
+                voice.name,
+            )
+
+        return sorted(voices, key=key)
+
+    @property
+    def description(self) -> EngineDescription:
+        """Engine name, location, voices (never the credential, project or address)."""
+        return EngineDescription("google", f"Cloud Text-to-Speech v1, location {self._location}, {self._voice_source}")
+
+    def voices(self) -> Sequence[Voice]:
+        """Google's voices, the default of each language first."""
+        return self._voices
+
+    # -- what is spoken how -------------------------------------------------------
+
+    def output_encoding(self, request: SpeechRequest) -> SpeechEncoding:
+        """Google's own encoding where it gives the caller's (all four streaming; all but Ogg per clause)."""
+        if streams(request.voice.name) or request.encoding in _CLAUSE_ENCODINGS:
+            return request.encoding
+        return SpeechEncoding.LINEAR16
+
+    def output_rate(self, request: SpeechRequest) -> int:
+        """Google synthesises at the rate asked."""
+        return request.sample_rate_hz
+
+    async def speak(self, request: SpeechRequest, clauses: AsyncIterator[str]) -> AsyncIterator[bytes]:
+        """One streaming call for the utterance, or one call per clause (see the module docstring)."""
+        if self._problem is not None:
+            raise self._problem
+        if streams(request.voice.name):
+            async for audio in self._speak_streaming(request, clauses):
+                yield audio
+            return
+        async for clause in clauses:
+            yield await self._speak_clause(request, clause)
+
+    # -- per clause -------------------------------------------------------------
+
+    async def _speak_clause(self, request: SpeechRequest, text: str) -> bytes:
+        wanted = self.output_encoding(request)
+        call = cloud_tts.SynthesizeSpeechRequest(
+            input=cloud_tts.SynthesisInput(text=text),
+            voice=_voice_params(request),
+            audio_config=cloud_tts.AudioConfig(
+                audio_encoding=_CLAUSE_ENCODINGS[wanted],
+                sample_rate_hertz=request.sample_rate_hz,
+                speaking_rate=request.speaking_rate,
+            ),
+        )
+        calls = self._loop_calls()
+
+        async def attempt() -> bytes:
+            response = await calls.clause(call, metadata=self._metadata, timeout=CALL_TIMEOUT_S)
+            return wav_payload(response.audio_content)
+
+        audio: bytes = await self._with_retries(attempt, lambda: False)
+        return audio
+
+    # -- streaming ----------------------------------------------------------------
+
+    async def _speak_streaming(self, request: SpeechRequest, clauses: AsyncIterator[str]) -> AsyncIterator[bytes]:
+        inputs = _Inputs(clauses)
+        config = cloud_tts.StreamingSynthesizeRequest(
+            streaming_config=cloud_tts.StreamingSynthesizeConfig(
+                voice=_voice_params(request),
+                streaming_audio_config=cloud_tts.StreamingAudioConfig(
+                    audio_encoding=_STREAMING_ENCODINGS[request.encoding],
+                    sample_rate_hertz=request.sample_rate_hz,
+                    speaking_rate=request.speaking_rate,
+                ),
+            )
+        )
+        calls = self._loop_calls()
+        out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        sent = False
+        frame: WavPayload | OggPages = WavPayload()
+
+        async def attempt() -> None:
+            nonlocal frame, sent
+            # Each call is a new Ogg stream (or WAV): what a failed call held back is void.
+            frame = OggPages() if request.encoding is SpeechEncoding.OGG_OPUS else WavPayload()
+            call: Any = calls.stream(metadata=self._metadata)  # type: ignore[call-arg] # writes its own requests
+            writer = asyncio.get_running_loop().create_task(_write(call, config, inputs))
+            try:
+                while (response := await call.read()) is not _EOF:
+                    audio = frame.feed(response.audio_content)
+                    if audio:
+                        sent = True  # from here on a failure cannot be retried: the caller has audio of this call
+                        out.put_nowait(audio)
+                await writer
+            finally:
+                writer.cancel()
+                call.cancel()
+
+        async def run() -> None:
+            try:
+                await self._with_retries(attempt, lambda: sent)
+            finally:
+                out.put_nowait(None)
+
+        task = asyncio.get_running_loop().create_task(run())
+        try:
+            while (audio := await out.get()) is not None:
+                yield audio
+            await task  # raises the ServiceError that ended it
+            tail = frame.finish()
+            if tail:
+                yield tail
+        finally:
+            task.cancel()
+            inputs.close()
+
+    # -- calls, credentials and retries ----------------------------------------
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[Any]], audio_sent: Callable[[], bool]) -> Any:
+        """``attempt()`` until it succeeds, fails for good, or fails after audio was sent."""
+        retries = 0
+        while True:
+            failure = await self._renew()
+            if failure is None:
+                try:
+                    return await attempt()
+                except grpc.aio.AioRpcError as err:
+                    failure = _classify(err)
+                if failure.action is Action.RECHECK:  # gRPC's plugin could not get a token: renew it ourselves, say why
+                    failure = await self._renew() or failure
+            if failure.action not in (Action.RETRY, Action.RECHECK) or audio_sent() or retries >= MAX_RETRIES:
+                raise failure.ending(retries)
+            quota = failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            await asyncio.sleep((QUOTA_BACKOFF_INITIAL_S if quota else BACKOFF_INITIAL_S) * 2**retries)
+            retries += 1
+
+    async def _renew(self) -> Failure | None:
+        return None if self._keeper is None else await self._keeper.ensure_valid()
+
+    def _make_calls(self) -> _Calls:
+        if self._insecure:
+            return _Calls(grpc.aio.insecure_channel(self._endpoint), None)
+        assert self._keeper is not None  # else speak raised self._problem
+        client = TextToSpeechAsyncClient(
+            credentials=self._keeper.credentials,
+            client_options=ClientOptions(api_endpoint=self._endpoint),
+            transport=transport_factory(TextToSpeechGrpcAsyncIOTransport, self._ssl_credentials),
+        )
+        transport = client.transport
+        assert isinstance(transport, TextToSpeechGrpcAsyncIOTransport)
+        return _Calls(transport.grpc_channel, transport)
+
+    def _loop_calls(self) -> _Calls:
+        """The channel of the running loop (a ``grpc.aio`` channel belongs to the loop it was made on)."""
+        loop = asyncio.get_running_loop()
+        if self._calls is None or self._calls_loop is not loop:
+            self._calls, self._calls_loop = self._make_calls(), loop
+        return self._calls
+
+    def close(self) -> None:
+        """Close the channel (cancelling calls still open) on its loop."""
+        calls, loop = self._calls, self._calls_loop
+        self._calls = self._calls_loop = None
+        if calls is None or loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            loop.create_task(calls.close())
+        elif loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(calls.close(), loop).result(timeout=5)
+            except Exception as exc:  # shutdown goes on
+                log.warning("google synthesizer: closing the channel failed (%s)", type(exc).__name__)
+
+
+class _Inputs:
+    """The utterance's clauses, read once from the speaker and replayable by a retried call.
+
+    One task reads the speaker's iterator (cancelling a call's writer must
+    not cancel it mid-``__anext__``, which would close it); each call's
+    writer replays what was read and waits for more.
+    """
+
+    def __init__(self, clauses: AsyncIterator[str]) -> None:
+        self.read: list[str] = []
+        self.ended = False
+        self._changed = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._pump(clauses))
+
+    async def _pump(self, clauses: AsyncIterator[str]) -> None:
+        try:
+            async for clause in clauses:
+                self.read.append(clause)
+                self._changed.set()
+        finally:
+            self.ended = True
+            self._changed.set()
+
+    async def each(self) -> AsyncIterator[str]:
+        """Every clause from the first, as they come."""
+        i = 0
+        while True:
+            while i < len(self.read):
+                yield self.read[i]
+                i += 1
+            if self.ended:
+                return
+            self._changed.clear()
+            await self._changed.wait()
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+async def _write(call: Any, config: cloud_tts.StreamingSynthesizeRequest, inputs: _Inputs) -> None:
+    """The config, then one input per clause, then the half-close."""
+    await call.write(config)
+    async for clause in inputs.each():
+        await call.write(cloud_tts.StreamingSynthesizeRequest(input=cloud_tts.StreamingSynthesisInput(text=clause)))
+    await call.done_writing()
+
+
+def _voice_params(request: SpeechRequest) -> cloud_tts.VoiceSelectionParams:
+    voice = request.voice
+    return cloud_tts.VoiceSelectionParams(language_code=voice.language_codes[0], name=voice.name)
+
+
+def _classify(err: grpc.aio.AioRpcError) -> Failure:
+    code, details = err.code(), err.details() or ""
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return Failure(
+            Action.FAIL,
+            code,
+            "Google Text-to-Speech rejected the speech settings (INVALID_ARGUMENT)",
+            "check the voice, speaking rate and sample rate asked for; Google's own words are in the server log",
+            details,
+        )
+    if code is grpc.StatusCode.NOT_FOUND:
+        return Failure(
+            Action.FAIL,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "Google Text-to-Speech does not know the voice (NOT_FOUND)",
+            "choose another voice from ListLanguages",
+            details,
+        )
+    return common_failure(code, details, API, ROLE)
+
+
+def _describe(voice: cloud_tts.Voice) -> str:
+    gender = cloud_tts.SsmlVoiceGender(voice.ssml_gender).name.lower()
+    path = "streams" if streams(voice.name) else "per clause"
+    return f"Google {gender} voice, {voice.natural_sample_rate_hertz} Hz, {path}"
+
+
+def create(settings: ServerSettings) -> GoogleSynthesizer:
+    """Factory used by the registry (``--synthesizer google``)."""
+    synthesizer = GoogleSynthesizer(settings)
+    synthesizer.load_voices()
+    return synthesizer
