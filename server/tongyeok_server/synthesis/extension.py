@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 NO_SYNTHESIZER = (
     "this server has no speech synthesizer (it was started with --synthesizer none); "
-    "leave speech_output unset, or use a server started with --synthesizer embedded or openai"
+    "leave speech_output unset, or use a server started with --synthesizer embedded, openai or google"
 )
 
 
