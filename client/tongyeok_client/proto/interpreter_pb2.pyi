@@ -46,6 +46,8 @@ class NoticeCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOTICE_CODE_RECOGNIZER_RETRYING: _ClassVar[NoticeCode]
     NOTICE_CODE_RECOGNIZER_RESTARTED: _ClassVar[NoticeCode]
     NOTICE_CODE_RECOGNITION_BEHIND: _ClassVar[NoticeCode]
+    NOTICE_CODE_RECORD_INCOMPLETE: _ClassVar[NoticeCode]
+    NOTICE_CODE_RECORD_RESTORED: _ClassVar[NoticeCode]
     NOTICE_CODE_SYNTHESIS_FAILED: _ClassVar[NoticeCode]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 AUDIO_ENCODING_LINEAR16: AudioEncoding
@@ -68,6 +70,8 @@ NOTICE_CODE_TRANSLATION_FAILED: NoticeCode
 NOTICE_CODE_RECOGNIZER_RETRYING: NoticeCode
 NOTICE_CODE_RECOGNIZER_RESTARTED: NoticeCode
 NOTICE_CODE_RECOGNITION_BEHIND: NoticeCode
+NOTICE_CODE_RECORD_INCOMPLETE: NoticeCode
+NOTICE_CODE_RECORD_RESTORED: NoticeCode
 NOTICE_CODE_SYNTHESIS_FAILED: NoticeCode
 
 class InterpretRequest(_message.Message):
@@ -109,7 +113,7 @@ class TranslationOptions(_message.Message):
     def __init__(self, style: _Optional[_Union[TranslationStyle, str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., context_sentences: _Optional[int] = ...) -> None: ...
 
 class InterpretConfig(_message.Message):
-    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output")
+    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output", "store_transcript")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +121,7 @@ class InterpretConfig(_message.Message):
     TRANSLATION_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     VOICE_ACTIVITY_EVENTS_FIELD_NUMBER: _ClassVar[int]
     SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    STORE_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     audio_format: AudioFormat
     source_language_codes: _containers.RepeatedScalarFieldContainer[str]
     target_language_codes: _containers.RepeatedScalarFieldContainer[str]
@@ -124,7 +129,8 @@ class InterpretConfig(_message.Message):
     translation_options: TranslationOptions
     voice_activity_events: bool
     speech_output: SpeechOutputConfig
-    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ...) -> None: ...
+    store_transcript: bool
+    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ..., store_transcript: _Optional[bool] = ...) -> None: ...
 
 class VoiceSelection(_message.Message):
     __slots__ = ("language_code", "voice")
@@ -177,20 +183,22 @@ class EngineInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer")
+    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer", "transcript_stored")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     RECOGNIZER_FIELD_NUMBER: _ClassVar[int]
     TRANSLATOR_FIELD_NUMBER: _ClassVar[int]
     IGNORED_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     SYNTHESIZER_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_STORED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     effective_config: InterpretConfig
     recognizer: EngineInfo
     translator: EngineInfo
     ignored_options: _containers.RepeatedScalarFieldContainer[str]
     synthesizer: EngineInfo
-    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ...) -> None: ...
+    transcript_stored: bool
+    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ...) -> None: ...
 
 class InterimTranscript(_message.Message):
     __slots__ = ("utterance_id", "text", "language_code", "stability", "audio_start_offset", "audio_end_offset")

@@ -205,6 +205,7 @@ def interpret_config(config: pb.InterpretConfig, recognizer: Recognizer, transla
         speech=speech.speech_output("config.speech_output", config.speech_output, targets)
         if config.HasField("speech_output")
         else None,
+        store_transcript=config.store_transcript if config.HasField("store_transcript") else None,
     )
 
 

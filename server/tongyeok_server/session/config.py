@@ -21,6 +21,8 @@ class SessionConfig:
     voice_activity_events: bool
     translation: TranslationOptions
     speech: SpeechOutput | None = None  # speak the translations (synthesis/); None: text only
+    #: Whether the caller asked for the meeting record to be kept; None = the server's default.
+    store_transcript: bool | None = None
 
     @property
     def two_way(self) -> bool:

@@ -24,6 +24,9 @@ class SessionObserver:
     def on_event(self, event: ev.SessionEvent) -> None:
         """One event of the session, on the server's event loop."""
 
+    def on_audio(self, audio: bytes) -> None:
+        """A chunk of the caller's audio as the session took it (caller's format), on the loop, in order."""
+
     def on_close(self) -> None:
         """The session is released (its stream is over and everything it started has stopped)."""
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -57,7 +57,14 @@ _NOTICE_CODES = {
     RecognizerNoticeKind.BEHIND: ev.NoticeCode.RECOGNITION_BEHIND,
 }
 
-_ids = itertools.count(1)
+
+def new_session_id() -> str:
+    """A session id unique across processes, replicas and restarts (the meeting record is keyed by it).
+
+    The start time (UTC, to the second) keeps ids readable and sortable; 40
+    random bits make two sessions started in the same second differ.
+    """
+    return time.strftime("s%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(5)
 
 
 @dataclass
@@ -93,7 +100,7 @@ class Session:
         session_id: str | None = None,
         caller: Caller = ANONYMOUS,
     ) -> None:
-        self.id = session_id or f"s{next(_ids):06d}-{int(time.time()) % 100000:05d}"
+        self.id = session_id or new_session_id()
         self.config = config
         #: Who opened the session (for the record, limits and logs).
         self.caller = caller
@@ -172,6 +179,8 @@ class Session:
         self.stats.audio_bytes += len(audio)
         self.stats.chunks += 1
         self.last_audio_at = time.monotonic()
+        if self._observers:  # before the engine: the record keeps what the caller sent, in order
+            self._notify(lambda observer: observer.on_audio(audio))
         await stream.write_async(audio)
 
     @property
@@ -248,9 +257,12 @@ class Session:
 
     def _observe(self, event: ev.SessionEvent) -> None:
         """Show one event to the observers (on the loop, in the caller's order)."""
+        self._notify(lambda observer: observer.on_event(event))
+
+    def _notify(self, call: Callable[[SessionObserver], None]) -> None:
         for observer in list(self._observers):
             try:
-                observer.on_event(event)
+                call(observer)
             except Exception:
                 # A bug in a follower (record, speech, metrics) must not cost the caller the meeting.
                 log.exception("session %s: observer %s failed; detached", self.id, type(observer).__name__)
