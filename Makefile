@@ -13,7 +13,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # sox: the speech the tests and the demo synthesise. espeak-ng: speech output
 # in the languages the embedded neural voice (Piper, English) does not speak.
 # (espeak-ng also speaks Spanish and Korean for the Whisper tests and bench.)
-DEB_PACKAGES := apertium apertium-eng-spa flite festival festvox-us-slt-hts sox espeak-ng
+# postgresql: the record-store tests start a PostgreSQL server of their own
+# (the package's binaries, not its system service).
+DEB_PACKAGES := apertium apertium-eng-spa flite festival festvox-us-slt-hts sox espeak-ng postgresql
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps demo run test lint pytest proto bench clean

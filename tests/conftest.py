@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -11,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.speech import Speech, synthesize
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
@@ -32,32 +34,45 @@ def speech() -> Speech:
     return synthesize(SENTENCES)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on loopback for the whole test run (each test makes its own database)."""
+    with postgres_server() as server:
+        yield server
+
+
 @contextlib.contextmanager
 def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
     """A TongyeokServer on a free local port; engines and settings as overridden.
 
     ``recognizer=`` / ``translator=`` may be engine objects (used as they
     are) or names; ``extensions=`` a list of ``SessionExtension``s; other
-    keywords are ``ServerSettings`` fields.
+    keywords are ``ServerSettings`` fields; ``interceptors=`` gRPC server
+    interceptors (e.g. ``tests.support.callers``).
     """
     recognizer = overrides.pop("recognizer", None)
     translator = overrides.pop("translator", None)
     extensions = overrides.pop("extensions", None)
-    settings = replace(
-        ServerSettings(), **{"host": "127.0.0.1", "port": 0, "offline_workers": 2, "grace_period_s": 5.0, **overrides}
-    )
+    interceptors = overrides.pop("interceptors", ())
+    # The meeting record is on by default (SQLite): in a directory of the test's own, never the user's.
+    data_dir = tempfile.TemporaryDirectory(prefix="tongyeok-data-")
+    defaults = {"host": "127.0.0.1", "port": 0, "offline_workers": 2, "grace_period_s": 5.0, "data_dir": data_dir.name}
+    settings = replace(ServerSettings(), **{**defaults, **overrides})
     if isinstance(recognizer, str):
         settings = replace(settings, recognizer=recognizer)
         recognizer = None
     if isinstance(translator, str):
         settings = replace(settings, translator=translator)
         translator = None
-    server = TongyeokServer(settings, recognizer=recognizer, translator=translator, extensions=extensions)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop(2.0)
+    with data_dir:
+        server = TongyeokServer(
+            settings, recognizer=recognizer, translator=translator, extensions=extensions, interceptors=interceptors
+        )
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop(2.0)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,11 @@ def _default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "tongyeok")
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything the server can be told at start-up."""
@@ -131,6 +136,31 @@ class ServerSettings:
     )
 
     # The meeting record (store/).
+    store: str = field(
+        default="sqlite",
+        metadata={
+            "help": "where meeting records are kept: sqlite (a file under --data-dir), sqlite:///PATH, "
+            "postgresql://USER@HOST:PORT/DB (password in PGPASSWORD or ~/.pgpass, never in the URL), or none"
+        },
+    )
+    data_dir: str = field(
+        default_factory=_default_data_dir, metadata={"help": "directory of the server's files (the SQLite record)"}
+    )
+    store_transcripts_default: bool = field(
+        default=True, metadata={"help": "keep a session's record when its config leaves store_transcript unset"}
+    )
+    retention_days: int = field(
+        default=30, metadata={"help": "days a session's record (and audio) is kept before it is purged; 0 = forever"}
+    )
+    store_audio: bool = field(
+        default=False, metadata={"help": "keep the callers' audio with the record (same retention and deletion)"}
+    )
+    store_buffer: int = field(
+        default=20000,
+        metadata={
+            "help": "record writes held in memory while the store is slow or down; past that, records lose events"
+        },
+    )
 
     # Speech output (synthesis/).
     synthesizer: str = field(

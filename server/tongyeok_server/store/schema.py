@@ -1,0 +1,153 @@
+"""The record's tables as they are at the newest migration (SQLAlchemy Core).
+
+The migrations under ``migrations/versions`` create and change these tables
+explicitly; this module describes the result for the queries, and a test
+checks that the two agree. Every row belongs to one session and goes with
+it (``ON DELETE CASCADE``): deleting the ``sessions`` row deletes the whole
+record, audio included.
+
+Write idempotency lives in the primary keys: a session by its id, an
+utterance by (session, utterance id), a translation by (session, utterance
+id, language), an audio block by (session, sequence number). A write that is
+retried after an ambiguous failure inserts nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so values are
+    stored as naive UTC (ISO text, which sorts and compares correctly) and
+    come back aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the record store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("caller_id", String(200), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("outcome", String(40), nullable=False, server_default=""),
+    Column("config", Text, nullable=False),  # the effective InterpretConfig, proto3 JSON
+    Column("source_languages", String(200), nullable=False),  # comma-separated, in the config's order
+    Column("target_languages", String(200), nullable=False),
+    Column("recognizer", String(200), nullable=False, server_default=""),
+    Column("translator", String(200), nullable=False, server_default=""),
+    Column("audio_duration_ms", BigInteger),
+    Column("incomplete_reason", Text, nullable=False, server_default=""),
+    Column("audio_stored", Boolean, nullable=False, server_default=false()),
+    Index("ix_sessions_caller_started", "caller_id", "started_at", "id"),
+    Index("ix_sessions_started", "started_at", "id"),
+)
+
+# One row per language of a session, for the language filter of ListSessions.
+session_languages = Table(
+    "session_languages",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("language_code", String(35), primary_key=True),  # normalised BCP-47, e.g. en-US
+    Column("primary_language", String(8), nullable=False),  # e.g. en
+    Index("ix_session_languages_primary", "primary_language"),
+    Index("ix_session_languages_code", "language_code"),
+)
+
+utterances = Table(
+    "utterances",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("utterance_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("text", Text, nullable=False),
+    Column("language_code", String(35), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("final_at", UtcDateTime, nullable=False),
+    Column("target_languages", String(200), nullable=False),
+)
+
+translations = Table(
+    "translations",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("utterance_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("language_code", String(35), primary_key=True),
+    Column("source_language", String(35), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("failure_message", Text, nullable=False, server_default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# The caller's audio, as sent, in blocks of a few seconds (``--store-audio``).
+audio_blocks = Table(
+    "audio_blocks",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Store-wide values, e.g. the key that signs page tokens (shared by every replica).
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+__all__ = [
+    "UtcDateTime",
+    "audio_blocks",
+    "metadata",
+    "session_languages",
+    "sessions",
+    "store_meta",
+    "translations",
+    "utterances",
+]
