@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -24,12 +24,15 @@ from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import handlers
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.servicer import InterpreterServicer
+from tongyeok_server.api.transcripts import SERVICE_NAME as TRANSCRIPTS_SERVICE
+from tongyeok_server.api.transcripts import TranscriptsServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.auth.server_security import ServerSecurity, keepalive_options
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.recognition.registry import create_recognizer
 from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.settings import ServerSettings
+from tongyeok_server.store import RecordExtension, record_extension
 from tongyeok_server.translation.base import Translator
 from tongyeok_server.translation.registry import create_translator
 
@@ -54,15 +57,17 @@ class TongyeokServer:
         recognizer: Recognizer | None = None,
         translator: Translator | None = None,
         extensions: list[SessionExtension] | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
         self.settings = settings
         # First: a wrong certificate or keys file should fail the start before engines load.
         self.security = ServerSecurity.from_settings(settings)
+        # First: a record store that cannot be opened stops the start before any engine has started.
+        self.extensions = _extensions(settings) if extensions is None else extensions
         self.translator = translator or create_translator(settings)
         self.translator.warm_up()  # the first sentence should not pay for starting the engine
         self.recognizer = recognizer or create_recognizer(settings)
         self._translation_executor = ThreadPoolExecutor(settings.translation_threads, thread_name_prefix="translate")
-        self.extensions = _extensions(settings) if extensions is None else extensions
         self.watchdog = StreamWatchdog(settings.idle_timeout_s, settings.max_stream_duration_s)
         self.servicer = InterpreterServicer(
             self.recognizer,
@@ -73,6 +78,10 @@ class TongyeokServer:
             caller_limits=self.security.limits,
             watchdog=self.watchdog,
         )
+        #: The meeting record (None with --store none, or when the test's extensions leave it out).
+        self.record = next((e.record for e in self.extensions if isinstance(e, RecordExtension)), None)
+        self.transcripts = TranscriptsServicer(self.record)
+        self._interceptors = tuple(interceptors)
         self._loop = asyncio.new_event_loop()
         # OpenAI's engine then needs no loop of its own: first tokens ~10x sooner under load (make bench).
         self.translator.attach_loop(self._loop)
@@ -100,14 +109,20 @@ class TongyeokServer:
         reuse_port = ("grpc.so_reuseport", 1 if self.settings.processes > 1 else 0)
         server = grpc.aio.server(
             options=[*_OPTIONS, *keepalive_options(self.settings), reuse_port],
-            interceptors=self.security.interceptors,
+            interceptors=[*self.security.interceptors, *self._interceptors],
         )
         self._health = health_aio.HealthServicer()
         handlers.add_interpreter(self.servicer, server)
+        handlers.add_transcripts(self.transcripts, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         if self.settings.reflection:
             reflection.enable_server_reflection(
-                (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+                (
+                    SERVICE_NAME,
+                    TRANSCRIPTS_SERVICE,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ),
                 server,
             )
         try:
@@ -119,7 +134,7 @@ class TongyeokServer:
         await server.start()
         self.security.warn_if_exposed(self.settings.host)
         self._server = server
-        for service in ("", SERVICE_NAME):
+        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         return port
 
@@ -186,5 +201,5 @@ def _extensions(settings: ServerSettings) -> list[SessionExtension]:
     from tongyeok_server.synthesis.extension import SpeechExtension
     from tongyeok_server.synthesis.registry import create_synthesizer
 
-    extensions: list[SessionExtension] = [SpeechExtension(create_synthesizer(settings))]
+    extensions: list[SessionExtension] = [SpeechExtension(create_synthesizer(settings)), record_extension(settings)]
     return extensions

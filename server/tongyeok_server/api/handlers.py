@@ -1,4 +1,4 @@
-"""Registering the Interpreter service with request decoding that cannot fail loudly.
+"""Registering the Interpreter and Transcripts services with request decoding that cannot fail loudly.
 
 The generated ``add_InterpreterServicer_to_server`` decodes requests with
 ``FromString``; bytes that are not the request message make gRPC log a
@@ -19,7 +19,10 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from google.protobuf.empty_pb2 import Empty
+
 from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import transcripts_pb2 as tpb
 from tongyeok_server.errors import ServiceError, invalid_argument
 
 M = TypeVar("M", bound=Message)
@@ -76,3 +79,26 @@ def add_interpreter(servicer: Any, server: grpc.aio.Server) -> None:
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)  # type: ignore[attr-defined]
+
+
+TRANSCRIPTS_SERVICE = "tongyeok.v1.Transcripts"
+
+
+def add_transcripts(servicer: Any, server: grpc.aio.Server) -> None:
+    """Register the Transcripts servicer's four methods on ``server``, with the same forgiving decoders."""
+    methods: dict[str, tuple[type[Message], type[Message]]] = {
+        "GetSession": (tpb.GetSessionRequest, tpb.Session),
+        "ListSessions": (tpb.ListSessionsRequest, tpb.ListSessionsResponse),
+        "DeleteSession": (tpb.DeleteSessionRequest, Empty),
+        "ExportSession": (tpb.ExportSessionRequest, tpb.ExportSessionResponse),
+    }
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=decoder(request),
+            response_serializer=response.SerializeToString,
+        )
+        for name, (request, response) in methods.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(TRANSCRIPTS_SERVICE, handlers),))
+    server.add_registered_method_handlers(TRANSCRIPTS_SERVICE, handlers)  # type: ignore[attr-defined]
