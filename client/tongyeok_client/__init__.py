@@ -24,6 +24,7 @@ from .client import (
     config,
     translation_options,
 )
+from .transcripts import ExportedSession, TranscriptsClient
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -31,6 +32,7 @@ __all__ = [
     "AudioStream",
     "Engine",
     "Event",
+    "ExportedSession",
     "FinalTranscript",
     "InterimTranscript",
     "InterpreterClient",
@@ -38,6 +40,7 @@ __all__ = [
     "Notice",
     "SessionStarted",
     "TongyeokError",
+    "TranscriptsClient",
     "TranslateTextStarted",
     "TranslationAudio",
     "TranslationComplete",

@@ -51,6 +51,7 @@ from .events import (
 )
 from .proto import interpreter_pb2 as pb
 from .proto import interpreter_pb2_grpc as pb_grpc
+from .transcripts import TranscriptsClient
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -149,6 +150,13 @@ class InterpreterClient:
         self._stub = pb_grpc.InterpreterStub(self._channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout
         self.target = target
+        #: The server's meeting records (``Transcripts``), on the same channel and metadata.
+        self.transcripts = TranscriptsClient(
+            self._channel,
+            metadata=self._metadata,
+            timeout=30.0 if timeout is None else timeout,
+            error=TongyeokError.from_rpc_error,
+        )
 
     def __enter__(self) -> InterpreterClient:
         return self

@@ -89,6 +89,7 @@ def config(
     context_sentences: int = 0,
     voice_activity: bool = False,
     speech: pb.SpeechOutputConfig | None = None,
+    store_transcript: bool | None = None,
 ) -> pb.InterpretConfig:
     """Build the ``InterpretConfig`` that opens an ``Interpret`` stream.
 
@@ -105,6 +106,7 @@ def config(
         context_sentences: Preceding sentences sent with each translation; 0 = server default.
         voice_activity: Whether to receive speech begin/end events.
         speech: Speak the translations too (see :func:`tongyeok_client.speech.speech_output`).
+        store_transcript: Whether the server keeps the meeting record; ``None`` = the server's default.
 
     Raises:
         ValueError: unknown encoding or style, malformed glossary.
@@ -125,4 +127,5 @@ def config(
         translation_options=translation_options(style=style, glossary=glossary, context_sentences=context_sentences),
         voice_activity_events=voice_activity,
         speech_output=speech,
+        store_transcript=store_transcript,
     )

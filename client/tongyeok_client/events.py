@@ -55,6 +55,8 @@ class SessionStarted:
     #: Options the translator cannot honour, each with the reason.
     ignored_options: tuple[str, ...]
     raw: Message = field(repr=False, compare=False)
+    #: Whether the server keeps this session's meeting record (``client.transcripts``).
+    transcript_stored: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ def event_from_proto(response: pb.InterpretResponse) -> Event | None:
             _engine(s.translator),
             tuple(s.ignored_options),
             response,
+            transcript_stored=s.transcript_stored,
         )
     if kind == "interim_transcript":
         i = response.interim_transcript

@@ -8,14 +8,18 @@ Usage::
                             [--realtime | --fast] [--json] [--server HOST:PORT]
     tongyeok translate "text" --source en --target es [...] [--json]
     tongyeok languages [--json]
+    tongyeok sessions list [--since DATE] [--until DATE] [--lang es] [--limit N] [--json]
+    tongyeok sessions show ID [--json]
+    tongyeok sessions export ID --format srt|vtt|md|txt|json [--lang es] [--both] [-o FILE]
+    tongyeok sessions delete ID
 
 The server is ``--server``, else ``$TONGYEOK_SERVER``, else ``localhost:50051``.
 Exit status: 0 done, 1 failure, 2 invalid input (bad arguments, unreadable
 audio, or the server's INVALID_ARGUMENT), 130 interrupted.
 
-One module per command (``interpret``, ``translate``, ``languages``), each
-with ``add_parser`` and ``run``; ``connect`` builds the client from the
-connection flags, ``render`` is the human output.
+One module per command (``interpret``, ``translate``, ``languages``,
+``sessions``), each with ``add_parser`` and ``run``; ``connect`` builds the
+client from the connection flags, ``render`` is the human output.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..client import TongyeokError
-from . import interpret, languages, translate
+from . import interpret, languages, sessions, translate
 from .common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     interpret.add_parser(sub, [common, translation, speaking])
     translate.add_parser(sub, [common, translation, speaking])
     languages.add_parser(sub, [common])
+    sessions.add_parser(sub, [common])
     return parser
 
 

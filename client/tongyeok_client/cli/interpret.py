@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--no-interim", dest="interim", action="store_false", help="do not ask for interim transcripts")
     p.add_argument("--context", type=int, default=0, metavar="N", help="preceding sentences sent as context")
     p.add_argument("--voice-activity", action="store_true", help="ask for speech begin/end events")
+    p.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask the server to keep (or, --no-record, not keep) the meeting record (default: the server's choice)",
+    )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
         "--realtime",
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
             context_sentences=args.context,
             voice_activity=args.voice_activity,
             speech=speech.config,
+            store_transcript=args.record,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None

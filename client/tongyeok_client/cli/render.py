@@ -174,7 +174,10 @@ class HumanRenderer:
         """Show one event."""
         if isinstance(event, SessionStarted):
             self.session = event
-            line = Text(f"session {event.session_id} · {event.recognizer.name} → {event.translator.name}", "dim")
+            record = " · record kept" if event.transcript_stored else ""
+            line = Text(
+                f"session {event.session_id} · {event.recognizer.name} → {event.translator.name}{record}", "dim"
+            )
             self._print(line)
             for opt in event.ignored_options:
                 self._print(Text(f"note: {opt}", "yellow"))
