@@ -19,22 +19,15 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def interpret(capsys, speech: Speech, target: str, *extra: str) -> tuple[int, str, str]:
+    argv = ["interpret", str(speech.path), "--source", "en-US", "--target", "es", "--fast", "--json", *extra]
+    return run(capsys, *argv, "--server", target)
+
+
 def test_a_meeting_from_file_to_srt_and_gone(capsys, server_factory, speech: Speech, tmp_path) -> None:
     server = server_factory()
     target = f"127.0.0.1:{server.port}"
-    code, out, _ = run(
-        capsys,
-        "interpret",
-        str(speech.path),
-        "--source",
-        "en-US",
-        "--target",
-        "es",
-        "--fast",
-        "--json",
-        "--server",
-        target,
-    )
+    code, out, _ = interpret(capsys, speech, target)
     assert code == 0
     events = [json.loads(line) for line in out.splitlines()]
     started = events[0]["session_started"]
@@ -77,20 +70,7 @@ def test_a_meeting_from_file_to_srt_and_gone(capsys, server_factory, speech: Spe
 def test_no_record_is_asked_for_with_no_record(capsys, server_factory, speech: Speech) -> None:
     server = server_factory()
     target = f"127.0.0.1:{server.port}"
-    code, out, _ = run(
-        capsys,
-        "interpret",
-        str(speech.path),
-        "--source",
-        "en-US",
-        "--target",
-        "es",
-        "--fast",
-        "--no-record",
-        "--json",
-        "--server",
-        target,
-    )
+    code, out, _ = interpret(capsys, speech, target, "--no-record")
     assert code == 0
     assert "transcript_stored" not in json.loads(out.splitlines()[0])["session_started"]  # false: omitted in JSON
     code, out, _ = run(capsys, "sessions", "list", "--json", "--server", target)
