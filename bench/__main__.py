@@ -14,6 +14,7 @@ import psutil
 from bench.cloud import CloudOptions, run_cloud
 from bench.offline import OfflineOptions, run_offline
 from bench.offline_asr import AsrOptions, run_asr
+from bench.record import BACKENDS, RecordOptions, run_record
 from bench.report import render, targets, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -23,6 +24,14 @@ def _streams(text: str) -> tuple[int, ...]:
     values = tuple(int(v) for v in text.split(",") if v.strip())
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError("a comma-separated list of positive stream counts, e.g. 10,100,500")
+    return values
+
+
+def _stores(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in values if v not in BACKENDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: the backends are {', '.join(BACKENDS)}")
     return values
 
 
@@ -56,6 +65,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-cloud", action="store_true", help="only the embedded engines")
     parser.add_argument("--skip-offline", action="store_true", help="no embedded-engine part (offline, asr)")
+    parser.add_argument(
+        "--store",
+        type=_stores,
+        default=BACKENDS,
+        help="meeting-record backends compared at --store-streams, comma-separated (default none,sqlite,postgres; "
+        "'' skips the comparison)",
+    )
+    parser.add_argument(
+        "--store-streams", type=int, default=None, help="streams of the record comparison (default 200)"
+    )
+    parser.add_argument("--skip-sweep", action="store_true", help="of the cloud part, only the record comparison")
     parser.add_argument(
         "--skip-asr", action="store_true", help="without the recognisers side by side (Whisper vs pocketsphinx)"
     )
@@ -124,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             direct_only=args.direct_only,
             secure_at=args.secure_at if args.secure_at is not None else (() if args.quick else (200,)),
         )
-        results["cloud"] = run_cloud(cloud, work_dir / "cloud", log)
+        if not args.skip_sweep:
+            results["cloud"] = run_cloud(cloud, work_dir / "cloud", log)
+        if args.store and not args.direct_only:
+            streams = args.store_streams or (20 if args.quick else 200)
+            record = RecordOptions(streams=streams, stores=args.store)
+            results["record"] = run_record(cloud, record, work_dir / "record", log)
     if not args.skip_offline and not args.asr_only:
         offline = OfflineOptions(sentences=3, capacity_streams_per_worker=2) if args.quick else OfflineOptions()
         results["offline"] = run_offline(offline, work_dir / "offline", log)

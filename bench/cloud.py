@@ -54,6 +54,59 @@ class CloudOptions:
     profile_s: float = 8.0
     direct_only: bool = False  # only the direct path (no server): what the fakes and load generators manage
     secure_at: tuple[int, ...] = ()  # at these N, also through a server with TLS and an API key on every call
+    store: str = "none"  # tongyeok-server --store (the meeting record; bench/record.py compares backends)
+
+
+@dataclass(frozen=True)
+class Fakes:
+    """The fake recogniser and fake OpenAI, running."""
+
+    speech: Child
+    openai: Child
+    speech_port: int
+    openai_port: int
+
+    @property
+    def speech_address(self) -> str:
+        return f"{LOOPBACK}:{self.speech_port}"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {"fake_speech": self.speech.pid, "fake_openai": self.openai.pid}
+
+
+def start_fakes(children: Children, options: CloudOptions, work_dir: Path) -> Fakes:
+    """Start both fakes in processes of their own and wait until they answer."""
+    speech_port, openai_port = free_port(), free_port()
+    fake = children.start(
+        "fake-speech",
+        [
+            python(), "-m", "tests.support.fake_speech", "--port", str(speech_port),
+            "--latency-ms", str(options.speech_latency_ms),
+        ],
+        work_dir,
+    )  # fmt: skip
+    openai = children.start(
+        "fake-openai",
+        [
+            python(), "-m", "tests.support.fake_openai", "--port", str(openai_port),
+            "--ttft-ms", str(options.ttft_ms), "--tokens-per-s", str(options.tokens_per_s),
+        ],
+        work_dir,
+    )  # fmt: skip
+    wait_for_grpc(fake, f"{LOOPBACK}:{speech_port}", 30)
+    wait_for_tcp(openai, openai_port, 30)
+    return Fakes(fake, openai, speech_port, openai_port)
+
+
+def through_server(children: Children, options: CloudOptions, n: int, fakes: Fakes, work_dir: Path) -> dict[str, Any]:
+    """Start a server on ``fakes``, run the N-stream phase through it, stop it (it writes its record out)."""
+    port = free_port()
+    server = _start_server(children, options, n, port, fakes.speech_port, fakes.openai_port, work_dir)
+    try:
+        return phase(children, options, n, "tongyeok", f"{LOOPBACK}:{port}", work_dir, server, fakes.pids)
+    finally:
+        children.stop(server, grace_s=15)
 
 
 def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -61,54 +114,36 @@ def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[s
     work_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"options": options.__dict__ | {"streams": list(options.streams)}, "runs": []}
     with Children() as children:
-        speech_port, openai_port = free_port(), free_port()
-        fake = children.start(
-            "fake-speech",
-            [
-                python(), "-m", "tests.support.fake_speech", "--port", str(speech_port),
-                "--latency-ms", str(options.speech_latency_ms),
-            ],
-            work_dir,
-        )  # fmt: skip
-        openai = children.start(
-            "fake-openai",
-            [
-                python(), "-m", "tests.support.fake_openai", "--port", str(openai_port),
-                "--ttft-ms", str(options.ttft_ms), "--tokens-per-s", str(options.tokens_per_s),
-            ],
-            work_dir,
-        )  # fmt: skip
-        speech_address = f"{LOOPBACK}:{speech_port}"
-        wait_for_grpc(fake, speech_address, 30)
-        wait_for_tcp(openai, openai_port, 30)
-        fakes = {"fake_speech": fake.pid, "fake_openai": openai.pid}
+        started = start_fakes(children, options, work_dir)
+        fake, openai, speech_address = started.speech, started.openai, started.speech_address
+        speech_port, openai_port, fakes = started.speech_port, started.openai_port, started.pids
         for n in options.streams:
             log(f"cloud: {n} streams, direct path (the floor) ...")
-            direct = _phase(children, options, n, "direct", speech_address, work_dir, None, fakes)
+            direct = phase(children, options, n, "direct", speech_address, work_dir, None, fakes)
             through: dict[str, Any] | None = None
             if not options.direct_only:
                 log(f"cloud: {n} streams through tongyeok-server ...")
                 server_port = free_port()
                 server = _start_server(children, options, n, server_port, speech_port, openai_port, work_dir)
                 try:
-                    through = _phase(
+                    through = phase(
                         children, options, n, "tongyeok", f"{LOOPBACK}:{server_port}", work_dir, server, fakes
                     )
                 finally:
                     children.stop(server, grace_s=5)
-            run = _analyse(options, n, direct, through)
+            run = analyse(options, n, direct, through)
             if n in options.secure_at and not options.direct_only:
                 log(f"cloud: {n} streams through tongyeok-server with TLS and API keys ...")
                 security = _security_material(work_dir / "security")
                 server_port = free_port()
                 server = _start_server(children, options, n, server_port, speech_port, openai_port, work_dir, security)
                 try:
-                    secure = _phase(
+                    secure = phase(
                         children, options, n, "tongyeok", f"{LOOPBACK}:{server_port}", work_dir, server, fakes, security
                     )
                 finally:
                     children.stop(server, grace_s=5)
-                run["secure"] = _analyse(options, n, direct, secure)
+                run["secure"] = analyse(options, n, direct, secure)
             results["runs"].append(run)
         for child in (openai, fake):
             children.stop(child)
@@ -144,6 +179,7 @@ def _start_server(
         "--recognizer", "google", "--google-endpoint", f"{LOOPBACK}:{speech_port}", "--google-insecure",
         "--translator", "openai", "--openai-base-url", f"http://{LOOPBACK}:{openai_port}/v1",
         "--max-streams", str(max(1000, n + 50)), "--processes", str(options.server_processes), "--log-level", "WARNING",
+        "--store", options.store, "--data-dir", str(work_dir / f"data-{n}"),
     ]  # fmt: skip
     if security is not None:
         argv += ["--tls-cert", security["cert"], "--tls-key", security["key"], "--api-keys", security["api_keys"]]
@@ -166,6 +202,7 @@ def _warm_up(address: str, security: dict[str, str] | None = None) -> None:
                 source_language_codes=SOURCES,
                 target_language_codes=TARGETS,
                 interim_results=True,
+                store_transcript=False,  # the record's rows are the measured streams' alone
             )
         ),
         *(pb.InterpretRequest(audio=audio[i : i + 3200]) for i in range(0, len(audio), 3200)),
@@ -183,7 +220,7 @@ def _warm_up(address: str, security: dict[str, str] | None = None) -> None:
             pass
 
 
-def _phase(
+def phase(
     children: Children,
     options: CloudOptions,
     n: int,
@@ -267,7 +304,7 @@ def _phase(
     return out
 
 
-def _analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dict[str, Any] | None) -> dict[str, Any]:
+def analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dict[str, Any] | None) -> dict[str, Any]:
     """Figures for one N from the two phases' raw results (``through`` is ``None`` in a direct-only run)."""
     floor: dict[tuple[int, str, int], float] = {}
     for stream in direct["streams"]:

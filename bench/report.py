@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.report_record import record_table, record_targets
 from bench.report_security import security_table, security_targets
 
 
@@ -58,6 +59,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if per is None else per < 2,
         )
     out.extend(security_targets(every))
+    out.extend(record_targets(results.get("record")))
     offline = results.get("offline")
     if offline:
         lat = offline["latency"]
@@ -177,6 +179,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         secure = security_table(cloud["runs"])
         if secure is not None:
             console.print(secure)
+    if results.get("record"):
+        console.print(record_table(results["record"]))
     offline = results.get("offline")
     if offline:
         table = Table(title="Embedded engines (pocketsphinx + Apertium eng-spa)", title_justify="left")

@@ -41,3 +41,28 @@ def test_cloud_sweep_reports_every_field(tmp_path: Path) -> None:
     assert "Where the CPU went" in console.export_text()
     after = {p.pid for p in psutil.Process().children(recursive=True)}
     assert after <= before, "the bench left processes behind"
+
+
+def test_record_comparison_counts_what_each_store_kept(tmp_path: Path) -> None:
+    from bench.record import RecordOptions, run_record
+    from bench.report_record import record_table, record_targets
+
+    results = run_record(
+        CloudOptions(seconds=3.0), RecordOptions(streams=2, stores=("none", "sqlite")), tmp_path, log=lambda _: None
+    )
+    off, sqlite = results["runs"]
+    assert (off["store"], off["stored"]) == ("none", None)
+    assert sqlite["store"] == "sqlite" and sqlite["finals_received"] > 0
+    # Every measured stream's finals and translations are in the record; the warm-up asked for none.
+    assert sqlite["stored"] == {
+        "sessions": 2,
+        "ended": 2,
+        "incomplete": 0,
+        "utterances": sqlite["finals_received"],
+        "translations": sqlite["translations_complete"],
+    }
+    names = {t["target"] for t in record_targets(results)}
+    assert "record on sqlite: every final stored, none twice" in names
+    console = Console(record=True, width=200)
+    console.print(record_table(results))
+    assert "Meeting record at 2 streams" in console.export_text()

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import Message
-
 from google.protobuf.empty_pb2 import Empty
+from google.protobuf.message import Message
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import transcripts_pb2 as tpb
