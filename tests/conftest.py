@@ -47,13 +47,11 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
 
     ``recognizer=`` / ``translator=`` may be engine objects (used as they
     are) or names; ``extensions=`` a list of ``SessionExtension``s; other
-    keywords are ``ServerSettings`` fields; ``interceptors=`` gRPC server
-    interceptors (e.g. ``tests.support.callers``).
+    keywords are ``ServerSettings`` fields.
     """
     recognizer = overrides.pop("recognizer", None)
     translator = overrides.pop("translator", None)
     extensions = overrides.pop("extensions", None)
-    interceptors = overrides.pop("interceptors", ())
     # The meeting record is on by default (SQLite): in a directory of the test's own, never the user's.
     data_dir = tempfile.TemporaryDirectory(prefix="tongyeok-data-")
     defaults = {"host": "127.0.0.1", "port": 0, "offline_workers": 2, "grace_period_s": 5.0, "data_dir": data_dir.name}
@@ -65,9 +63,7 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
         settings = replace(settings, translator=translator)
         translator = None
     with data_dir:
-        server = TongyeokServer(
-            settings, recognizer=recognizer, translator=translator, extensions=extensions, interceptors=interceptors
-        )
+        server = TongyeokServer(settings, recognizer=recognizer, translator=translator, extensions=extensions)
         server.start()
         try:
             yield server

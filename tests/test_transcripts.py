@@ -1,7 +1,8 @@
 """The Transcripts service over a real port: a meeting through the embedded engines, then read, exported, deleted.
 
-Runs on SQLite and on a real PostgreSQL. Callers come from the test header
-(tests/support/callers.py) until the server's own authentication lands.
+Runs on SQLite and on a real PostgreSQL. Callers are real API keys
+(tests/support/callers.py): alice holds the meeting, bob is another caller,
+carol may only interpret, the auditor has ``transcripts:admin``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from google.protobuf import json_format
 from sqlalchemy import update
 
 from tests.conftest import running_server
-from tests.support.callers import TestCallerInterceptor, as_caller
+from tests.support.callers import Callers
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.records import BACKENDS, meeting_ops, row_counts, store_url
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -31,16 +32,14 @@ from tongyeok_server.store.database import write
 
 pytestmark = pytest.mark.speech
 
-ALICE = as_caller("alice")
-BOB = as_caller("bob")
-ADMIN = as_caller("auditor", "transcripts", "transcripts:admin")
-
 
 class Meeting:
     """A server with the record on, and one meeting alice held on it."""
 
-    def __init__(self, server: Any, channel: grpc.Channel, events: list[tuple[str, Any]]) -> None:
+    def __init__(self, server: Any, channel: grpc.Channel, events: list[tuple[str, Any]], callers: Callers) -> None:
         self.server = server
+        self.callers = callers
+        self.alice, self.bob, self.admin = callers["alice"], callers["bob"], callers["auditor"]
         self.channel = channel
         self.interpreter = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
         self.transcripts = tpb_grpc.TranscriptsStub(channel)  # type: ignore[no-untyped-call]
@@ -50,31 +49,37 @@ class Meeting:
         self.finals = of_kind(events, "final_transcript")
         self.translations = {c.utterance_id: c.text for c in of_kind(events, "translation_complete")}
 
-    def interpret(self, request_config: pb.InterpretRequest, pcm: bytes, metadata=ALICE) -> list[tuple[str, Any]]:
+    def interpret(self, request_config: pb.InterpretRequest, pcm: bytes) -> list[tuple[str, Any]]:
         requests = itertools.chain([request_config], audio_requests(pcm, 3200))
-        events = events_of(self.interpreter.Interpret(requests, timeout=120, metadata=metadata))
+        events = events_of(self.interpreter.Interpret(requests, timeout=120, metadata=self.alice))
         assert self.server.record is not None and self.server.record.writer.wait_idle(30)
         return events
 
-    def export(self, fmt: Any, metadata=ALICE, **fields: Any) -> Any:
+    def export(self, fmt: Any, **fields: Any) -> Any:
         return self.transcripts.ExportSession(
-            tpb.ExportSessionRequest(name=self.name, format=fmt, **fields), metadata=metadata, timeout=30
+            tpb.ExportSessionRequest(name=self.name, format=fmt, **fields), metadata=self.alice, timeout=30
         )
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def meeting(request, speech):
+def meeting(request, speech, tmp_path_factory):
     postgres = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    callers = Callers(tmp_path_factory.mktemp("keys") / "keys.txt")
+    alice = callers.add("alice")
+    for name in ("bob", "dave"):
+        callers.add(name)
+    callers.add("carol", "interpret")
+    callers.add("auditor", "transcripts", "transcripts:admin")
     with (
         store_url(request.param, postgres) as url,
-        running_server(store=url, store_audio=True, interceptors=[TestCallerInterceptor()]) as server,
+        running_server(store=url, store_audio=True, api_keys=str(callers.path)) as server,
         grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
     ):
         stub = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
         requests = itertools.chain([config()], audio_requests(speech.pcm(), 3200))
-        events = events_of(stub.Interpret(requests, timeout=120, metadata=ALICE))
+        events = events_of(stub.Interpret(requests, timeout=120, metadata=alice))
         assert server.record is not None and server.record.writer.wait_idle(30)
-        yield Meeting(server, channel, events)
+        yield Meeting(server, channel, events, callers)
 
 
 def code_of(call, *args, **kwargs) -> tuple[grpc.StatusCode, str]:
@@ -94,8 +99,10 @@ def test_the_caller_is_told_the_record_is_kept(meeting: Meeting) -> None:
 
 
 def test_the_record_holds_every_final_and_translation_the_caller_got(meeting: Meeting) -> None:
-    record = meeting.transcripts.GetSession(tpb.GetSessionRequest(name=meeting.name), metadata=ALICE, timeout=30)
-    assert record.caller_id == "test:alice" and record.outcome == "ok"
+    record = meeting.transcripts.GetSession(
+        tpb.GetSessionRequest(name=meeting.name), metadata=meeting.alice, timeout=30
+    )
+    assert record.caller_id == "key:alice" and record.outcome == "ok"
     assert record.record_state == tpb.RECORD_STATE_COMPLETE
     assert record.recognizer.name == "pocketsphinx" and record.translator.name == "apertium"
     assert list(record.source_language_codes) == ["en-US"] and list(record.target_language_codes) == ["es"]
@@ -109,7 +116,7 @@ def test_the_record_holds_every_final_and_translation_the_caller_got(meeting: Me
         assert abs(u.confidence - f.confidence) < 1e-6
         assert [(t.language_code, t.text) for t in u.translations] == [("es", meeting.translations[u.utterance_id])]
     basic = meeting.transcripts.GetSession(
-        tpb.GetSessionRequest(name=meeting.name, view=tpb.SESSION_VIEW_BASIC), metadata=ALICE, timeout=30
+        tpb.GetSessionRequest(name=meeting.name, view=tpb.SESSION_VIEW_BASIC), metadata=meeting.alice, timeout=30
     )
     assert not basic.utterances and basic.utterance_count == len(meeting.finals)
 
@@ -145,7 +152,7 @@ def test_markdown_and_text_hold_every_final_and_translation(meeting: Meeting) ->
 def test_json_round_trips(meeting: Meeting) -> None:
     exported = meeting.export(tpb.EXPORT_FORMAT_JSON)
     parsed = json_format.Parse(exported.content, tpb.Session())
-    assert parsed == meeting.transcripts.GetSession(tpb.GetSessionRequest(name=meeting.name), metadata=ALICE)
+    assert parsed == meeting.transcripts.GetSession(tpb.GetSessionRequest(name=meeting.name), metadata=meeting.alice)
     assert json_format.Parse(json_format.MessageToJson(parsed), tpb.Session()) == parsed
 
 
@@ -153,24 +160,26 @@ def test_another_callers_session_is_not_found_and_an_admin_sees_all(meeting: Mee
     t = meeting.transcripts
     missing = "sessions/s20000101-000000-0000000000"
     for name in (meeting.name, missing):
-        assert code_of(t.GetSession, tpb.GetSessionRequest(name=name), metadata=BOB) == (
+        assert code_of(t.GetSession, tpb.GetSessionRequest(name=name), metadata=meeting.bob) == (
             grpc.StatusCode.NOT_FOUND,
             f"no meeting record {name} for this caller",
         )
         assert code_of(
-            t.ExportSession, tpb.ExportSessionRequest(name=name, format=tpb.EXPORT_FORMAT_SRT), metadata=BOB
+            t.ExportSession, tpb.ExportSessionRequest(name=name, format=tpb.EXPORT_FORMAT_SRT), metadata=meeting.bob
         )[0] == (grpc.StatusCode.NOT_FOUND)
-        assert code_of(t.DeleteSession, tpb.DeleteSessionRequest(name=name), metadata=BOB)[0] == (
+        assert code_of(t.DeleteSession, tpb.DeleteSessionRequest(name=name), metadata=meeting.bob)[0] == (
             grpc.StatusCode.NOT_FOUND
         )
-    assert meeting.name not in [s.name for s in t.ListSessions(tpb.ListSessionsRequest(), metadata=BOB).sessions]
-    assert meeting.name in [s.name for s in t.ListSessions(tpb.ListSessionsRequest(), metadata=ALICE).sessions]
-    assert meeting.name in [s.name for s in t.ListSessions(tpb.ListSessionsRequest(), metadata=ADMIN).sessions]
-    assert t.GetSession(tpb.GetSessionRequest(name=meeting.name), metadata=ADMIN).caller_id == "test:alice"
+    assert meeting.name not in [
+        s.name for s in t.ListSessions(tpb.ListSessionsRequest(), metadata=meeting.bob).sessions
+    ]
+    assert meeting.name in [s.name for s in t.ListSessions(tpb.ListSessionsRequest(), metadata=meeting.alice).sessions]
+    assert meeting.name in [s.name for s in t.ListSessions(tpb.ListSessionsRequest(), metadata=meeting.admin).sessions]
+    assert t.GetSession(tpb.GetSessionRequest(name=meeting.name), metadata=meeting.admin).caller_id == "key:alice"
 
 
 def test_every_rpc_needs_the_transcripts_scope(meeting: Meeting) -> None:
-    interpreter_only = as_caller("carol", "interpret")
+    interpreter_only = meeting.callers["carol"]
     t = meeting.transcripts
     for call, request in [
         (t.GetSession, tpb.GetSessionRequest(name=meeting.name)),
@@ -179,7 +188,7 @@ def test_every_rpc_needs_the_transcripts_scope(meeting: Meeting) -> None:
         (t.DeleteSession, tpb.DeleteSessionRequest(name=meeting.name)),
     ]:
         code, details = code_of(call, request, metadata=interpreter_only)
-        assert code == grpc.StatusCode.PERMISSION_DENIED and "'transcripts' scope" in details
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "`transcripts`" in details, details
 
 
 def test_listing_pages_with_tokens_that_cannot_be_forged(meeting: Meeting) -> None:
@@ -188,10 +197,10 @@ def test_listing_pages_with_tokens_that_cannot_be_forged(meeting: Meeting) -> No
     for i in range(5):
         targets = ("fr",) if i == 2 else ("es",)
         entry = writer.track(f"dave-{i}", lambda _e: None)
-        for op in meeting_ops(f"dave-{i}", caller="test:dave", started_at=base + timedelta(minutes=i), targets=targets):
+        for op in meeting_ops(f"dave-{i}", caller="key:dave", started_at=base + timedelta(minutes=i), targets=targets):
             writer.submit(entry, op)
     assert writer.wait_idle(30)
-    t, dave = meeting.transcripts, as_caller("dave")
+    t, dave = meeting.transcripts, meeting.callers["dave"]
     names, token, pages = [], "", 0
     while True:
         page = t.ListSessions(tpb.ListSessionsRequest(page_size=2, page_token=token), metadata=dave)
@@ -212,7 +221,7 @@ def test_listing_pages_with_tokens_that_cannot_be_forged(meeting: Meeting) -> No
     ]:
         code, details = code_of(t.ListSessions, request, metadata=dave)
         assert code == grpc.StatusCode.INVALID_ARGUMENT and words in details, details
-    code, _ = code_of(t.ListSessions, tpb.ListSessionsRequest(page_token=first.next_page_token), metadata=ALICE)
+    code, _ = code_of(t.ListSessions, tpb.ListSessionsRequest(page_token=first.next_page_token), metadata=meeting.alice)
     assert code == grpc.StatusCode.INVALID_ARGUMENT  # a token is bound to its caller too
     french = t.ListSessions(tpb.ListSessionsRequest(language_code="fr"), metadata=dave)
     assert [s.session_id for s in french.sessions] == ["dave-2"]
@@ -224,14 +233,16 @@ def test_listing_pages_with_tokens_that_cannot_be_forged(meeting: Meeting) -> No
 
 def test_bad_names_and_formats_are_explained(meeting: Meeting) -> None:
     t = meeting.transcripts
-    code, details = code_of(t.GetSession, tpb.GetSessionRequest(name=meeting.started.session_id), metadata=ALICE)
+    code, details = code_of(
+        t.GetSession, tpb.GetSessionRequest(name=meeting.started.session_id), metadata=meeting.alice
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "expected sessions/{session_id}" in details
-    code, details = code_of(t.ExportSession, tpb.ExportSessionRequest(name=meeting.name), metadata=ALICE)
+    code, details = code_of(t.ExportSession, tpb.ExportSessionRequest(name=meeting.name), metadata=meeting.alice)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "EXPORT_FORMAT_UNSPECIFIED" in details
     code, details = code_of(
         t.ExportSession,
         tpb.ExportSessionRequest(name=meeting.name, format=tpb.EXPORT_FORMAT_SRT, language_code="--"),
-        metadata=ALICE,
+        metadata=meeting.alice,
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "language_code" in details
 
@@ -243,7 +254,9 @@ def test_a_session_that_asked_for_no_record_leaves_none(meeting: Meeting, speech
     (started,) = of_kind(events, "session_started")
     assert not started.transcript_stored and not started.effective_config.store_transcript
     code, _ = code_of(
-        meeting.transcripts.GetSession, tpb.GetSessionRequest(name="sessions/" + started.session_id), metadata=ALICE
+        meeting.transcripts.GetSession,
+        tpb.GetSessionRequest(name="sessions/" + started.session_id),
+        metadata=meeting.alice,
     )
     assert code == grpc.StatusCode.NOT_FOUND
     assert set(row_counts(meeting.server.record.engine, started.session_id).values()) == {0}
@@ -256,11 +269,11 @@ def test_deletion_removes_everything_of_the_session_audio_included(meeting: Meet
     engine = meeting.server.record.engine
     before = row_counts(engine, session_id)
     assert before["utterances"] >= 1 and before["translations"] >= 1 and before["audio_blocks"] == 2  # 7 s, 5 s blocks
-    meeting.transcripts.DeleteSession(tpb.DeleteSessionRequest(name=name), metadata=ALICE, timeout=30)
+    meeting.transcripts.DeleteSession(tpb.DeleteSessionRequest(name=name), metadata=meeting.alice, timeout=30)
     assert set(row_counts(engine, session_id).values()) == {0}
-    code, _ = code_of(meeting.transcripts.GetSession, tpb.GetSessionRequest(name=name), metadata=ALICE)
+    code, _ = code_of(meeting.transcripts.GetSession, tpb.GetSessionRequest(name=name), metadata=meeting.alice)
     assert code == grpc.StatusCode.NOT_FOUND
-    code, _ = code_of(meeting.transcripts.DeleteSession, tpb.DeleteSessionRequest(name=name), metadata=ALICE)
+    code, _ = code_of(meeting.transcripts.DeleteSession, tpb.DeleteSessionRequest(name=name), metadata=meeting.alice)
     assert code == grpc.StatusCode.NOT_FOUND
 
 

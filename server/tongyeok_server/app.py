@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -57,7 +57,6 @@ class TongyeokServer:
         recognizer: Recognizer | None = None,
         translator: Translator | None = None,
         extensions: list[SessionExtension] | None = None,
-        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
         self.settings = settings
         # First: a wrong certificate or keys file should fail the start before engines load.
@@ -81,7 +80,6 @@ class TongyeokServer:
         #: The meeting record (None with --store none, or when the test's extensions leave it out).
         self.record = next((e.record for e in self.extensions if isinstance(e, RecordExtension)), None)
         self.transcripts = TranscriptsServicer(self.record)
-        self._interceptors = tuple(interceptors)
         self._loop = asyncio.new_event_loop()
         # OpenAI's engine then needs no loop of its own: first tokens ~10x sooner under load (make bench).
         self.translator.attach_loop(self._loop)
@@ -109,7 +107,7 @@ class TongyeokServer:
         reuse_port = ("grpc.so_reuseport", 1 if self.settings.processes > 1 else 0)
         server = grpc.aio.server(
             options=[*_OPTIONS, *keepalive_options(self.settings), reuse_port],
-            interceptors=[*self.security.interceptors, *self._interceptors],
+            interceptors=self.security.interceptors,
         )
         self._health = health_aio.HealthServicer()
         handlers.add_interpreter(self.servicer, server)
