@@ -9,11 +9,18 @@ its database are counted against the finals the callers got, so a store
 that fell behind or lost writes shows up as missing rows, not as speed.
 The PostgreSQL server is the tests' one (tests/support/postgres.py), on
 loopback, started for the run.
+
+Because those differences drown on a busy machine, ``writer_cost`` also
+measures the record's own CPU in this process: 200 sessions' worth of
+writes submitted to a ``RecordWriter`` on each backend, process CPU per
+write from submit to commit (a CPU-time figure, which other processes'
+load disturbs far less than latency).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,7 +65,31 @@ def run_record(cloud: CloudOptions, options: RecordOptions, work_dir: Path, log:
             results["runs"].append(run)
         for child in (fakes.openai, fakes.speech):
             children.stop(child)
+        for store in options.stores:
+            if store != "none":
+                url = pg.create_database() if store == "postgres" and pg else f"sqlite:///{work_dir}/cost.db"
+                results.setdefault("writer_cost", {})[store] = writer_cost(url)
     return results
+
+
+def writer_cost(store: str, sessions: int = 200, utterances: int = 20) -> dict[str, float]:
+    """Process CPU per record write (submit on this thread, the writer thread's batch and commit)."""
+    from tests.support.records import meeting_ops, open_record
+
+    with open_record(store) as record:
+        writer = record.writer
+        entries = [writer.track(f"s{i}", lambda _e: None) for i in range(sessions)]
+        writes = [meeting_ops(f"s{i}", utterances=utterances) for i in range(sessions)]
+        for entry, ops in zip(entries, writes, strict=True):
+            writer.submit(entry, ops[0])
+        writer.wait_idle(60)
+        body = [(entry, op) for entry, ops in zip(entries, writes, strict=True) for op in ops[1:-1]]
+        started = time.process_time()
+        for entry, op in body:
+            writer.submit(entry, op)
+        writer.wait_idle(120)
+        cpu_ms = (time.process_time() - started) * 1000
+    return {"writes": len(body), "cpu_ms_per_write": round(cpu_ms / len(body), 4)}
 
 
 @contextlib.contextmanager

@@ -68,6 +68,16 @@ def record_targets(record: dict[str, Any] | None) -> list[dict[str, Any]]:
                     "met": stored == finals and run["stored"]["incomplete"] == 0,
                 }
             )
+    for store, cost in (record.get("writer_cost") or {}).items():
+        per = cost["cpu_ms_per_write"]
+        out.append(
+            {
+                "target": f"record on {store}: CPU per write in-process (submit to commit)",
+                "required": "< 0.1 ms",
+                "measured": f"{per:.3f} ms ({cost['writes']} writes)",
+                "met": per < 0.1,
+            }
+        )
     return out
 
 

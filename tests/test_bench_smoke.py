@@ -61,8 +61,11 @@ def test_record_comparison_counts_what_each_store_kept(tmp_path: Path) -> None:
         "utterances": sqlite["finals_received"],
         "translations": sqlite["translations_complete"],
     }
+    assert results["writer_cost"]["sqlite"]["writes"] == 200 * 40
+    assert results["writer_cost"]["sqlite"]["cpu_ms_per_write"] > 0
     names = {t["target"] for t in record_targets(results)}
     assert "record on sqlite: every final stored, none twice" in names
+    assert "record on sqlite: CPU per write in-process (submit to commit)" in names
     console = Console(record=True, width=200)
     console.print(record_table(results))
     assert "Meeting record at 2 streams" in console.export_text()
