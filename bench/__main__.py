@@ -16,6 +16,7 @@ from bench.offline import OfflineOptions, run_offline
 from bench.offline_asr import AsrOptions, run_asr
 from bench.record import BACKENDS, RecordOptions, run_record
 from bench.report import render, targets, write_json
+from bench.speech import SpeechOptions, run_speech
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -118,6 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N,...",
         help="at these N, also run a server with TLS and an API key on every call (default 200; none with --quick)",
     )
+    parser.add_argument("--skip-speech", action="store_true", help="without the speech-output part")
+    parser.add_argument("--speech-only", action="store_true", help="only the speech-output part")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda text: print(f"[{time.monotonic() - started:5.0f} s] {text}", file=sys.stderr, flush=True)  # noqa: E731
     if args.asr_only:
         args.skip_cloud = True
+    if args.speech_only:
+        args.skip_cloud = args.skip_offline = True
     if not args.skip_cloud:
         cloud = CloudOptions(
             streams=args.streams or ((20,) if args.quick else (10, 100, 200, 500)),
@@ -161,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             else AsrOptions(engines)
         )
         results["asr"] = run_asr(asr, work_dir / "asr", log)
+    if not args.skip_speech and (args.speech_only or not args.asr_only):
+        speech = (
+            SpeechOptions(sentences=3, translate_runs=2, fake_streams=3, fake_seconds=6.0, rtf_rounds=1)
+            if args.quick
+            else SpeechOptions()
+        )
+        results["speech"] = run_speech(speech, work_dir / "speech", log)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.out)

@@ -125,6 +125,9 @@ class StreamResult:
     unmatched: int = 0
     finals: list[tuple[int, float, float, str]] = field(default_factory=list)  # utterance, end offset s, arrival s
     first_token_ms: list[float] = field(default_factory=list)
+    first_audio_ms: list[float] = field(default_factory=list)  # final -> first translation_audio (speech output)
+    first_audio_at: list[tuple[int, float]] = field(default_factory=list)  # utterance, arrival s since start
+    audio_bytes: int = 0
     translations_complete: int = 0
     sent_s: float = 0.0  # when the last chunk was written
     ended_s: float = 0.0  # when the response stream ended
@@ -138,6 +141,9 @@ class StreamResult:
             "unmatched": self.unmatched,
             "finals": [[u, round(end, 3), round(at, 4), text] for u, end, at, text in self.finals],
             "first_token_ms": [round(v, 3) for v in self.first_token_ms],
+            "first_audio_ms": [round(v, 3) for v in self.first_audio_ms],
+            "first_audio_at": [[u, round(at, 4)] for u, at in self.first_audio_at],
+            "audio_bytes": self.audio_bytes,
             "translations_complete": self.translations_complete,
             "sent_s": round(self.sent_s, 4),
             "ended_s": round(self.ended_s, 4),
@@ -156,6 +162,7 @@ class _Stream:
         self.result = StreamResult(index, start)
         self.final_arrival: dict[int, float] = {}
         self.first_token_seen: set[int] = set()
+        self.first_audio_seen: set[int] = set()
 
     # Sending -----------------------------------------------------------------
 
@@ -211,6 +218,14 @@ class _Stream:
                     self.result.first_token_ms.append((arrival - self.final_arrival[utterance]) * 1000)
             elif which == "translation_complete":
                 self.result.translations_complete += 1
+            elif which == "translation_audio":
+                audio = response.translation_audio
+                self.result.audio_bytes += len(audio.audio)
+                utterance = audio.utterance_id
+                if utterance not in self.first_audio_seen and utterance in self.final_arrival:
+                    self.first_audio_seen.add(utterance)
+                    self.result.first_audio_ms.append((arrival - self.final_arrival[utterance]) * 1000)
+                    self.result.first_audio_at.append((utterance, arrival - self.result.start))
 
     async def receive_direct(self, call: Any) -> None:
         while True:
@@ -282,6 +297,13 @@ def _tongyeok_config(spec: dict[str, Any]) -> pb.InterpretRequest:
             source_language_codes=list(spec["sources"]),
             target_language_codes=list(spec["targets"]),
             interim_results=spec["interim"],
+            # Speech output, when the spec asks ({"encoding": SpeechEncoding value, "rate": Hz}).
+            speech_output=pb.SpeechOutputConfig(
+                encoding=spec["speech"].get("encoding", pb.SPEECH_ENCODING_LINEAR16),
+                sample_rate_hertz=spec["speech"].get("rate", 24000),
+            )
+            if spec.get("speech")
+            else None,
         )
     )
 

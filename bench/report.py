@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench.report_record import record_table, record_targets
 from bench.report_security import security_table, security_targets
+from bench.report_speech import speech_table, speech_targets
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -60,6 +61,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     out.extend(security_targets(every))
     out.extend(record_targets(results.get("record")))
+    out.extend(speech_targets(results.get("speech")))
     offline = results.get("offline")
     if offline:
         lat = offline["latency"]
@@ -208,6 +210,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
     asr = results.get("asr")
     if asr:
         console.print(asr_table(asr))
+    if results.get("speech"):
+        console.print(speech_table(results["speech"]))
     table = Table(title="Targets", title_justify="left")
     for col in ("target", "required", "measured", "met"):
         table.add_column(col)
