@@ -11,7 +11,7 @@ from rich.table import Table
 FIRST_AUDIO_AFTER_FINAL_MS = 500.0
 PIPER_FIRST_AUDIO_MS = 500.0  # the neural voice's first clause, once the text is there
 PIPER_RTF = 0.5  # per clause, one core: leaves room for the recogniser
-ESPEAK_RTF = 0.05
+ESPEAK_RTF = 0.1  # per clause, the process start included (p50 is ~0.01)
 # What speaking adds to a stream's server CPU, through the fakes (the server's own work: segmenting,
 # encoding, one more call per clause or utterance).
 SPEECH_ADDED_CORES_PER_STREAM = 0.02

@@ -30,7 +30,7 @@ from tests.conftest import stub_for
 from tests.support import fake_speech
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.certs import local_certificates
-from tests.support.fake_oauth import EXPECTED_CLIENT_ID, FakeTokenEndpoint
+from tests.support.fake_oauth import FakeTokenEndpoint
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech, word_for_id
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -91,14 +91,8 @@ def openai_fake() -> Iterator[FakeOpenAI]:
 
 def user_credentials(tokens: FakeTokenEndpoint) -> google.oauth2.credentials.Credentials:
     """What ``gcloud auth application-default login`` leaves, pointed at the fake token endpoint; no token yet."""
-    return google.oauth2.credentials.Credentials(  # type: ignore[no-untyped-call]
-        token=None,
-        refresh_token="1//fake-refresh-token",
-        token_uri=tokens.token_uri,
-        client_id=EXPECTED_CLIENT_ID,
-        client_secret="fake-client-secret",
-        scopes=["https://www.googleapis.com/auth/cloud-platform"],
-    )
+    credentials: google.oauth2.credentials.Credentials = tokens.user_credentials()
+    return credentials
 
 
 def secure_recognizer(speech: FakeSpeech, ca_file: Path, tokens: FakeTokenEndpoint) -> GoogleRecognizer:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import google.oauth2.credentials
 import grpc
 import pytest
 from google.cloud.texttospeech_v1.types import cloud_tts
@@ -23,7 +22,7 @@ from tests.conftest import running_server, stub_for
 from tests.support import fake_speech
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.certs import local_certificates
-from tests.support.fake_oauth import EXPECTED_CLIENT_ID, FakeTokenEndpoint
+from tests.support.fake_oauth import FakeTokenEndpoint
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech
 from tests.support.fake_tts import FakeTextToSpeech, heard_tones, tones_of
@@ -300,14 +299,7 @@ def test_a_refused_credential_is_unauthenticated_at_once_and_never_reaches_googl
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(certs.ca_pem)
     tokens.revoke()
-    credentials = google.oauth2.credentials.Credentials(  # type: ignore[no-untyped-call]
-        token=None,
-        refresh_token="1//fake-refresh-token",
-        token_uri=tokens.token_uri,
-        client_id=EXPECTED_CLIENT_ID,
-        client_secret="fake-client-secret",
-        scopes=["https://www.googleapis.com/auth/cloud-platform"],
-    )
+    credentials = tokens.user_credentials()
     server_credentials = grpc.ssl_server_credentials([(certs.server_key_pem, certs.server_cert_pem)])
     with FakeTextToSpeech(server_credentials=server_credentials) as tls_tts:
         settings = ServerSettings(

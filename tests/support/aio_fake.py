@@ -38,6 +38,17 @@ class AioFake:
         """Start serving on 127.0.0.1 on the running event loop (``port`` 0 picks a free one)."""
         raise NotImplementedError
 
+    async def listen(
+        self, server: grpc.aio.Server, port: int, server_credentials: grpc.ServerCredentials | None
+    ) -> grpc.aio.Server:
+        """Bind ``server`` to 127.0.0.1 (TLS with ``server_credentials``, else plaintext) and start it."""
+        if server_credentials is not None:
+            self.port = server.add_secure_port(f"127.0.0.1:{port}", server_credentials)
+        else:
+            self.port = server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        return server
+
     def start(self, port: int = 0) -> Self:
         """Serve on 127.0.0.1 (``port`` 0 picks a free one) from an event loop on a thread of its own."""
         if self._thread is not None:

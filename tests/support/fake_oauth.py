@@ -67,6 +67,19 @@ class FakeTokenEndpoint:
         """The URL of the token endpoint."""
         return f"http://127.0.0.1:{self._server.server_address[1]}/token"
 
+    def user_credentials(self) -> Any:
+        """What ``gcloud auth application-default login`` leaves, pointed at this endpoint; no token yet."""
+        import google.oauth2.credentials
+
+        return google.oauth2.credentials.Credentials(  # type: ignore[no-untyped-call]
+            token=None,
+            refresh_token="1//fake-refresh-token",
+            token_uri=self.token_uri,
+            client_id=EXPECTED_CLIENT_ID,
+            client_secret="fake-client-secret",
+            scopes=["https://www.googleapis.com/auth/cloud-platform"],
+        )
+
     def start(self) -> FakeTokenEndpoint:
         """Serve from a thread of its own."""
         self._thread = threading.Thread(

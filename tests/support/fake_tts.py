@@ -254,12 +254,7 @@ class FakeTextToSpeech(AioFake):
             ),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
-        if self.server_credentials is not None:
-            self.port = server.add_secure_port(f"127.0.0.1:{port}", self.server_credentials)
-        else:
-            self.port = server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        return server
+        return await self.listen(server, port, self.server_credentials)
 
     # Faults -----------------------------------------------------------------
 

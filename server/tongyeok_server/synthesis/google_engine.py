@@ -50,7 +50,6 @@ from google.cloud.texttospeech_v1.services.text_to_speech.transports import Text
 from google.cloud.texttospeech_v1.services.text_to_speech.transports.base import DEFAULT_CLIENT_INFO
 from google.cloud.texttospeech_v1.types import cloud_tts
 
-from tongyeok_server import languages
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.recognition.google_auth import (
@@ -61,16 +60,16 @@ from tongyeok_server.recognition.google_auth import (
 )
 from tongyeok_server.recognition.google_errors import Action, Failure, common_failure
 from tongyeok_server.settings import ServerSettings
+from tongyeok_server.synthesis import google_voices
 from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
 from tongyeok_server.synthesis.config import SpeechEncoding
 from tongyeok_server.synthesis.google_audio import OggPages, WavPayload, wav_payload
+from tongyeok_server.synthesis.google_voices import streams
 
 log = logging.getLogger(__name__)
 _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 
 SERVICE = "google.cloud.texttospeech.v1.TextToSpeech"
-# The model part of the names of the voices StreamingSynthesize takes.
-STREAMING_MODELS = ("Chirp3-HD",)
 API = "Text-to-Speech"
 ROLE = "speech synthesizer"
 
@@ -92,20 +91,6 @@ _CLAUSE_ENCODINGS = {
     SpeechEncoding.MULAW: cloud_tts.AudioEncoding.MULAW,
     SpeechEncoding.ALAW: cloud_tts.AudioEncoding.ALAW,
 }
-
-# The locales of Chirp 3: HD (Google's list), for the built-in voices used when ListVoices cannot be asked.
-CHIRP3_LOCALES = (  # noqa: SIM905 - a list of 38 quoted tags reads worse
-    "ar-XA bn-IN cmn-CN da-DK de-DE en-AU en-GB en-IN en-US es-ES es-US fi-FI fr-CA fr-FR gu-IN hi-IN id-ID it-IT "
-    "ja-JP kn-IN ko-KR ml-IN mr-IN nb-NO nl-BE nl-NL pl-PL pt-BR ru-RU sv-SE sw-KE ta-IN te-IN th-TH tr-TR uk-UA "
-    "ur-IN vi-VN"
-).split()
-# The locale "default" prefers for a bare language.
-_USUAL_LOCALE = {"en": "en-US", "es": "es-ES", "fr": "fr-FR", "pt": "pt-BR", "nl": "nl-NL", "zh": "cmn-CN"}
-
-
-def streams(voice_name: str) -> bool:
-    """Whether Google synthesises this voice over ``StreamingSynthesize``."""
-    return any(f"-{model}-" in voice_name for model in STREAMING_MODELS)
 
 
 def _rpc_names() -> dict[str, tuple[str, Any, Any]]:
@@ -187,7 +172,7 @@ class GoogleSynthesizer(Synthesizer):
             else:
                 listed = outcome
         if failure is None and listed:
-            self._voices = self._order(Voice(v.name, tuple(v.language_codes), _describe(v)) for v in listed)
+            self._voices = google_voices.order(google_voices.from_google(listed), self._preferred)
             self._voice_source = f"{len(self._voices)} voices"
             return
         why = f"{failure.code.name}: {failure.message}" if failure is not None else "Google listed no voice"
@@ -195,10 +180,7 @@ class GoogleSynthesizer(Synthesizer):
         log.warning(
             "google synthesizer: cannot list Google's voices (%s)%s; using the built-in Chirp 3: HD list", why, detail
         )
-        suffix = self._preferred if streams(f"x-{self._preferred}") else "Chirp3-HD-Charon"
-        self._voices = self._order(
-            Voice(f"{locale}-{suffix}", (locale,), "Chirp 3: HD (built-in list), streams") for locale in CHIRP3_LOCALES
-        )
+        self._voices = google_voices.order(google_voices.built_in(self._preferred), self._preferred)
         self._voice_source = f"built-in list of {len(self._voices)} voices (ListVoices failed)"
 
     async def _list_voices(self) -> list[cloud_tts.Voice] | ServiceError:
@@ -216,23 +198,6 @@ class GoogleSynthesizer(Synthesizer):
             return failure.ending()
         finally:
             await calls.close()
-
-    def _order(self, voices: Any) -> list[Voice]:
-        """Grouped by language; in each, the usual locale, streaming voices and the preferred one first."""
-
-        def key(voice: Voice) -> tuple[str, bool, bool, bool, str]:
-            locale = voice.language_codes[0] if voice.language_codes else ""
-            language = languages.primary(locale)
-            usual = _USUAL_LOCALE.get(language, "")
-            return (
-                language,
-                bool(usual) and locale != usual,
-                not streams(voice.name),
-                not voice.name.endswith(self._preferred),
-                voice.name,
-            )
-
-        return sorted(voices, key=key)
 
     @property
     def description(self) -> EngineDescription:
@@ -475,12 +440,6 @@ def _classify(err: grpc.aio.AioRpcError) -> Failure:
             details,
         )
     return common_failure(code, details, API, ROLE)
-
-
-def _describe(voice: cloud_tts.Voice) -> str:
-    gender = cloud_tts.SsmlVoiceGender(voice.ssml_gender).name.lower()
-    path = "streams" if streams(voice.name) else "per clause"
-    return f"Google {gender} voice, {voice.natural_sample_rate_hertz} Hz, {path}"
 
 
 def create(settings: ServerSettings) -> GoogleSynthesizer:
