@@ -369,9 +369,19 @@ class Session:
             elif not self._open.cancelled:
                 self.stats.translation_failures += 1
         finally:
-            with self._lock:
-                self._pending_translations -= 1
-            self._maybe_done()
+            # Count the translation done on the loop, after the Complete this thread queued there:
+            # counted here, a _maybe_done the recogniser's thread had queued earlier could see no
+            # pending translation and end the stream before the Complete reached the caller.
+            if threading.get_ident() == self._loop_thread:
+                self._translation_done()
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                    self._loop.call_soon_threadsafe(self._translation_done)
+
+    def _translation_done(self) -> None:
+        with self._lock:
+            self._pending_translations -= 1
+        self._maybe_done()
 
 
 def _with_translations(request: TranslationRequest, history: deque[_HistoryEntry], target: str) -> TranslationRequest:
