@@ -173,3 +173,31 @@ def test_store_urls_are_checked_and_passwords_refused(tmp_path) -> None:
         with pytest.raises(StoreUrlError, match=words) as info:
             database_url(bad, str(tmp_path))
         assert "hunter2" not in str(info.value)
+
+
+def _write_from_a_process(store: str, prefix: str, sessions: int) -> None:
+    """One server process's share: its own engine, migration at start and writer on the shared file."""
+    with open_record(store) as record:
+        for i in range(sessions):
+            entry = record.writer.track(f"{prefix}{i}", lambda _e: None)
+            for op in meeting_ops(f"{prefix}{i}", utterances=5):
+                record.writer.submit(entry, op)
+        assert record.writer.wait_idle(60)
+        assert record.writer.stats.lost == 0
+
+
+def test_several_processes_share_one_sqlite_file(tmp_path) -> None:
+    import multiprocessing
+
+    store = f"sqlite:///{tmp_path}/shared.db"  # as --processes N with the default store: one file, N writers
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_from_a_process, args=(store, f"p{n}-", 40)) for n in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    with open_record(store) as record:
+        listed = queries.list_sessions(record.engine, None, queries.SessionFilter(), None, 1000)
+        assert len(listed) == 120 and {s.utterance_count for s in listed} == {5}
+        assert all(s.state is RecordState.COMPLETE for s in listed)
