@@ -35,19 +35,16 @@ from typing import Any
 import grpc
 import psutil
 
-from bench import stats
+from bench import offline, stats
 from bench.procs import LOOPBACK, Children, free_port, server_command, wait_for_grpc
 from tests.support.calls import config
 from tests.support.speech import Speech, convert, synthesize, word_error_rate
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 
+# The offline part's five sentences and five more.
 SENTENCES = [
-    "Good morning everyone.",
-    "We would like to discuss the contract today.",
-    "The delivery date is next Friday.",
-    "Thank you for your time.",
-    "Please send your comments by email.",
+    *offline.SENTENCES,
     "Our team will visit your office in March.",
     "The price includes shipping and insurance.",
     "Could you repeat the last number please?",

@@ -112,12 +112,11 @@ def test_8k_telephony_gives_one_final_per_sentence(
     assert len(finals) == len(speech.sentences), [f.text for f in finals]
     ends = [f.audio_end_offset.ToTimedelta().total_seconds() for f in finals]
     assert all(abs(end - expected) < 0.6 for end, expected in zip(ends, speech.sentence_end_s, strict=True)), ends
-    # Word accuracy on telephone-band audio varies between runs and with the
-    # machine's load (whole-text WER 0.4-0.65 measured; a sentence that came
-    # through whole in one run did not in the next), so only a bound is
-    # checked that a wrongly decoded signal (noise to the model) would miss.
+    # Telephone-band streams get pocketsphinx's second, batch-CMN pass: about a third of
+    # the words wrong on the bench's voices (live CMN alone: over 80 %). The bound leaves
+    # room for run-to-run variation on borderline audio, not for losing the second pass.
     heard = " ".join(f.text for f in finals)
-    assert word_error_rate(" ".join(speech.sentences), heard) < 0.85, heard
+    assert word_error_rate(" ".join(speech.sentences), heard) < 0.6, heard
 
 
 def test_voice_activity_events_bracket_each_sentence(offline_stub, speech: Speech) -> None:

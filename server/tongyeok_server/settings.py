@@ -51,6 +51,10 @@ class ServerSettings:
     offline_streams_per_worker: int = field(
         default=3, metadata={"help": "concurrent streams one pocketsphinx worker serves in real time"}
     )
+    pocketsphinx_second_pass: str = field(
+        default="narrowband",
+        metadata={"help": "re-decode each sentence with batch CMN: narrowband (streams under 16 kHz), always or never"},
+    )
     # Whisper (embedded, multilingual; issue 13).
     whisper_model: str = field(
         default="", metadata={"help": "CTranslate2 Whisper model directory (default: the packaged Whisper base)"}

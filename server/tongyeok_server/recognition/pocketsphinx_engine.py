@@ -26,11 +26,16 @@ from tongyeok_server.settings import ServerSettings
 class PocketsphinxRecognizer(Recognizer):
     """US-English recognition with the model that ships in the pocketsphinx wheel."""
 
-    def __init__(self, workers: int, streams_per_worker: int) -> None:
+    def __init__(self, workers: int, streams_per_worker: int, second_pass: str = "narrowband") -> None:
+        if second_pass not in pocketsphinx_worker.SECOND_PASS_MODES:
+            raise SystemExit(
+                f"--pocketsphinx-second-pass {second_pass!r}: choose one of "
+                f"{', '.join(pocketsphinx_worker.SECOND_PASS_MODES)}"
+            )
         self._pool = WorkerPool(
             "pocketsphinx",
             pocketsphinx_worker.run,
-            (),
+            (second_pass,),
             workers,
             streams_per_worker,
             "more --offline-workers or --offline-streams-per-worker",
@@ -57,4 +62,6 @@ class PocketsphinxRecognizer(Recognizer):
 
 def create(settings: ServerSettings) -> Recognizer:
     """Factory used by the registry."""
-    return PocketsphinxRecognizer(settings.offline_workers, settings.offline_streams_per_worker)
+    return PocketsphinxRecognizer(
+        settings.offline_workers, settings.offline_streams_per_worker, settings.pocketsphinx_second_pass
+    )

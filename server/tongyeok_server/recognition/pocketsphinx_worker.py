@@ -10,10 +10,14 @@ Two things make a final nearer to what pocketsphinx hears in a whole file:
   voiced, and the soft start of the first word (an unvoiced /th/, /h/, /s/)
   comes before that; the decoder also gets ``PREROLL_S`` of the audio
   before the detected start, so that word is not clipped.
-- **Second pass** (``SECOND_PASS``). Live decoding normalises the cepstrum
-  with a running mean that only settles during the utterance; a second
-  decode of the utterance at its end, with the mean of the whole utterance
-  (batch CMN), was measured against it (``make bench``, README).
+- **Second pass** (``--pocketsphinx-second-pass``). Live decoding
+  normalises the cepstrum with a running mean that starts from a 16 kHz
+  prior and settles only during the utterance; a second decode of the
+  utterance at its end, with the mean of the whole utterance (batch CMN),
+  comes nearer to a whole-file decode (docs/ARCHITECTURE.md has the
+  figures). It doubles the decoding and adds a decode to each final's
+  latency, so by default (``narrowband``) only telephone-band streams
+  (under 16 kHz), where live CMN loses most of the words, get it.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ ENDPOINT_WINDOW_S = 0.3
 VAD_MODE = 2
 # Audio before the detected start of speech that the decoder hears too.
 PREROLL_S = 0.25
-# Re-decode each utterance at its end with batch CMN (see the module doc).
-SECOND_PASS = True
+# Which streams get a second, batch-CMN pass at each endpoint (see the module doc).
+SECOND_PASS_MODES = ("narrowband", "always", "never")
 _BYTES_PER_SAMPLE = 2
 
 
@@ -58,6 +62,7 @@ class _Stream:
     converter: PcmConverter
     interim: bool
     vad: bool
+    second_pass: bool
     pending: bytearray = field(default_factory=bytearray)
     samples_in: int = 0  # 16 kHz samples given to the endpointer
     recent: bytearray = field(default_factory=bytearray)  # the last samples given to it, for the pre-roll
@@ -72,7 +77,7 @@ class PocketsphinxWorker(worker_process.StreamWorker):
     name = "pocketsphinx"
 
     def __init__(
-        self, send: worker_process.Send, *, preroll_s: float = PREROLL_S, second_pass: bool = SECOND_PASS
+        self, send: worker_process.Send, *, preroll_s: float = PREROLL_S, second_pass: str = "narrowband"
     ) -> None:
         super().__init__(send)
         self._streams: dict[int, _Stream] = {}
@@ -86,7 +91,8 @@ class PocketsphinxWorker(worker_process.StreamWorker):
         self._spares: list[Any] = [self._new_decoder()]
         # Batch CMN starts from the utterance's own mean each time: nothing
         # carries over, so one second-pass decoder serves every stream.
-        self._batch_decoder = self._new_decoder(cmn="batch") if second_pass else None
+        self._second_pass = second_pass
+        self._batch_decoder = self._new_decoder(cmn="batch") if second_pass != "never" else None
 
     @staticmethod
     def _new_decoder(**config: Any) -> Any:
@@ -107,7 +113,11 @@ class PocketsphinxWorker(worker_process.StreamWorker):
         spec: AudioSpec = args[0]
         decoder = self._spares.pop() if self._spares else self._new_decoder()
         endpointer = Endpointer(window=ENDPOINT_WINDOW_S, vad_mode=VAD_MODE, sample_rate=SAMPLE_RATE_HZ)
-        self._streams[sid] = _Stream(sid, decoder, endpointer, PcmConverter(spec, SAMPLE_RATE_HZ), args[1], args[2])
+        second = self._batch_decoder is not None and (
+            self._second_pass == "always" or spec.sample_rate_hz < SAMPLE_RATE_HZ
+        )
+        converter = PcmConverter(spec, SAMPLE_RATE_HZ)
+        self._streams[sid] = _Stream(sid, decoder, endpointer, converter, args[1], args[2], second)
 
     def audio(self, sid: int, data: bytes) -> None:
         stream = self._streams.get(sid)
@@ -178,7 +188,7 @@ class PocketsphinxWorker(worker_process.StreamWorker):
     def _decode(self, stream: _Stream, pcm: bytes) -> None:
         if pcm:
             stream.decoder.process_raw(pcm, False, False)
-            if self._batch_decoder is not None:
+            if stream.second_pass:
                 stream.utterance_audio += pcm
 
     @staticmethod
@@ -200,7 +210,7 @@ class PocketsphinxWorker(worker_process.StreamWorker):
         stream.utterance_start_s = None
         if stream.vad:
             self.emit(stream.sid, SpeechActivity(False, end_s))
-        if self._batch_decoder is not None and stream.utterance_audio:
+        if self._batch_decoder is not None and stream.second_pass and stream.utterance_audio:
             decoder = self._batch_decoder
             decoder.start_utt()
             decoder.process_raw(bytes(stream.utterance_audio), False, True)
@@ -226,6 +236,6 @@ def _confidence(decoder: Any) -> float:
     return float(min(1.0, max(0.0, sum(probs) / len(probs))))
 
 
-def run(conn: Connection) -> None:
+def run(conn: Connection, second_pass: str = "narrowband") -> None:
     """Entry point of a worker process."""
-    worker_process.serve(conn, PocketsphinxWorker)
+    worker_process.serve(conn, lambda send: PocketsphinxWorker(send, second_pass=second_pass))
