@@ -78,3 +78,16 @@ def test_an_utterance_open_at_the_end_of_the_stream_ends_there(speech: Speech) -
 
 def test_silence_is_not_speech() -> None:
     assert segment(bytes(SAMPLE_RATE_HZ * 2 * 3)) == []
+
+
+def test_segmenter_knows_how_long_an_open_utterance_has_been_quiet(speech: Speech) -> None:
+    pcm = speech.pcm()
+    segmenter = Segmenter()
+    end = int(speech.sentence_end_s[0] * SAMPLE_RATE_HZ) * 2
+    segmenter.feed(pcm[:end])
+    assert segmenter.in_speech and segmenter.quiet_s < 0.2
+    events = segmenter.feed(bytes(int(0.3 * SAMPLE_RATE_HZ) * 2))
+    assert not events and segmenter.in_speech and 0.25 <= segmenter.quiet_s <= 0.45
+    (ended,) = segmenter.feed(bytes(int(0.3 * SAMPLE_RATE_HZ) * 2))
+    assert isinstance(ended, SpeechEnded) and ended.voiced_until == ended.end_sample
+    assert segmenter.quiet_s == 0.0

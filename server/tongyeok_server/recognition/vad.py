@@ -35,6 +35,7 @@ class SpeechEnded:
     start_sample: int
     end_sample: int
     audio: bytes
+    voiced_until: int  # the end of the utterance's last voiced frame (samples into the stream)
 
 
 SegmentEvent = SpeechStarted | SpeechEnded
@@ -69,6 +70,12 @@ class Segmenter:
         self.samples_in = 0
         self.utterance: bytearray | None = None  # the open utterance's audio, while in speech
         self.utterance_start = 0
+        self.voiced_until = 0  # where the last voiced frame of the open utterance ended
+
+    @property
+    def quiet_s(self) -> float:
+        """How long the open utterance has been unvoiced (0 when it is not open or someone is speaking)."""
+        return 0.0 if self.utterance is None else (self.samples_in - self.voiced_until) / SAMPLE_RATE_HZ
 
     @property
     def in_speech(self) -> bool:
@@ -110,11 +117,14 @@ class Segmenter:
                 start = max(start, recent_start, 0)
                 self.utterance = bytearray(self._recent[(start - recent_start) * 2 :])
                 self.utterance_start = start
+                self.voiced_until = self.samples_in
                 self._recent.clear()
                 self._decisions.clear()
                 events.append(SpeechStarted(start))
             return
         self.utterance += frame
+        if voiced:
+            self.voiced_until = self.samples_in
         window = list(self._decisions)[-self._end_frames :]
         if len(window) == self._end_frames and window.count(False) >= self._ratio * self._end_frames:
             # The speech ended where the window's silence began; the audio keeps that silence
@@ -128,10 +138,10 @@ class Segmenter:
             events.append(self._end(self.samples_in))
             events.append(SpeechStarted(self.samples_in))
             self.utterance = bytearray()
-            self.utterance_start = self.samples_in
+            self.utterance_start = self.voiced_until = self.samples_in
 
     def _end(self, end_sample: int) -> SpeechEnded:
         audio = bytes(self.utterance or b"")
-        event = SpeechEnded(self.utterance_start, end_sample, audio)
+        event = SpeechEnded(self.utterance_start, end_sample, audio, self.voiced_until)
         self.utterance = None
         return event

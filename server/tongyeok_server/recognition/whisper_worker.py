@@ -10,7 +10,12 @@ Decoding happens in the worker's idle time, in this order:
 
 1. **Finals** of ended utterances, oldest first, with beam search (5): the
    whole utterance, language chosen by Whisper among the stream's languages.
-2. **Interims**: for streams in the middle of an utterance, the one whose
+2. **Speculative finals**: once an open utterance has been quiet for
+   ``SPECULATE_AFTER_S``, the final's decode runs then, while the endpointer
+   waits for the rest of its silence window; if nobody spoke again before
+   the endpoint, that result is the final and the final costs no decode
+   after the endpoint (a final-quality pass over the same voiced audio).
+3. **Interims**: for streams in the middle of an utterance, the one whose
    last pass is oldest, if its utterance grew by ``INTERIM_STEP_S`` since:
    a greedy pass over the utterance so far, fed to ``LocalAgreement`` (only
    words two passes agree on are shown).
@@ -37,7 +42,7 @@ from tongyeok_server.recognition import whisper_model, worker_process
 from tongyeok_server.recognition.base import RecognitionEnded, SpeechActivity, Transcript
 from tongyeok_server.recognition.stable_prefix import LocalAgreement
 from tongyeok_server.recognition.vad import SAMPLE_RATE_HZ, Segmenter, SpeechEnded, SpeechStarted
-from tongyeok_server.recognition.whisper_decoder import WhisperDecoder
+from tongyeok_server.recognition.whisper_decoder import Decoded, WhisperDecoder
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,8 @@ INTERIM_STEP_S = 0.4
 INTERIM_MIN_S = 0.6
 # Agreed words are shown as fairly stable; the final may still change them (flicker, README).
 INTERIM_STABILITY = 0.9
+# Quiet this long inside an open utterance: decode its final already (see the module doc).
+SPECULATE_AFTER_S = 0.2
 
 
 @dataclass
@@ -63,6 +70,7 @@ class _Stream:
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     passed_samples: int = 0  # utterance length at its last interim pass
     passed_at: float = 0.0  # when that pass ran
+    speculation: tuple[int, Decoded] | None = None  # (voiced_until it heard, its result)
 
     def tag(self, whisper_code: str) -> str:
         return next((tag for tag, code in self.languages if code == whisper_code), self.languages[0][0])
@@ -72,6 +80,7 @@ class _Stream:
 class _Final:
     sid: int
     ended: SpeechEnded
+    decoded: Decoded | None = None  # already decoded (a speculation that held)
 
 
 class WhisperWorker(worker_process.StreamWorker):
@@ -107,7 +116,7 @@ class WhisperWorker(worker_process.StreamWorker):
         # This stream's finals now, before its end: the others' wait at most this long.
         for job in [j for j in self._finals if j.sid == sid]:
             self._finals.remove(job)
-            self._final(stream, job.ended)
+            self._final(stream, job)
         self.release(sid)
         self.emit(sid, RecognitionEnded())
 
@@ -121,20 +130,30 @@ class WhisperWorker(worker_process.StreamWorker):
             if isinstance(event, SpeechStarted):
                 stream.agreement = LocalAgreement()
                 stream.passed_samples = 0
+                stream.speculation = None
                 if stream.vad:
                     self.emit(stream.sid, SpeechActivity(True, event.start_sample / SAMPLE_RATE_HZ))
             else:
                 if stream.vad:
                     self.emit(stream.sid, SpeechActivity(False, event.end_sample / SAMPLE_RATE_HZ))
-                self._finals.append(_Final(stream.sid, event))
+                speculation, stream.speculation = stream.speculation, None
+                held = speculation is not None and speculation[0] == event.voiced_until
+                self._finals.append(_Final(stream.sid, event, speculation[1] if held and speculation else None))
 
     def idle(self) -> bool:
-        """One decoding pass: the oldest final, else the stalest interim; False if none is due."""
+        """One decoding pass: the oldest final, else a speculation, else the stalest interim; False if none."""
         if self._finals:
             job = self._finals.popleft()
             stream = self._streams.get(job.sid)
             if stream is not None:
-                self._final(stream, job.ended)
+                self._final(stream, job)
+            return True
+        quiet = [s for s in self._streams.values() if self._speculation_due(s)]
+        if quiet:
+            stream = quiet[0]
+            audio = bytes(stream.segmenter.utterance or b"")
+            voiced_until = stream.segmenter.voiced_until
+            stream.speculation = (voiced_until, self._decode_final(stream, audio))
             return True
         due = [s for s in self._streams.values() if self._interim_due(s)]
         if not due:
@@ -143,9 +162,16 @@ class WhisperWorker(worker_process.StreamWorker):
         return True
 
     @staticmethod
+    def _speculation_due(stream: _Stream) -> bool:
+        segmenter = stream.segmenter
+        if segmenter.quiet_s < SPECULATE_AFTER_S:
+            return False
+        return stream.speculation is None or stream.speculation[0] != segmenter.voiced_until
+
+    @staticmethod
     def _interim_due(stream: _Stream) -> bool:
         utterance = stream.segmenter.utterance
-        if not stream.interim or utterance is None:
+        if not stream.interim or utterance is None or stream.segmenter.quiet_s >= SPECULATE_AFTER_S:
             return False
         samples = len(utterance) // 2
         return samples >= INTERIM_MIN_S * SAMPLE_RATE_HZ and (
@@ -167,8 +193,12 @@ class WhisperWorker(worker_process.StreamWorker):
                 Transcript(text, stream.tag(heard.language), False, start_s, end_s, stability=INTERIM_STABILITY),
             )
 
-    def _final(self, stream: _Stream, ended: SpeechEnded) -> None:
-        heard = self._decoder.decode(_float(ended.audio), self._codes(stream), beam_size=FINAL_BEAM)
+    def _decode_final(self, stream: _Stream, audio: bytes) -> Decoded:
+        return self._decoder.decode(_float(audio), self._codes(stream), beam_size=FINAL_BEAM)
+
+    def _final(self, stream: _Stream, job: _Final) -> None:
+        ended = job.ended
+        heard = job.decoded or self._decode_final(stream, ended.audio)
         if heard.text:
             self.emit(
                 stream.sid,
