@@ -88,9 +88,11 @@ def test_interpret_json_is_one_event_per_line_and_sends_the_config(capsys, fake,
     assert cfg.translation_options.style == pb.TRANSLATION_STYLE_LITERAL
     glossary = [(g.source_term, g.target_term) for g in cfg.translation_options.glossary]
     assert glossary == [("Q3", "tercer trimestre"), ("Tongyeok", "")]
+    assert cfg.resumption.enabled  # the client resumes by itself
     audio = b"".join(r.audio for r in servicer.requests[1:])
     assert len(audio) == 16000  # all 0.5 s of the file, nothing else
-    assert [len(r.audio) for r in servicer.requests[1:]] == [3200] * 5
+    assert [len(r.audio) for r in servicer.requests[1:-1]] == [3200] * 5
+    assert servicer.requests[-1].WhichOneof("request") == "end"  # an ending, not a broken stream
 
 
 def test_interpret_human_output_on_a_pipe_prints_finals_translations_and_summary(capsys, fake, wav):

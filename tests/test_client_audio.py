@@ -252,9 +252,12 @@ def test_interpret_sends_config_first_then_chunks_and_yields_typed_events(fake):
         events = list(client.interpret(cfg, iter(chunks), metadata=[("x-call", "1")]))
 
     kinds = [r.WhichOneof("request") for r in servicer.requests]
-    assert kinds == ["config", "audio", "audio", "audio"]  # the empty chunk is not sent
-    assert servicer.requests[0].config == cfg
-    assert [r.audio for r in servicer.requests[1:]] == [c for c in chunks if c]
+    assert kinds == ["config", "audio", "audio", "audio", "end"]  # the empty chunk is not sent; `end` says done
+    sent = servicer.requests[0].config
+    assert sent.resumption.enabled  # the client asks for resumption by default...
+    sent.ClearField("resumption")
+    assert sent == cfg  # ...and sends the config otherwise as given
+    assert [r.audio for r in servicer.requests[1:-1]] == [c for c in chunks if c]
     assert ("x-api-key", "k") in servicer.metadata
     assert ("x-call", "1") in servicer.metadata
 

@@ -22,7 +22,7 @@ Every gRPC failure is raised as :class:`TongyeokError` with the server's message
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -30,6 +30,7 @@ import grpc
 
 from .channel import bearer, channel_credentials, open_channel
 from .configs import Glossary, as_list, config, translation_options
+from .errors import TongyeokError
 from .events import (
     Engine,
     Event,
@@ -37,6 +38,8 @@ from .events import (
     InterimTranscript,
     Languages,
     Notice,
+    Reconnecting,
+    SessionResumed,
     SessionStarted,
     TranslateTextStarted,
     TranslationAudio,
@@ -45,12 +48,12 @@ from .events import (
     TranslationReset,
     TranslationToken,
     VoiceActivity,
-    event_from_proto,
     languages_from_proto,
     translation_event_from_proto,
 )
 from .proto import interpreter_pb2 as pb
 from .proto import interpreter_pb2_grpc as pb_grpc
+from .resume import ResumingStream
 from .transcripts import TranscriptsClient
 
 __all__ = [
@@ -62,6 +65,8 @@ __all__ = [
     "InterpreterClient",
     "Languages",
     "Notice",
+    "Reconnecting",
+    "SessionResumed",
     "SessionStarted",
     "TongyeokError",
     "TranslateTextStarted",
@@ -77,31 +82,6 @@ __all__ = [
 
 #: Where the server listens unless told otherwise.
 DEFAULT_TARGET = "localhost:50051"
-
-
-class TongyeokError(Exception):
-    """A call failed: the gRPC status code and the server's message."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
-        #: The gRPC status code, e.g. ``grpc.StatusCode.INVALID_ARGUMENT``.
-        self.code = code
-        #: The server's human-readable message.
-        self.details = details
-
-    @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> TongyeokError:
-        """Build from a ``grpc.RpcError`` (which, for calls, is also a ``grpc.Call``)."""
-        if isinstance(error, grpc.Call):
-            return cls(error.code(), error.details() or "")
-        return cls(grpc.StatusCode.UNKNOWN, str(error))
-
-
-class _AudioFailure:
-    """Carries an exception raised by the caller's audio iterator out of gRPC's request thread."""
-
-    def __init__(self) -> None:
-        self.error: Exception | None = None
 
 
 class InterpreterClient:
@@ -178,40 +158,45 @@ class InterpreterClient:
         config: pb.InterpretConfig,
         audio_chunks: Iterable[bytes],
         *,
+        resume: bool = True,
         timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> Generator[Event, None, None]:
         """Stream ``audio_chunks`` to the server and yield its events as they come.
 
-        The config goes first, then every chunk, from gRPC's request thread: pass a
-        :func:`~tongyeok_client.audio.paced` iterator to send at real-time speed. The
-        server ends the stream once the audio is exhausted and the last translations
-        are done. Closing the generator early (``break``, Ctrl-C) cancels the call.
+        The config goes first, then every chunk: pass a
+        :func:`~tongyeok_client.audio.paced` iterator to send at real-time speed
+        (it is read by a thread of the client's own). When the audio ends the
+        client sends ``end``; the server finishes the last sentence and its
+        translations, then ends the stream. Closing the generator early
+        (``break``, Ctrl-C) cancels the call.
+
+        With ``resume`` (the default) the session survives a broken connection
+        (see :mod:`tongyeok_client.resume`): the client yields a
+        :class:`Reconnecting` event, reconnects with backoff, resends the audio
+        the server had not acknowledged (at most the server's resume window of
+        it is kept), yields the server's :class:`SessionResumed`, and the
+        events simply continue, none lost or repeated. ``resume=False`` makes
+        a broken connection end the stream with an error, as a cancel does.
 
         Raises:
-            TongyeokError: the call failed (bad config, server unavailable, ...).
+            TongyeokError: the call failed (bad config, server unavailable, a
+                resume that could not be made within the window, ...).
             Exception: whatever ``audio_chunks`` raised, re-raised here rather than
                 being turned by gRPC into an opaque UNKNOWN status.
 
         """
-        failure = _AudioFailure()
-        call = self._stub.Interpret(
-            _requests(config, audio_chunks, failure),
-            timeout=timeout,
-            metadata=self._call_metadata(metadata),
+        call_metadata = self._call_metadata(metadata)
+        stream = ResumingStream(
+            lambda requests: self._stub.Interpret(requests, timeout=timeout, metadata=call_metadata),
+            config,
+            audio_chunks,
+            resume=resume,
         )
         try:
-            for response in call:
-                event = event_from_proto(response)
-                if event is not None:
-                    yield event
+            yield from stream.events()
         except grpc.RpcError as e:
-            if failure.error is not None:
-                raise failure.error from None
             raise TongyeokError.from_rpc_error(e) from None
-        finally:
-            # Idempotent after a normal end; on an early exit it stops the server's work for us.
-            call.cancel()
 
     def translate_text(
         self,
@@ -278,18 +263,3 @@ class InterpreterClient:
         except grpc.RpcError as e:
             raise TongyeokError.from_rpc_error(e) from None
         return languages_from_proto(r)
-
-
-def _requests(
-    config: pb.InterpretConfig, audio_chunks: Iterable[bytes], failure: _AudioFailure
-) -> Iterator[pb.InterpretRequest]:
-    yield pb.InterpretRequest(config=config)
-    try:
-        for chunk in audio_chunks:
-            if chunk:  # an empty chunk carries nothing and some servers count it as a message
-                yield pb.InterpretRequest(audio=chunk)
-    except Exception as e:
-        # gRPC would log this and cancel the call as UNKNOWN; keep it for interpret() to re-raise.
-        # (Written before gRPC cancels the call, read only after the response iterator raises.)
-        failure.error = e
-        raise

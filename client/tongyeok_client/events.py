@@ -22,6 +22,8 @@ __all__ = [
     "InterimTranscript",
     "Languages",
     "Notice",
+    "Reconnecting",
+    "SessionResumed",
     "SessionStarted",
     "TranslateTextStarted",
     "TranslationAudio",
@@ -162,6 +164,35 @@ class Notice:
 
 
 #: What :meth:`InterpreterClient.interpret` yields.
+@dataclass(frozen=True)
+class SessionResumed:
+    """The stream broke and the session continues on a new one (the server's ``session_resumed``).
+
+    Events missed meanwhile follow, each once, in order; the client resends the
+    audio the server had not taken (from ``resend_from_byte``).
+    """
+
+    session_id: str
+    resend_from_byte: int
+    detached_s: float
+    #: True when the session continues on another server (the one it was on shut down).
+    moved: bool
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """The client lost the stream and is reconnecting (made by the client, not sent by the server).
+
+    ``attempt`` counts from 1; ``reason`` is the gRPC status that ended the
+    stream, e.g. ``"UNAVAILABLE: Socket closed"``.
+    """
+
+    attempt: int
+    reason: str
+    raw: Message = field(repr=False, compare=False)
+
+
 Event: TypeAlias = (
     SessionStarted
     | InterimTranscript
@@ -172,6 +203,8 @@ Event: TypeAlias = (
     | VoiceActivity
     | Notice
     | TranslationAudio
+    | SessionResumed
+    | Reconnecting
 )
 
 
@@ -273,6 +306,9 @@ def event_from_proto(response: pb.InterpretResponse) -> Event | None:
             response,
             transcript_stored=s.transcript_stored,
         )
+    if kind == "session_resumed":
+        r = response.session_resumed
+        return SessionResumed(r.session_id, r.resend_from_byte, _seconds(r.detached_for), r.moved, response)
     if kind == "interim_transcript":
         i = response.interim_transcript
         return InterimTranscript(

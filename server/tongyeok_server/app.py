@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import handlers
 from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.api.resume_setup import ResumeSetup
 from tongyeok_server.api.servicer import InterpreterServicer
 from tongyeok_server.api.transcripts import SERVICE_NAME as TRANSCRIPTS_SERVICE
 from tongyeok_server.api.transcripts import TranscriptsServicer
@@ -68,6 +69,7 @@ class TongyeokServer:
         self.recognizer = recognizer or create_recognizer(settings)
         self._translation_executor = ThreadPoolExecutor(settings.translation_threads, thread_name_prefix="translate")
         self.watchdog = StreamWatchdog(settings.idle_timeout_s, settings.max_stream_duration_s)
+        self.resumption = ResumeSetup.from_settings(settings, tls=self.security.tls is not None)
         self.servicer = InterpreterServicer(
             self.recognizer,
             self.translator,
@@ -76,6 +78,7 @@ class TongyeokServer:
             self.extensions,
             caller_limits=self.security.limits,
             watchdog=self.watchdog,
+            resume_desk=self.resumption.desk,
         )
         #: The meeting record (None with --store none, or when the test's extensions leave it out).
         self.record = next((e.record for e in self.extensions if isinstance(e, RecordExtension)), None)
@@ -129,6 +132,9 @@ class TongyeokServer:
             port = 0
         if not port:
             return 0  # start() says so; SystemExit raised on the loop would kill the loop instead
+        if self.resumption.process_socket:
+            # Where the other processes of --processes relay resumes of this process's sessions.
+            server.add_insecure_port(self.resumption.process_socket)
         await server.start()
         self.security.warn_if_exposed(self.settings.host)
         self._server = server
@@ -176,6 +182,8 @@ class TongyeokServer:
         await stopping
         await self._until_closed(1.0)  # cancelled streams' cleanup runs on this loop
         await self.watchdog.close()
+        if self.resumption.forwarder is not None:
+            await self.resumption.forwarder.close()
 
     async def _until_closed(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -10,23 +10,24 @@ how the service uses the rest (see ``make bench``).
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.observability import logs
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.session.resume_token import new_secret
+from tongyeok_server.settings import PROCESS_INDEX_ENV, ServerSettings
 
 log = logging.getLogger("tongyeok_server")
-
-# Set by the supervisor in each server process it starts: that process serves, it does not supervise.
-PROCESS_INDEX_ENV = "TONGYEOK_PROCESS_INDEX"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,9 +76,27 @@ def _supervise(settings: ServerSettings, argv: list[str], stop: threading.Event)
     """Run ``settings.processes`` servers on one port until a signal, or until one of them exits."""
     if settings.port == 0:
         raise SystemExit("--processes needs a fixed --port: with port 0 each process would listen somewhere else")
+    with tempfile.TemporaryDirectory(prefix=f"tongyeok-{settings.port}-") as runtime:
+        return _run_children(settings, argv, stop, _shared_env(settings, Path(runtime)))
+
+
+def _shared_env(settings: ServerSettings, runtime: Path) -> dict[str, str]:
+    """What every server process of the supervisor shares: a directory for their sockets, a resume secret."""
+    env = {"TONGYEOK_RUNTIME_DIR": str(runtime)}
+    if not settings.resume_secret:
+        # One secret for all processes, so that a resume landing on any of them opens the token.
+        secret = runtime / "resume-secret"
+        secret.touch(mode=0o600)
+        secret.write_bytes(base64.b64encode(new_secret()))
+        env["TONGYEOK_RESUME_SECRET"] = str(secret)
+    return env
+
+
+def _run_children(settings: ServerSettings, argv: list[str], stop: threading.Event, shared: dict[str, str]) -> int:
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "tongyeok_server", *argv], env={**os.environ, PROCESS_INDEX_ENV: str(i)}
+            [sys.executable, "-m", "tongyeok_server", *argv],
+            env={**os.environ, **shared, PROCESS_INDEX_ENV: str(i)},
         )
         for i in range(settings.processes)
     ]

@@ -13,6 +13,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+#: Set by the supervisor of --processes in each server process it starts: that process serves, it does not supervise.
+PROCESS_INDEX_ENV = "TONGYEOK_PROCESS_INDEX"
+
 
 def _default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
@@ -137,6 +140,30 @@ class ServerSettings:
     )
     max_stream_duration_s: float = field(
         default=4 * 3600.0, metadata={"help": "end a stream after this long (0 = never)"}
+    )
+    resume_window_s: float = field(
+        default=120.0,
+        metadata={"help": "how long a session that asked for resumption outlives a broken stream (0 = never)"},
+    )
+    resume_secret: str = field(
+        default="",
+        metadata={
+            "help": "file with 32+ random bytes (raw or base64) that seals resume tokens; the same file on every "
+            "replica lets a session resume on, or move to, any of them (default: a secret of this process's own)"
+        },
+    )
+    advertise_address: str = field(
+        default="",
+        metadata={"help": "HOST:PORT at which the other replicas reach this one, to relay a resume to it"},
+    )
+    peer_ca: str = field(
+        default="", metadata={"help": "PEM CA that signed the other replicas' certificates (relayed resumes, TLS)"}
+    )
+    peer_tls_name: str = field(
+        default="", metadata={"help": "the name the other replicas' certificates carry (default: the address)"}
+    )
+    runtime_dir: str = field(
+        default="", metadata={"help": "directory for the sockets between --processes (set by the supervisor)"}
     )
 
     # The meeting record (store/).

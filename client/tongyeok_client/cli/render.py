@@ -13,6 +13,8 @@ from ..client import (
     FinalTranscript,
     InterimTranscript,
     Notice,
+    Reconnecting,
+    SessionResumed,
     SessionStarted,
     TranslateTextStarted,
     TranslationComplete,
@@ -71,6 +73,7 @@ class HumanRenderer:
         self.failed = 0
         self.notices = 0
         self.session: SessionStarted | None = None
+        self.reconnecting: Reconnecting | None = None
 
     # -- live region
 
@@ -102,6 +105,8 @@ class HumanRenderer:
                     lines.append(block.done[lang])
                 else:
                     lines.append(self._translation_line(block, lang, block.partial.get(lang, ""), partial=True))
+        if self.reconnecting is not None:
+            lines.append(Text(f"reconnecting… (attempt {self.reconnecting.attempt})", "yellow"))
         if self.interim is not None:
             i = self.interim
             line = Text()
@@ -224,6 +229,16 @@ class HumanRenderer:
                 self._print(Text(f"notice {event.code}: {event.message}", "yellow"))
         elif isinstance(event, VoiceActivity):
             self._print(Text(f"· speech {event.kind} at {event.audio_offset_s:.2f}s", "dim"))
+        elif isinstance(event, Reconnecting):
+            self.reconnecting = event
+            if not self.tty:  # on a terminal the live line says it
+                self._print(
+                    Text(f"· connection lost ({event.reason}); reconnecting (attempt {event.attempt})", "yellow")
+                )
+        elif isinstance(event, SessionResumed):
+            self.reconnecting = None
+            where = " on another server" if event.moved else ""
+            self._print(Text(f"· reconnected{where} after {event.detached_s:.1f} s; nothing was lost", "dim"))
         self._flush()
         self._refresh()
 

@@ -75,12 +75,34 @@ NOTICE_CODE_RECORD_RESTORED: NoticeCode
 NOTICE_CODE_SYNTHESIS_FAILED: NoticeCode
 
 class InterpretRequest(_message.Message):
-    __slots__ = ("config", "audio")
+    __slots__ = ("config", "audio", "resume", "end")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     config: InterpretConfig
     audio: bytes
-    def __init__(self, config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+    resume: ResumeRequest
+    end: EndOfAudio
+    def __init__(self, config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., resume: _Optional[_Union[ResumeRequest, _Mapping]] = ..., end: _Optional[_Union[EndOfAudio, _Mapping]] = ...) -> None: ...
+
+class ResumeRequest(_message.Message):
+    __slots__ = ("resume_token", "last_sequence_number")
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    resume_token: str
+    last_sequence_number: int
+    def __init__(self, resume_token: _Optional[str] = ..., last_sequence_number: _Optional[int] = ...) -> None: ...
+
+class EndOfAudio(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SessionResumption(_message.Message):
+    __slots__ = ("enabled",)
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    def __init__(self, enabled: _Optional[bool] = ...) -> None: ...
 
 class AudioFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate_hertz", "channel_count")
@@ -113,7 +135,7 @@ class TranslationOptions(_message.Message):
     def __init__(self, style: _Optional[_Union[TranslationStyle, str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., context_sentences: _Optional[int] = ...) -> None: ...
 
 class InterpretConfig(_message.Message):
-    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output", "store_transcript")
+    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output", "store_transcript", "resumption")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +144,7 @@ class InterpretConfig(_message.Message):
     VOICE_ACTIVITY_EVENTS_FIELD_NUMBER: _ClassVar[int]
     SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     STORE_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    RESUMPTION_FIELD_NUMBER: _ClassVar[int]
     audio_format: AudioFormat
     source_language_codes: _containers.RepeatedScalarFieldContainer[str]
     target_language_codes: _containers.RepeatedScalarFieldContainer[str]
@@ -130,7 +153,8 @@ class InterpretConfig(_message.Message):
     voice_activity_events: bool
     speech_output: SpeechOutputConfig
     store_transcript: bool
-    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ..., store_transcript: _Optional[bool] = ...) -> None: ...
+    resumption: SessionResumption
+    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ..., store_transcript: _Optional[bool] = ..., resumption: _Optional[_Union[SessionResumption, _Mapping]] = ...) -> None: ...
 
 class VoiceSelection(_message.Message):
     __slots__ = ("language_code", "voice")
@@ -153,7 +177,7 @@ class SpeechOutputConfig(_message.Message):
     def __init__(self, voices: _Optional[_Iterable[_Union[VoiceSelection, _Mapping]]] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., speaking_rate: _Optional[float] = ...) -> None: ...
 
 class InterpretResponse(_message.Message):
-    __slots__ = ("session_started", "interim_transcript", "final_transcript", "translation_token", "translation_complete", "translation_reset", "voice_activity", "notice", "translation_audio")
+    __slots__ = ("session_started", "interim_transcript", "final_transcript", "translation_token", "translation_complete", "translation_reset", "voice_activity", "notice", "translation_audio", "session_resumed", "audio_acknowledged", "resume_token_update", "sequence_number")
     SESSION_STARTED_FIELD_NUMBER: _ClassVar[int]
     INTERIM_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     FINAL_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +187,10 @@ class InterpretResponse(_message.Message):
     VOICE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
     TRANSLATION_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    SESSION_RESUMED_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_ACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     session_started: SessionStarted
     interim_transcript: InterimTranscript
     final_transcript: FinalTranscript
@@ -172,7 +200,43 @@ class InterpretResponse(_message.Message):
     voice_activity: VoiceActivity
     notice: Notice
     translation_audio: TranslationAudio
-    def __init__(self, session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., interim_transcript: _Optional[_Union[InterimTranscript, _Mapping]] = ..., final_transcript: _Optional[_Union[FinalTranscript, _Mapping]] = ..., translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., voice_activity: _Optional[_Union[VoiceActivity, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ...) -> None: ...
+    session_resumed: SessionResumed
+    audio_acknowledged: AudioAcknowledged
+    resume_token_update: ResumeTokenUpdate
+    sequence_number: int
+    def __init__(self, session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., interim_transcript: _Optional[_Union[InterimTranscript, _Mapping]] = ..., final_transcript: _Optional[_Union[FinalTranscript, _Mapping]] = ..., translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., voice_activity: _Optional[_Union[VoiceActivity, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ..., audio_acknowledged: _Optional[_Union[AudioAcknowledged, _Mapping]] = ..., resume_token_update: _Optional[_Union[ResumeTokenUpdate, _Mapping]] = ..., sequence_number: _Optional[int] = ...) -> None: ...
+
+class SessionResumed(_message.Message):
+    __slots__ = ("session_id", "resend_from_byte", "resend_from_offset", "next_sequence_number", "detached_for", "moved")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESEND_FROM_BYTE_FIELD_NUMBER: _ClassVar[int]
+    RESEND_FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FOR_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    resend_from_byte: int
+    resend_from_offset: _duration_pb2.Duration
+    next_sequence_number: int
+    detached_for: _duration_pb2.Duration
+    moved: bool
+    def __init__(self, session_id: _Optional[str] = ..., resend_from_byte: _Optional[int] = ..., resend_from_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_sequence_number: _Optional[int] = ..., detached_for: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., moved: _Optional[bool] = ...) -> None: ...
+
+class AudioAcknowledged(_message.Message):
+    __slots__ = ("acknowledged_bytes", "acknowledged_offset")
+    ACKNOWLEDGED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    acknowledged_bytes: int
+    acknowledged_offset: _duration_pb2.Duration
+    def __init__(self, acknowledged_bytes: _Optional[int] = ..., acknowledged_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ResumeTokenUpdate(_message.Message):
+    __slots__ = ("resume_token", "reason")
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    resume_token: str
+    reason: str
+    def __init__(self, resume_token: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class EngineInfo(_message.Message):
     __slots__ = ("name", "detail")
@@ -183,7 +247,7 @@ class EngineInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer", "transcript_stored")
+    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer", "transcript_stored", "resume_token", "resume_window")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     RECOGNIZER_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +255,8 @@ class SessionStarted(_message.Message):
     IGNORED_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     SYNTHESIZER_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_STORED_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_WINDOW_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     effective_config: InterpretConfig
     recognizer: EngineInfo
@@ -198,7 +264,9 @@ class SessionStarted(_message.Message):
     ignored_options: _containers.RepeatedScalarFieldContainer[str]
     synthesizer: EngineInfo
     transcript_stored: bool
-    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ...) -> None: ...
+    resume_token: str
+    resume_window: _duration_pb2.Duration
+    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ..., resume_token: _Optional[str] = ..., resume_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class InterimTranscript(_message.Message):
     __slots__ = ("utterance_id", "text", "language_code", "stability", "audio_start_offset", "audio_end_offset")

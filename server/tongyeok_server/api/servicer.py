@@ -1,9 +1,9 @@
 """The ``tongyeok.v1.Interpreter`` servicer, on gRPC's asyncio server.
 
 Every RPC runs as a coroutine on the server's one event loop. An Interpret
-stream is two tasks: the RPC's own (it yields the session's events) and a
-feeder (it reads the caller's audio), so recognition of the next sentence
-goes on while the previous one is translated and sent. No thread is started
+stream is two tasks (``api/interpret.py``): the RPC's own (it yields the
+session's events) and a feeder (it reads the caller's audio), so recognition
+of the next sentence goes on while the previous one is translated and sent. No thread is started
 per stream: with the Google recogniser on the same loop, a chunk goes from
 caller to Google and a result back without a thread hand-off, which is what
 lets one process hold hundreds of streams (see ``make bench``).
@@ -13,10 +13,7 @@ session's ``EventChannel``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 
@@ -27,28 +24,19 @@ from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.api import speech, validation, wire
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.handlers import Undecodable
-from tongyeok_server.auth.caller import current_caller
-from tongyeok_server.auth.limits import CallerLimits, LimitDefaults, StreamAdmission
-from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.api.interpret import InterpretFlow
+from tongyeok_server.api.resume import ResumeDesk
+from tongyeok_server.auth.limits import CallerLimits, LimitDefaults
+from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
-from tongyeok_server.session.session import Session
+from tongyeok_server.session.resume_token import ResumeTokens, new_secret
 from tongyeok_server.session.text_request import TextRequest
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
 from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
-
-# How long a half-close waits for a cancel that arrived with it (see _feed);
-# it delays only the last final of a stream. 50 ms was too short on a busy
-# 2-core machine (the cancel surfaced later about once in 10 full test runs).
-HALF_CLOSE_SETTLE_S = 0.2
-# What a stream still open when the shutdown's grace runs out ends with (see cut).
-SHUTDOWN_CUT = (
-    "the server is shutting down and the sentence in progress could not be finished within its grace period; "
-    "reconnect to go on"
-)
 
 
 class InterpreterServicer(pb_grpc.InterpreterServicer):
@@ -64,18 +52,22 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         *,
         caller_limits: CallerLimits | None = None,
         watchdog: StreamWatchdog | None = None,
+        resume_desk: ResumeDesk | None = None,
     ) -> None:
         self._recognizer = recognizer
         self._extensions = tuple(extensions)
-        self._limits = caller_limits or CallerLimits(LimitDefaults())
-        self._watchdog = watchdog or StreamWatchdog(0, 0)
-        self._admissions: dict[str, StreamAdmission] = {}
         self._translator = translator
         self._executor = translation_executor
-        self._max_streams = max_streams
-        self._sessions: dict[str, Session] = {}
-        self._lock = threading.Lock()
-        self._accepting = True
+        self.interpret_flow = InterpretFlow(
+            recognizer,
+            translator,
+            translation_executor,
+            max_streams,
+            self._extensions,
+            caller_limits or CallerLimits(LimitDefaults()),
+            watchdog or StreamWatchdog(0, 0),
+            resume_desk or ResumeDesk(0, ResumeTokens(new_secret()), "", "", None),
+        )
 
     # -- Interpret -----------------------------------------------------------
 
@@ -84,199 +76,23 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         request_iterator: AsyncIterator[pb.InterpretRequest | Undecodable],
         context: grpc.aio.ServicerContext[pb.InterpretRequest, pb.InterpretResponse],
     ) -> AsyncIterator[pb.InterpretResponse]:
-        """See the proto: config first, then audio; events back."""
-        peer = context.peer()
-        try:
-            session = await self._open_session(request_iterator)
-        except ServiceError as error:
-            # A malformed request is the caller's business (it gets the message); at INFO it would let
-            # any client fill the log. Refusals for capacity are the operator's business.
-            level = logging.DEBUG if error.code == grpc.StatusCode.INVALID_ARGUMENT else logging.INFO
-            log.log(
-                level,
-                "stream refused (%s): %s caller=%s peer=%s",
-                error.code.name,
-                error.message,
-                current_caller().id,
-                peer,
-            )
-            await context.abort(error.code, error.message)
-        # Ends with the RPC: the caller's cancel cancels this coroutine, and
-        # the finally below stops the feeder and everything the session started.
-        feeder = asyncio.create_task(self._feed(session, request_iterator), name=f"feed-{session.id}")
-        try:
-            ignored = self._translator.ignored_options(session.config.translation)
-            started = pb.SessionStarted(
-                session_id=session.id,
-                effective_config=wire.effective_config(
-                    session.config, self._translator.effective_options(session.config.translation)
-                ),
-                recognizer=wire.engine(self._recognizer.description),
-                translator=wire.engine(self._translator.description),
-                ignored_options=ignored,
-            )
-            for extension in self._extensions:
-                extension.annotate_started(session, started)
-            yield pb.InterpretResponse(session_started=started)
-            async for event in session.events():
-                if isinstance(event, ev.End):
-                    if event.error is not None:
-                        await context.abort(event.error.code, event.error.message)
-                    return
-                yield wire.interpret_response(event)
-        finally:
-            feeder.cancel()
-            self._close_session(session, peer)
-
-    async def _open_session(self, request_iterator: AsyncIterator[pb.InterpretRequest | Undecodable]) -> Session:
-        if not self._accepting:
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; connect to another instance")
-        try:
-            first = await anext(request_iterator)
-        except StopAsyncIteration:
-            raise invalid_argument(
-                "the stream ended before its config: send an InterpretRequest with `config` first, then `audio`"
-            ) from None
-        if isinstance(first, Undecodable):
-            raise first.error("message 1")
-        if first.WhichOneof("request") != "config":
-            raise invalid_argument(
-                "the first message must carry `config` (audio format and languages); audio may follow it"
-            )
-        config = validation.interpret_config(first.config, self._recognizer, self._translator)
-        caller = current_caller()
-        with self._lock:
-            if len(self._sessions) >= self._max_streams:
-                raise ServiceError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"this server is at its limit of {self._max_streams} concurrent streams; try again later",
-                )
-        admission = self._limits.admit(caller)  # raises RESOURCE_EXHAUSTED naming the caller's limit
-        session = Session(config, self._recognizer, self._translator, self._executor, caller=caller)
-        with self._lock:
-            self._sessions[session.id] = session
-            self._admissions[session.id] = admission
-        try:
-            for extension in self._extensions:
-                observer = extension.attach(session)
-                if observer is not None:
-                    session.add_observer(observer)
-            session.start()
-        except ServiceError:
-            self._release(session)
-            session.close()
-            raise
-        self._watchdog.watch(session)
-        log.info(
-            "session %s start: caller=%s %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s",
-            session.id,
-            session.caller.id,
-            "+".join(config.source_languages),
-            "+".join(config.target_languages),
-            config.audio.encoding.value,
-            config.audio.sample_rate_hz,
-            config.audio.channels,
-            self._recognizer.description.name,
-            self._translator.description.name,
-        )
-        return session
-
-    async def _feed(self, session: Session, requests: AsyncIterator[pb.InterpretRequest | Undecodable]) -> None:
-        """Read the caller's messages after the config (the stream's feeder task)."""
-        spec = session.config.audio
-        admission = self._admissions[session.id]
-        chunks = 0
-        n = 1
-        try:
-            async for request in requests:
-                n += 1
-                if isinstance(request, Undecodable):
-                    raise request.error(f"message {n}")
-                kind = request.WhichOneof("request")
-                if kind == "audio":
-                    chunks += 1
-                    validation.audio_chunk(request.audio, chunks, spec)
-                    over = admission.add_audio(spec.duration_s(len(request.audio)))
-                    if over is not None:
-                        session.finish_with(over)  # the sentence heard so far is finished, then the status
-                    await session.write_audio(request.audio)
-                elif kind == "config":
-                    raise invalid_argument(
-                        f"message {n} carries a second `config`; only the first message may, the rest carry `audio`"
-                    )
-                else:
-                    raise invalid_argument(f"message {n} is empty: set `audio`")
-        except ServiceError as error:
-            session.fail(error)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The caller's side of the call broke (reset, deadline): nothing left to serve.
-            log.debug("session %s: reading the caller's audio failed", session.id, exc_info=True)
-            session.cancel()
-            return
-        # grpc.aio ends the request stream the same way when the caller
-        # half-closes and when it cancels; the cancel reaches this task (as
-        # CancelledError, from the RPC's finally) a few milliseconds later.
-        # Wait that long, so that a caller who hangs up is not treated as one
-        # who asked for the last sentence to be finished.
-        await asyncio.sleep(HALF_CLOSE_SETTLE_S)
-        session.finish_audio()
-
-    def _close_session(self, session: Session, peer: str) -> None:
-        """The RPC ended, however it ended: release everything, write the log line."""
-        session.close()
-        self._release(session)
-        s = session.stats
-        log.info(
-            "session %s end: %s after %.1fs, audio %.1fs in %d chunks, %d interim, %d final, "
-            "%d translations, %d failed, caller=%s peer=%s",
-            session.id,
-            session.outcome,
-            time.monotonic() - session.started_at,
-            session.config.audio.duration_s(s.audio_bytes),
-            s.chunks,
-            s.interims,
-            s.finals,
-            s.translations,
-            s.translation_failures,
-            session.caller.id,
-            peer,
-        )
-
-    def _release(self, session: Session) -> None:
-        self._watchdog.unwatch(session)
-        with self._lock:
-            self._sessions.pop(session.id, None)
-            admission = self._admissions.pop(session.id, None)
-        if admission is not None:
-            admission.release()
-
-    # -- shutdown ------------------------------------------------------------
+        """See the proto: config (or resume) first, then audio; events back (``api/interpret.py``)."""
+        # An async generator function of its own: grpc.aio tells streaming handlers by that.
+        async for response in self.interpret_flow.interpret(request_iterator, context):
+            yield response
 
     def drain(self) -> int:
-        """Refuse new streams; open ones finish their current sentence. Returns how many were open."""
-        self._accepting = False
-        with self._lock:
-            sessions = list(self._sessions.values())
-        for session in sessions:
-            session.drain()
-        return len(sessions)
+        """Refuse new streams; open ones hand over or finish their sentence. Returns how many were open."""
+        return self.interpret_flow.drain()
 
     def cut(self) -> int:
         """End the streams still open (the grace ran out) with the shutdown's UNAVAILABLE. Returns how many."""
-        with self._lock:
-            sessions = list(self._sessions.values())
-        for session in sessions:
-            session.fail(ServiceError(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_CUT))
-        return len(sessions)
+        return self.interpret_flow.cut()
 
     @property
     def open_streams(self) -> int:
-        """Interpret streams currently open."""
-        with self._lock:
-            return len(self._sessions)
+        """Interpret sessions held (attached to a stream, or waiting for a resume)."""
+        return self.interpret_flow.open_streams
 
     # -- TranslateText -----------------------------------------------------------
 

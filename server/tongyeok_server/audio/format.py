@@ -44,3 +44,7 @@ class AudioSpec:
     def duration_s(self, n_bytes: int) -> float:
         """Seconds of audio in ``n_bytes`` bytes."""
         return n_bytes / self.bytes_per_second
+
+    def bytes_at(self, seconds: float) -> int:
+        """The byte offset of the last whole frame at or before ``seconds`` into the audio."""
+        return max(0, int(seconds * self.sample_rate_hz)) * self.frame_bytes

@@ -22,15 +22,19 @@ class EventChannel(Generic[T]):
     tokens by the length of a sentence.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_item: Callable[[T], None] | None = None) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_item: Callable[[T], None] | None = None, *, queue: bool = True
+    ) -> None:
         """Make a channel read on ``loop``; must be called on the loop's thread.
 
         ``on_item``, if given, is called on the loop with each item right
-        after it is queued, in queue order (a session's observers).
+        after it is queued, in queue order (a session's observers). With
+        ``queue=False`` nothing is queued: ``on_item`` is the only reader (a
+        session keeps its events in its ``EventLog`` instead).
         """
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        self._queue: asyncio.Queue[T] = asyncio.Queue()
+        self._queue: asyncio.Queue[T] | None = asyncio.Queue() if queue else None
         self._on_item = on_item
 
     def put(self, item: T) -> None:
@@ -44,10 +48,12 @@ class EventChannel(Generic[T]):
 
     def _accept(self, item: T) -> None:
         # Queued before on_item runs, so that an item on_item puts (from the loop) comes after this one.
-        self._queue.put_nowait(item)
+        if self._queue is not None:
+            self._queue.put_nowait(item)
         if self._on_item is not None:
             self._on_item(item)
 
     async def get(self) -> T:
         """The next item, waiting for one."""
+        assert self._queue is not None, "a channel made with queue=False has no items to get"
         return await self._queue.get()

@@ -99,9 +99,10 @@ class Audio:
 
 @dataclass(frozen=True)
 class End:
-    """The session is over: OK when ``error`` is None."""
+    """The session is over: OK when ``error`` is None; ``moved``: it goes on on another server (``continuation()``)."""
 
     error: ServiceError | None = None
+    moved: bool = False
 
 
 SessionEvent = Interim | Final | Token | Complete | Reset | Activity | Notice | Audio | End

@@ -1,12 +1,17 @@
 """One Interpret stream: audio in, recognition, per-language translation, events out.
 
 Who touches a session: the servicer's coroutine and the stream's feeder task,
-both on the server's event loop (``events()``, ``write_audio``,
-``finish_audio``, ``cancel``); the recogniser's listener, on the loop
-(Google) or on the engine's reader thread (pocketsphinx); the shared
-translation threads (lane jobs). They meet at one lock, held only for a few
-assignments, and one ``EventChannel``; every event a caller sees goes through
-``_emit``.
+both on the server's event loop (``log``, ``write_audio``, ``finish_audio``,
+``cancel``); the recogniser's listener, on the loop (Google) or on the
+engine's reader thread (pocketsphinx); the shared translation threads (lane
+jobs). They meet at one lock, held only for a few assignments, and one
+``EventChannel``; every event a caller sees goes through ``_emit`` into the
+session's ``EventLog``, which numbers it and keeps it for a stream to read,
+now or after a resume.
+
+A session may continue one that started on another server (``Continuation``:
+its next utterance id and event number, the audio already taken, the
+sentences said): ids, numbers and offsets then go on from there.
 """
 
 from __future__ import annotations
@@ -18,10 +23,9 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import grpc
 
@@ -40,16 +44,16 @@ from tongyeok_server.recognition.base import (
 )
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
+from tongyeok_server.session.continuation import Continuation
 from tongyeok_server.session.event_channel import EventChannel
+from tongyeok_server.session.event_log import EventLog
+from tongyeok_server.session.history import History, Sentence
 from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.serial_lane import SerialLane
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
-from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
+from tongyeok_server.translation.base import TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
-
-# Sentences kept for translation context; the most a caller may ask for.
-MAX_CONTEXT_SENTENCES = 50
 
 _NOTICE_CODES = {
     RecognizerNoticeKind.RETRYING: ev.NoticeCode.RECOGNIZER_RETRYING,
@@ -65,14 +69,6 @@ def new_session_id() -> str:
     random bits make two sessions started in the same second differ.
     """
     return time.strftime("s%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(5)
-
-
-@dataclass
-class _HistoryEntry:
-    utterance_id: int
-    text: str
-    language: str
-    translations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,6 +95,7 @@ class Session:
         translation_executor: Executor,
         session_id: str | None = None,
         caller: Caller = ANONYMOUS,
+        continuation: Continuation | None = None,
     ) -> None:
         self.id = session_id or new_session_id()
         self.config = config
@@ -114,18 +111,29 @@ class Session:
         self._observers: list[SessionObserver] = []
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._events: EventChannel[ev.SessionEvent] = EventChannel(asyncio.get_running_loop(), self._observe)
+        start = continuation or Continuation(1, 1, 0)
+        #: The session's numbered events, for the stream that reads them (now or after a resume).
+        self.log = EventLog(start.next_sequence_number)
+        #: Resolved when ``End`` is in the log.
+        self.ended: asyncio.Future[None] = self._loop.create_future()
+        self._events: EventChannel[ev.SessionEvent] = EventChannel(self._loop, self._accept, queue=False)
         self._lock = threading.Lock()
         self._stream: RecognizerStream | None = None
-        self._utterance_id = 1
+        self._utterance_id = start.next_utterance_id
         self._last_interim = ""
-        self._history: deque[_HistoryEntry] = deque(maxlen=MAX_CONTEXT_SENTENCES)
+        self._history = History.restore(start.history)
+        #: Audio bytes of the session before this server's: offsets and byte counts start there.
+        self.audio_base_bytes = start.audio_bytes
+        self._offset_s = config.audio.duration_s(start.audio_bytes)
+        #: Audio the session will never need again, wherever it continues: up to the end of the last final.
+        self.acknowledged_bytes = start.audio_bytes
         self._lanes = {target: SerialLane(translation_executor) for target in config.target_languages}
         self._open = OpenTranslations()
         self._pending_translations = 0
         self._holds = 0  # observers' work the end waits for (speech being spoken)
         self._recognition_done = False
         self._draining = False
+        self._moving = False  # handing over to another server: recognition stopped, no final may follow
         self._ended = False
         self.outcome: str = "open"  # "ok", "cancelled" or a status code name, for the log line
 
@@ -217,6 +225,28 @@ class Session:
             self._shutdown_error = error
         self.finish_audio()
 
+    def hand_over(self, error: ServiceError) -> bool:
+        """Server shutdown, for a caller that can resume elsewhere: stop recognising now, finish the translations.
+
+        The sentence in progress is dropped (the next server recognises it
+        again, whole, from ``continuation().audio_bytes``), the translations
+        (and their speech) of the finals already given are finished, then the
+        session ends with ``error`` and an ``End.moved`` continuation. False
+        if the session is already finishing (the caller asked for the end).
+        """
+        with self._lock:
+            if self._ended or self._draining:
+                return False
+            self._draining = self._moving = True
+            self._recognition_done = True
+            stream, self._stream = self._stream, None
+        if self._shutdown_error is None:
+            self._shutdown_error = error
+        if stream is not None:
+            stream.cancel()
+        self._maybe_done()
+        return True
+
     def fail(self, error: ServiceError) -> None:
         """End the session now with ``error`` (e.g. a malformed request)."""
         self._end(error)
@@ -239,13 +269,28 @@ class Session:
             except Exception:
                 log.exception("session %s: observer %s failed on close", self.id, type(observer).__name__)
 
-    async def events(self) -> AsyncIterator[ev.SessionEvent]:
-        """Events for the caller, ending with ``ev.End``."""
-        while True:
-            event = await self._events.get()
-            yield event
-            if isinstance(event, ev.End):
-                return
+    @property
+    def audio_bytes_taken(self) -> int:
+        """Audio bytes of the session so far (from its first, on any server): where the caller's next byte goes."""
+        return self.audio_base_bytes + self.stats.audio_bytes
+
+    @property
+    def next_utterance_id(self) -> int:
+        """The id the next final will get."""
+        return self._utterance_id
+
+    def continuation(self) -> Continuation:
+        """Where this session would go on elsewhere: after its last final, its translations done.
+
+        For a session that moves: the new one resends the audio after the
+        last final (``acknowledged_bytes``), so the sentence in progress is
+        recognised again there, whole, and nothing finished is repeated.
+        Meaningful once the session has ended after ``hand_over``: its
+        ``End`` is then the last event, and numbers go on after it.
+        """
+        return Continuation(
+            self._utterance_id, self.log.next_sequence_number, self.acknowledged_bytes, self._history.export()
+        )
 
     # -- internals ---------------------------------------------------------
 
@@ -255,8 +300,13 @@ class Session:
         if not self._ended:
             self._events.put(event)
 
-    def _observe(self, event: ev.SessionEvent) -> None:
-        """Show one event to the observers (on the loop, in the caller's order)."""
+    def _accept(self, event: ev.SessionEvent) -> None:
+        """Number and keep one event, then show it to the observers (on the loop, in the caller's order)."""
+        if self.log.ended:
+            return  # a late event from a thread, after End
+        self.log.append(event)
+        if isinstance(event, ev.End) and not self.ended.done():
+            self.ended.set_result(None)
         self._notify(lambda observer: observer.on_event(event))
 
     def _notify(self, call: Callable[[SessionObserver], None]) -> None:
@@ -280,7 +330,7 @@ class Session:
             for lane in self._lanes.values():
                 lane.clear()
         if emit:
-            self._events.put(ev.End(error))
+            self._events.put(ev.End(error, moved=self._moving and error is self._shutdown_error))
         else:
             self._events.put(ev.End(None))  # wakes a servicer still waiting
         if stream is not None:
@@ -305,6 +355,8 @@ class Session:
     def _on_recognition(self, event: RecognitionEvent) -> None:
         if self._ended:
             return
+        if self._offset_s:
+            event = self._shifted(event)
         if isinstance(event, Transcript):
             if event.is_final:
                 self._on_final(event)
@@ -325,43 +377,53 @@ class Session:
                 self._recognition_done = True
             self._maybe_done()
 
+    def _shifted(self, event: RecognitionEvent) -> RecognitionEvent:
+        """An engine's event with its offsets moved to the session's time (a session continued here)."""
+        if isinstance(event, Transcript):
+            return replace(
+                event,
+                start_offset_s=event.start_offset_s + self._offset_s,
+                end_offset_s=event.end_offset_s + self._offset_s,
+            )
+        if isinstance(event, SpeechActivity):
+            return replace(event, offset_s=event.offset_s + self._offset_s)
+        return event
+
     def _on_final(self, transcript: Transcript) -> None:
         text = transcript.text.strip()
-        if not text:
-            return
-        utterance_id = self._utterance_id
-        self._utterance_id += 1
+        end_bytes = min(self.config.audio.bytes_at(transcript.end_offset_s), self.audio_bytes_taken)
+        targets = self.config.targets_for(transcript.language_code) if text else ()
+        with self._lock:
+            # The engine's thread may deliver a final while the session hands over on the loop: either
+            # it counts whole (acknowledged, numbered, its translations pending before the end can come)
+            # or not at all.
+            if self._moving or self._ended:
+                return
+            self.acknowledged_bytes = max(self.acknowledged_bytes, end_bytes)
+            if not text:
+                return
+            utterance_id = self._utterance_id
+            self._utterance_id += 1
+            self._pending_translations += len(targets)
         self._last_interim = ""
-        targets = self.config.targets_for(transcript.language_code)
         self.stats.finals += 1
         self._emit(ev.Final(utterance_id, transcript, targets))
-        entry = _HistoryEntry(utterance_id, text, transcript.language_code)
-        context = self._context(self.config.translation.context_sentences)
-        self._history.append(entry)
+        context = self._history.context(self.config.translation.context_sentences)
+        entry = self._history.add(utterance_id, text, transcript.language_code)
         for target in targets:
-            with self._lock:
-                if self._ended:
-                    return
-                self._pending_translations += 1
             request = TranslationRequest(
                 text, transcript.language_code, target, self.config.translation, context, session_id=self.id
             )
             self._lanes[target].submit(functools.partial(self._translate, entry, request))
 
-    def _context(self, n: int) -> tuple[ContextSentence, ...]:
-        if n <= 0:
-            return ()
-        recent = list(self._history)[-n:]
-        return tuple(ContextSentence(h.text, h.language, "") for h in recent)
-
     # -- translation (shared translation threads) ---------------------------
 
-    def _translate(self, entry: _HistoryEntry, request: TranslationRequest) -> None:
+    def _translate(self, entry: Sentence, request: TranslationRequest) -> None:
         try:
             if self._ended:
                 return
             # Context gets the translations finished since the job was queued.
-            request = _with_translations(request, self._history, request.target_language)
+            request = self._history.with_translations(request)
             text = run_translation(self._translator, request, entry.utterance_id, self._emit, self._open)
             if text is not None:
                 entry.translations[request.target_language] = text
@@ -382,16 +444,3 @@ class Session:
         with self._lock:
             self._pending_translations -= 1
         self._maybe_done()
-
-
-def _with_translations(request: TranslationRequest, history: deque[_HistoryEntry], target: str) -> TranslationRequest:
-    """Fill in the context sentences' translations into ``target`` known by now."""
-    if not request.context:
-        return request
-    by_text = {(h.text, h.language): h.translations.get(target, "") for h in list(history)}
-    context = tuple(
-        ContextSentence(c.text, c.language_code, by_text.get((c.text, c.language_code), "")) for c in request.context
-    )
-    from dataclasses import replace
-
-    return replace(request, context=context)

@@ -1,0 +1,432 @@
+"""One ``Interpret`` RPC: open or resume a session, feed it the caller's audio, send its events back.
+
+An RPC is two tasks: its own coroutine, which reads the session's
+``EventLog`` from where the caller is and yields each event with its
+sequence number (plus ``audio_acknowledged`` as the acknowledged audio
+grows), and a feeder, which reads the caller's messages (audio, ``end``).
+The first message either configures a new session or resumes one
+(``resume.ResumeDesk`` decides how: here, restored from a moving session's
+token, or forwarded to the process that holds it).
+
+How an RPC ends decides the session's fate: when the session's end has
+been delivered, the session is released; when a resumable session's stream
+breaks (the caller's cancel, a dead connection), the session is detached and
+waits for a resume (``session.registry``); any other session ends with its
+stream, as before resumption existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Executor
+
+import grpc
+
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server.api import validation, wire
+from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.api.handlers import Undecodable
+from tongyeok_server.api.resume import Resumed, ResumeDesk
+from tongyeok_server.auth.caller import Caller, current_caller
+from tongyeok_server.auth.limits import CallerLimits, StreamAdmission
+from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.recognition.base import Recognizer
+from tongyeok_server.session import events as ev
+from tongyeok_server.session.config import SessionConfig
+from tongyeok_server.session.continuation import Continuation
+from tongyeok_server.session.event_log import EventsNoLongerKept
+from tongyeok_server.session.registry import Attachment, Managed, SessionRegistry
+from tongyeok_server.session.session import Session
+from tongyeok_server.session.watchdog import StreamWatchdog
+from tongyeok_server.translation.base import Translator
+
+log = logging.getLogger(__name__)
+
+# How long a half-close waits for a cancel that arrived with it (see _feed);
+# it delays only the last final of a stream. 50 ms was too short on a busy
+# 2-core machine (the cancel surfaced later about once in 10 full test runs).
+HALF_CLOSE_SETTLE_S = 0.2
+# What a stream still open when the shutdown's grace runs out ends with (see cut).
+SHUTDOWN_CUT = (
+    "the server is shutting down and the sentence in progress could not be finished within its grace period; "
+    "reconnect to go on"
+)
+SHUTDOWN_MOVE = (
+    "the server is shutting down; resume with the token of the last resume_token_update to continue the session on "
+    "another server"
+)
+SUPERSEDED = "the session was resumed on another stream; this one is no longer read"
+
+
+class InterpretFlow:
+    """Serves Interpret RPCs on shared engines (see the module docstring)."""
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        translator: Translator,
+        translation_executor: Executor,
+        max_streams: int,
+        extensions: Sequence[SessionExtension],
+        limits: CallerLimits,
+        watchdog: StreamWatchdog,
+        desk: ResumeDesk,
+    ) -> None:
+        self._recognizer = recognizer
+        self._translator = translator
+        self._executor = translation_executor
+        self._max_streams = max_streams
+        self._extensions = tuple(extensions)
+        self._limits = limits
+        self._watchdog = watchdog
+        self.desk = desk
+        self.registry = SessionRegistry(desk.window_s, self._released)
+        desk.bind(self.registry)
+        self._admissions: dict[str, StreamAdmission] = {}
+        self._accepting = True
+
+    # -- one RPC -------------------------------------------------------------
+
+    async def interpret(
+        self,
+        requests: AsyncIterator[pb.InterpretRequest | Undecodable],
+        context: grpc.aio.ServicerContext[pb.InterpretRequest, pb.InterpretResponse],
+    ) -> AsyncIterator[pb.InterpretResponse]:
+        """The RPC: the first message decides, then events flow until the session ends or the stream does."""
+        peer = context.peer()
+        try:
+            first = await self._first_message(requests)
+            if first.WhichOneof("request") == "resume":
+                resumed = await self.desk.resume(first.resume, self._restore, context)
+                if resumed.forwarded is not None:
+                    async for response in resumed.forwarded(requests):
+                        yield response
+                    return
+                managed, after = resumed.managed, first.resume.last_sequence_number
+                assert managed is not None
+                opening = self._resumed_event(managed, resumed)
+            else:
+                managed = self._open(first.config, self._config_from(first.config))
+                after = managed.session.log.reserve()  # session_started is number 1 of the session
+                opening = pb.InterpretResponse(session_started=self._started(managed), sequence_number=after)
+        except ServiceError as error:
+            # A malformed request is the caller's business (it gets the message); at INFO it would let
+            # any client fill the log. Refusals for capacity are the operator's business.
+            level = logging.DEBUG if error.code == grpc.StatusCode.INVALID_ARGUMENT else logging.INFO
+            log.log(
+                level,
+                "stream refused (%s): %s caller=%s peer=%s",
+                error.code.name,
+                error.message,
+                current_caller().id,
+                peer,
+            )
+            await context.abort(error.code, error.message)
+        attachment = self.registry.attach(managed, peer)
+        self._watchdog.watch(managed.session)
+        feeder = asyncio.create_task(self._feed(managed, requests), name=f"feed-{managed.session.id}")
+        delivered_end = False
+        try:
+            yield opening
+            try:
+                async for response in self._events(managed, attachment, after):
+                    yield response
+            except ServiceError as error:
+                await context.abort(error.code, error.message)
+            if not attachment.reached_end:
+                await context.abort(grpc.StatusCode.ABORTED, SUPERSEDED)
+            delivered_end = True
+            ending = self._end_error(managed)
+            if ending is not None:
+                await context.abort(ending.code, ending.message)
+        finally:
+            feeder.cancel()
+            if not delivered_end and not managed.resumable:
+                managed.session.cancel()  # the caller left a session that cannot wait for it
+            self._watchdog.unwatch(managed.session)
+            self.registry.stream_ended(managed, attachment, delivered_end=delivered_end)
+
+    async def _events(
+        self, managed: Managed, attachment: Attachment, after: int
+    ) -> AsyncIterator[pb.InterpretResponse]:
+        """The session's events after ``after`` with their numbers, acknowledgements between them, until ``End``."""
+        session = managed.session
+        acknowledged = session.acknowledged_bytes if managed.resumable else -1
+        try:
+            async for entry in session.log.read(after, attachment.superseded):
+                event = entry.event
+                if isinstance(event, ev.End):
+                    managed.extra["end"] = event
+                    attachment.reached_end = True
+                    if event.moved:
+                        # The token takes End's number: numbers go on after it on the next server.
+                        yield self._moving_token(managed, entry.sequence_number)
+                    return
+                response = wire.interpret_response(event)
+                response.sequence_number = entry.sequence_number
+                yield response
+                if managed.resumable and session.acknowledged_bytes > acknowledged:
+                    acknowledged = session.acknowledged_bytes
+                    yield pb.InterpretResponse(
+                        audio_acknowledged=pb.AudioAcknowledged(
+                            acknowledged_bytes=acknowledged,
+                            acknowledged_offset=wire.duration(session.config.audio.duration_s(acknowledged)),
+                        )
+                    )
+        except EventsNoLongerKept as gone:
+            raise ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the events after {after} are no longer kept (the oldest kept is {gone.oldest}); "
+                "this session cannot be resumed exactly: start a new one",
+            ) from None
+
+    @staticmethod
+    def _end_error(managed: Managed) -> ServiceError | None:
+        end = managed.extra.get("end")
+        return end.error if isinstance(end, ev.End) else None
+
+    async def _first_message(self, requests: AsyncIterator[pb.InterpretRequest | Undecodable]) -> pb.InterpretRequest:
+        if not self._accepting:
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; connect to another instance")
+        try:
+            first = await anext(requests)
+        except StopAsyncIteration:
+            raise invalid_argument(
+                "the stream ended before its config: send an InterpretRequest with `config` first, then `audio`"
+            ) from None
+        if isinstance(first, Undecodable):
+            raise first.error("message 1")
+        if first.WhichOneof("request") not in ("config", "resume"):
+            raise invalid_argument(
+                "the first message must carry `config` (audio format and languages), or `resume` to continue a "
+                "session; audio may follow it"
+            )
+        return first
+
+    def _config_from(self, config: pb.InterpretConfig) -> SessionConfig:
+        return validation.interpret_config(config, self._recognizer, self._translator)
+
+    # -- opening -------------------------------------------------------------
+
+    def _open(
+        self,
+        wire_config: pb.InterpretConfig,
+        config: SessionConfig,
+        *,
+        session_id: str | None = None,
+        caller: Caller | None = None,
+        continuation: Continuation | None = None,
+    ) -> Managed:
+        """A new session (or one continued from another server), started and held."""
+        caller = caller or current_caller()
+        if len(self.registry) >= self._max_streams:
+            raise ServiceError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this server is at its limit of {self._max_streams} concurrent streams; try again later",
+            )
+        admission = self._limits.admit(caller)  # raises RESOURCE_EXHAUSTED naming the caller's limit
+        session = Session(
+            config,
+            self._recognizer,
+            self._translator,
+            self._executor,
+            session_id=session_id,
+            caller=caller,
+            continuation=continuation,
+        )
+        managed = self.registry.add(session, wire_config.resumption.enabled)
+        managed.extra["config"] = wire_config.SerializeToString()
+        self._admissions[session.id] = admission
+        try:
+            for extension in self._extensions:
+                observer = extension.attach(session)
+                if observer is not None:
+                    session.add_observer(observer)
+            session.start()
+        except ServiceError:
+            self.registry.release(managed)
+            raise
+        log.info(
+            "session %s %s: caller=%s %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s%s",
+            session.id,
+            "continues here" if continuation else "start",
+            session.caller.id,
+            "+".join(config.source_languages),
+            "+".join(config.target_languages),
+            config.audio.encoding.value,
+            config.audio.sample_rate_hz,
+            config.audio.channels,
+            self._recognizer.description.name,
+            self._translator.description.name,
+            f", moved from another server at utterance {continuation.next_utterance_id}" if continuation else "",
+        )
+        return managed
+
+    def _started(self, managed: Managed) -> pb.SessionStarted:
+        session = managed.session
+        started = pb.SessionStarted(
+            session_id=session.id,
+            effective_config=wire.effective_config(
+                session.config, self._translator.effective_options(session.config.translation)
+            ),
+            recognizer=wire.engine(self._recognizer.description),
+            translator=wire.engine(self._translator.description),
+            ignored_options=self._translator.ignored_options(session.config.translation),
+        )
+        if managed.resumable:
+            started.effective_config.resumption.enabled = True
+            started.resume_token = self.desk.live_token(session)
+            started.resume_window.CopyFrom(wire.duration(self.desk.window_s))
+        for extension in self._extensions:
+            extension.annotate_started(session, started)
+        return started
+
+    def _restore(self, claims_config: bytes, session_id: str, caller: Caller, continuation: Continuation) -> Managed:
+        """A session that moved here from a server that shut down (``ResumeDesk`` checked its token)."""
+        wire_config = pb.InterpretConfig.FromString(claims_config)
+        try:
+            config = self._config_from(wire_config)
+        except ServiceError as error:
+            raise ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the session cannot continue on this server: its config does not fit the engines here ({error.message})",
+            ) from None
+        return self._open(wire_config, config, session_id=session_id, caller=caller, continuation=continuation)
+
+    def _resumed_event(self, managed: Managed, resumed: Resumed) -> pb.InterpretResponse:
+        session = managed.session
+        resend = session.audio_bytes_taken
+        log.info(
+            "session %s resumed (caller=%s) after %.1fs without a stream; events from %d, audio from byte %d",
+            session.id,
+            session.caller.id,
+            resumed.detached_for_s,
+            resumed.last_sequence_number + 1,
+            resend,
+        )
+        return pb.InterpretResponse(
+            session_resumed=pb.SessionResumed(
+                session_id=session.id,
+                resend_from_byte=resend,
+                resend_from_offset=wire.duration(session.config.audio.duration_s(resend)),
+                next_sequence_number=resumed.last_sequence_number + 1,
+                detached_for=wire.duration(resumed.detached_for_s),
+                moved=resumed.moved,
+            )
+        )
+
+    def _moving_token(self, managed: Managed, sequence_number: int) -> pb.InterpretResponse:
+        config = managed.extra["config"]
+        assert isinstance(config, bytes)
+        token = self.desk.moving_token(managed.session, config, managed.session.continuation())
+        return pb.InterpretResponse(
+            resume_token_update=pb.ResumeTokenUpdate(resume_token=token, reason=SHUTDOWN_MOVE),
+            sequence_number=sequence_number,
+        )
+
+    # -- the caller's messages ---------------------------------------------------
+
+    async def _feed(self, managed: Managed, requests: AsyncIterator[pb.InterpretRequest | Undecodable]) -> None:
+        """Read the caller's messages after the first (the stream's feeder task)."""
+        session = managed.session
+        spec = session.config.audio
+        admission = self._admissions[session.id]
+        chunks = 0
+        n = 1
+        try:
+            async for request in requests:
+                n += 1
+                if isinstance(request, Undecodable):
+                    raise request.error(f"message {n}")
+                kind = request.WhichOneof("request")
+                if kind == "audio":
+                    chunks += 1
+                    validation.audio_chunk(request.audio, chunks, spec)
+                    if session.finishing and managed.resumable:
+                        raise invalid_argument(f"message {n} carries audio after the session's `end`")
+                    over = admission.add_audio(spec.duration_s(len(request.audio)))
+                    if over is not None:
+                        session.finish_with(over)  # the sentence heard so far is finished, then the status
+                    await session.write_audio(request.audio)
+                elif kind == "end":
+                    session.finish_audio()
+                elif kind == "config":
+                    raise invalid_argument(
+                        f"message {n} carries a second `config`; only the first message may, the rest carry `audio`"
+                    )
+                elif kind == "resume":
+                    raise invalid_argument(f"message {n} carries `resume`; only the first message may")
+                else:
+                    raise invalid_argument(f"message {n} is empty: set `audio` (or `end`)")
+        except ServiceError as error:
+            session.fail(error)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The caller's side of the call broke (reset, deadline). A resumable session waits for the
+            # caller (the RPC's end detaches it); any other is over.
+            log.debug("session %s: reading the caller's audio failed", session.id, exc_info=True)
+            if not managed.resumable:
+                session.cancel()
+            return
+        # grpc.aio ends the request stream the same way when the caller
+        # half-closes and when it cancels; the cancel reaches this task (as
+        # CancelledError, from the RPC's finally) a few milliseconds later.
+        # Wait that long, so that a caller who hangs up is not treated as one
+        # who asked for the last sentence to be finished.
+        await asyncio.sleep(HALF_CLOSE_SETTLE_S)
+        session.finish_audio()
+
+    # -- release, shutdown -----------------------------------------------------
+
+    def _released(self, managed: Managed) -> None:
+        """The registry let go of a session: stop what it runs, free its slot, write its log line."""
+        session = managed.session
+        session.close()
+        admission = self._admissions.pop(session.id, None)
+        if admission is not None:
+            admission.release()
+        s = session.stats
+        log.info(
+            "session %s end: %s after %.1fs, audio %.1fs in %d chunks, %d interim, %d final, "
+            "%d translations, %d failed, %d resumes, caller=%s",
+            session.id,
+            session.outcome,
+            time.monotonic() - session.started_at,
+            session.config.audio.duration_s(s.audio_bytes),
+            s.chunks,
+            s.interims,
+            s.finals,
+            s.translations,
+            s.translation_failures,
+            managed.resumes,
+            session.caller.id,
+        )
+
+    def drain(self) -> int:
+        """Refuse new streams; sessions that can move hand over, the others finish their sentence."""
+        self._accepting = False
+        error = ServiceError(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_MOVE)
+        managed_all = self.registry.all()
+        for managed in managed_all:
+            # Only a caller that is here to receive the new token can take the session elsewhere.
+            if managed.resumable and managed.attachment is not None and managed.session.hand_over(error):
+                continue
+            managed.session.drain()
+        return len(managed_all)
+
+    def cut(self) -> int:
+        """End the streams still open (the grace ran out) with the shutdown's UNAVAILABLE. Returns how many."""
+        managed_all = self.registry.all()
+        for managed in managed_all:
+            managed.session.fail(ServiceError(grpc.StatusCode.UNAVAILABLE, SHUTDOWN_CUT))
+        return len(managed_all)
+
+    @property
+    def open_streams(self) -> int:
+        """Sessions held (attached to a stream or waiting for a resume)."""
+        return len(self.registry)

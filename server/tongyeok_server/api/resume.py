@@ -1,0 +1,196 @@
+"""Where a resume goes: the session here, a moving session restored here, or the process that holds it.
+
+Tokens come in two kinds (both sealed, see ``session/resume_token.py``):
+
+- *live* (in ``session_started``): the session's id, its caller, and where
+  it lives: its replica (``--advertise-address``) and its process's socket
+  (``--processes``). A resume that lands there attaches; one that lands on
+  another replica is relayed to the session's replica, and one that lands
+  on another process of the right replica to the session's process (at most
+  two hops: a resume landing on the wrong process of the wrong replica).
+- *moving* (in a ``resume_token_update`` before a shutdown): also the
+  session's config and its ``Continuation``; whichever server it lands on
+  restores the session from it.
+
+Checks, in order: the token opens (else INVALID_ARGUMENT: forged, altered,
+or from another deployment), it belongs to the caller (else
+PERMISSION_DENIED), the session is here or can be found (else NOT_FOUND,
+saying whether it expired or ended), the events asked for are still kept
+(else FAILED_PRECONDITION).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server.api.forwarding import FORWARDED_HEADER, Forwarder
+from tongyeok_server.api.handlers import Undecodable
+from tongyeok_server.auth.caller import Caller, current_caller
+from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.session.continuation import Continuation
+from tongyeok_server.session.registry import Managed, SessionRegistry
+from tongyeok_server.session.resume_token import InvalidResumeToken, ResumeTokens
+from tongyeok_server.session.session import Session
+
+Restore = Callable[[bytes, str, Caller, Continuation], Managed]
+Forwarded = Callable[[AsyncIterator[pb.InterpretRequest | Undecodable]], AsyncIterator[pb.InterpretResponse]]
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The outcome of a resume: a session to attach, or a stream to forward."""
+
+    managed: Managed | None
+    forwarded: Forwarded | None
+    last_sequence_number: int = 0
+    detached_for_s: float = 0.0
+    moved: bool = False
+
+
+def _not_found(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.NOT_FOUND, message)
+
+
+class ResumeDesk:
+    """Issues resume tokens and answers resumes (see the module docstring)."""
+
+    def __init__(
+        self, window_s: float, tokens: ResumeTokens, replica: str, process: str, forwarder: Forwarder | None
+    ) -> None:
+        self.window_s = window_s
+        self._tokens = tokens
+        self.replica = replica
+        self.process = process
+        self._forwarder = forwarder
+        self._registry: SessionRegistry | None = None
+
+    def bind(self, registry: SessionRegistry) -> None:
+        """The registry of this process's sessions."""
+        self._registry = registry
+
+    def live_token(self, session: Session) -> str:
+        """The token of ``session_started``."""
+        return self._tokens.seal(
+            {
+                "k": "live",
+                "sid": session.id,
+                "caller": session.caller.id,
+                "rep": self.replica,
+                "proc": self.process,
+                "iat": time.time(),
+            }
+        )
+
+    def moving_token(self, session: Session, config: bytes, continuation: Continuation) -> str:
+        """The token that lets another server continue ``session`` (after this one shut down)."""
+        return self._tokens.seal(
+            {
+                "k": "moved",
+                "sid": session.id,
+                "caller": session.caller.id,
+                "iat": time.time(),
+                "config": base64.b64encode(config).decode(),
+                "next_utterance_id": continuation.next_utterance_id,
+                "next_sequence_number": continuation.next_sequence_number,
+                "audio_bytes": continuation.audio_bytes,
+                "history": continuation.history,
+            }
+        )
+
+    async def resume(
+        self, request: pb.ResumeRequest, restore: Restore, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Resumed:
+        """Find the session ``request`` resumes (see the module docstring); raises ``ServiceError``."""
+        assert self._registry is not None
+        if self.window_s <= 0:
+            raise ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION, "this server does not resume sessions (--resume-window 0)"
+            )
+        try:
+            claims = self._tokens.open(request.resume_token)
+        except InvalidResumeToken:
+            raise invalid_argument(
+                "resume.resume_token is not a resume token this service issued (forged, altered, cut short, or from "
+                "another deployment); resume with the token of session_started or of the last resume_token_update"
+            ) from None
+        caller = current_caller()
+        if claims.get("caller") != caller.id:
+            raise ServiceError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "resume.resume_token belongs to a session of another caller; resume with your own credentials",
+            )
+        session_id = str(claims.get("sid", ""))
+        last = request.last_sequence_number
+        managed = self._registry.get(session_id)
+        if managed is not None:
+            _check_sequence(managed, last)
+            return Resumed(managed, None, last, self._registry.detached_for(managed))
+        if claims.get("k") == "moved":
+            age = time.time() - float(claims.get("iat", 0))
+            if age > self.window_s:
+                raise _not_found(
+                    f"session {session_id} moved when its server shut down {age:.0f} s ago, longer than its resume "
+                    f"window of {self.window_s:g} s; start a new session"
+                )
+            continuation = Continuation(
+                int(claims["next_utterance_id"]),
+                int(claims["next_sequence_number"]),
+                int(claims["audio_bytes"]),
+                list(claims.get("history", [])),
+            )
+            managed = restore(base64.b64decode(claims["config"]), session_id, caller, continuation)
+            _check_sequence(managed, last)
+            return Resumed(managed, None, last, age, moved=True)
+        target = self._where(claims)
+        hops = _hops(context)
+        if target and self._forwarder is not None and hops < MAX_HOPS:
+            return Resumed(None, self._forwarder.stream(target, pb.InterpretRequest(resume=request), context, hops + 1))
+        ended = self._registry.why_ended(session_id)
+        if ended is not None and ended[0] == "expired":
+            raise _not_found(
+                f"session {session_id} was not resumed within its resume window of {self.window_s:g} s and was "
+                f"finished {ended[1]:.0f} s ago; start a new session"
+            )
+        if ended is not None:
+            raise _not_found(f"session {session_id} has ended ({ended[0]}); start a new session")
+        raise _not_found(
+            f"session {session_id} is not held any more (it ended, it was not resumed within its resume window of "
+            f"{self.window_s:g} s, or its server went away); start a new session"
+        )
+
+    def _where(self, claims: dict[str, Any]) -> str:
+        """Where to relay a resume of a session not held here ("" when it should have been here)."""
+        replica, process = str(claims.get("rep", "")), str(claims.get("proc", ""))
+        if replica and replica != self.replica:
+            return replica
+        if process and process != self.process:
+            return process
+        return ""
+
+
+MAX_HOPS = 2
+
+
+def _hops(context: grpc.aio.ServicerContext[Any, Any]) -> int:
+    for key, value in context.invocation_metadata() or ():
+        if key == FORWARDED_HEADER:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return MAX_HOPS
+    return 0
+
+
+def _check_sequence(managed: Managed, last: int) -> None:
+    log = managed.session.log
+    if last < 0 or last > log.last_sequence_number:
+        raise invalid_argument(
+            f"resume.last_sequence_number is {last}, but the session's newest event is {log.last_sequence_number}"
+        )

@@ -1,0 +1,70 @@
+"""The resume desk of one server process, built from the settings.
+
+Where this process is, as tokens name it: its replica (``--advertise-address``,
+the address other replicas reach it at) and, under ``--processes N``, its own
+socket in the supervisor's runtime directory (the processes share one public
+port, so a resume may land on any of them). The secret that seals tokens is
+``--resume-secret``; the supervisor of ``--processes`` makes one for its
+processes when none is given; otherwise the process makes its own (then
+only this process opens its tokens, and a session cannot move).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from tongyeok_server.api.forwarding import Forwarder
+from tongyeok_server.api.resume import ResumeDesk
+from tongyeok_server.session.resume_token import ResumeTokens, load_secret, new_secret
+from tongyeok_server.settings import PROCESS_INDEX_ENV, ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResumeSetup:
+    """The desk, and the socket this process also listens on (``--processes``), if any."""
+
+    desk: ResumeDesk
+    process_socket: str  # "unix:/path" or ""
+    forwarder: Forwarder | None
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings, tls: bool) -> ResumeSetup:
+        """Raises ``SystemExit`` with a message when the secret cannot be used."""
+        if settings.resume_secret:
+            try:
+                secret = load_secret(settings.resume_secret)
+            except ValueError as e:
+                raise SystemExit(f"tongyeok-server: --resume-secret: {e}") from None
+        else:
+            secret = new_secret()
+        index = os.environ.get(PROCESS_INDEX_ENV)
+        process_socket = ""
+        if index is not None and settings.runtime_dir:
+            path = Path(settings.runtime_dir) / f"p{index}.sock"
+            path.unlink(missing_ok=True)
+            process_socket = f"unix:{path}"
+        forwarder = None
+        if process_socket or settings.advertise_address:
+            forwarder = Forwarder(*_peer_credentials(settings, tls))
+        desk = ResumeDesk(
+            settings.resume_window_s, ResumeTokens(secret), settings.advertise_address, process_socket, forwarder
+        )
+        return cls(desk, process_socket, forwarder)
+
+
+def _peer_credentials(
+    settings: ServerSettings, tls: bool
+) -> tuple[grpc.ChannelCredentials | None, list[tuple[str, str]]]:
+    """How to reach the other replicas: as callers do (TLS when this server speaks it)."""
+    if not tls:
+        return None, []
+    roots = Path(settings.peer_ca).read_bytes() if settings.peer_ca else None
+    options = [("grpc.ssl_target_name_override", settings.peer_tls_name)] if settings.peer_tls_name else []
+    return grpc.ssl_channel_credentials(roots), options
