@@ -22,6 +22,7 @@ Every gRPC failure is raised as :class:`TongyeokError` with the server's message
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -79,6 +80,9 @@ __all__ = [
     "config",
     "translation_options",
 ]
+
+#: The header a gRPC-aware balancer can hash on to keep a session's calls on one replica.
+AFFINITY_HEADER = "x-tongyeok-affinity"
 
 #: Where the server listens unless told otherwise.
 DEFAULT_TARGET = "localhost:50051"
@@ -186,7 +190,9 @@ class InterpreterClient:
                 being turned by gRPC into an opaque UNKNOWN status.
 
         """
-        call_metadata = self._call_metadata(metadata)
+        # The same value on every call of this session, resumes included: a balancer that hashes on it
+        # (deploy/nginx) sends a resume to the replica that holds the session.
+        call_metadata = [*self._call_metadata(metadata), (AFFINITY_HEADER, secrets.token_hex(8))]
         stream = ResumingStream(
             lambda requests: self._stub.Interpret(requests, timeout=timeout, metadata=call_metadata),
             config,

@@ -22,6 +22,7 @@ saying whether it expired or ended), the events asked for are still kept
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from tongyeok_server.session.continuation import Continuation
 from tongyeok_server.session.registry import Managed, SessionRegistry
 from tongyeok_server.session.resume_token import InvalidResumeToken, ResumeTokens
 from tongyeok_server.session.session import Session
+
+log = logging.getLogger(__name__)
 
 Restore = Callable[[bytes, str, Caller, Continuation], Managed]
 Forwarded = Callable[[AsyncIterator[pb.InterpretRequest | Undecodable]], AsyncIterator[pb.InterpretResponse]]
@@ -151,6 +154,7 @@ class ResumeDesk:
         target = self._where(claims)
         hops = _hops(context)
         if target and self._forwarder is not None and hops < MAX_HOPS:
+            log.info("session %s is held by %s; relaying the resume there", session_id, target)
             return Resumed(None, self._forwarder.stream(target, pb.InterpretRequest(resume=request), context, hops + 1))
         ended = self._registry.why_ended(session_id)
         if ended is not None and ended[0] == "expired":

@@ -138,6 +138,8 @@ class SessionRegistry:
             self.release(managed)
             return
         log.info("session %s: not resumed within %g s; finishing it", session.id, self.resume_window_s)
+        if session.outcome == "open":
+            session.outcome = "expired"  # what the end line says (nobody receives the status)
         # Finished, not cancelled: the last sentence is finalised and translated, so the record is complete.
         session.finish_with(ServiceError(grpc.StatusCode.NOT_FOUND, EXPIRED.format(window=self.resume_window_s)))
         managed.extra["expired"] = True

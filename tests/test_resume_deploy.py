@@ -1,0 +1,283 @@
+"""Wherever a reconnect lands, the session resumes: another process, another replica behind nginx, a drain.
+
+Servers run as ``tongyeok-server`` processes (as deployed), with the fake
+Speech-to-Text in this process, and the balancer is a real nginx with the
+configuration in deploy/nginx (``tests/support/nginx.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+import pytest
+
+from tests.support import fake_speech
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_speech import FakeSpeech
+from tests.support.nginx import free_port, nginx_in_front_of
+from tests.support.tcp_proxy import proxy_to
+from tests.test_resume import CHUNK, Meeting, chunks_of, resumable_config, sentence, words
+from tongyeok_client import FinalTranscript, SessionResumed
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+class Server:
+    """``tongyeok-server`` in a process of its own, its log in a file."""
+
+    def __init__(self, log: Path, port: int, *flags: str, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.log = log
+        self._file = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tongyeok_server", "--host", "127.0.0.1", "--port", str(port), *flags],
+            stderr=self._file,
+            env={**os.environ, **(env or {})},
+        )
+
+    def listening(self, processes: int = 1) -> bool:
+        owners = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children()]
+        count = 0
+        for proc in owners:
+            with contextlib.suppress(psutil.Error):
+                if any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in proc.net_connections()):
+                    count += 1
+        return count >= processes
+
+    def text(self) -> str:
+        if not self._file.closed:
+            self._file.flush()
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._file.close()
+
+
+def engine_flags(speech: FakeSpeech, translator: str = "apertium", openai: FakeOpenAI | None = None) -> list[str]:
+    flags = [
+        "--recognizer", "google", "--google-endpoint", speech.address, "--google-insecure",
+        "--google-project", "test-project", "--translator", translator, "--resume-window", "60",
+        "--grace-period", "8", "--offline-workers", "1",
+    ]  # fmt: skip
+    if openai is not None:
+        flags += ["--openai-base-url", openai.base_url]
+    return flags
+
+
+@pytest.fixture
+def speech_fake() -> Iterator[FakeSpeech]:
+    with FakeSpeech() as fake:
+        yield fake
+
+
+def resume_and_take(address: str, token: str, last: int, audio: bytes, *, end: bool, affinity: str = "") -> list[Any]:
+    """One resumed stream on a fresh connection: resume, resend from where asked, read; cancel unless ``end``."""
+    resend: list[int] = []
+    answered = threading.Event()
+    stop = threading.Event()
+
+    def requests() -> Iterator[pb.InterpretRequest]:
+        yield pb.InterpretRequest(resume=pb.ResumeRequest(resume_token=token, last_sequence_number=last))
+        if not answered.wait(30):
+            return
+        part = audio[resend[0] :] if end else audio[resend[0] : resend[0] + 20 * CHUNK]
+        yield from (pb.InterpretRequest(audio=c) for c in chunks_of(part))
+        if end:
+            yield pb.InterpretRequest(end=pb.EndOfAudio())
+        else:
+            stop.wait(30)
+
+    metadata = [("x-tongyeok-affinity", affinity)] if affinity else None
+    responses: list[Any] = []
+    with grpc.insecure_channel(address) as channel:
+        call = pb_grpc.InterpreterStub(channel).Interpret(requests(), timeout=60, metadata=metadata)  # type: ignore[no-untyped-call]
+        finals = 0
+        for response in call:
+            responses.append(response)
+            kind = response.WhichOneof("event")
+            if kind == "session_resumed":
+                resend.append(response.session_resumed.resend_from_byte)
+                answered.set()
+            if kind == "final_transcript":
+                finals += 1
+                if not end and finals >= 1:
+                    break
+        call.cancel()
+        stop.set()
+    return responses
+
+
+def start_session(address: str, audio: bytes) -> tuple[str, list[Any]]:
+    """Open a resumable session, send the first sentences, break it after the first final."""
+    stop = threading.Event()
+
+    def requests() -> Iterator[pb.InterpretRequest]:
+        yield resumable_config()
+        yield from (pb.InterpretRequest(audio=c) for c in chunks_of(audio[: 40 * CHUNK]))
+        stop.wait(30)
+
+    responses = []
+    with grpc.insecure_channel(address) as channel:
+        call = pb_grpc.InterpreterStub(channel).Interpret(requests(), timeout=60)  # type: ignore[no-untyped-call]
+        for response in call:
+            responses.append(response)
+            if response.WhichOneof("event") == "final_transcript":
+                break
+        call.cancel()
+        stop.set()
+    return responses[0].session_started.resume_token, responses
+
+
+def check_whole(responses: list[Any], utterances: list[list[int]]) -> None:
+    numbered = [r for r in responses if r.sequence_number]
+    numbers = [r.sequence_number for r in numbered]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers  # each event once, in order
+    finals = [r.final_transcript for r in numbered if r.WhichOneof("event") == "final_transcript"]
+    assert [f.text for f in finals] == [words(u) for u in utterances]
+    assert [f.utterance_id for f in finals] == list(range(1, len(utterances) + 1))
+
+
+def test_a_resume_landing_on_another_process_is_relayed_to_the_one_that_holds_the_session(
+    speech_fake, tmp_path
+) -> None:
+    port = free_port()
+    server = Server(tmp_path / "server.log", port, "--processes", "2", *engine_flags(speech_fake))
+    try:
+        assert wait_until(lambda: server.listening(2), 90), server.text()
+        address = f"127.0.0.1:{port}"
+        utterances = [sentence(i) for i in range(8)]
+        audio = fake_speech.synthesize(utterances)
+        token, responses = start_session(address, audio)
+        # New connections land on either process (SO_REUSEPORT); go on until one was relayed.
+        for _attempt in range(20):
+            last = max(r.sequence_number for r in responses)
+            responses += resume_and_take(address, token, last, audio, end=False)
+            if "relaying the resume there" in server.text():
+                break
+        assert "relaying the resume there" in server.text(), server.text()
+        last = max(r.sequence_number for r in responses)
+        responses += resume_and_take(address, token, last, audio, end=True)
+        check_whole(responses, utterances)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def replicas(speech_fake, tmp_path) -> Iterator[tuple[list[Server], int]]:
+    secret = tmp_path / "resume-secret"
+    secret.write_text("c2hhcmVkIGJ5IGV2ZXJ5IHJlcGxpY2Egb2YgdGhpcyB0ZXN0IGRlcGxveW1lbnQ=")  # 47 bytes, base64
+    ports = [free_port(), free_port()]
+    servers = [
+        Server(
+            tmp_path / f"replica-{i}.log",
+            port,
+            *engine_flags(speech_fake),
+            "--advertise-address",
+            f"127.0.0.1:{port}",
+            "--resume-secret",
+            str(secret),
+        )
+        for i, port in enumerate(ports)
+    ]
+    try:
+        for s in servers:
+            assert wait_until(s.listening, 90), s.text()
+        with nginx_in_front_of(ports) as nginx_port:
+            yield servers, nginx_port
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_a_resume_landing_on_another_replica_behind_nginx_is_relayed(replicas) -> None:
+    servers, nginx_port = replicas
+    address = f"127.0.0.1:{nginx_port}"
+    utterances = [sentence(i) for i in range(8)]
+    audio = fake_speech.synthesize(utterances)
+    token, responses = start_session(address, audio)
+    # Each resume with its own affinity hashes anywhere: go on until one landed on the other replica.
+    for attempt in range(20):
+        last = max(r.sequence_number for r in responses)
+        responses += resume_and_take(address, token, last, audio, end=False, affinity=f"phone-{attempt}")
+        if any("relaying the resume there" in s.text() for s in servers):
+            break
+    assert any("relaying the resume there" in s.text() for s in servers)
+    last = max(r.sequence_number for r in responses)
+    responses += resume_and_take(address, token, last, audio, end=True)
+    check_whole(responses, utterances)
+
+
+def test_a_replica_drained_mid_meeting_hands_the_session_to_the_other(speech_fake, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-drain-key")
+    secret = tmp_path / "resume-secret"
+    secret.write_bytes(os.urandom(32))
+    with FakeOpenAI() as openai:
+        ports = [free_port(), free_port()]
+        servers = [
+            Server(
+                tmp_path / f"replica-{i}.log",
+                port,
+                *engine_flags(speech_fake, "openai", openai),
+                "--advertise-address",
+                f"127.0.0.1:{port}",
+                "--resume-secret",
+                str(secret),
+                env={"OPENAI_API_KEY": "sk-test-drain-key"},
+            )
+            for i, port in enumerate(ports)
+        ]
+        try:
+            for s in servers:
+                assert wait_until(s.listening, 90), s.text()
+            with nginx_in_front_of(ports) as nginx_port, proxy_to(nginx_port) as proxy:
+                utterances = [sentence(i) for i in range(10)]
+                meeting = Meeting(f"127.0.0.1:{proxy.port}", utterances, speed=2.0).start()
+                assert wait_until(lambda: len(meeting.of(FinalTranscript)) >= 3, 60)
+                session_id = meeting.events[0].session_id
+                (owner,) = [s for s in servers if f"session {session_id} start" in s.text()]
+                other = next(s for s in servers if s is not owner)
+                owner.process.send_signal(signal.SIGTERM)  # a rolling update takes this replica down
+                meeting.wait(120)
+                assert owner.process.wait(30) == 0
+        finally:
+            for s in servers:
+                s.stop()
+    meeting.check_nothing_lost()
+    (resumed,) = meeting.of(SessionResumed)
+    assert resumed.moved
+    assert f"session {session_id} continues here" in other.text()
+    # Context went along: the first sentence translated on the other replica was sent with the one before it.
+    finals = meeting.of(FinalTranscript)
+    moved_at_s = resumed.resend_from_byte / 32000  # 16 kHz, 2 bytes a sample
+    k = len([f for f in finals if f.audio_end_s <= moved_at_s + 0.01])
+    assert 0 < k < len(utterances)
+    first_there = next(r for r in openai.requests if r.sentence == words(utterances[k]) and r.outcome == "completed")
+    user = first_there.body["messages"][-1]["content"]
+    assert "<context>" in user and words(utterances[k - 1]) in user
