@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc_health.v1 import _async as health_aio  # grpc_health.v1.health.aio, which mypy cannot see
@@ -29,6 +29,8 @@ from tongyeok_server.api.transcripts import SERVICE_NAME as TRANSCRIPTS_SERVICE
 from tongyeok_server.api.transcripts import TranscriptsServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.auth.server_security import ServerSecurity, keepalive_options
+from tongyeok_server.observability.assembly import Observability
+from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.recognition.registry import create_recognizer
 from tongyeok_server.session.watchdog import StreamWatchdog
@@ -36,6 +38,9 @@ from tongyeok_server.settings import ServerSettings
 from tongyeok_server.store import RecordExtension, record_extension
 from tongyeok_server.translation.base import Translator
 from tongyeok_server.translation.registry import create_translator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,10 @@ _OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
 T = TypeVar("T")
 # How long streams ended at the end of the grace get to send their status before gRPC cancels them.
 CUT_MARGIN_S = 1.0
+# The health service's names: "" and the Interpreter's say whether to send new streams here (readiness:
+# NOT_SERVING from the first moment of a shutdown); LIVENESS says the process still serves (it stays
+# SERVING while open streams drain, so a liveness probe does not kill a pod that is finishing its meetings).
+LIVENESS = "liveness"
 
 
 class TongyeokServer:
@@ -58,12 +67,25 @@ class TongyeokServer:
         recognizer: Recognizer | None = None,
         translator: Translator | None = None,
         extensions: list[SessionExtension] | None = None,
+        *,
+        serve_metrics: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        """Engines and extensions as given, or as ``settings`` say.
+
+        ``serve_metrics`` False: a process of a ``--processes`` supervisor,
+        which serves the metrics of all of them; ``tracer_provider``: trace
+        into this provider (tests) rather than as ``--otel`` says.
+        """
         self.settings = settings
+        self.observability = Observability(settings, serve_metrics=serve_metrics, tracer_provider=tracer_provider)
         # First: a wrong certificate or keys file should fail the start before engines load.
-        self.security = ServerSecurity.from_settings(settings)
+        self.security = ServerSecurity.from_settings(settings, self.observability.refusals)
         # First: a record store that cannot be opened stops the start before any engine has started.
-        self.extensions = _extensions(settings) if extensions is None else extensions
+        self.extensions = [
+            *(_extensions(settings, self.observability.metrics) if extensions is None else extensions),
+            *self.observability.extensions,
+        ]
         self.translator = translator or create_translator(settings)
         self.translator.warm_up()  # the first sentence should not pay for starting the engine
         self.recognizer = recognizer or create_recognizer(settings)
@@ -71,8 +93,8 @@ class TongyeokServer:
         self.watchdog = StreamWatchdog(settings.idle_timeout_s, settings.max_stream_duration_s)
         self.resumption = ResumeSetup.from_settings(settings, tls=self.security.tls is not None)
         self.servicer = InterpreterServicer(
-            self.recognizer,
-            self.translator,
+            self.observability.recognizer(self.recognizer),
+            self.observability.translator(self.translator),
             self._translation_executor,
             settings.max_streams,
             self.extensions,
@@ -88,17 +110,20 @@ class TongyeokServer:
         self.translator.attach_loop(self._loop)
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="tongyeok-loop", daemon=True)
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
+        self._start_error = ""
         self._stopped = threading.Event()
         self.port = 0
 
     def start(self) -> int:
         """Bind and start serving; returns the port (useful with port 0)."""
+        self.observability.start()  # /metrics (raises SystemExit if its port is taken)
         self._loop_thread.start()
         self.port = self._on_loop(self._start())
         if not self.port:
             self.stop(0)
-            raise SystemExit(f"cannot listen on {self.settings.host}:{self.settings.port}: is the port in use?")
+            raise SystemExit(self._start_error)
         return self.port
 
     async def _start(self) -> int:
@@ -110,7 +135,7 @@ class TongyeokServer:
         reuse_port = ("grpc.so_reuseport", 1 if self.settings.processes > 1 else 0)
         server = grpc.aio.server(
             options=[*_OPTIONS, *keepalive_options(self.settings), reuse_port],
-            interceptors=self.security.interceptors,
+            interceptors=[*self.observability.interceptors, *self.security.interceptors],
         )
         self._health = health_aio.HealthServicer()
         handlers.add_interpreter(self.servicer, server)
@@ -131,16 +156,37 @@ class TongyeokServer:
         except RuntimeError:
             port = 0
         if not port:
-            return 0  # start() says so; SystemExit raised on the loop would kill the loop instead
+            # start() says so; SystemExit raised on the loop would kill the loop instead
+            self._start_error = f"cannot listen on {self.settings.host}:{self.settings.port}: is the port in use?"
+            return 0
         if self.resumption.process_socket:
             # Where the other processes of --processes relay resumes of this process's sessions.
             server.add_insecure_port(self.resumption.process_socket)
+        if self.settings.health_port and not await self._start_health_port(reuse_port):
+            return 0
         await server.start()
         self.security.warn_if_exposed(self.settings.host)
         self._server = server
-        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE):
+        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE, LIVENESS):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         return port
+
+    async def _start_health_port(self, reuse_port: tuple[str, int]) -> bool:
+        """The health service alone, in plaintext, on --health-port (Kubernetes' gRPC probes speak no TLS)."""
+        assert self._health is not None
+        health_server = grpc.aio.server(options=[reuse_port])
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, health_server)
+        address = f"{self.settings.host}:{self.settings.health_port}"
+        try:
+            bound = health_server.add_insecure_port(address)
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            self._start_error = f"cannot listen on {address} (--health-port): is the port in use?"
+            return False
+        await health_server.start()
+        self._health_server = health_server
+        return True
 
     def stop(self, grace_s: float | None = None) -> None:
         """Refuse new streams, let open ones finish their sentence within ``grace_s``, release engines.
@@ -158,6 +204,7 @@ class TongyeokServer:
         self.translator.close()
         for extension in self.extensions:
             extension.close()
+        self.observability.close()
         if self._loop_thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join()
@@ -166,7 +213,8 @@ class TongyeokServer:
 
     async def _stop(self, grace: float) -> None:
         assert self._server is not None and self._health is not None
-        await self._health.enter_graceful_shutdown()
+        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE):  # readiness off at once; liveness stays on
+            await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         draining = self.servicer.drain()
         if draining:
             log.info("draining %d open streams (grace %.1fs)", draining, grace)
@@ -184,6 +232,8 @@ class TongyeokServer:
         await self.watchdog.close()
         if self.resumption.forwarder is not None:
             await self.resumption.forwarder.close()
+        if self._health_server is not None:
+            await self._health_server.stop(0)
 
     async def _until_closed(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -202,8 +252,12 @@ class TongyeokServer:
         self._stopped.wait()
 
 
-def _extensions(settings: ServerSettings) -> list[SessionExtension]:
-    """The capabilities that follow every session, as configured (each package builds its own)."""
+def _extensions(settings: ServerSettings, metrics: Metrics | None = None) -> list[SessionExtension]:
+    """The capabilities that follow every session, as configured (each package builds its own).
+
+    ``metrics`` (None when off) is for those that have figures of their own
+    to report (the meeting record: ``metrics.store_write_lag``).
+    """
     from tongyeok_server.synthesis.extension import SpeechExtension
     from tongyeok_server.synthesis.registry import create_synthesizer
 

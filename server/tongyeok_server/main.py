@@ -5,7 +5,9 @@ starts N copies of the server on the same port (SO_REUSEPORT; the kernel
 spreads connections among them), passes SIGTERM/SIGINT on, and exits when
 they have drained. One Python process serves from one event loop and one
 GIL, so it uses about one core however many the machine has; processes are
-how the service uses the rest (see ``make bench``).
+how the service uses the rest (see ``make bench``). With ``--metrics-port``
+the supervisor serves the sum of its processes' metrics (see
+``observability/exporter.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from types import FrameType
 
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.observability import logs
+from tongyeok_server.observability.exporter import MULTIPROC_ENV, MetricsExporter, MultiprocessDirectory
 from tongyeok_server.session.resume_token import new_secret
-from tongyeok_server.settings import PROCESS_INDEX_ENV, ServerSettings
+from tongyeok_server.settings import PROCESS_INDEX_ENV, ServerSettings, load_secret_files
 
 log = logging.getLogger("tongyeok_server")
 
@@ -33,12 +36,14 @@ log = logging.getLogger("tongyeok_server")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     settings = ServerSettings.from_args(argv)
+    load_secret_files()  # OPENAI_API_KEY_FILE and the like: secrets mounted as files
     index = os.environ.get(PROCESS_INDEX_ENV)
-    logs.configure(settings.log_level, index)
+    logs.configure(settings.log_level, index, settings.log_format)
     stop = _stop_on_signals(settings)
     if settings.processes > 1 and index is None:
         return _supervise(settings, list(sys.argv[1:] if argv is None else argv), stop)
-    server = TongyeokServer(settings)
+    # A supervised process writes its metrics for the supervisor to serve.
+    server = TongyeokServer(settings, serve_metrics=index is None)
     port = server.start()
     # Certificates and keys rotate under cert-manager and the like: SIGHUP re-reads them (file changes are seen anyway).
     signal.signal(signal.SIGHUP, lambda _signum, _frame: server.reload())
@@ -53,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.translator.description.name,
         settings.max_streams,
     )
+    if server.observability.metrics_port:
+        host = settings.metrics_host or settings.host
+        log.info("metrics on http://%s:%d/metrics", host, server.observability.metrics_port)
     while not stop.wait(1.0):
         pass
     server.stop()
@@ -76,8 +84,26 @@ def _supervise(settings: ServerSettings, argv: list[str], stop: threading.Event)
     """Run ``settings.processes`` servers on one port until a signal, or until one of them exits."""
     if settings.port == 0:
         raise SystemExit("--processes needs a fixed --port: with port 0 each process would listen somewhere else")
-    with tempfile.TemporaryDirectory(prefix=f"tongyeok-{settings.port}-") as runtime:
-        return _run_children(settings, argv, stop, _shared_env(settings, Path(runtime)))
+    metrics_dir: MultiprocessDirectory | None = None
+    exporter: MetricsExporter | None = None
+    shared: dict[str, str] = {}
+    if settings.metrics_port:
+        metrics_dir = MultiprocessDirectory()
+        shared[MULTIPROC_ENV] = str(metrics_dir.path)
+        exporter = MetricsExporter(
+            metrics_dir.registry(), settings.metrics_host or settings.host, settings.metrics_port
+        )
+        exporter.start()
+        log.info("metrics of all of them on http://%s:%d/metrics", exporter.host, exporter.port)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"tongyeok-{settings.port}-") as runtime:
+            shared |= _shared_env(settings, Path(runtime))
+            return _run_children(settings, argv, stop, shared, metrics_dir)
+    finally:
+        if exporter is not None:
+            exporter.stop()
+        if metrics_dir is not None:
+            metrics_dir.remove()
 
 
 def _shared_env(settings: ServerSettings, runtime: Path) -> dict[str, str]:
@@ -92,7 +118,13 @@ def _shared_env(settings: ServerSettings, runtime: Path) -> dict[str, str]:
     return env
 
 
-def _run_children(settings: ServerSettings, argv: list[str], stop: threading.Event, shared: dict[str, str]) -> int:
+def _run_children(
+    settings: ServerSettings,
+    argv: list[str],
+    stop: threading.Event,
+    shared: dict[str, str],
+    metrics_dir: MultiprocessDirectory | None,
+) -> int:
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "tongyeok_server", *argv],
@@ -111,6 +143,8 @@ def _run_children(settings: ServerSettings, argv: list[str], stop: threading.Eve
     while not stop.wait(0.5):
         exited = [c for c in children if c.poll() is not None]
         if exited:
+            if metrics_dir is not None:
+                metrics_dir.mark_dead(exited[0].pid)  # its open streams no longer count
             # A half-sized service would look healthy to a load balancer; let the orchestrator restart it whole.
             log.error("server process %d exited with %s; stopping the others", exited[0].pid, exited[0].returncode)
             break
@@ -118,6 +152,9 @@ def _run_children(settings: ServerSettings, argv: list[str], stop: threading.Eve
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     codes = [child.wait() for child in children]
+    if metrics_dir is not None:
+        for child in children:
+            metrics_dir.mark_dead(child.pid)
     failed = [code for code in codes if code != 0]
     log.info("stopped (%d processes, exit codes %s)", len(children), codes)
     if not stop.is_set():

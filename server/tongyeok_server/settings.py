@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
 #: Set by the supervisor of --processes in each server process it starts: that process serves, it does not supervise.
 PROCESS_INDEX_ENV = "TONGYEOK_PROCESS_INDEX"
@@ -24,6 +26,43 @@ def _default_workers() -> int:
 def _default_data_dir() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "tongyeok")
+
+
+# cgroup v2: "max 100000" (no quota) or "<quota> <period>" in microseconds.
+CPU_MAX_FILE = "/sys/fs/cgroup/cpu.max"
+
+
+def usable_cores(cpu_max_file: str = CPU_MAX_FILE) -> int:
+    """Cores this process may use: its CPU affinity, lowered to a container's CPU quota (whole cores, at least 1).
+
+    Kubernetes' CPU limit is a cgroup quota, which affinity does not show: a
+    pod limited to 2 CPUs on a 32-core node would otherwise start 32
+    processes. A fraction is rounded down, so the processes are never
+    throttled by a quota smaller than they are.
+    """
+    cores = _default_workers()
+    try:
+        quota, period = Path(cpu_max_file).read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 file (cgroup v1, not Linux): affinity alone
+    return max(1, cores)
+
+
+def _processes(raw: str) -> int:
+    if raw.strip().lower() == "auto":
+        return usable_cores()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r}: a number of processes, or auto (one per core)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r}: at least 1 process, or auto (one per core)")
+    return value
+
+
+_PARSERS = {"processes": _processes}
 
 
 @dataclass(frozen=True)
@@ -39,8 +78,10 @@ class ServerSettings:
     processes: int = field(
         default=1,
         metadata={
-            "help": "server processes sharing the port (SO_REUSEPORT), to use more than one core; "
-            "each has its own engines, --max-streams and --offline-workers"
+            "help": "server processes sharing the port (SO_REUSEPORT), to use more than one core, or auto "
+            "(one per core this process may use, CPU quota included); each has its own engines, "
+            "--max-streams and --offline-workers",
+            "parse": "processes",
         },
     )
     grace_period_s: float = field(default=10.0, metadata={"help": "seconds open streams get to finish on SIGTERM"})
@@ -225,7 +266,36 @@ class ServerSettings:
         },
     )
 
-    # Observability: metrics, log format, tracing (observability/).
+    # Observability and operation: metrics, log format, tracing, health port (observability/; issue 14).
+    metrics_port: int = field(
+        default=0,
+        metadata={
+            "help": "serve Prometheus metrics over HTTP (/metrics) on this port (0 = off); with --processes "
+            "the first process serves the sum of all of them"
+        },
+    )
+    metrics_host: str = field(default="", metadata={"help": "address the metrics port listens on (default: --host)"})
+    metrics_callers: int = field(
+        default=100,
+        metadata={"help": "API-key callers named in per-caller metrics; later ones count as 'other'"},
+    )
+    log_format: str = field(
+        default="text", metadata={"help": "text (one line for a person) or json (one object per line)"}
+    )
+    otel: bool = field(
+        default=False,
+        metadata={
+            "help": "OpenTelemetry traces of the RPCs and engine calls (needs tongyeok[otel]; exporter from "
+            "the standard OTEL_* variables, OTLP by default)"
+        },
+    )
+    health_port: int = field(
+        default=0,
+        metadata={
+            "help": "also serve the gRPC health service alone, in plaintext, on this port (0 = off): for "
+            "Kubernetes probes when the main port speaks TLS"
+        },
+    )
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -241,10 +311,10 @@ class ServerSettings:
             flag = "--" + f.name.removesuffix("_s").replace("_", "-")
             var = "TONGYEOK_" + f.name.removesuffix("_s").upper()
             default = getattr(defaults, f.name)
-            kind = type(default)
+            kind: Callable[[str], Any] = _PARSERS.get(f.metadata.get("parse", ""), type(default))
             raw = env.get(var)
             if raw is not None:
-                default = _parse_bool(raw, var) if kind is bool else kind(raw)
+                default = _parse_bool(raw, var) if kind is bool else _from_env(kind, raw, var)
             help_text = f"{f.metadata.get('help', '')} [{var}, default {default}]"
             if kind is bool:
                 parser.add_argument(
@@ -259,6 +329,37 @@ class ServerSettings:
         if not settings.openai_base_url:
             settings = _replace(settings, openai_base_url=env.get("OPENAI_BASE_URL", ""))
         return settings
+
+
+def _from_env(kind: Callable[[str], Any], raw: str, var: str) -> Any:
+    try:
+        return kind(raw)
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        raise SystemExit(f"{var}={raw!r}: {e}") from None
+
+
+# Credentials the server reads from the environment, which may instead name a file holding them
+# (``OPENAI_API_KEY_FILE=/run/secrets/openai/api-key``): a Kubernetes or Docker secret mounted as
+# a file stays out of the pod spec, ``docker inspect`` and the process's initial environment.
+SECRET_VARIABLES = ("OPENAI_API_KEY", "PGPASSWORD")
+
+
+def load_secret_files(environ: MutableMapping[str, str] | None = None) -> None:
+    """Set each of ``SECRET_VARIABLES`` from the file its ``_FILE`` variable names; ``SystemExit`` on a problem."""
+    env = os.environ if environ is None else environ
+    for var in SECRET_VARIABLES:
+        path = env.get(f"{var}_FILE", "")
+        if not path:
+            continue
+        if env.get(var):
+            raise SystemExit(f"tongyeok-server: set {var} or {var}_FILE, not both")
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as e:
+            raise SystemExit(f"tongyeok-server: {var}_FILE={path}: cannot read it ({e.strerror})") from None
+        if not value:
+            raise SystemExit(f"tongyeok-server: {var}_FILE={path} is empty")
+        env[var] = value
 
 
 def _parse_bool(raw: str, var: str) -> bool:

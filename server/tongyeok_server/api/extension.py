@@ -3,7 +3,8 @@
 The meeting record, speech output and metrics each provide one
 ``SessionExtension``; the server passes them to the servicer, which calls
 ``attach`` for every new session (before its recogniser starts) and
-``annotate_started`` while building its ``session_started`` event;
+``annotate_started`` while building its ``session_started`` event
+(``stream_refused`` when a stream is refused before it has a session);
 ``attach_text`` for every TranslateText request and ``annotate_languages``
 for ListLanguages.
 """
@@ -11,6 +12,7 @@ for ListLanguages.
 from __future__ import annotations
 
 from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_server.errors import ServiceError
 from tongyeok_server.session.observer import EventSink, SessionObserver
 from tongyeok_server.session.session import Session
 
@@ -24,6 +26,12 @@ class SessionExtension:
 
     def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
         """Fill in this capability's fields of ``session_started`` (e.g. whether the record is kept)."""
+
+    def stream_refused(self, error: ServiceError) -> None:
+        """An Interpret stream was refused before its session started (bad config, server full, a limit)."""
+
+    def stream_resumed(self, session: Session, moved: bool) -> None:
+        """``session`` continues on a new stream (``moved``: it came here from a server that shut down)."""
 
     def attach_text(
         self, request: pb.TranslateTextRequest, targets: tuple[str, ...], sink: EventSink

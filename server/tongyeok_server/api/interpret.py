@@ -33,6 +33,7 @@ from tongyeok_server.api.resume import Resumed, ResumeDesk
 from tongyeok_server.auth.caller import Caller, current_caller
 from tongyeok_server.auth.limits import CallerLimits, StreamAdmission
 from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.observability import logs
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
@@ -116,14 +117,18 @@ class InterpretFlow:
             # A malformed request is the caller's business (it gets the message); at INFO it would let
             # any client fill the log. Refusals for capacity are the operator's business.
             level = logging.DEBUG if error.code == grpc.StatusCode.INVALID_ARGUMENT else logging.INFO
+            caller_id = current_caller().id
             log.log(
                 level,
                 "stream refused (%s): %s caller=%s peer=%s",
                 error.code.name,
                 error.message,
-                current_caller().id,
+                caller_id,
                 peer,
+                extra={"event": "stream_refused", "code": error.code.name, "caller_id": caller_id},
             )
+            for extension in self._extensions:
+                extension.stream_refused(error)  # e.g. the metrics
             await context.abort(error.code, error.message)
         attachment = self.registry.attach(managed, peer)
         self._watchdog.watch(managed.session)
@@ -168,6 +173,7 @@ class InterpretFlow:
                 response = wire.interpret_response(event)
                 response.sequence_number = entry.sequence_number
                 yield response
+                session.delivered(event)  # gRPC has taken it: for the observers that measure (metrics)
                 if managed.resumable and session.acknowledged_bytes > acknowledged:
                     acknowledged = session.acknowledged_bytes
                     yield pb.InterpretResponse(
@@ -262,6 +268,9 @@ class InterpretFlow:
             self._recognizer.description.name,
             self._translator.description.name,
             f", moved from another server at utterance {continuation.next_utterance_id}" if continuation else "",
+            extra=logs.session_start_fields(
+                session, self._recognizer.description.name, self._translator.description.name, moved=bool(continuation)
+            ),
         )
         return managed
 
@@ -299,6 +308,8 @@ class InterpretFlow:
     def _resumed_event(self, managed: Managed, resumed: Resumed) -> pb.InterpretResponse:
         session = managed.session
         resend = session.audio_bytes_taken
+        for extension in self._extensions:
+            extension.stream_resumed(session, resumed.moved)  # e.g. the metrics
         log.info(
             "session %s resumed (caller=%s) after %.1fs without a stream; events from %d, audio from byte %d",
             session.id,
@@ -391,13 +402,15 @@ class InterpretFlow:
         if admission is not None:
             admission.release()
         s = session.stats
+        duration_s = time.monotonic() - session.started_at
+        audio_s = session.config.audio.duration_s(s.audio_bytes)
         log.info(
             "session %s end: %s after %.1fs, audio %.1fs in %d chunks, %d interim, %d final, "
             "%d translations, %d failed, %d resumes, caller=%s",
             session.id,
             session.outcome,
-            time.monotonic() - session.started_at,
-            session.config.audio.duration_s(s.audio_bytes),
+            duration_s,
+            audio_s,
             s.chunks,
             s.interims,
             s.finals,
@@ -405,6 +418,7 @@ class InterpretFlow:
             s.translation_failures,
             managed.resumes,
             session.caller.id,
+            extra=logs.session_end_fields(session, duration_s, audio_s, resumes=managed.resumes),
         )
 
     def drain(self) -> int:

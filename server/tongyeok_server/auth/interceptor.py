@@ -6,7 +6,8 @@ handler with the caller set (``auth.caller.current_caller()``), or answers
 UNAUTHENTICATED / PERMISSION_DENIED itself. Health checks stay open (load
 balancers and kubelets probe without tokens); reflection and anything not
 listed need any valid token. Refusals are logged at most once per
-``LOG_EVERY_S`` as a count, so a client cannot flood the log.
+``LOG_EVERY_S`` as a count, so a client cannot flood the log, and each is
+told to the ``RefusalObserver`` (the metrics).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import grpc
 
 from tongyeok_server.auth.authenticator import Authenticator, Refusal
 from tongyeok_server.auth.caller import Caller, Scope, set_current_caller
+from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +62,13 @@ def requirement(method: str) -> Requirement:
 class _RefusalLog:
     """Counts refusals and writes one line per period, so that a client cannot flood the log."""
 
-    def __init__(self) -> None:
+    def __init__(self, observer: RefusalObserver) -> None:
         self._counts: Counter[str] = Counter()
         self._last_log = 0.0
+        self._observer = observer
 
     def add(self, refusal: Refusal, peer: str) -> None:
+        self._observer.auth_refused(refusal.reason, refusal.code.name)
         self._counts[refusal.reason] += 1
         now = time.monotonic()
         if now - self._last_log >= LOG_EVERY_S:
@@ -77,9 +81,9 @@ class _RefusalLog:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
     """Authenticates and authorises every call (see the module docstring)."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, refusals: RefusalObserver = IGNORE) -> None:
         self._auth = authenticator
-        self._refusals = _RefusalLog()
+        self._refusals = _RefusalLog(refusals)
 
     async def intercept_service(
         self,

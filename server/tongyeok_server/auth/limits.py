@@ -27,6 +27,7 @@ import grpc
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute, storage, strategies
 
 from tongyeok_server.auth.caller import Caller, CallerKind
+from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 from tongyeok_server.errors import ServiceError
 
 # Audio is counted in milliseconds and passed to the window at most this often per stream.
@@ -64,6 +65,7 @@ class StreamAdmission:
         self._audio_item = audio_item
         self._pending_ms = 0.0
         self._released = False
+        self._exhausted = False  # the day's audio ran out during this stream (counted once)
 
     def add_audio(self, seconds: float) -> ServiceError | None:
         """Count ``seconds`` of audio received; the error to end the stream with once the day's audio is used up."""
@@ -78,6 +80,9 @@ class StreamAdmission:
         assert self._limits is not None and self._audio_item is not None
         cost, self._pending_ms = int(self._pending_ms), self._pending_ms - int(self._pending_ms)
         if cost and not self._limits.window.hit(self._audio_item, self._caller.id, cost=cost):
+            if not self._exhausted:
+                self._exhausted = True
+                self._limits.refusals.limit_refused("audio_per_day", self._caller)
             return self._limits.audio_exhausted(self._caller, self._audio_item)
         return None
 
@@ -95,9 +100,12 @@ class StreamAdmission:
 class CallerLimits:
     """The limits of every caller of one server process (see the module docstring)."""
 
-    def __init__(self, defaults: LimitDefaults, storage_uri: str = "memory://") -> None:
-        """``storage_uri`` is a ``limits`` storage URI (``memory://``, ``redis://...``)."""
+    def __init__(
+        self, defaults: LimitDefaults, storage_uri: str = "memory://", refusals: RefusalObserver = IGNORE
+    ) -> None:
+        """``storage_uri`` is a ``limits`` storage URI (``memory://``, ``redis://...``); ``refusals`` counts refusals."""
         self.defaults = defaults
+        self.refusals = refusals
         self._storage = storage.storage_from_string(storage_uri)
         self.window = strategies.FixedWindowRateLimiter(self._storage)
         self._per_minute = strategies.SlidingWindowCounterRateLimiter(self._storage)
@@ -116,10 +124,12 @@ class CallerLimits:
         if audio_item is not None:
             stats = self.window.get_window_stats(audio_item, caller.id)
             if stats.remaining <= 0:
+                self.refusals.limit_refused("audio_per_day", caller)
                 raise self.audio_exhausted(caller, audio_item)
         with self._lock:
             open_now = self._open.get(caller.id, 0)
             if max_streams and open_now >= max_streams:
+                self.refusals.limit_refused("concurrent", caller)
                 raise _exhausted(
                     f"{caller.id} has {open_now} streams open, its limit of {max_streams} concurrent streams; "
                     "end one, or retry when one has ended"
@@ -127,6 +137,7 @@ class CallerLimits:
             if per_minute:
                 item = RateLimitItemPerMinute(per_minute)
                 if not self._per_minute.hit(item, caller.id):
+                    self.refusals.limit_refused("per_minute", caller)
                     reset = self._per_minute.get_window_stats(item, caller.id).reset_time
                     raise _exhausted(
                         f"{caller.id} opened {per_minute} streams in the last minute, its limit of {per_minute} new "

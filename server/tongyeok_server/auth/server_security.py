@@ -21,6 +21,7 @@ from tongyeok_server.auth.authenticator import Authenticator
 from tongyeok_server.auth.interceptor import AuthInterceptor
 from tongyeok_server.auth.jwt_tokens import JwtSettings, JwtVerifier
 from tongyeok_server.auth.limits import CallerLimits, LimitDefaults
+from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 from tongyeok_server.auth.tls import ReloadingServerCredentials, TlsFiles
 from tongyeok_server.auth.watched_files import FileConfigError
 from tongyeok_server.settings import ServerSettings
@@ -79,19 +80,23 @@ class ServerSecurity:
     tls: ReloadingServerCredentials | None
     authenticator: Authenticator | None
     limits: CallerLimits
+    refusals: RefusalObserver = IGNORE
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings) -> ServerSecurity:
-        """Build from the flags; raises ``SystemExit`` with a message if they or their files are wrong."""
+    def from_settings(cls, settings: ServerSettings, refusals: RefusalObserver = IGNORE) -> ServerSecurity:
+        """Build from the flags; raises ``SystemExit`` with a message if they or their files are wrong.
+
+        ``refusals`` hears about every refused call and limit (the metrics).
+        """
         try:
-            return cls(_tls(settings), _authenticator(settings), _limits(settings))
+            return cls(_tls(settings), _authenticator(settings), _limits(settings, refusals), refusals)
         except FileConfigError as e:
             raise SystemExit(f"tongyeok-server: {e}") from None
 
     @property
     def interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
         """The server interceptors (authentication, when on)."""
-        return [AuthInterceptor(self.authenticator)] if self.authenticator is not None else []
+        return [AuthInterceptor(self.authenticator, self.refusals)] if self.authenticator is not None else []
 
     def add_port(self, server: grpc.aio.Server, address: str) -> int:
         """Bind ``address`` with TLS when configured, plaintext otherwise; returns the port (0 if refused)."""
@@ -149,11 +154,11 @@ def _authenticator(settings: ServerSettings) -> Authenticator | None:
     return Authenticator(keys, verifier)
 
 
-def _limits(settings: ServerSettings) -> CallerLimits:
+def _limits(settings: ServerSettings, refusals: RefusalObserver) -> CallerLimits:
     defaults = LimitDefaults(
         settings.caller_max_streams, settings.caller_streams_per_minute, settings.caller_audio_hours_per_day
     )
     try:
-        return CallerLimits(defaults, settings.limits_storage)
+        return CallerLimits(defaults, settings.limits_storage, refusals)
     except Exception as e:  # the limits package raises its own ConfigurationError / ValueError types
         raise SystemExit(f"tongyeok-server: --limits-storage {settings.limits_storage!r}: {e}") from None

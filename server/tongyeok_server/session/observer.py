@@ -27,6 +27,15 @@ class SessionObserver:
     def on_audio(self, audio: bytes) -> None:
         """A chunk of the caller's audio as the session took it (caller's format), on the loop, in order."""
 
+    def on_delivered(self, event: ev.SessionEvent) -> None:
+        """``event`` (one ``on_event`` has seen) has been written to the caller's stream, on the loop.
+
+        Optional, for measuring (the metrics' added latency): only observers
+        that override it are called, and an event the caller never got (the
+        stream ended first, ``End`` itself) is never reported. Nothing may
+        depend on it for correctness.
+        """
+
     def on_close(self) -> None:
         """The session is released (its stream is over and everything it started has stopped)."""
 

@@ -109,6 +109,7 @@ class Session:
         self._translator = translator
         self._executor = translation_executor
         self._observers: list[SessionObserver] = []
+        self._delivery_observers: list[SessionObserver] = []  # those that override on_delivered
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         start = continuation or Continuation(1, 1, 0)
@@ -142,6 +143,18 @@ class Session:
     def add_observer(self, observer: SessionObserver) -> None:
         """Let ``observer`` follow this session (before ``start``; see ``session/observer.py``)."""
         self._observers.append(observer)
+        if type(observer).on_delivered is not SessionObserver.on_delivered:
+            self._delivery_observers.append(observer)
+
+    def delivered(self, event: ev.SessionEvent) -> None:
+        """The RPC wrote ``event`` to the caller's stream (on the loop): tell the observers that ask."""
+        for observer in self._delivery_observers:
+            try:
+                observer.on_delivered(event)
+            except Exception:
+                log.exception("session %s: observer %s failed; detached", self.id, type(observer).__name__)
+                self._detach(observer)
+                return
 
     def emit(self, event: ev.SessionEvent) -> None:
         """Add an event for the caller (from any thread); dropped once the session has ended."""
@@ -263,6 +276,7 @@ class Session:
         """Release the session (on the loop, once its RPC is over): cancel what runs, tell the observers."""
         self.cancel()
         observers, self._observers = self._observers, []
+        self._delivery_observers = []
         for observer in observers:
             try:
                 observer.on_close()
@@ -316,7 +330,12 @@ class Session:
             except Exception:
                 # A bug in a follower (record, speech, metrics) must not cost the caller the meeting.
                 log.exception("session %s: observer %s failed; detached", self.id, type(observer).__name__)
-                self._observers.remove(observer)
+                self._detach(observer)
+
+    def _detach(self, observer: SessionObserver) -> None:
+        for observers in (self._observers, self._delivery_observers):
+            if observer in observers:
+                observers.remove(observer)
 
     def _end(self, error: ServiceError | None, *, emit: bool = True) -> None:
         """Stop the recogniser and translations; emit ``End`` once."""
