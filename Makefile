@@ -9,16 +9,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 50051
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# apertium + a pair: offline translation. flite, festival + an HTS voice,
-# sox: the speech the tests and the demo synthesise. espeak-ng: speech output
-# in the languages the embedded neural voice (Piper, English) does not speak.
-# (espeak-ng also speaks Spanish and Korean for the Whisper tests and bench.)
-# postgresql: the record-store tests start a PostgreSQL server of their own
-# (the package's binaries, not its system service).
-DEB_PACKAGES := apertium apertium-eng-spa flite festival festvox-us-slt-hts sox espeak-ng postgresql
+# The Debian packages, one list for the server at run time (which the
+# container image installs too: deploy/Dockerfile reads the same file) and one
+# for the tests, the demo and the bench; each package's reason is in its file.
+DEB_PACKAGES := $(shell sed -e 's/\#.*//' deploy/packages/runtime.txt deploy/packages/dev.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps demo run test lint pytest proto bench clean
+.PHONY: help setup system-deps demo run test lint pytest proto bench clean print-deb-packages
 
 help:
 	@echo "make demo   - start the server on the embedded engines and interpret synthesised English speech"
@@ -66,6 +63,9 @@ proto: $(VENV)/.installed
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+print-deb-packages:
+	@echo $(DEB_PACKAGES)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
