@@ -16,6 +16,7 @@ from bench.offline import OfflineOptions, run_offline
 from bench.offline_asr import AsrOptions, run_asr
 from bench.record import BACKENDS, RecordOptions, run_record
 from bench.report import render, targets, write_json
+from bench.resume import ResumeOptions, run_resume
 from bench.speech import SpeechOptions, run_speech
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -121,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-speech", action="store_true", help="without the speech-output part")
     parser.add_argument("--speech-only", action="store_true", help="only the speech-output part")
+    parser.add_argument("--skip-resume", action="store_true", help="without the resumption part")
+    parser.add_argument("--resume-only", action="store_true", help="only the resumption part")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -136,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         args.skip_cloud = True
     if args.speech_only:
         args.skip_cloud = args.skip_offline = True
+    if args.resume_only:
+        args.skip_cloud = args.skip_offline = args.skip_speech = True
     if not args.skip_cloud:
         cloud = CloudOptions(
             streams=args.streams or ((20,) if args.quick else (10, 100, 200, 500)),
@@ -173,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             else SpeechOptions()
         )
         results["speech"] = run_speech(speech, work_dir / "speech", log)
+    if not args.skip_resume and (args.resume_only or not (args.asr_only or args.speech_only)):
+        resume = ResumeOptions(streams=3, sentences=8, detached=20) if args.quick else ResumeOptions()
+        results["resume"] = run_resume(resume, work_dir / "resume", log)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.out)

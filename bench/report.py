@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench.report_asr import asr_table, asr_targets
 from bench.report_record import record_table, record_targets
+from bench.report_resume import resume_table, resume_targets
 from bench.report_security import security_table, security_targets
 from bench.report_speech import speech_table, speech_targets
 
@@ -63,6 +64,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.extend(security_targets(every))
     out.extend(record_targets(results.get("record")))
     out.extend(speech_targets(results.get("speech")))
+    out.extend(resume_targets(results.get("resume")))
     offline = results.get("offline")
     if offline:
         lat = offline["latency"]
@@ -183,6 +185,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         console.print(asr_table(asr))
     if results.get("speech"):
         console.print(speech_table(results["speech"]))
+    if results.get("resume"):
+        console.print(resume_table(results["resume"]))
     table = Table(title="Targets", title_justify="left")
     for col in ("target", "required", "measured", "met"):
         table.add_column(col)

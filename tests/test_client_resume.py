@@ -44,7 +44,7 @@ class Script:
             yield from chunks[2:]
 
         self.stream = ResumingStream(
-            lambda requests: stub.Interpret(requests),
+            lambda requests, wait: stub.Interpret(requests),  # grpc_testing's calls take no wait_for_ready
             config(source="en-US", target="es"),
             audio(),
             sleep=self.sleeps.append,
@@ -198,7 +198,9 @@ def test_gives_up_after_the_resume_window() -> None:
 def test_without_resume_a_break_is_an_error() -> None:
     channel = grpc_testing.channel([pb.DESCRIPTOR.services_by_name["Interpreter"]], grpc_testing.strict_real_time())
     stub = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
-    stream = ResumingStream(lambda r: stub.Interpret(r), config(source="en-US", target="es"), iter([]), resume=False)
+    stream = ResumingStream(
+        lambda r, wait: stub.Interpret(r), config(source="en-US", target="es"), iter([]), resume=False
+    )
     errors: list[BaseException] = []
 
     def run() -> None:

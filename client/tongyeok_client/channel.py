@@ -17,6 +17,12 @@ KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.ping_timeout_ms", 10_000),  # what gRPC 1.6x+ applies to an unanswered ping
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
+    # After a failed connection gRPC waits out a reconnect backoff of its own (from 1 s, growing to
+    # 2 min) before it tries again: a resume would wait for that long after the network is back.
+    # At most 1 s here: a resume waits for the channel (wait_for_ready) and lands within a second.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
 )
 
 

@@ -194,7 +194,9 @@ class InterpreterClient:
         # (deploy/nginx) sends a resume to the replica that holds the session.
         call_metadata = [*self._call_metadata(metadata), (AFFINITY_HEADER, secrets.token_hex(8))]
         stream = ResumingStream(
-            lambda requests: self._stub.Interpret(requests, timeout=timeout, metadata=call_metadata),
+            lambda requests, wait: self._stub.Interpret(
+                requests, timeout=timeout, metadata=call_metadata, wait_for_ready=wait
+            ),
             config,
             audio_chunks,
             resume=resume,

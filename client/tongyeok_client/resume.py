@@ -134,7 +134,7 @@ class ResumingStream:
 
     def __init__(
         self,
-        call: Callable[[Iterator[pb.InterpretRequest]], Any],
+        call: Callable[[Iterator[pb.InterpretRequest], bool], Any],
         config: pb.InterpretConfig,
         audio: Iterable[bytes],
         *,
@@ -175,11 +175,27 @@ class ResumingStream:
         try:
             while True:
                 current = attempt
-                call = self._call(self._requests(current))
+                resuming = current.first.WhichOneof("request") == "resume"
+                # A resume waits for the channel to connect (it retries every second at most) rather than
+                # failing at once while gRPC waits out a backoff; a timer keeps it within the window.
+                call = self._call(self._requests(current), resuming)
+                guard = None
+                timed_out = threading.Event()
+                if resuming and broke_at is not None:
+
+                    def give_up(call: Any = call, timed_out: threading.Event = timed_out) -> None:
+                        timed_out.set()
+                        call.cancel()
+
+                    guard = threading.Timer(max(0.5, self.window_s - (time.monotonic() - broke_at)), give_up)
+                    guard.daemon = True
+                    guard.start()
                 try:
                     for response in call:
                         if broke_at is not None and response.WhichOneof("event") == "session_resumed":
                             broke_at, tries = None, 0
+                            if guard is not None:
+                                guard.cancel()
                         event = self._take(response, current)
                         if event is not None:
                             yield event
@@ -192,11 +208,18 @@ class ResumingStream:
                         raise
                     now = time.monotonic()
                     broke_at = broke_at or now
-                    if now - broke_at > self.window_s:  # (never at the first break: one attempt at least)
+                    if now - broke_at > self.window_s or timed_out.is_set():  # (one attempt at least)
+                        last = (
+                            "no connection"
+                            if timed_out.is_set()
+                            else error.details()
+                            if isinstance(error, grpc.Call)
+                            else str(error)
+                        )
                         raise TongyeokError(
-                            code,
+                            grpc.StatusCode.UNAVAILABLE,
                             f"the connection broke and could not be restored within the session's resume window "
-                            f"of {self.window_s:g} s (last error: {error.details() if isinstance(error, grpc.Call) else error})",
+                            f"of {self.window_s:g} s (last error: {last})",
                         ) from None
                     tries += 1
                     self.reconnects += 1
@@ -214,6 +237,8 @@ class ResumingStream:
                         threading.Event(),
                     )
                 finally:
+                    if guard is not None:
+                        guard.cancel()
                     current.stop.set()
                     call.cancel()
         finally:

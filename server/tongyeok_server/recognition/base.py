@@ -118,6 +118,15 @@ class RecognizerStream(abc.ABC):
         """
         await asyncio.to_thread(self.write, audio)
 
+    def caller_away(self, away: bool) -> None:  # noqa: B027 - optional hook
+        """The caller's connection broke (``True``) or is back (``False``); any thread, must not block.
+
+        While away, a missing chunk is not a pause: the audio goes on, after a
+        resume, from where it stopped, possibly mid-word. An engine that would
+        finalise what it heard after a while without audio (Google's idle
+        rule) must not; one that waits for audio anyway needs nothing.
+        """
+
     @abc.abstractmethod
     def finish(self) -> None:
         """No more audio: deliver the remaining results, then ``RecognitionEnded``."""

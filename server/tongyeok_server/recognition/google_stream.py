@@ -17,7 +17,11 @@ A ``GoogleRecognizerStream`` hides Google's limits from the session:
   stream started, so callers see offsets from the start of their own audio.
 - **Pauses.** When the caller sends nothing for ``idle_close_s`` the Google
   stream is half-closed (Google finalises what it heard) rather than kept
-  alive with invented silence; the next audio opens a new stream.
+  alive with invented silence; the next audio opens a new stream. While the
+  caller is away (``caller_away``: its connection broke, the audio will go
+  on after a resume, possibly mid-word) the stream is cancelled instead, so
+  nothing is finalised, and the next stream, opened with the next audio,
+  resends from the last final: the sentence is recognised whole.
 - **Errors.** UNAVAILABLE and friends, and RESOURCE_EXHAUSTED (Google's
   quota, with a longer back-off), are retried with bounded exponential
   back-off, resending the unfinalised audio; everything else ends the stream
@@ -142,7 +146,7 @@ class StreamPolicy:
 class _Leg:
     """One Google streaming call: where it started in the caller's audio and how far it got."""
 
-    __slots__ = ("base", "half_closed", "opened", "pos", "progress", "status", "stop")
+    __slots__ = ("abandoned", "base", "half_closed", "opened", "pos", "progress", "status", "stop")
 
     def __init__(self, base: int) -> None:
         self.base = base  # absolute byte position of this call's offset 0
@@ -150,6 +154,7 @@ class _Leg:
         self.opened = time.monotonic()
         self.half_closed = False  # our sender half-closed: Google will finalise and close
         self.stop = False  # the sender must end now, without half-closing (restart or cancel)
+        self.abandoned = False  # cancelled unfinalised because the caller is away (its audio resent later)
         self.progress = False  # Google sent at least one result
         self.status: tuple[grpc.StatusCode, str] | None = None  # how the call ended, as first reported
 
@@ -220,6 +225,8 @@ class GoogleRecognizerStream(RecognizerStream):
         self._written = 0  # absolute position after the last byte the caller wrote
         self._last_write = time.monotonic()
         self._finished = False
+        self._away = False  # the caller's connection broke (see caller_away)
+        self._hold_until = -1  # after an abandoned call: open the next one only for audio past this
         self._cancelled = False
         self._ended = False
         # Resolved by audio, finish, cancel or the idle timer: the parked sender
@@ -298,6 +305,10 @@ class GoogleRecognizerStream(RecognizerStream):
             return
         self._finished = True
         self._call_on_loop(self._wake)
+
+    def caller_away(self, away: bool) -> None:
+        """See ``RecognizerStream.caller_away``; any thread."""
+        self._away = away
 
     def cancel(self) -> None:
         """Close the Google call now; no event is delivered after this returns. Any thread; does not block."""
@@ -451,6 +462,12 @@ class GoogleRecognizerStream(RecognizerStream):
                     await call.done_writing()
                     return
                 idle = time.monotonic() - max(self._last_write, leg.opened)
+                if idle >= policy.idle_close_s and self._away:
+                    # Not a pause: the caller is gone for now and its audio will go on where it stopped.
+                    log.debug("google stream: the caller is away; closing the call unfinalised")
+                    leg.abandoned = True
+                    call.cancel()
+                    return
                 if idle >= policy.idle_close_s:
                     # The caller paused: let Google finalise and close rather than time out.
                     log.debug("google stream: no audio for %.1f s; half-closing", idle)
@@ -473,7 +490,7 @@ class GoogleRecognizerStream(RecognizerStream):
         failures = 0  # consecutive attempts that brought no result
         policy = self._policy
         while True:
-            while not (self._written > self._buf_start or self._finished):
+            while not (self._written > max(self._buf_start, self._hold_until) or self._finished):
                 await self._park()
             if self._written == self._buf_start:  # finished, everything finalised
                 return None
@@ -519,6 +536,9 @@ class GoogleRecognizerStream(RecognizerStream):
                 self._sender = None
             self._disarm_idle()
             self._leg = None
+        if leg.abandoned:
+            self._hold_until = self._written  # the next call starts with the next audio, from the last final
+            return None
         if code is grpc.StatusCode.OK and leg.half_closed:
             self._trim_to(leg.pos)  # Google finalised everything this call carried
             return None

@@ -102,6 +102,8 @@ class SessionRegistry:
             managed.expiry = None
         if managed.detached_at is not None:
             managed.resumes += 1
+        if managed.detached_at is not None:
+            managed.session.caller_away(False)
         managed.detached_at = None
         managed.attachment = Attachment(peer)
         managed.session.last_audio_at = time.monotonic()  # the idle timeout counts from the new stream
@@ -116,6 +118,7 @@ class SessionRegistry:
             self.release(managed)
             return
         managed.detached_at = time.monotonic()
+        managed.session.caller_away(True)
         loop = asyncio.get_running_loop()
         managed.expiry = loop.call_later(self.resume_window_s, self._expire, managed)
         log.info(
@@ -138,6 +141,7 @@ class SessionRegistry:
             self.release(managed)
             return
         log.info("session %s: not resumed within %g s; finishing it", session.id, self.resume_window_s)
+        session.caller_away(False)  # nobody will resend: what it heard is all there is
         if session.outcome == "open":
             session.outcome = "expired"  # what the end line says (nobody receives the status)
         # Finished, not cancelled: the last sentence is finalised and translated, so the record is complete.

@@ -204,6 +204,12 @@ class Session:
             self._notify(lambda observer: observer.on_audio(audio))
         await stream.write_async(audio)
 
+    def caller_away(self, away: bool) -> None:
+        """The caller's stream broke (``True``) or a resume brought it back (``False``): tell the recogniser."""
+        stream = self._stream
+        if stream is not None:
+            stream.caller_away(away)
+
     @property
     def finishing(self) -> bool:
         """Whether the session takes no more audio (half-closed, draining, or ending)."""
