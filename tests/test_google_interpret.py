@@ -126,3 +126,12 @@ def test_caller_going_away_closes_the_google_stream(server: TongyeokServer, spee
         closed_after = time.monotonic() - cancelled_at
     assert record.cancelled
     assert closed_after < 1.0
+
+
+def test_a_two_way_stream_the_translator_cannot_serve_is_refused_at_once(server: TongyeokServer) -> None:
+    """Korean <-> English on Apertium: no pair. Refused with the config, not a failed translation per sentence."""
+    channel, stub = stub_for(server)
+    with channel, pytest.raises(grpc.RpcError) as info:
+        events_of(stub.Interpret(iter([config(sources=("ko-KR", "en-US"), targets=())]), timeout=30))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cannot translate ko into en" in str(info.value.details())

@@ -119,9 +119,9 @@ def target_languages(
 ) -> tuple[str, ...]:
     """Validate target languages: well-formed, not too many, every direction translatable."""
     if not codes:
-        if len(sources) == 2:
-            return tuple(sources)
-        raise invalid_argument(f"{field} is empty: name at least one language to translate into (e.g. es)")
+        if len(sources) != 2:
+            raise invalid_argument(f"{field} is empty: name at least one language to translate into (e.g. es)")
+        codes = list(sources)  # a conversation: each side into the other; the directions are checked below
     if len(codes) > MAX_TARGET_LANGUAGES:
         raise invalid_argument(f"{field} has {len(codes)} languages; at most {MAX_TARGET_LANGUAGES}")
     targets = _tags(field, codes)

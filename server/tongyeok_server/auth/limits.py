@@ -4,8 +4,10 @@ Each limit has a server-wide default (flags) that a caller's API key may
 override (``Quota``; 0 = unlimited). Over a limit is RESOURCE_EXHAUSTED with
 a message naming the limit, the caller's use and when to retry.
 
-The counting windows are the ``limits`` package's: a sliding-window counter
-for new streams per minute, a fixed window of 24 hours (from the caller's
+The counting windows are the ``limits`` package's: a moving window (exact:
+the last minute's streams, one timestamp each; the cheaper sliding-window
+counter lets through up to twice the limit across a minute's boundary, which
+a test caught) for new streams per minute, a fixed window of 24 hours (from the caller's
 first audio of the window) for audio. Their storage is ``--limits-storage``:
 ``memory://`` (the default) counts per server process; a shared storage
 such as ``redis://host:6379`` makes the per-minute and per-day limits hold
@@ -108,7 +110,7 @@ class CallerLimits:
         self.refusals = refusals
         self._storage = storage.storage_from_string(storage_uri)
         self.window = strategies.FixedWindowRateLimiter(self._storage)
-        self._per_minute = strategies.SlidingWindowCounterRateLimiter(self._storage)
+        self._per_minute = strategies.MovingWindowRateLimiter(self._storage)
         self._open: dict[str, int] = {}
         self._lock = threading.Lock()
 
