@@ -141,6 +141,8 @@ def _pieces(utterances: Sequence[Sequence[int]], rate: int, timing: Timing) -> I
 # --------------------------------------------------------------------------- records
 
 
+HALF_CLOSE_SETTLE_S = 0.2
+
 @dataclass
 class StreamRecord:
     """What the fake saw on one StreamingRecognize call (for assertions)."""
@@ -488,6 +490,10 @@ class FakeSpeech(AioFake):
                 raise _Abort(fault.code, fault.message)
             if linear16:
                 await self._deliver(decoder.feed(audio), decoder, record, context)
+        # grpc.aio ends a request stream the same way for a half-close and a cancel; the cancel
+        # reaches this task a moment later. Wait for it, as the server does (HALF_CLOSE_SETTLE_S),
+        # so that a cancelled call is recorded as cancelled and not finalised.
+        await asyncio.sleep(HALF_CLOSE_SETTLE_S)
         record.half_closed = True
         if self.finalise_delay_s:
             await asyncio.sleep(self.finalise_delay_s)
