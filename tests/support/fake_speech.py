@@ -143,6 +143,7 @@ def _pieces(utterances: Sequence[Sequence[int]], rate: int, timing: Timing) -> I
 
 HALF_CLOSE_SETTLE_S = 0.2
 
+
 @dataclass
 class StreamRecord:
     """What the fake saw on one StreamingRecognize call (for assertions)."""

@@ -390,7 +390,11 @@ class InterpretFlow:
         # CancelledError, from the RPC's finally) a few milliseconds later.
         # Wait that long, so that a caller who hangs up is not treated as one
         # who asked for the last sentence to be finished.
-        log.debug("session %s: the request stream ended; finishing in %.1f s unless cancelled", session.id, HALF_CLOSE_SETTLE_S)
+        log.debug(
+            "session %s: the request stream ended; finishing in %.1f s unless cancelled",
+            session.id,
+            HALF_CLOSE_SETTLE_S,
+        )
         await asyncio.sleep(HALF_CLOSE_SETTLE_S)
         log.debug("session %s: half-closed by the caller; finishing", session.id)
         session.finish_audio()
