@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import grpc
@@ -11,20 +10,12 @@ import pytest
 
 from tests.support.calls import config
 from tests.support.tcp_proxy import proxy_to
+from tests.support.waiting import wait_until
 from tongyeok_client.channel import KEEPALIVE_OPTIONS
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.auth.server_security import keepalive_options
 from tongyeok_server.settings import ServerSettings
-
-
-def wait_until(condition, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def quiet_stream(stub: pb_grpc.InterpreterStub, seconds: float) -> grpc.StatusCode:

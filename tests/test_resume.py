@@ -23,6 +23,7 @@ from tests.support import fake_speech
 from tests.support.calls import config as config_request
 from tests.support.fake_speech import FakeSpeech, word_for_id
 from tests.support.tcp_proxy import TcpProxy, proxy_to
+from tests.support.waiting import wait_until
 from tongyeok_client import (
     FinalTranscript,
     InterpreterClient,
@@ -60,14 +61,25 @@ def speech_fake() -> Iterator[FakeSpeech]:
         yield fake
 
 
+def on_the_fake(
+    server_factory: Callable[..., TongyeokServer], speech_fake: FakeSpeech, **overrides: Any
+) -> TongyeokServer:
+    """A server on the fake Speech-to-Text and Apertium (unless ``translator=`` says otherwise)."""
+    settings: dict[str, Any] = {
+        "recognizer": "google",
+        "google_endpoint": speech_fake.address,
+        "google_insecure": True,
+        "google_project": "test-project",
+        "translator": "apertium",
+    }
+    return server_factory(**{**settings, **overrides})
+
+
 @pytest.fixture
 def server(server_factory: Callable[..., TongyeokServer], speech_fake: FakeSpeech) -> TongyeokServer:
-    return server_factory(
-        recognizer="google",
-        google_endpoint=speech_fake.address,
-        google_insecure=True,
-        google_project="test-project",
-        translator="apertium",
+    return on_the_fake(
+        server_factory,
+        speech_fake,
         resume_window_s=60.0,
     )
 
@@ -148,15 +160,6 @@ class Meeting:
         assert numbers[-1] - numbers[0] + 1 - len(numbers) == moves
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def test_a_cut_mid_sentence_is_invisible_but_for_the_reconnect(server, proxy) -> None:
     meeting = Meeting(f"127.0.0.1:{proxy.port}", [sentence(i) for i in range(6)]).start()
     assert meeting.first_final.wait(30)
@@ -167,7 +170,7 @@ def test_a_cut_mid_sentence_is_invisible_but_for_the_reconnect(server, proxy) ->
     assert meeting.of(Reconnecting) and len(meeting.of(SessionResumed)) == 1
     (started,) = meeting.of(SessionStarted)
     assert started.raw.session_started.resume_token
-    assert wait_for(lambda: server.servicer.open_streams == 0, 10)
+    assert wait_until(lambda: server.servicer.open_streams == 0, 10)
 
 
 @pytest.mark.parametrize("down_s", [1.0, 30.0], ids=["1s", "30s"])
@@ -192,11 +195,9 @@ def test_a_cut_while_a_translation_streams(server_factory, speech_fake, monkeypa
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-resume-key")
     with FakeOpenAI() as openai_fake:
         openai_fake.ttft_s, openai_fake.tokens_per_s = 0.05, 8  # slow tokens: the cut lands inside one
-        server = server_factory(
-            recognizer="google",
-            google_endpoint=speech_fake.address,
-            google_insecure=True,
-            google_project="test-project",
+        server = on_the_fake(
+            server_factory,
+            speech_fake,
             translator="openai",
             openai_base_url=openai_fake.base_url,
         )
@@ -217,7 +218,7 @@ def test_three_cuts_in_a_ten_minute_stream(server, proxy) -> None:
         def heard(at: int = at) -> bool:
             return len(meeting.of(FinalTranscript)) >= at
 
-        assert wait_for(heard, 120), at
+        assert wait_until(heard, 120), at
         proxy.cut()
     meeting.wait(240)
     meeting.check_nothing_lost()
@@ -227,12 +228,9 @@ def test_three_cuts_in_a_ten_minute_stream(server, proxy) -> None:
 def test_a_break_longer_than_the_window_ends_with_a_clear_error_and_releases_everything(
     server_factory, speech_fake
 ) -> None:
-    server = server_factory(
-        recognizer="google",
-        google_endpoint=speech_fake.address,
-        google_insecure=True,
-        google_project="test-project",
-        translator="apertium",
+    server = on_the_fake(
+        server_factory,
+        speech_fake,
         resume_window_s=1.5,
     )
     threads_before = non_pool_threads()
@@ -242,7 +240,7 @@ def test_a_break_longer_than_the_window_ends_with_a_clear_error_and_releases_eve
         proxy.refusing = True
         proxy.cut()
         # The server finishes and releases the session once its window has run out...
-        assert wait_for(lambda: server.servicer.open_streams == 0, 20)
+        assert wait_until(lambda: server.servicer.open_streams == 0, 20)
         time.sleep(0.5)
         proxy.restore()
         meeting.wait(60)
@@ -253,7 +251,7 @@ def test_a_break_longer_than_the_window_ends_with_a_clear_error_and_releases_eve
         assert "not resumed within its resume window of 1.5 s" in meeting.error.details
     else:
         assert "could not be restored within the session's resume window of 1.5 s" in meeting.error.details
-    assert wait_for(lambda: non_pool_threads() == threads_before, 10), (non_pool_threads(), threads_before)
+    assert wait_until(lambda: non_pool_threads() == threads_before, 10), (non_pool_threads(), threads_before)
 
 
 def resumable_config() -> pb.InterpretRequest:
@@ -304,7 +302,7 @@ def test_forged_and_ended_tokens_are_refused_with_the_reason(server) -> None:
         # The session ends (the caller says so); its token is then an old one.
         call.stop.set()
         list(call)
-        assert wait_for(lambda: server.servicer.open_streams == 0, 10)
+        assert wait_until(lambda: server.servicer.open_streams == 0, 10)
         error = resume_error(stub, token)
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert "has ended" in str(error.details()) and "start a new session" in str(error.details())
@@ -316,12 +314,9 @@ def test_another_callers_token_is_permission_denied(server_factory, speech_fake,
     alice, bob = new_key(), new_key()
     keys = tmp_path / "keys.txt"
     keys.write_text(f"alice {hash_key(alice)} interpret\nbob {hash_key(bob)} interpret\n")
-    server = server_factory(
-        recognizer="google",
-        google_endpoint=speech_fake.address,
-        google_insecure=True,
-        google_project="test-project",
-        translator="apertium",
+    server = on_the_fake(
+        server_factory,
+        speech_fake,
         api_keys=str(keys),
     )
     channel, stub = stub_for(server)
@@ -389,12 +384,9 @@ def test_replayed_events_are_exactly_the_missing_ones(server) -> None:
 
 def test_a_silent_network_is_noticed_by_the_clients_keepalive_and_resumed(server_factory, speech_fake) -> None:
     """A stall (no reset, no FIN: a lift) is found by the client's pings; scaled down from 15 s + 10 s."""
-    server = server_factory(
-        recognizer="google",
-        google_endpoint=speech_fake.address,
-        google_insecure=True,
-        google_project="test-project",
-        translator="apertium",
+    server = on_the_fake(
+        server_factory,
+        speech_fake,
         min_client_ping_interval_s=0.5,
     )
     pings = [
@@ -407,7 +399,7 @@ def test_a_silent_network_is_noticed_by_the_clients_keepalive_and_resumed(server
         meeting.start()
         assert meeting.first_final.wait(30)
         proxy.stall()
-        assert wait_for(lambda: bool(meeting.of(Reconnecting)), 30), "the client never noticed the silent network"
+        assert wait_until(lambda: bool(meeting.of(Reconnecting)), 30), "the client never noticed the silent network"
         proxy.restore()
         meeting.wait(120)
     meeting.check_nothing_lost()
@@ -429,7 +421,7 @@ def test_the_cli_says_it_reconnects_and_goes_on(server, proxy, tmp_path, capsys)
     argv = ["interpret", str(wav), "--source", "en-US", "--target", "es", "--json", "--speed", "4"]
     runner = threading.Thread(target=lambda: result.append(cli.main([*argv, "--server", f"127.0.0.1:{proxy.port}"])))
     runner.start()
-    assert wait_for(lambda: any(m.session.stats.finals for m in server.servicer.interpret_flow.registry.all()), 30)
+    assert wait_until(lambda: any(m.session.stats.finals for m in server.servicer.interpret_flow.registry.all()), 30)
     proxy.cut()
     runner.join(90)
     assert result == [0]

@@ -13,8 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,11 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech
 from tests.support.nginx import free_port, nginx_in_front_of
 from tests.support.tcp_proxy import proxy_to
+from tests.support.waiting import wait_until
 from tests.test_resume import CHUNK, Meeting, chunks_of, resumable_config, sentence, words
 from tongyeok_client import FinalTranscript, SessionResumed
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 class Server:
