@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -112,3 +113,12 @@ def non_pool_threads() -> list[str]:
     return sorted(
         t.name for t in threading.enumerate() if not t.name.startswith(("offload", "translate", "ThreadPool"))
     )
+
+
+def threads_started_since(before: list[str]) -> list[str]:
+    """Threads alive now that were not in ``before`` (a snapshot of :func:`non_pool_threads`).
+
+    Threads that were alive in ``before`` and ended since (another test's leftovers winding
+    down) do not count: only a thread this test started and left running is a leak.
+    """
+    return sorted((Counter(non_pool_threads()) - Counter(before)).elements())

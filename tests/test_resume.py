@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.conftest import non_pool_threads, stub_for
+from tests.conftest import non_pool_threads, stub_for, threads_started_since
 from tests.support import fake_speech
 from tests.support.calls import config as config_request
 from tests.support.fake_speech import FakeSpeech, word_for_id
@@ -251,7 +251,7 @@ def test_a_break_longer_than_the_window_ends_with_a_clear_error_and_releases_eve
         assert "not resumed within its resume window of 1.5 s" in meeting.error.details
     else:
         assert "could not be restored within the session's resume window of 1.5 s" in meeting.error.details
-    assert wait_until(lambda: non_pool_threads() == threads_before, 10), (non_pool_threads(), threads_before)
+    assert wait_until(lambda: not threads_started_since(threads_before), 10), threads_started_since(threads_before)
 
 
 def resumable_config() -> pb.InterpretRequest:
