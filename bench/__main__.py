@@ -17,6 +17,7 @@ from bench.offline_asr import AsrOptions, run_asr
 from bench.record import BACKENDS, RecordOptions, run_record
 from bench.report import render, targets, write_json
 from bench.resume import ResumeOptions, run_resume
+from bench.scale import ScaleOptions, run_scale
 from bench.speech import SpeechOptions, run_speech
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -121,6 +122,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="at these N, also run a server with TLS and an API key on every call (default 200; none with --quick)",
     )
     parser.add_argument("--skip-speech", action="store_true", help="without the speech-output part")
+    parser.add_argument(
+        "--skip-scale", action="store_true", help="without the scale part (--processes 1 vs 2, nginx, metrics)"
+    )
+    parser.add_argument("--scale-only", action="store_true", help="only the scale part")
+    parser.add_argument(
+        "--scale-streams", type=_streams, default=None, help="N of the processes comparison (default 150,250,350,450)"
+    )
     parser.add_argument("--speech-only", action="store_true", help="only the speech-output part")
     parser.add_argument("--skip-resume", action="store_true", help="without the resumption part")
     parser.add_argument("--resume-only", action="store_true", help="only the resumption part")
@@ -140,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.speech_only:
         args.skip_cloud = args.skip_offline = True
     if args.resume_only:
+        args.skip_scale = True
+    if args.scale_only:
+        args.skip_resume = True
+    if args.resume_only or args.scale_only:
         args.skip_cloud = args.skip_offline = args.skip_speech = True
     if not args.skip_cloud:
         cloud = CloudOptions(
@@ -181,6 +193,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_resume and (args.resume_only or not (args.asr_only or args.speech_only)):
         resume = ResumeOptions(streams=3, sentences=8, detached=20) if args.quick else ResumeOptions()
         results["resume"] = run_resume(resume, work_dir / "resume", log)
+    if not args.skip_scale and (args.scale_only or not (args.asr_only or args.speech_only)):
+        scale_cloud = CloudOptions(
+            seconds=args.seconds or (6.0 if args.quick else 12.0),
+            behind_bound_ms=args.behind_ms,
+            ttft_ms=args.ttft_ms,
+            tokens_per_s=args.tokens_per_s,
+        )
+        scale = (
+            ScaleOptions(streams=args.scale_streams or (20,), balancer_streams=20, metrics_streams=20)
+            if args.quick
+            else ScaleOptions(streams=args.scale_streams or ScaleOptions.streams)
+        )
+        results["scale"] = run_scale(scale_cloud, scale, work_dir / "scale", log)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.out)

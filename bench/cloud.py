@@ -15,10 +15,12 @@ generators on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ class CloudOptions:
     direct_only: bool = False  # only the direct path (no server): what the fakes and load generators manage
     secure_at: tuple[int, ...] = ()  # at these N, also through a server with TLS and an API key on every call
     store: str = "none"  # tongyeok-server --store (the meeting record; bench/record.py compares backends)
+    extra_args: tuple[str, ...] = ()  # more tongyeok-server flags (bench/scale.py: --metrics-port)
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,19 @@ def start_fakes(children: Children, options: CloudOptions, work_dir: Path) -> Fa
 
 def through_server(children: Children, options: CloudOptions, n: int, fakes: Fakes, work_dir: Path) -> dict[str, Any]:
     """Start a server on ``fakes``, run the N-stream phase through it, stop it (it writes its record out)."""
+    with serving(children, options, n, fakes, work_dir) as (server, address):
+        return phase(children, options, n, "tongyeok", address, work_dir, server, fakes.pids)
+
+
+@contextlib.contextmanager
+def serving(
+    children: Children, options: CloudOptions, n: int, fakes: Fakes, work_dir: Path
+) -> Iterator[tuple[Child, str]]:
+    """A server on ``fakes``, warmed up, for one or more phases; yields it and its address; stops it."""
     port = free_port()
     server = _start_server(children, options, n, port, fakes.speech_port, fakes.openai_port, work_dir)
     try:
-        return phase(children, options, n, "tongyeok", f"{LOOPBACK}:{port}", work_dir, server, fakes.pids)
+        yield server, f"{LOOPBACK}:{port}"
     finally:
         children.stop(server, grace_s=15)
 
@@ -183,6 +195,7 @@ def _start_server(
     ]  # fmt: skip
     if security is not None:
         argv += ["--tls-cert", security["cert"], "--tls-key", security["key"], "--api-keys", security["api_keys"]]
+    argv += list(options.extra_args)
     name = f"server-{n}" + ("-secure" if security else "")
     server = children.start(name, argv, work_dir, env={"OPENAI_API_KEY": "bench-not-a-secret"})
     wait_for_grpc(server, f"{LOOPBACK}:{port}", 60, ca=security["ca"] if security else None)

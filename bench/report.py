@@ -12,6 +12,7 @@ from rich.table import Table
 from bench.report_asr import asr_table, asr_targets
 from bench.report_record import record_table, record_targets
 from bench.report_resume import resume_table, resume_targets
+from bench.report_scale import scale_tables, scale_targets
 from bench.report_security import security_table, security_targets
 from bench.report_speech import speech_table, speech_targets
 
@@ -65,6 +66,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.extend(record_targets(results.get("record")))
     out.extend(speech_targets(results.get("speech")))
     out.extend(resume_targets(results.get("resume")))
+    out.extend(scale_targets(results.get("scale")))
     offline = results.get("offline")
     if offline:
         lat = offline["latency"]
@@ -187,6 +189,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         console.print(speech_table(results["speech"]))
     if results.get("resume"):
         console.print(resume_table(results["resume"]))
+    for table in scale_tables(results["scale"]) if results.get("scale") else ():
+        console.print(table)
     table = Table(title="Targets", title_justify="left")
     for col in ("target", "required", "measured", "met"):
         table.add_column(col)

@@ -69,3 +69,24 @@ def test_record_comparison_counts_what_each_store_kept(tmp_path: Path) -> None:
     console = Console(record=True, width=200)
     console.print(record_table(results))
     assert "Meeting record at 2 streams" in console.export_text()
+
+
+def test_scale_part_measures_nginx_event_by_event(tmp_path: Path) -> None:
+    from bench.report_scale import scale_tables, scale_targets
+    from bench.scale import ScaleOptions, run_scale
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    options = ScaleOptions(streams=(), balancer_streams=2, metrics_streams=0)
+    results = run_scale(CloudOptions(seconds=3.0), options, tmp_path, log=lambda _: None)
+    added = results["balancer"]["added"]
+    for kind in ("interim", "final"):
+        assert added["added_ms"][kind]["count"] > 0, "events matched between straight and through nginx"
+    assert added["pace"]["statuses"] == ["OK"] and added["unpaired_events"] == 0
+    assert results["balancer"]["nginx_cpu_cores"] is not None
+    assert any("nginx" in t["target"] for t in scale_targets(results))
+    console = Console(record=True, width=200)
+    for table in scale_tables(results):
+        console.print(table)
+    assert "nginx in front" in console.export_text()
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after <= before, "the bench left processes behind"

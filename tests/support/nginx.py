@@ -112,6 +112,12 @@ class Nginx:
         """Where callers connect."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The master process's id (its worker is its child)."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
     def command(self, *extra: str) -> list[str]:
         """nginx's command line for this config (``-e``: no default error log to open before reading it)."""
         return [self.binary, "-p", str(self.dir), "-c", str(self.config), "-e", str(self.dir / "error.log"), *extra]
