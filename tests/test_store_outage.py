@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import stub_for
 from tests.support.calls import config, events_of, of_kind
+from tests.support.metrics import free_port, scrape
 from tests.support.records import row_counts
 from tests.support.speech import Speech
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -31,13 +32,14 @@ def wait_for(condition, timeout: float = 60.0) -> None:
 def test_the_meeting_goes_on_while_postgres_is_down_and_its_record_is_whole(
     server_factory, postgres, speech: Speech
 ) -> None:
-    server = server_factory(store=postgres.create_database())
+    server = server_factory(store=postgres.create_database(), metrics_port=free_port())
     record = server.record
     assert record is not None
     pcm = speech.pcm()
     cut1 = int((speech.sentence_end_s[1] + 0.4) * 16000) * 2  # after sentence 2 and part of its pause
     cut2 = int((speech.sentence_end_s[2] + 0.6) * 16000) * 2  # sentence 3 while the store is down
     phases: list[str] = []
+    outage_s: list[float] = []
 
     def requests() -> Iterator[pb.InterpretRequest]:
         yield config()
@@ -50,8 +52,10 @@ def test_the_meeting_goes_on_while_postgres_is_down_and_its_record_is_whole(
                 phases.append("stopped")
             elif then == "restart":
                 wait_for(lambda: record.writer.down)  # sentence 3's final could not be written
+                down_at = time.monotonic()
                 postgres.start()
                 phases.append("started")
+                outage_s.append(time.monotonic() - down_at)
                 wait_for(lambda: not record.writer.down and record.writer.pending == 0)
 
     channel, stub = stub_for(server)
@@ -80,6 +84,13 @@ def test_the_meeting_goes_on_while_postgres_is_down_and_its_record_is_whole(
     counts = row_counts(record.engine, stored.session_id)
     assert counts["utterances"] == len(finals) and counts["translations"] == len(finals) and counts["sessions"] == 1
     assert record.writer.stats.failures >= 1 and record.writer.stats.lost == 0
+    # The metrics tell the operator the same: every write's lag, the held writes of the outage among them.
+    m = scrape(server.observability.metrics_port)
+    assert m.value("tongyeok_store_write_lag_seconds_count") == record.writer.stats.written
+    # Sentence 3's final was held at least from the failed write until the store was back.
+    assert m.value("tongyeok_store_write_lag_seconds_sum") >= outage_s[0] > 0
+    assert m.value("tongyeok_store_write_errors_total", reason="unreachable") >= record.writer.stats.failures
+    assert m.value("tongyeok_store_write_errors_total", reason="buffer_full") == 0
 
 
 def test_a_store_that_cannot_be_reached_at_start_stops_the_server_with_a_reason(postgres) -> None:

@@ -256,10 +256,13 @@ def _extensions(settings: ServerSettings, metrics: Metrics | None = None) -> lis
     """The capabilities that follow every session, as configured (each package builds its own).
 
     ``metrics`` (None when off) is for those that have figures of their own
-    to report (the meeting record: ``metrics.store_write_lag``).
+    to report (the meeting record's write lag and failures).
     """
     from tongyeok_server.synthesis.extension import SpeechExtension
     from tongyeok_server.synthesis.registry import create_synthesizer
 
-    extensions: list[SessionExtension] = [SpeechExtension(create_synthesizer(settings)), record_extension(settings)]
+    extensions: list[SessionExtension] = [
+        SpeechExtension(create_synthesizer(settings)),
+        record_extension(settings, metrics.store_observer() if metrics is not None else None),
+    ]
     return extensions

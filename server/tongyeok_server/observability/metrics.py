@@ -13,9 +13,9 @@ directory and serves the sum, see ``observability/exporter.py``). The
 gauge of open streams is ``livesum``: a process that exited no longer
 counts.
 
-A hook for work elsewhere: ``store_write_lag`` / ``store_write_errors``
-(the meeting record, issue 11) are defined here for the store to update;
-see ``docs/ARCHITECTURE.md``.
+The meeting record's writer thread reports through ``store_observer()``
+(``store.writer.WriterObserver``): each write's lag, and failed writes by
+reason.
 """
 
 from __future__ import annotations
@@ -34,6 +34,23 @@ FIRST_OUTPUT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 STORE_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 OTHER_CALLERS = "other"
+
+
+class StoreWriteMetrics:
+    """The meeting record's writes as metrics (called on the writer thread; prometheus-client is thread-safe)."""
+
+    def __init__(self, lag: Histogram, errors: Counter) -> None:
+        self._lag = lag
+        self._errors = errors
+
+    def written(self, lags_s: list[float]) -> None:
+        """Writes committed, each with its time from the event to the commit."""
+        for lag in lags_s:
+            self._lag.observe(lag)
+
+    def failed(self, reason: str, count: int) -> None:
+        """``count`` writes failed for ``reason``."""
+        self._errors.labels(reason).inc(count)
 
 
 class CallerLabels:
@@ -171,7 +188,7 @@ class Metrics:
             registry=r,
         )
 
-        # The meeting record (issue 11): the store updates these.
+        # The meeting record: its writer thread updates these through store_observer().
         self.store_write_lag = Histogram(
             "tongyeok_store_write_lag_seconds",
             "From an event of a session to its row committed in the meeting record",
@@ -179,8 +196,15 @@ class Metrics:
             registry=r,
         )
         self.store_write_errors = Counter(
-            "tongyeok_store_write_errors", "Meeting-record writes that failed", registry=r
+            "tongyeok_store_write_errors",
+            "Meeting-record writes that failed: unreachable (held and retried), invalid or buffer_full (lost)",
+            ["reason"],
+            registry=r,
         )
+
+    def store_observer(self) -> StoreWriteMetrics:
+        """What the meeting record's writer reports to (a ``store.writer.WriterObserver``)."""
+        return StoreWriteMetrics(self.store_write_lag, self.store_write_errors)
 
     # -- explicit calls from the edge (auth.limits.RefusalObserver) ------------------
 

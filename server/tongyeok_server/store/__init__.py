@@ -16,10 +16,13 @@ from tongyeok_server.settings import ServerSettings
 from tongyeok_server.store.database import StoreUrlError, database_url, describe
 from tongyeok_server.store.extension import RecordExtension
 from tongyeok_server.store.recorder import MeetingRecord, RecordOptions
+from tongyeok_server.store.writer import WriterObserver
 
 
-def record_extension(settings: ServerSettings) -> RecordExtension:
+def record_extension(settings: ServerSettings, observer: WriterObserver | None = None) -> RecordExtension:
     """The record as ``settings`` configure it (migrated and writing), or a disabled one for ``--store none``.
+
+    ``observer`` (the server's metrics, when on) is told of the writes' lag and failures.
 
     Raises:
         SystemExit: with what to fix, when the store is misconfigured or cannot be reached at start.
@@ -38,7 +41,7 @@ def record_extension(settings: ServerSettings) -> RecordExtension:
     if url is None:
         return RecordExtension(None, options)
     try:
-        return RecordExtension(MeetingRecord.open(url, options))
+        return RecordExtension(MeetingRecord.open(url, options, observer))
     except (SQLAlchemyError, OSError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SystemExit(
@@ -47,4 +50,4 @@ def record_extension(settings: ServerSettings) -> RecordExtension:
         ) from None
 
 
-__all__ = ["MeetingRecord", "RecordExtension", "RecordOptions", "record_extension"]
+__all__ = ["MeetingRecord", "RecordExtension", "RecordOptions", "WriterObserver", "record_extension"]

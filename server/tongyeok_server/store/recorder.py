@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tongyeok_server.store import migrate, queries
 from tongyeok_server.store.database import describe, open_engine
-from tongyeok_server.store.writer import RecordWriter
+from tongyeok_server.store.writer import RecordWriter, WriterObserver
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,10 @@ class MeetingRecord:
             self._purger.start()
 
     @classmethod
-    def open(cls, url: URL, options: RecordOptions) -> MeetingRecord:
+    def open(cls, url: URL, options: RecordOptions, observer: WriterObserver | None = None) -> MeetingRecord:
         """Migrate the database at ``url`` to the newest schema and start writing to it.
+
+        ``observer`` (the server's metrics) is told of every write's lag and every failed write.
 
         Raises:
             SQLAlchemyError: the database cannot be reached or migrated (the server does not start).
@@ -62,7 +64,7 @@ class MeetingRecord:
         """
         migrate.upgrade(url)
         engine = open_engine(url)
-        writer = RecordWriter(engine, capacity=options.buffer)
+        writer = RecordWriter(engine, capacity=options.buffer, observer=observer)
         log.info(
             "meeting record in %s (transcripts kept by default: %s, retention %s, audio %s)",
             describe(url),

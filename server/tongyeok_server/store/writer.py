@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -43,6 +44,16 @@ RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
 _ESSENTIAL = (ops.OpenSession, ops.EndSession, ops.MarkIncomplete)
 _DATA_ERRORS = (IntegrityError, DataError)  # this write is wrong (e.g. its session was deleted); others may be fine
+
+
+class WriterObserver(Protocol):
+    """Who wants the writer's figures (the server's metrics); called on the writer thread."""
+
+    def written(self, lags_s: list[float]) -> None:
+        """Writes committed, each with its time from ``submit`` to the commit."""
+
+    def failed(self, reason: str, count: int) -> None:
+        """``count`` writes failed: ``unreachable`` (retried), ``invalid`` or ``buffer_full`` (lost)."""
 
 
 @dataclass(eq=False)
@@ -89,8 +100,10 @@ class RecordWriter:
         capacity: int,
         max_audio_bytes: int = 256 << 20,
         lag_notice_s: float = 15.0,
+        observer: WriterObserver | None = None,
     ) -> None:
         self._engine = engine
+        self._observer = observer
         self._capacity = capacity
         self._max_audio_bytes = max_audio_bytes
         self._lag_notice_s = lag_notice_s
@@ -133,6 +146,8 @@ class RecordWriter:
             ):
                 entry.lost += 1
                 self.stats.lost += 1
+                if self._observer is not None:
+                    self._observer.failed("buffer_full", 1)
                 if entry.lost == 1:
                     reason = (
                         "events were lost: the record store was unavailable or slow for longer than this server "
@@ -262,7 +277,7 @@ class RecordWriter:
         except _DATA_ERRORS:
             pass
         except SQLAlchemyError as error:
-            self._log_failure(error)
+            self._log_failure(error, len(batch))
             return 0
         except Exception:
             log.exception("record store: a batch of %d writes failed; writing them one by one", len(batch))
@@ -276,17 +291,24 @@ class RecordWriter:
                 log.info(
                     "record of session %s: %s dropped (%s)", item.op.session_id, type(item.op).__name__, error.orig
                 )
-                self.stats.dropped_invalid += 1
+                self._dropped_invalid()
             except SQLAlchemyError as error:
-                self._log_failure(error)
+                self._log_failure(error, len(batch) - i)
                 return i
             except Exception:
                 log.exception("record of session %s: %s cannot be written", item.op.session_id, type(item.op).__name__)
-                self.stats.dropped_invalid += 1
+                self._dropped_invalid()
         return len(batch)
 
-    def _log_failure(self, error: SQLAlchemyError) -> None:
+    def _dropped_invalid(self) -> None:
+        self.stats.dropped_invalid += 1
+        if self._observer is not None:
+            self._observer.failed("invalid", 1)
+
+    def _log_failure(self, error: SQLAlchemyError, count: int) -> None:
         self.stats.failures += 1
+        if self._observer is not None:
+            self._observer.failed("unreachable", count)
         if not self._down:
             log.warning(
                 "record store unreachable (%s); holding up to %d writes until it answers",
@@ -308,6 +330,9 @@ class RecordWriter:
                 self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
             self.stats.written += len(items)
             self.stats.batches += 1
+            if self._observer is not None:
+                now = time.monotonic()
+                self._observer.written([now - item.queued_at for item in items])
             was_down, self._down = self._down, False
             for entry in list(self._logs):
                 if entry.pending == 0 and entry.notified:
