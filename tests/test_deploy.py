@@ -17,10 +17,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import promql_parser
 import pytest
 import tomllib
 import yaml
@@ -192,6 +194,78 @@ def test_service_pdb_and_autoscaler_fit_together() -> None:
     settings = ServerSettings.from_args(container()["args"])
     target = float(metric["pods"]["target"]["averageValue"])
     assert target < settings.processes * settings.max_streams, "pods are added before one is full"
+
+
+# -- alerts --------------------------------------------------------------------------
+
+# Labels Prometheus adds when it scrapes a pod (kubernetes_sd relabelling), beside the server's own.
+TARGET_LABELS = {"job", "instance", "namespace", "pod"}
+
+
+def exported_series() -> dict[str, set[str]]:
+    """Every series name the server's metrics expose, with the labels each carries."""
+    out: dict[str, set[str]] = {}
+    for metric in vars(Metrics()).values():
+        kind, name, labels = (
+            getattr(metric, "_type", None),
+            getattr(metric, "_name", ""),
+            set(getattr(metric, "_labelnames", ())),
+        )
+        if kind == "counter":
+            out[name + "_total"] = labels
+        elif kind == "histogram":
+            out.update({name + "_bucket": labels | {"le"}, name + "_count": labels, name + "_sum": labels})
+        elif kind == "gauge":
+            out[name] = labels
+    return out
+
+
+def selectors(node: Any) -> Iterator[tuple[str, set[str]]]:
+    """Each metric a PromQL expression reads, with the labels it matches or groups by."""
+    kind = type(node).__name__
+    if kind == "VectorSelector":
+        yield node.name, {m.name for m in node.matchers.matchers}
+    elif kind == "MatrixSelector":
+        yield from selectors(node.vector_selector)
+    elif kind == "Call":
+        for arg in node.args:
+            yield from selectors(arg)
+    elif kind == "AggregateExpr":
+        grouped = set(node.modifier.labels) if node.modifier is not None else set()
+        for name, labels in selectors(node.expr):
+            yield name, labels | grouped
+    elif kind == "BinaryExpr":
+        yield from selectors(node.lhs)
+        yield from selectors(node.rhs)
+    elif kind in ("ParenExpr", "UnaryExpr", "SubqueryExpr"):
+        yield from selectors(node.expr)
+
+
+def test_alert_rules_read_only_what_the_server_exports() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "tongyeok-alerts.yaml").read_text())
+    exported = exported_series()
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert len({a["alert"] for a in alerts}) == len(alerts) >= 8
+    for alert in alerts:
+        assert set(alert) <= {"alert", "expr", "for", "labels", "annotations"}, alert["alert"]
+        assert alert["labels"]["severity"] in ("info", "warning", "critical")
+        assert alert["annotations"]["summary"]
+        read = list(selectors(promql_parser.parse(alert["expr"])))  # a syntax error fails here
+        assert read, alert["alert"]
+        for name, labels in read:
+            assert name in exported, f"{alert['alert']} reads {name}, which the server does not export"
+            unknown = labels - exported[name] - TARGET_LABELS
+            assert not unknown, f"{alert['alert']}: {name} has no label {unknown}"
+
+
+def test_the_capacity_alert_fires_before_a_pod_is_full_and_after_the_autoscaler_acts() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "tongyeok-alerts.yaml").read_text())
+    (alert,) = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == "TongyeokPodNearCapacity"]
+    threshold = float(alert["expr"].rsplit(">", 1)[1])
+    settings = ServerSettings.from_args(container()["args"])
+    (hpa,) = manifests("horizontalpodautoscaler.yaml")
+    (metric,) = hpa["spec"]["metrics"]
+    assert float(metric["pods"]["target"]["averageValue"]) < threshold < settings.processes * settings.max_streams
 
 
 # -- balancers -----------------------------------------------------------------------
