@@ -176,10 +176,15 @@ class Session:
                 if released:
                     return
                 released = True
-                self._holds -= 1
-            self._maybe_done()
+            # On the loop, after the events the releasing thread emitted (its last audio chunk).
+            self._on_loop(self._hold_released)
 
         return release
+
+    def _hold_released(self) -> None:
+        with self._lock:
+            self._holds -= 1
+        self._maybe_done()
 
     def start(self) -> None:
         """Open the recogniser stream; raises ``ServiceError`` (e.g. no capacity)."""
@@ -362,6 +367,22 @@ class Session:
             stream.cancel()
         self._open.cancel_all()
 
+    def _on_loop(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the loop: now when called there, else after what this thread has queued.
+
+        What counts down the session's end (recognition finished, a
+        translation done, a hold released) must run after the events the
+        same thread emitted before it, which ``call_soon_threadsafe`` keeps
+        in order; counted on the thread itself, a ``_maybe_done`` another
+        thread had queued could end the stream before those events reached
+        the caller.
+        """
+        if threading.get_ident() == self._loop_thread:
+            work()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                self._loop.call_soon_threadsafe(work)
+
     def _maybe_done(self) -> None:
         if threading.get_ident() != self._loop_thread:
             # Decide on the loop, after the events this thread queued before
@@ -398,9 +419,13 @@ class Session:
             if event.error is not None:
                 self._end(event.error)
                 return
-            with self._lock:
-                self._recognition_done = True
-            self._maybe_done()
+            # On the loop, after the events the engine's thread emitted before it (the last final).
+            self._on_loop(self._recognition_finished)
+
+    def _recognition_finished(self) -> None:
+        with self._lock:
+            self._recognition_done = True
+        self._maybe_done()
 
     def _shifted(self, event: RecognitionEvent) -> RecognitionEvent:
         """An engine's event with its offsets moved to the session's time (a session continued here)."""
@@ -459,11 +484,7 @@ class Session:
             # Count the translation done on the loop, after the Complete this thread queued there:
             # counted here, a _maybe_done the recogniser's thread had queued earlier could see no
             # pending translation and end the stream before the Complete reached the caller.
-            if threading.get_ident() == self._loop_thread:
-                self._translation_done()
-            else:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                    self._loop.call_soon_threadsafe(self._translation_done)
+            self._on_loop(self._translation_done)
 
     def _translation_done(self) -> None:
         with self._lock:
