@@ -330,6 +330,38 @@ def test_another_callers_token_is_permission_denied(server_factory, speech_fake,
         call.stop.set()
 
 
+def test_audio_after_the_callers_end_is_refused_and_after_the_servers_dropped(server_factory, speech_fake) -> None:
+    # The server ends the stream (here its maximum duration; a drain that moves the session is the same
+    # case) while the caller is still sending: that audio is no protocol error, the stream ends with
+    # the server's reason. Only audio after the caller's own `end` is one.
+    speech_fake.finalise_delay_s = 0.5  # the last sentence takes a while to finish: audio keeps coming
+    server = on_the_fake(server_factory, speech_fake, resume_window_s=60.0, max_stream_duration_s=1.0)
+    audio = fake_speech.synthesize([sentence(i) for i in range(4)])
+    channel, stub = stub_for(server)
+    with channel:
+
+        def steady() -> Iterator[pb.InterpretRequest]:
+            yield resumable_config()
+            for chunk in chunks_of(audio):
+                yield pb.InterpretRequest(audio=chunk)
+                time.sleep(0.04)  # 100 ms of audio: still sending for seconds after the maximum duration
+
+        with pytest.raises(grpc.RpcError) as ended:
+            list(stub.Interpret(steady(), timeout=60))
+        assert ended.value.code() == grpc.StatusCode.OUT_OF_RANGE, ended.value.details()
+
+        def audio_after_end() -> Iterator[pb.InterpretRequest]:
+            yield resumable_config()
+            yield pb.InterpretRequest(audio=bytes(CHUNK))
+            yield pb.InterpretRequest(end=pb.EndOfAudio())
+            yield pb.InterpretRequest(audio=bytes(CHUNK))
+
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.Interpret(audio_after_end(), timeout=60))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "message 4 carries audio after the session's `end`" in str(refused.value.details())
+
+
 def test_replayed_events_are_exactly_the_missing_ones(server) -> None:
     """At the protocol level: resume with a last number, get what follows, each once, then new ones."""
     channel, stub = stub_for(server)

@@ -357,14 +357,17 @@ class InterpretFlow:
                 if kind == "audio":
                     chunks += 1
                     validation.audio_chunk(request.audio, chunks, spec)
-                    if session.finishing and managed.resumable:
+                    # After the caller's own `end` audio is a protocol error; after the server's
+                    # (a drain handing the session over, the idle timeout) it is dropped: a moved
+                    # session resends it to the next server from `resend_from_byte`.
+                    if session.ended_by_caller and managed.resumable:
                         raise invalid_argument(f"message {n} carries audio after the session's `end`")
                     over = admission.add_audio(spec.duration_s(len(request.audio)))
                     if over is not None:
                         session.finish_with(over)  # the sentence heard so far is finished, then the status
                     await session.write_audio(request.audio)
                 elif kind == "end":
-                    session.finish_audio()
+                    session.caller_ended_audio()
                 elif kind == "config":
                     raise invalid_argument(
                         f"message {n} carries a second `config`; only the first message may, the rest carry `audio`"
@@ -397,7 +400,7 @@ class InterpretFlow:
         )
         await asyncio.sleep(HALF_CLOSE_SETTLE_S)
         log.debug("session %s: half-closed by the caller; finishing", session.id)
-        session.finish_audio()
+        session.caller_ended_audio()
 
     # -- release, shutdown -----------------------------------------------------
 

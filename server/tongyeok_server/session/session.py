@@ -133,6 +133,7 @@ class Session:
         self._pending_translations = 0
         self._holds = 0  # observers' work the end waits for (speech being spoken)
         self._recognition_done = False
+        self._ended_by_caller = False
         self._draining = False
         self._moving = False  # handing over to another server: recognition stopped, no final may follow
         self._ended = False
@@ -220,8 +221,18 @@ class Session:
         """Whether the session takes no more audio (half-closed, draining, or ending)."""
         return self._draining or self._ended
 
+    @property
+    def ended_by_caller(self) -> bool:
+        """Whether the caller said its audio is over (``end`` or a half-close), as opposed to the server."""
+        return self._ended_by_caller
+
+    def caller_ended_audio(self) -> None:
+        """The caller sent ``end`` or half-closed: finish the last sentence and its translations."""
+        self._ended_by_caller = True
+        self.finish_audio()
+
     def finish_audio(self) -> None:
-        """The caller half-closed: finish the last sentence and its translations."""
+        """No more audio (the caller's end, or the server's reason): finish the last sentence and its translations."""
         with self._lock:
             if self._ended or self._draining:
                 return
