@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 
 from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_server.api.handlers import Undecodable
+from tongyeok_server.api.handlers import HALF_CLOSE_SETTLE_S, Undecodable
 from tongyeok_server.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,10 @@ class Forwarder:
                             call.cancel()
                             return
                         await call.write(request)
+                    # A caller that cancelled ends this loop as one that half-closed does; its cancel
+                    # (which cancels this task) follows. Passed on at once, the half-close would end
+                    # the session at its owner instead of leaving it to wait for the next resume.
+                    await asyncio.sleep(HALF_CLOSE_SETTLE_S)
                     await call.done_writing()
 
             sender = asyncio.create_task(upstream(), name="forward-upstream")

@@ -28,7 +28,7 @@ import grpc
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import validation, wire
 from tongyeok_server.api.extension import SessionExtension
-from tongyeok_server.api.handlers import Undecodable
+from tongyeok_server.api.handlers import HALF_CLOSE_SETTLE_S, Undecodable
 from tongyeok_server.api.resume import Resumed, ResumeDesk
 from tongyeok_server.auth.caller import Caller, current_caller
 from tongyeok_server.auth.limits import CallerLimits, StreamAdmission
@@ -46,10 +46,6 @@ from tongyeok_server.translation.base import Translator
 
 log = logging.getLogger(__name__)
 
-# How long a half-close waits for a cancel that arrived with it (see _feed);
-# it delays only the last final of a stream. 50 ms was too short on a busy
-# 2-core machine (the cancel surfaced later about once in 10 full test runs).
-HALF_CLOSE_SETTLE_S = 0.2
 # What a stream still open when the shutdown's grace runs out ends with (see cut).
 SHUTDOWN_CUT = (
     "the server is shutting down and the sentence in progress could not be finished within its grace period; "
