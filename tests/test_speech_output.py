@@ -13,6 +13,8 @@ from tests.support.speech import Speech
 from tests.support.speech_audio import decode, utterance_audio
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_client.proto import transcripts_pb2 as tpb
+from tongyeok_client.proto import transcripts_pb2_grpc as tpb_grpc
 
 
 def speaking(**kw: object) -> pb.SpeechOutputConfig:
@@ -64,7 +66,9 @@ def test_speaking_rate_changes_the_length(offline_stub) -> None:
 
 
 @pytest.mark.speech
-def test_interpret_speaks_every_utterance_in_order_before_the_stream_ends(offline_stub, speech: Speech) -> None:
+def test_interpret_speaks_every_utterance_in_order_before_the_stream_ends_and_the_record_says_how(
+    offline_server, offline_stub, speech: Speech
+) -> None:
     cfg = config(targets=["es"])
     cfg.config.speech_output.CopyFrom(pb.SpeechOutputConfig(sample_rate_hertz=16000))
     events = events_of(offline_stub.Interpret(itertools.chain([cfg], audio_requests(speech.pcm(), 3200)), timeout=120))
@@ -87,6 +91,24 @@ def test_interpret_speaks_every_utterance_in_order_before_the_stream_ends(offlin
         assert len(audio) / 32000 > 0.3 * len(completes[uid].text) / 14
     # The stream ended after the last chunk (the session waited for its speech).
     assert events[-1][0] == "translation_audio" and events[-1][1].last_chunk
+
+    # The meeting record keeps how each translation was spoken (not the audio): what the caller got.
+    assert started.transcript_stored
+    assert offline_server.record is not None and offline_server.record.writer.wait_idle(30)
+    channel, _ = stub_for(offline_server)
+    with channel:
+        record = tpb_grpc.TranscriptsStub(channel).GetSession(  # type: ignore[no-untyped-call]
+            tpb.GetSessionRequest(name=f"sessions/{started.session_id}"), timeout=30
+        )
+    chunks = {uid: len([m for k, m in events if k == "translation_audio" and m.utterance_id == uid]) for uid in spoken}
+    kept = {u.utterance_id: u.translations[0].speech for u in record.utterances}
+    assert set(kept) == set(spoken)
+    for uid, audio in spoken.items():
+        s = kept[uid]
+        assert (s.voice, s.encoding, s.sample_rate_hertz) == ("es", pb.SPEECH_ENCODING_LINEAR16, 16000)
+        assert (s.audio_bytes, s.chunks) == (len(audio), chunks[uid])
+        assert s.duration.ToMilliseconds() == round(len(audio) / 32000 * 1000)
+        assert s.HasField("first_audio_after_final") and s.first_audio_after_final.ToMilliseconds() >= 0
 
 
 def test_without_speech_output_there_is_no_audio(offline_stub) -> None:

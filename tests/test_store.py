@@ -55,6 +55,7 @@ def test_writes_applied_twice_store_nothing_twice(store) -> None:
         "utterances": 3,
         "translations": 3,
         "audio_blocks": 0,
+        "speech": 3,
     }
 
 

@@ -81,14 +81,14 @@ def test_a_full_buffer_loses_events_says_so_and_marks_the_record(postgres, pg_st
     with open_record(pg_store, buffer=4) as record:
         writer = record.writer
         entry = writer.track("s1", emitted.append)
-        writes = meeting_ops("s1", utterances=5)  # start, 5 x (final, translation), end
+        writes = meeting_ops("s1", utterances=5)  # start, 5 x (final, translation, speech), end
         writer.submit(entry, writes[0])
         assert writer.wait_idle(30)
         postgres.stop()
         try:
             for op in writes[1:]:
                 writer.submit(entry, op)
-            assert writer.stats.lost == 6  # 4 held; the rest dropped; the end and the mark are never dropped
+            assert writer.stats.lost == 11  # 4 held; the rest dropped; the end and the mark are never dropped
             wait_for(lambda: writer.down)
         finally:
             postgres.start()

@@ -52,7 +52,7 @@ def meeting_ops(
     utterances: int = 3,
     ended: bool = True,
 ) -> list[ops.Op]:
-    """The writes of one session: its start, ``utterances`` finals each translated into every target, its end."""
+    """The writes of one session: its start, ``utterances`` finals each translated (and spoken) into every target, its end."""
     out: list[ops.Op] = [
         ops.OpenSession(
             session_id=session_id,
@@ -92,6 +92,22 @@ def meeting_ops(
                 failed=False,
                 failure_message="",
                 created_at=started_at + timedelta(seconds=2 * uid + 1),
+            )
+            for t in into
+        )
+        out.extend(  # each translation spoken (speech output)
+            ops.AddSpeech(
+                session_id=session_id,
+                utterance_id=uid,
+                language_code=t,
+                voice=t,
+                encoding="LINEAR16",
+                sample_rate_hz=16000,
+                audio_bytes=48000,
+                chunks=3,
+                duration_ms=1500,
+                first_audio_after_final_ms=400,
+                created_at=started_at + timedelta(seconds=2 * uid + 2),
             )
             for t in into
         )

@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from . import interpreter_pb2 as tongyeok_dot_v1_dot_interpreter__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtongyeok/v1/transcripts.proto\x12\x0btongyeok.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtongyeok/v1/interpreter.proto\"\xc6\x04\n\x07Session\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tcaller_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12,\n\x06\x63onfig\x18\x07 \x01(\x0b\x32\x1c.tongyeok.v1.InterpretConfig\x12\x1d\n\x15source_language_codes\x18\x08 \x03(\t\x12\x1d\n\x15target_language_codes\x18\t \x03(\t\x12+\n\nrecognizer\x18\n \x01(\x0b\x32\x17.tongyeok.v1.EngineInfo\x12+\n\ntranslator\x18\x0b \x01(\x0b\x32\x17.tongyeok.v1.EngineInfo\x12.\n\x0crecord_state\x18\x0c \x01(\x0e\x32\x18.tongyeok.v1.RecordState\x12\x13\n\x0brecord_note\x18\r \x01(\t\x12\x17\n\x0futterance_count\x18\x0e \x01(\x05\x12\x31\n\x0e\x61udio_duration\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x61udio_stored\x18\x10 \x01(\x08\x12*\n\nutterances\x18\x11 \x03(\x0b\x32\x16.tongyeok.v1.Utterance\"\xa6\x02\n\tUtterance\x12\x14\n\x0cutterance_id\x18\x01 \x01(\x03\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x35\n\x12\x61udio_start_offset\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10\x61udio_end_offset\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nfinal_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0ctranslations\x18\x08 \x03(\x0b\x32\x18.tongyeok.v1.Translation\"[\n\x0bTranslation\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x08\x12\x17\n\x0f\x66\x61ilure_message\x18\x04 \x01(\t\"I\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04view\x18\x02 \x01(\x0e\x32\x18.tongyeok.v1.SessionView\"\xe8\x01\n\x13ListSessionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x34\n\x10start_time_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11start_time_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlanguage_code\x18\x05 \x01(\t\x12&\n\x04view\x18\x06 \x01(\x0e\x32\x18.tongyeok.v1.SessionView\"W\n\x14ListSessionsResponse\x12&\n\x08sessions\x18\x01 \x03(\x0b\x32\x14.tongyeok.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x44\x65leteSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x98\x01\n\x14\x45xportSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.tongyeok.v1.ExportFormat\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12\x30\n\rsubtitle_text\x18\x04 \x01(\x0e\x32\x19.tongyeok.v1.SubtitleText\"O\n\x15\x45xportSessionResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t*z\n\x0bRecordState\x12\x1c\n\x18RECORD_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RECORD_STATE_OPEN\x10\x01\x12\x19\n\x15RECORD_STATE_COMPLETE\x10\x02\x12\x1b\n\x17RECORD_STATE_INCOMPLETE\x10\x03*Z\n\x0bSessionView\x12\x1c\n\x18SESSION_VIEW_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_VIEW_BASIC\x10\x01\x12\x15\n\x11SESSION_VIEW_FULL\x10\x02*\xaa\x01\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_SRT\x10\x01\x12\x18\n\x14\x45XPORT_FORMAT_WEBVTT\x10\x02\x12\x1a\n\x16\x45XPORT_FORMAT_MARKDOWN\x10\x03\x12\x16\n\x12\x45XPORT_FORMAT_TEXT\x10\x04\x12\x16\n\x12\x45XPORT_FORMAT_JSON\x10\x05*~\n\x0cSubtitleText\x12\x1d\n\x19SUBTITLE_TEXT_UNSPECIFIED\x10\x00\x12\x18\n\x14SUBTITLE_TEXT_SOURCE\x10\x01\x12\x1d\n\x19SUBTITLE_TEXT_TRANSLATION\x10\x02\x12\x16\n\x12SUBTITLE_TEXT_BOTH\x10\x03\x32\xca\x02\n\x0bTranscripts\x12\x42\n\nGetSession\x12\x1e.tongyeok.v1.GetSessionRequest\x1a\x14.tongyeok.v1.Session\x12S\n\x0cListSessions\x12 .tongyeok.v1.ListSessionsRequest\x1a!.tongyeok.v1.ListSessionsResponse\x12J\n\rDeleteSession\x12!.tongyeok.v1.DeleteSessionRequest\x1a\x16.google.protobuf.Empty\x12V\n\rExportSession\x12!.tongyeok.v1.ExportSessionRequest\x1a\".tongyeok.v1.ExportSessionResponseBO\n\x0f\x64\x65v.tongyeok.v1P\x01Z:github.com/tongyeok/tongyeok/gen/go/tongyeok/v1;tongyeokv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtongyeok/v1/transcripts.proto\x12\x0btongyeok.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtongyeok/v1/interpreter.proto\"\xc6\x04\n\x07Session\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tcaller_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12,\n\x06\x63onfig\x18\x07 \x01(\x0b\x32\x1c.tongyeok.v1.InterpretConfig\x12\x1d\n\x15source_language_codes\x18\x08 \x03(\t\x12\x1d\n\x15target_language_codes\x18\t \x03(\t\x12+\n\nrecognizer\x18\n \x01(\x0b\x32\x17.tongyeok.v1.EngineInfo\x12+\n\ntranslator\x18\x0b \x01(\x0b\x32\x17.tongyeok.v1.EngineInfo\x12.\n\x0crecord_state\x18\x0c \x01(\x0e\x32\x18.tongyeok.v1.RecordState\x12\x13\n\x0brecord_note\x18\r \x01(\t\x12\x17\n\x0futterance_count\x18\x0e \x01(\x05\x12\x31\n\x0e\x61udio_duration\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x61udio_stored\x18\x10 \x01(\x08\x12*\n\nutterances\x18\x11 \x03(\x0b\x32\x16.tongyeok.v1.Utterance\"\xa6\x02\n\tUtterance\x12\x14\n\x0cutterance_id\x18\x01 \x01(\x03\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x35\n\x12\x61udio_start_offset\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10\x61udio_end_offset\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nfinal_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0ctranslations\x18\x08 \x03(\x0b\x32\x18.tongyeok.v1.Translation\"\x8b\x01\n\x0bTranslation\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x08\x12\x17\n\x0f\x66\x61ilure_message\x18\x04 \x01(\t\x12.\n\x06speech\x18\x05 \x01(\x0b\x32\x1e.tongyeok.v1.SpokenTranslation\"\xfa\x01\n\x11SpokenTranslation\x12\r\n\x05voice\x18\x01 \x01(\t\x12-\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x1b.tongyeok.v1.SpeechEncoding\x12\x19\n\x11sample_rate_hertz\x18\x03 \x01(\x05\x12\x13\n\x0b\x61udio_bytes\x18\x04 \x01(\x03\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\x05\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12:\n\x17\x66irst_audio_after_final\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x11GetSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04view\x18\x02 \x01(\x0e\x32\x18.tongyeok.v1.SessionView\"\xe8\x01\n\x13ListSessionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x34\n\x10start_time_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11start_time_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlanguage_code\x18\x05 \x01(\t\x12&\n\x04view\x18\x06 \x01(\x0e\x32\x18.tongyeok.v1.SessionView\"W\n\x14ListSessionsResponse\x12&\n\x08sessions\x18\x01 \x03(\x0b\x32\x14.tongyeok.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x44\x65leteSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x98\x01\n\x14\x45xportSessionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.tongyeok.v1.ExportFormat\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12\x30\n\rsubtitle_text\x18\x04 \x01(\x0e\x32\x19.tongyeok.v1.SubtitleText\"O\n\x15\x45xportSessionResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t*z\n\x0bRecordState\x12\x1c\n\x18RECORD_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RECORD_STATE_OPEN\x10\x01\x12\x19\n\x15RECORD_STATE_COMPLETE\x10\x02\x12\x1b\n\x17RECORD_STATE_INCOMPLETE\x10\x03*Z\n\x0bSessionView\x12\x1c\n\x18SESSION_VIEW_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_VIEW_BASIC\x10\x01\x12\x15\n\x11SESSION_VIEW_FULL\x10\x02*\xaa\x01\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_SRT\x10\x01\x12\x18\n\x14\x45XPORT_FORMAT_WEBVTT\x10\x02\x12\x1a\n\x16\x45XPORT_FORMAT_MARKDOWN\x10\x03\x12\x16\n\x12\x45XPORT_FORMAT_TEXT\x10\x04\x12\x16\n\x12\x45XPORT_FORMAT_JSON\x10\x05*~\n\x0cSubtitleText\x12\x1d\n\x19SUBTITLE_TEXT_UNSPECIFIED\x10\x00\x12\x18\n\x14SUBTITLE_TEXT_SOURCE\x10\x01\x12\x1d\n\x19SUBTITLE_TEXT_TRANSLATION\x10\x02\x12\x16\n\x12SUBTITLE_TEXT_BOTH\x10\x03\x32\xca\x02\n\x0bTranscripts\x12\x42\n\nGetSession\x12\x1e.tongyeok.v1.GetSessionRequest\x1a\x14.tongyeok.v1.Session\x12S\n\x0cListSessions\x12 .tongyeok.v1.ListSessionsRequest\x1a!.tongyeok.v1.ListSessionsResponse\x12J\n\rDeleteSession\x12!.tongyeok.v1.DeleteSessionRequest\x1a\x16.google.protobuf.Empty\x12V\n\rExportSession\x12!.tongyeok.v1.ExportSessionRequest\x1a\".tongyeok.v1.ExportSessionResponseBO\n\x0f\x64\x65v.tongyeok.v1P\x01Z:github.com/tongyeok/tongyeok/gen/go/tongyeok/v1;tongyeokv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,32 +37,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tongyeok.v1.transcripts_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.tongyeok.v1P\001Z:github.com/tongyeok/tongyeok/gen/go/tongyeok/v1;tongyeokv1'
-  _globals['_RECORDSTATE']._serialized_start=1819
-  _globals['_RECORDSTATE']._serialized_end=1941
-  _globals['_SESSIONVIEW']._serialized_start=1943
-  _globals['_SESSIONVIEW']._serialized_end=2033
-  _globals['_EXPORTFORMAT']._serialized_start=2036
-  _globals['_EXPORTFORMAT']._serialized_end=2206
-  _globals['_SUBTITLETEXT']._serialized_start=2208
-  _globals['_SUBTITLETEXT']._serialized_end=2334
+  _globals['_RECORDSTATE']._serialized_start=2121
+  _globals['_RECORDSTATE']._serialized_end=2243
+  _globals['_SESSIONVIEW']._serialized_start=2245
+  _globals['_SESSIONVIEW']._serialized_end=2335
+  _globals['_EXPORTFORMAT']._serialized_start=2338
+  _globals['_EXPORTFORMAT']._serialized_end=2508
+  _globals['_SUBTITLETEXT']._serialized_start=2510
+  _globals['_SUBTITLETEXT']._serialized_end=2636
   _globals['_SESSION']._serialized_start=172
   _globals['_SESSION']._serialized_end=754
   _globals['_UTTERANCE']._serialized_start=757
   _globals['_UTTERANCE']._serialized_end=1051
-  _globals['_TRANSLATION']._serialized_start=1053
-  _globals['_TRANSLATION']._serialized_end=1144
-  _globals['_GETSESSIONREQUEST']._serialized_start=1146
-  _globals['_GETSESSIONREQUEST']._serialized_end=1219
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1222
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1454
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1456
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1543
-  _globals['_DELETESESSIONREQUEST']._serialized_start=1545
-  _globals['_DELETESESSIONREQUEST']._serialized_end=1581
-  _globals['_EXPORTSESSIONREQUEST']._serialized_start=1584
-  _globals['_EXPORTSESSIONREQUEST']._serialized_end=1736
-  _globals['_EXPORTSESSIONRESPONSE']._serialized_start=1738
-  _globals['_EXPORTSESSIONRESPONSE']._serialized_end=1817
-  _globals['_TRANSCRIPTS']._serialized_start=2337
-  _globals['_TRANSCRIPTS']._serialized_end=2667
+  _globals['_TRANSLATION']._serialized_start=1054
+  _globals['_TRANSLATION']._serialized_end=1193
+  _globals['_SPOKENTRANSLATION']._serialized_start=1196
+  _globals['_SPOKENTRANSLATION']._serialized_end=1446
+  _globals['_GETSESSIONREQUEST']._serialized_start=1448
+  _globals['_GETSESSIONREQUEST']._serialized_end=1521
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1524
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1756
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1758
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1845
+  _globals['_DELETESESSIONREQUEST']._serialized_start=1847
+  _globals['_DELETESESSIONREQUEST']._serialized_end=1883
+  _globals['_EXPORTSESSIONREQUEST']._serialized_start=1886
+  _globals['_EXPORTSESSIONREQUEST']._serialized_end=2038
+  _globals['_EXPORTSESSIONRESPONSE']._serialized_start=2040
+  _globals['_EXPORTSESSIONRESPONSE']._serialized_end=2119
+  _globals['_TRANSCRIPTS']._serialized_start=2639
+  _globals['_TRANSCRIPTS']._serialized_end=2969
 # @@protoc_insertion_point(module_scope)

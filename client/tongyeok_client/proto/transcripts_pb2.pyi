@@ -119,16 +119,36 @@ class Utterance(_message.Message):
     def __init__(self, utterance_id: _Optional[int] = ..., text: _Optional[str] = ..., language_code: _Optional[str] = ..., confidence: _Optional[float] = ..., audio_start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., audio_end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., final_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ...) -> None: ...
 
 class Translation(_message.Message):
-    __slots__ = ("language_code", "text", "failed", "failure_message")
+    __slots__ = ("language_code", "text", "failed", "failure_message", "speech")
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     FAILURE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_FIELD_NUMBER: _ClassVar[int]
     language_code: str
     text: str
     failed: bool
     failure_message: str
-    def __init__(self, language_code: _Optional[str] = ..., text: _Optional[str] = ..., failed: _Optional[bool] = ..., failure_message: _Optional[str] = ...) -> None: ...
+    speech: SpokenTranslation
+    def __init__(self, language_code: _Optional[str] = ..., text: _Optional[str] = ..., failed: _Optional[bool] = ..., failure_message: _Optional[str] = ..., speech: _Optional[_Union[SpokenTranslation, _Mapping]] = ...) -> None: ...
+
+class SpokenTranslation(_message.Message):
+    __slots__ = ("voice", "encoding", "sample_rate_hertz", "audio_bytes", "chunks", "duration", "first_audio_after_final")
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HERTZ_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    FIRST_AUDIO_AFTER_FINAL_FIELD_NUMBER: _ClassVar[int]
+    voice: str
+    encoding: _interpreter_pb2.SpeechEncoding
+    sample_rate_hertz: int
+    audio_bytes: int
+    chunks: int
+    duration: _duration_pb2.Duration
+    first_audio_after_final: _duration_pb2.Duration
+    def __init__(self, voice: _Optional[str] = ..., encoding: _Optional[_Union[_interpreter_pb2.SpeechEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., audio_bytes: _Optional[int] = ..., chunks: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., first_audio_after_final: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("name", "view")

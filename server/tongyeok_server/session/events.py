@@ -95,6 +95,7 @@ class Audio:
     last: bool
     encoding: str  # a ``synthesis.config.SpeechEncoding`` value, e.g. "LINEAR16"
     sample_rate_hz: int
+    voice: str = ""  # the voice's name (the meeting record keeps it)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The observer runs on the event loop and only turns events into write
 operations for the ``RecordWriter`` (a few microseconds); interims and
-tokens are not recorded, the final text and each complete translation are.
+tokens are not recorded, the final text and each complete translation are,
+and of speech output what each spoken translation was (``spoken.py``).
 The session's header is written from ``annotate_started``, which sees what
 the caller is told: the effective config and the engines.
 """
@@ -20,6 +21,7 @@ from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.session import Session
 from tongyeok_server.store import ops
 from tongyeok_server.store.recorder import MeetingRecord, RecordOptions
+from tongyeok_server.store.spoken import SpokenTally
 from tongyeok_server.store.writer import RecordWriter, SessionLog
 
 AUDIO_BLOCK_S = 5  # the caller's audio is stored in blocks this long
@@ -82,6 +84,7 @@ class RecordObserver(SessionObserver):
         self._registry = registry
         self._opened = False
         self._languages: dict[int, str] = {}
+        self._spoken = SpokenTally(session.id)
         self._audio: bytearray | None = bytearray() if store_audio else None
         self._audio_seq = 0
         self._audio_sent = 0
@@ -115,6 +118,7 @@ class RecordObserver(SessionObserver):
         if isinstance(event, ev.Final):
             t = event.transcript
             self._languages[event.utterance_id] = t.language_code
+            self._spoken.final(event.utterance_id)
             self._writer.submit(
                 self._entry,
                 ops.AddUtterance(
@@ -131,9 +135,18 @@ class RecordObserver(SessionObserver):
             )
         elif isinstance(event, ev.Complete):
             self._translation(event.utterance_id, event.target_language, event.source_language, event.text, "")
-        elif isinstance(event, ev.Notice) and event.code is ev.NoticeCode.TRANSLATION_FAILED and event.utterance_id:
-            source = self._languages.get(event.utterance_id, "")
-            self._translation(event.utterance_id, event.target_language, source, "", event.message or "failed")
+        elif isinstance(event, ev.Audio):
+            spoken = self._spoken.audio(event)
+            if spoken is not None:
+                self._writer.submit(self._entry, spoken)
+        elif isinstance(event, ev.Reset):
+            self._spoken.dropped(event.utterance_id, event.target_language)
+        elif isinstance(event, ev.Notice) and event.utterance_id:
+            if event.code is ev.NoticeCode.TRANSLATION_FAILED:
+                source = self._languages.get(event.utterance_id, "")
+                self._translation(event.utterance_id, event.target_language, source, "", event.message or "failed")
+            elif event.code is ev.NoticeCode.SYNTHESIS_FAILED:
+                self._spoken.dropped(event.utterance_id, event.target_language)
 
     def _translation(self, utterance_id: int, language: str, source: str, text: str, failure: str) -> None:
         self._writer.submit(

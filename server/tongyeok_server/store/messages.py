@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import transcripts_pb2 as tpb
 from tongyeok_server.api.wire import duration
-from tongyeok_server.store.records import RecordState, SessionRecord, UtteranceRecord
+from tongyeok_server.store.records import RecordState, SessionRecord, TranslationRecord, UtteranceRecord
 
 NAME_PREFIX = "sessions/"
 _ENGINE = re.compile(r"^(\S+) \((.*)\)$")
@@ -61,16 +61,33 @@ def utterance_message(u: UtteranceRecord, language_code: str = "") -> tpb.Uttera
         confidence=u.confidence,
         audio_start_offset=duration(u.start_s),
         audio_end_offset=duration(u.end_s),
-        translations=[
-            tpb.Translation(
-                language_code=t.language_code, text=t.text, failed=t.failed, failure_message=t.failure_message
-            )
-            for t in chosen
-            if t is not None
-        ],
+        translations=[translation_message(t) for t in chosen if t is not None],
     )
     if u.final_at is not None:
         message.final_time.CopyFrom(timestamp(u.final_at))
+    return message
+
+
+def translation_message(t: TranslationRecord) -> tpb.Translation:
+    """One translation, with how it was spoken if it was."""
+    message = tpb.Translation(
+        language_code=t.language_code, text=t.text, failed=t.failed, failure_message=t.failure_message
+    )
+    if t.speech is not None:
+        s = t.speech
+        message.speech.CopyFrom(
+            tpb.SpokenTranslation(
+                voice=s.voice,
+                encoding=f"SPEECH_ENCODING_{s.encoding}",
+                sample_rate_hertz=s.sample_rate_hz,
+                audio_bytes=s.audio_bytes,
+                chunks=s.chunks,
+            )
+        )
+        if s.duration_s is not None:
+            message.speech.duration.CopyFrom(duration(s.duration_s))
+        if s.first_audio_after_final_s is not None:
+            message.speech.first_audio_after_final.CopyFrom(duration(s.first_audio_after_final_s))
     return message
 
 

@@ -75,6 +75,23 @@ class AddAudio:
 
 
 @dataclass(frozen=True)
+class AddSpeech:
+    """A translation spoken to its last chunk: what the caller received, not the audio."""
+
+    session_id: str
+    utterance_id: int
+    language_code: str
+    voice: str
+    encoding: str  # a ``SpeechEncoding`` value, e.g. "LINEAR16"
+    sample_rate_hz: int
+    audio_bytes: int
+    chunks: int
+    duration_ms: int | None
+    first_audio_after_final_ms: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class EndSession:
     """The session is over."""
 
@@ -92,7 +109,7 @@ class MarkIncomplete:
     reason: str
 
 
-Op = OpenSession | AddUtterance | AddTranslation | AddAudio | EndSession | MarkIncomplete
+Op = OpenSession | AddUtterance | AddTranslation | AddAudio | AddSpeech | EndSession | MarkIncomplete
 
 
 def apply(conn: Connection, ops: Sequence[Op]) -> None:
@@ -103,6 +120,7 @@ def apply(conn: Connection, ops: Sequence[Op]) -> None:
     _insert(conn, schema.utterances, [_row(o) for o in ops if isinstance(o, AddUtterance)])
     _insert(conn, schema.translations, [_row(o) for o in ops if isinstance(o, AddTranslation)])
     _insert(conn, schema.audio_blocks, [_row(o) for o in ops if isinstance(o, AddAudio)])
+    _insert(conn, schema.speech, [_row(o) for o in ops if isinstance(o, AddSpeech)])
     for o in ops:
         if isinstance(o, EndSession):
             conn.execute(
@@ -123,7 +141,7 @@ def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
-def _row(op: AddUtterance | AddTranslation | AddAudio) -> dict[str, Any]:
+def _row(op: AddUtterance | AddTranslation | AddAudio | AddSpeech) -> dict[str, Any]:
     row = dict(op.__dict__)
     if isinstance(op, AddUtterance):
         row["target_languages"] = ",".join(op.target_languages)

@@ -19,11 +19,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tongyeok_server import languages
 from tongyeok_server.store import schema
 from tongyeok_server.store.database import write
-from tongyeok_server.store.records import SessionRecord, TranslationRecord, UtteranceRecord
+from tongyeok_server.store.records import SessionRecord, SpeechRecord, TranslationRecord, UtteranceRecord
 
 _S = schema.sessions
 _U = schema.utterances
 _T = schema.translations
+_SP = schema.speech
 _PAGE_KEY = "page_token_key"
 
 
@@ -54,7 +55,8 @@ def get_session(engine: Engine, session_id: str, owner: str | None, *, full: boo
         if full:
             u_rows = conn.execute(select(_U).where(_U.c.session_id == session_id).order_by(_U.c.utterance_id)).all()
             t_rows = conn.execute(select(_T).where(_T.c.session_id == session_id)).all()
-            utterances = _utterances(u_rows, t_rows)
+            s_rows = conn.execute(select(_SP).where(_SP.c.session_id == session_id)).all()
+            utterances = _utterances(u_rows, t_rows, s_rows)
     return _record(row, utterances)
 
 
@@ -148,7 +150,10 @@ def _record(row: Row[Any], utterances: tuple[UtteranceRecord, ...]) -> SessionRe
     )
 
 
-def _utterances(u_rows: Sequence[Row[Any]], t_rows: Sequence[Row[Any]]) -> tuple[UtteranceRecord, ...]:
+def _utterances(
+    u_rows: Sequence[Row[Any]], t_rows: Sequence[Row[Any]], s_rows: Sequence[Row[Any]] = ()
+) -> tuple[UtteranceRecord, ...]:
+    spoken = {(s.utterance_id, s.language_code): _speech(s) for s in s_rows}
     by_utterance: dict[int, list[Any]] = {}
     for t in t_rows:
         by_utterance.setdefault(t.utterance_id, []).append(t)
@@ -169,8 +174,29 @@ def _utterances(u_rows: Sequence[Row[Any]], t_rows: Sequence[Row[Any]]) -> tuple
                 end_s=u.end_ms / 1000,
                 final_at=u.final_at,
                 translations=tuple(
-                    TranslationRecord(t.language_code, t.text, t.failed, t.failure_message) for t in found
+                    TranslationRecord(
+                        t.language_code,
+                        t.text,
+                        t.failed,
+                        t.failure_message,
+                        spoken.get((u.utterance_id, t.language_code)),
+                    )
+                    for t in found
                 ),
             )
         )
     return tuple(out)
+
+
+def _speech(row: Row[Any]) -> SpeechRecord:
+    return SpeechRecord(
+        voice=row.voice,
+        encoding=row.encoding,
+        sample_rate_hz=row.sample_rate_hz,
+        audio_bytes=row.audio_bytes,
+        chunks=row.chunks,
+        duration_s=None if row.duration_ms is None else row.duration_ms / 1000,
+        first_audio_after_final_s=None
+        if row.first_audio_after_final_ms is None
+        else row.first_audio_after_final_ms / 1000,
+    )

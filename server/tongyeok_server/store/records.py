@@ -22,6 +22,19 @@ class RecordState(enum.Enum):
 
 
 @dataclass(frozen=True)
+class SpeechRecord:
+    """How a translation was spoken (speech output): what the caller received, not the audio."""
+
+    voice: str
+    encoding: str  # a ``SpeechEncoding`` value, e.g. "LINEAR16"
+    sample_rate_hz: int
+    audio_bytes: int
+    chunks: int
+    duration_s: float | None  # None for Ogg Opus (its length is not in its size)
+    first_audio_after_final_s: float | None
+
+
+@dataclass(frozen=True)
 class TranslationRecord:
     """The translation of one utterance into one language."""
 
@@ -29,6 +42,7 @@ class TranslationRecord:
     text: str
     failed: bool = False
     failure_message: str = ""
+    speech: SpeechRecord | None = None  # spoken to its last chunk (speech output), else None
 
 
 @dataclass(frozen=True)

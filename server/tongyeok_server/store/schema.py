@@ -9,7 +9,8 @@ record, audio included.
 Write idempotency lives in the primary keys: a session by its id, an
 utterance by (session, utterance id), a translation by (session, utterance
 id, language), an audio block by (session, sequence number). A write that is
-retried after an ambiguous failure inserts nothing twice.
+retried after an ambiguous failure inserts nothing twice; spoken speech by
+(session, utterance id, language), as its translation.
 """
 
 from __future__ import annotations
@@ -133,6 +134,25 @@ audio_blocks = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
+# The speech output's metadata: one row per translation spoken to its last chunk (the audio itself is
+# not kept). ``duration_ms`` is null for encodings whose length is not in their size (Ogg Opus);
+# ``first_audio_after_final_ms`` is from the utterance's final to the first chunk of its speech.
+speech = Table(
+    "speech",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("utterance_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("language_code", String(35), primary_key=True),
+    Column("voice", String(200), nullable=False),
+    Column("encoding", String(20), nullable=False),
+    Column("sample_rate_hz", Integer, nullable=False),
+    Column("audio_bytes", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("duration_ms", BigInteger),
+    Column("first_audio_after_final_ms", BigInteger),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 # Store-wide values, e.g. the key that signs page tokens (shared by every replica).
 store_meta = Table(
     "store_meta",
@@ -147,6 +167,7 @@ __all__ = [
     "metadata",
     "session_languages",
     "sessions",
+    "speech",
     "store_meta",
     "translations",
     "utterances",

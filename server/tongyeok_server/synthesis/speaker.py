@@ -216,7 +216,16 @@ class Speaker:
         def send(audio: bytes, last: bool) -> None:
             nonlocal sequence
             self._sink.emit(
-                ev.Audio(job.utterance_id, lane.language, sequence, audio, last, out.encoding.value, out.sample_rate_hz)
+                ev.Audio(
+                    job.utterance_id,
+                    lane.language,
+                    sequence,
+                    audio,
+                    last,
+                    out.encoding.value,
+                    out.sample_rate_hz,
+                    lane.voice.name,
+                )
             )
             sequence += 1
             self.chunks_sent += 1
