@@ -29,6 +29,14 @@ SENTENCES = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_home() -> Iterator[None]:
+    """Servers the tests start as processes keep their default meeting record here, never in the user's home."""
+    with tempfile.TemporaryDirectory(prefix="tongyeok-tests-data-") as home, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", home)
+        yield
+
+
 @pytest.fixture(scope="session")
 def speech() -> Speech:
     """Four sentences of synthesised English with pauses between them, 16 kHz mono."""

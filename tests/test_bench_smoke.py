@@ -61,7 +61,7 @@ def test_record_comparison_counts_what_each_store_kept(tmp_path: Path) -> None:
         "utterances": sqlite["finals_received"],
         "translations": sqlite["translations_complete"],
     }
-    assert results["writer_cost"]["sqlite"]["writes"] == 200 * 40
+    assert results["writer_cost"]["sqlite"]["writes"] == 200 * 20 * 3  # each utterance: final, translation, speech
     assert results["writer_cost"]["sqlite"]["cpu_ms_per_write"] > 0
     names = {t["target"] for t in record_targets(results)}
     assert "record on sqlite: every final stored, none twice" in names
