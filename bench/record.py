@@ -43,6 +43,7 @@ class RecordOptions:
 
     streams: int = 200
     stores: tuple[str, ...] = BACKENDS
+    cost_sessions: int = 200  # sessions of the in-process writer_cost figure (20 utterances each)
 
 
 def run_record(cloud: CloudOptions, options: RecordOptions, work_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def run_record(cloud: CloudOptions, options: RecordOptions, work_dir: Path, log:
         for store in options.stores:
             if store != "none":
                 url = pg.create_database() if store == "postgres" and pg else f"sqlite:///{work_dir}/cost.db"
-                results.setdefault("writer_cost", {})[store] = writer_cost(url)
+                results.setdefault("writer_cost", {})[store] = writer_cost(url, sessions=options.cost_sessions)
     return results
 
 

@@ -48,7 +48,10 @@ def test_record_comparison_counts_what_each_store_kept(tmp_path: Path) -> None:
     from bench.report_record import record_table, record_targets
 
     results = run_record(
-        CloudOptions(seconds=3.0), RecordOptions(streams=2, stores=("none", "sqlite")), tmp_path, log=lambda _: None
+        CloudOptions(seconds=3.0),
+        RecordOptions(streams=2, stores=("none", "sqlite"), cost_sessions=20),
+        tmp_path,
+        log=lambda _: None,
     )
     off, sqlite = results["runs"]
     assert (off["store"], off["stored"]) == ("none", None)
@@ -61,7 +64,7 @@ def test_record_comparison_counts_what_each_store_kept(tmp_path: Path) -> None:
         "utterances": sqlite["finals_received"],
         "translations": sqlite["translations_complete"],
     }
-    assert results["writer_cost"]["sqlite"]["writes"] == 200 * 20 * 3  # each utterance: final, translation, speech
+    assert results["writer_cost"]["sqlite"]["writes"] == 20 * 20 * 3  # each utterance: final, translation, speech
     assert results["writer_cost"]["sqlite"]["cpu_ms_per_write"] > 0
     names = {t["target"] for t in record_targets(results)}
     assert "record on sqlite: every final stored, none twice" in names
