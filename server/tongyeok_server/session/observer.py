@@ -12,10 +12,13 @@ session.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from tongyeok_server.session import events as ev
+
+log = logging.getLogger(__name__)
 
 
 class SessionObserver:
@@ -48,3 +51,50 @@ class EventSink(Protocol):
 
     def hold(self) -> Callable[[], None]:
         """Keep the call from ending until the returned function is called (once, any thread)."""
+
+
+class ObserverList:
+    """One session's observers: each call reaches every one; one that raises is logged and detached."""
+
+    def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
+        self._all: list[SessionObserver] = []
+        self._delivery: list[SessionObserver] = []  # those that override on_delivered
+
+    def __bool__(self) -> bool:
+        return bool(self._all)
+
+    def add(self, observer: SessionObserver) -> None:
+        """Follow the session from now on."""
+        self._all.append(observer)
+        if type(observer).on_delivered is not SessionObserver.on_delivered:
+            self._delivery.append(observer)
+
+    def notify(self, call: Callable[[SessionObserver], None]) -> None:
+        """``call`` each observer (``on_event``, ``on_audio``)."""
+        for observer in list(self._all):
+            self._call(observer, call)
+
+    def delivered(self, event: ev.SessionEvent) -> None:
+        """``on_delivered`` for the observers that ask for it."""
+        for observer in list(self._delivery):
+            self._call(observer, lambda o: o.on_delivered(event))
+
+    def close(self) -> None:
+        """``on_close`` once for each, and forget them all."""
+        observers, self._all, self._delivery = self._all, [], []
+        for observer in observers:
+            try:
+                observer.on_close()
+            except Exception:
+                log.exception("session %s: observer %s failed on close", self._session_id, type(observer).__name__)
+
+    def _call(self, observer: SessionObserver, call: Callable[[SessionObserver], None]) -> None:
+        try:
+            call(observer)
+        except Exception:
+            # A bug in a follower (record, speech, metrics) must not cost the caller the meeting.
+            log.exception("session %s: observer %s failed; detached", self._session_id, type(observer).__name__)
+            for observers in (self._all, self._delivery):
+                if observer in observers:
+                    observers.remove(observer)

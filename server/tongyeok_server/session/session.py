@@ -17,7 +17,6 @@ sentences said): ids, numbers and offsets then go on from there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import secrets
@@ -45,10 +44,11 @@ from tongyeok_server.recognition.base import (
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
 from tongyeok_server.session.continuation import Continuation
+from tongyeok_server.session.end_gate import EndGate
 from tongyeok_server.session.event_channel import EventChannel
 from tongyeok_server.session.event_log import EventLog
 from tongyeok_server.session.history import History, Sentence
-from tongyeok_server.session.observer import SessionObserver
+from tongyeok_server.session.observer import ObserverList, SessionObserver
 from tongyeok_server.session.serial_lane import SerialLane
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
 from tongyeok_server.translation.base import TranslationRequest, Translator
@@ -108,8 +108,7 @@ class Session:
         self._recognizer = recognizer
         self._translator = translator
         self._executor = translation_executor
-        self._observers: list[SessionObserver] = []
-        self._delivery_observers: list[SessionObserver] = []  # those that override on_delivered
+        self._observers = ObserverList(self.id)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         start = continuation or Continuation(1, 1, 0)
@@ -130,9 +129,7 @@ class Session:
         self.acknowledged_bytes = start.audio_bytes
         self._lanes = {target: SerialLane(translation_executor) for target in config.target_languages}
         self._open = OpenTranslations()
-        self._pending_translations = 0
-        self._holds = 0  # observers' work the end waits for (speech being spoken)
-        self._recognition_done = False
+        self._gate = EndGate(self._loop, lambda: self._end(self._shutdown_error))
         self._ended_by_caller = False
         self._draining = False
         self._moving = False  # handing over to another server: recognition stopped, no final may follow
@@ -143,19 +140,11 @@ class Session:
 
     def add_observer(self, observer: SessionObserver) -> None:
         """Let ``observer`` follow this session (before ``start``; see ``session/observer.py``)."""
-        self._observers.append(observer)
-        if type(observer).on_delivered is not SessionObserver.on_delivered:
-            self._delivery_observers.append(observer)
+        self._observers.add(observer)
 
     def delivered(self, event: ev.SessionEvent) -> None:
         """The RPC wrote ``event`` to the caller's stream (on the loop): tell the observers that ask."""
-        for observer in self._delivery_observers:
-            try:
-                observer.on_delivered(event)
-            except Exception:
-                log.exception("session %s: observer %s failed; detached", self.id, type(observer).__name__)
-                self._detach(observer)
-                return
+        self._observers.delivered(event)
 
     def emit(self, event: ev.SessionEvent) -> None:
         """Add an event for the caller (from any thread); dropped once the session has ended."""
@@ -165,27 +154,11 @@ class Session:
         """Keep the session from ending (OK) until the returned function is called (once, any thread).
 
         For observers whose work follows the last translation (its speech):
-        take the hold in ``on_event`` of the event that starts the work.
+        take the hold in ``on_event`` of the event that starts the work. The
+        release counts after the events its thread emitted before it (its
+        last audio chunk): see ``session/end_gate.py``.
         """
-        with self._lock:
-            self._holds += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            with self._lock:
-                if released:
-                    return
-                released = True
-            # On the loop, after the events the releasing thread emitted (its last audio chunk).
-            self._on_loop(self._hold_released)
-
-        return release
-
-    def _hold_released(self) -> None:
-        with self._lock:
-            self._holds -= 1
-        self._maybe_done()
+        return self._gate.hold()
 
     def start(self) -> None:
         """Open the recogniser stream; raises ``ServiceError`` (e.g. no capacity)."""
@@ -207,7 +180,7 @@ class Session:
         self.stats.chunks += 1
         self.last_audio_at = time.monotonic()
         if self._observers:  # before the engine: the record keeps what the caller sent, in order
-            self._notify(lambda observer: observer.on_audio(audio))
+            self._observers.notify(lambda observer: observer.on_audio(audio))
         await stream.write_async(audio)
 
     def caller_away(self, away: bool) -> None:
@@ -273,13 +246,12 @@ class Session:
             if self._ended or self._draining:
                 return False
             self._draining = self._moving = True
-            self._recognition_done = True
             stream, self._stream = self._stream, None
         if self._shutdown_error is None:
             self._shutdown_error = error
         if stream is not None:
             stream.cancel()
-        self._maybe_done()
+        self._gate.recognition_finished()  # on the loop: at once
         return True
 
     def fail(self, error: ServiceError) -> None:
@@ -297,13 +269,7 @@ class Session:
     def close(self) -> None:
         """Release the session (on the loop, once its RPC is over): cancel what runs, tell the observers."""
         self.cancel()
-        observers, self._observers = self._observers, []
-        self._delivery_observers = []
-        for observer in observers:
-            try:
-                observer.on_close()
-            except Exception:
-                log.exception("session %s: observer %s failed on close", self.id, type(observer).__name__)
+        self._observers.close()
 
     @property
     def audio_bytes_taken(self) -> int:
@@ -343,21 +309,7 @@ class Session:
         self.log.append(event)
         if isinstance(event, ev.End) and not self.ended.done():
             self.ended.set_result(None)
-        self._notify(lambda observer: observer.on_event(event))
-
-    def _notify(self, call: Callable[[SessionObserver], None]) -> None:
-        for observer in list(self._observers):
-            try:
-                call(observer)
-            except Exception:
-                # A bug in a follower (record, speech, metrics) must not cost the caller the meeting.
-                log.exception("session %s: observer %s failed; detached", self.id, type(observer).__name__)
-                self._detach(observer)
-
-    def _detach(self, observer: SessionObserver) -> None:
-        for observers in (self._observers, self._delivery_observers):
-            if observer in observers:
-                observers.remove(observer)
+        self._observers.notify(lambda observer: observer.on_event(event))
 
     def _end(self, error: ServiceError | None, *, emit: bool = True) -> None:
         """Stop the recogniser and translations; emit ``End`` once."""
@@ -377,35 +329,6 @@ class Session:
         if stream is not None:
             stream.cancel()
         self._open.cancel_all()
-
-    def _on_loop(self, work: Callable[[], None]) -> None:
-        """Run ``work`` on the loop: now when called there, else after what this thread has queued.
-
-        What counts down the session's end (recognition finished, a
-        translation done, a hold released) must run after the events the
-        same thread emitted before it, which ``call_soon_threadsafe`` keeps
-        in order; counted on the thread itself, a ``_maybe_done`` another
-        thread had queued could end the stream before those events reached
-        the caller.
-        """
-        if threading.get_ident() == self._loop_thread:
-            work()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                self._loop.call_soon_threadsafe(work)
-
-    def _maybe_done(self) -> None:
-        if threading.get_ident() != self._loop_thread:
-            # Decide on the loop, after the events this thread queued before
-            # (a translation's Complete) have reached the observers, so that
-            # a hold they take for them counts.
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                self._loop.call_soon_threadsafe(self._maybe_done)
-            return
-        with self._lock:
-            done = self._recognition_done and self._pending_translations == 0 and self._holds == 0
-        if done:
-            self._end(self._shutdown_error)
 
     # -- recognition (the loop or the engine's thread) ---------------------------------------
 
@@ -430,13 +353,7 @@ class Session:
             if event.error is not None:
                 self._end(event.error)
                 return
-            # On the loop, after the events the engine's thread emitted before it (the last final).
-            self._on_loop(self._recognition_finished)
-
-    def _recognition_finished(self) -> None:
-        with self._lock:
-            self._recognition_done = True
-        self._maybe_done()
+            self._gate.recognition_finished()
 
     def _shifted(self, event: RecognitionEvent) -> RecognitionEvent:
         """An engine's event with its offsets moved to the session's time (a session continued here)."""
@@ -465,7 +382,7 @@ class Session:
                 return
             utterance_id = self._utterance_id
             self._utterance_id += 1
-            self._pending_translations += len(targets)
+            self._gate.expect_translations(len(targets))
         self._last_interim = ""
         self.stats.finals += 1
         self._emit(ev.Final(utterance_id, transcript, targets))
@@ -492,12 +409,4 @@ class Session:
             elif not self._open.cancelled:
                 self.stats.translation_failures += 1
         finally:
-            # Count the translation done on the loop, after the Complete this thread queued there:
-            # counted here, a _maybe_done the recogniser's thread had queued earlier could see no
-            # pending translation and end the stream before the Complete reached the caller.
-            self._on_loop(self._translation_done)
-
-    def _translation_done(self) -> None:
-        with self._lock:
-            self._pending_translations -= 1
-        self._maybe_done()
+            self._gate.translation_done()  # counted after the Complete this thread emitted
