@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,8 +68,10 @@ class WhisperDecoder:
         duration = len(audio) / SAMPLE_RATE_HZ
         context = min(FULL_CONTEXT_S, max(MIN_CONTEXT_S, duration + TRAILING_SILENCE_S))
         decoded = self._pass(audio, languages, beam_size, context)
-        if context < FULL_CONTEXT_S and _compression_ratio(decoded.text) > COMPRESSION_RATIO_LIMIT:
+        if context < FULL_CONTEXT_S and _loops(decoded.text):
             decoded = self._pass(audio, languages, beam_size, FULL_CONTEXT_S)
+        if repeated_run(decoded.text) is not None:
+            decoded = replace(decoded, text=without_repeats(decoded.text))
         return decoded
 
     def _pass(self, audio: npt.NDArray[np.float32], languages: tuple[str, ...], beam: int, context_s: float) -> Decoded:
@@ -121,3 +123,35 @@ class WhisperDecoder:
 def _compression_ratio(text: str) -> float:
     data = text.encode()
     return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+# A run of at least this many words said twice in a row is the decoder looping (a sentence said
+# twice, seen on the bench and in the tests), not speech: people repeat a word or two, not a clause.
+MIN_REPEATED_WORDS = 3
+
+
+def _loops(text: str) -> bool:
+    return _compression_ratio(text) > COMPRESSION_RATIO_LIMIT or repeated_run(text) is not None
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip(".,!?;:\"'").lower() for w in text.split()]
+
+
+def repeated_run(text: str) -> tuple[int, int] | None:
+    """The first run of words said twice in a row, as (start, length) in words; None if there is none."""
+    words = _words(text)
+    for start in range(len(words)):
+        for length in range((len(words) - start) // 2, MIN_REPEATED_WORDS - 1, -1):
+            if words[start : start + length] == words[start + length : start + 2 * length]:
+                return start, length
+    return None
+
+
+def without_repeats(text: str) -> str:
+    """``text`` with each run of words said twice in a row said once."""
+    tokens = text.split()
+    while (run := repeated_run(" ".join(tokens))) is not None:
+        start, length = run
+        del tokens[start + length : start + 2 * length]
+    return " ".join(tokens)
