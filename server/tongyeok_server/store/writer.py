@@ -47,7 +47,11 @@ _DATA_ERRORS = (IntegrityError, DataError)  # this write is wrong (e.g. its sess
 
 
 class WriterObserver(Protocol):
-    """Who wants the writer's figures (the server's metrics); called on the writer thread."""
+    """Who wants the writer's figures (the server's metrics).
+
+    Called on the writer thread; ``failed("buffer_full", ...)`` on the thread
+    that submitted the write that did not fit.
+    """
 
     def written(self, lags_s: list[float]) -> None:
         """Writes committed, each with its time from ``submit`` to the commit."""
@@ -330,9 +334,6 @@ class RecordWriter:
                 self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
             self.stats.written += len(items)
             self.stats.batches += 1
-            if self._observer is not None:
-                now = time.monotonic()
-                self._observer.written([now - item.queued_at for item in items])
             was_down, self._down = self._down, False
             for entry in list(self._logs):
                 if entry.pending == 0 and entry.notified:
@@ -342,6 +343,9 @@ class RecordWriter:
                 if not entry.open and entry.pending == 0:
                     self._logs.discard(entry)
             self._cond.notify_all()
+        if self._observer is not None:  # outside the lock, which the loop's submit takes
+            now = time.monotonic()
+            self._observer.written([now - item.queued_at for item in items])
         if was_down:
             log.info("record store answers again; %d writes still pending", self.pending)
         for entry in restored:
