@@ -192,6 +192,7 @@ def test_processes_share_their_metrics_log_json_and_answer_probes(fakes, tmp_pat
 def test_while_draining_readiness_is_off_and_liveness_on(fakes) -> None:
     speech, openai = fakes
     speech.finalise_delay_s = 2.0  # the sentence in progress takes its time: the drain lasts
+    streams_before = len(speech.streams)
     health_port = free_port()
     server = TongyeokServer(
         replace(
@@ -220,6 +221,11 @@ def test_while_draining_readiness_is_off_and_liveness_on(fakes) -> None:
             call = stub.Interpret(held(), timeout=30)
             assert next(call).WhichOneof("event") == "session_started"
             assert _eventually(lambda: server.servicer.open_streams == 1, 10)
+            # The sentence is in progress at the recogniser (audio sent after the drain begins is not taken).
+            sent = len(fake_speech.synthesize([[1, 2, 3]])) - 32000
+            assert _eventually(
+                lambda: len(speech.streams) > streams_before and speech.streams[-1].audio_bytes >= sent, 10
+            )
             stopping.start()
             assert _eventually(lambda: _status(health, "") == "NOT_SERVING", 5)
             assert _status(health, "tongyeok.v1.Interpreter") == "NOT_SERVING"
