@@ -20,6 +20,8 @@ import contextlib
 import threading
 from collections.abc import Callable
 
+from tongyeok_server.session.once import call_once
+
 
 class EndGate:
     """Counts what a session waits for before it ends; calls ``when_open`` (on the loop) once nothing is left.
@@ -41,17 +43,7 @@ class EndGate:
         """Keep the gate shut until the returned function is called (once, from any thread)."""
         with self._lock:
             self._holds += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            with self._lock:
-                if released:
-                    return
-                released = True
-            self.on_loop(self._released)
-
-        return release
+        return call_once(lambda: self.on_loop(self._released))
 
     def expect_translations(self, count: int) -> None:
         """``count`` translations will follow (any thread, before the final that starts them is emitted)."""

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.event_channel import EventChannel
 from tongyeok_server.session.observer import SessionObserver
+from tongyeok_server.session.once import call_once
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,7 @@ class TextRequest:
         """Keep the request open until the returned function is called (once, any thread)."""
         with self._lock:
             self._open += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            with self._lock:
-                if released:
-                    return
-                released = True
-            self._events.put(_DONE)
-
-        return release
+        return call_once(lambda: self._events.put(_DONE))
 
     async def events(self) -> AsyncIterator[ev.SessionEvent]:
         """The caller's events, until every job and hold is done; then the observers see ``End``."""
