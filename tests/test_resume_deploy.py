@@ -160,6 +160,30 @@ def check_whole(responses: list[Any], utterances: list[list[int]]) -> None:
     assert [f.utterance_id for f in finals] == list(range(1, len(utterances) + 1))
 
 
+def meeting_until_a_resume_is_relayed(address: str, servers: list[Server]) -> None:
+    """A meeting broken after each final until a resume is relayed to the session's owner, then ended: whole.
+
+    Each attempt has a connection and an affinity of its own; one that lands
+    on the owner uses up a sentence, so with 16 a relay is missed 1 in 65536.
+    """
+    utterances = [sentence(i) for i in range(16)]
+    audio = fake_speech.synthesize(utterances)
+    token, responses = start_session(address, audio)
+
+    def relayed() -> bool:
+        return any("relaying the resume there" in s.text() for s in servers)
+
+    for attempt in range(20):
+        last = max(r.sequence_number for r in responses)
+        responses += resume_and_take(address, token, last, audio, end=False, affinity=f"phone-{attempt}")
+        if relayed():
+            break
+    assert relayed(), "\n".join(s.text() for s in servers)
+    last = max(r.sequence_number for r in responses)
+    responses += resume_and_take(address, token, last, audio, end=True)
+    check_whole(responses, utterances)
+
+
 def test_a_resume_landing_on_another_process_is_relayed_to_the_one_that_holds_the_session(
     speech_fake, tmp_path
 ) -> None:
@@ -167,21 +191,8 @@ def test_a_resume_landing_on_another_process_is_relayed_to_the_one_that_holds_th
     server = Server(tmp_path / "server.log", port, "--processes", "2", *engine_flags(speech_fake))
     try:
         assert wait_until(lambda: server.listening(2), 90), server.text()
-        address = f"127.0.0.1:{port}"
-        # Each attempt that lands on the owner uses up a sentence: with 16, a relay is missed 1 in 65536.
-        utterances = [sentence(i) for i in range(16)]
-        audio = fake_speech.synthesize(utterances)
-        token, responses = start_session(address, audio)
-        # New connections land on either process (SO_REUSEPORT); go on until one was relayed.
-        for _attempt in range(20):
-            last = max(r.sequence_number for r in responses)
-            responses += resume_and_take(address, token, last, audio, end=False)
-            if "relaying the resume there" in server.text():
-                break
-        assert "relaying the resume there" in server.text(), server.text()
-        last = max(r.sequence_number for r in responses)
-        responses += resume_and_take(address, token, last, audio, end=True)
-        check_whole(responses, utterances)
+        # New connections land on either process (SO_REUSEPORT).
+        meeting_until_a_resume_is_relayed(f"127.0.0.1:{port}", [server])
     finally:
         server.stop()
 
@@ -215,20 +226,8 @@ def replicas(speech_fake, tmp_path) -> Iterator[tuple[list[Server], int]]:
 
 def test_a_resume_landing_on_another_replica_behind_nginx_is_relayed(replicas) -> None:
     servers, nginx_port = replicas
-    address = f"127.0.0.1:{nginx_port}"
-    utterances = [sentence(i) for i in range(16)]  # as above: a relay is missed 1 in 65536 runs
-    audio = fake_speech.synthesize(utterances)
-    token, responses = start_session(address, audio)
-    # Each resume with its own affinity hashes anywhere: go on until one landed on the other replica.
-    for attempt in range(20):
-        last = max(r.sequence_number for r in responses)
-        responses += resume_and_take(address, token, last, audio, end=False, affinity=f"phone-{attempt}")
-        if any("relaying the resume there" in s.text() for s in servers):
-            break
-    assert any("relaying the resume there" in s.text() for s in servers)
-    last = max(r.sequence_number for r in responses)
-    responses += resume_and_take(address, token, last, audio, end=True)
-    check_whole(responses, utterances)
+    # Each resume with its own affinity hashes anywhere.
+    meeting_until_a_resume_is_relayed(f"127.0.0.1:{nginx_port}", servers)
 
 
 def test_a_replica_drained_mid_meeting_hands_the_session_to_the_other(speech_fake, tmp_path, monkeypatch) -> None:
