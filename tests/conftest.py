@@ -13,6 +13,8 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_speech import FakeSpeech
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.speech import Speech, synthesize
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
@@ -35,6 +37,20 @@ def _private_data_home() -> Iterator[None]:
     with tempfile.TemporaryDirectory(prefix="tongyeok-tests-data-") as home, pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_DATA_HOME", home)
         yield
+
+
+@pytest.fixture
+def speech_fake() -> Iterator[FakeSpeech]:
+    """The fake Google Speech-to-Text, for the test (a module may override it with its own)."""
+    with FakeSpeech() as fake:
+        yield fake
+
+
+@pytest.fixture
+def openai_fake() -> Iterator[FakeOpenAI]:
+    """The fake OpenAI server, for the test (a module may override it with its own)."""
+    with FakeOpenAI() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

@@ -83,12 +83,6 @@ def tls_speech(tokens: FakeTokenEndpoint) -> Iterator[FakeSpeech]:
         yield fake
 
 
-@pytest.fixture
-def openai_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
 def user_credentials(tokens: FakeTokenEndpoint) -> google.oauth2.credentials.Credentials:
     """What ``gcloud auth application-default login`` leaves, pointed at the fake token endpoint; no token yet."""
     credentials: google.oauth2.credentials.Credentials = tokens.user_credentials()

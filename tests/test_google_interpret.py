@@ -39,12 +39,6 @@ def words(ids: list[int]) -> str:
 
 
 @pytest.fixture
-def speech_fake() -> Iterator[FakeSpeech]:
-    with FakeSpeech() as fake:
-        yield fake
-
-
-@pytest.fixture
 def server(server_factory: Callable[..., TongyeokServer], speech_fake: FakeSpeech) -> TongyeokServer:
     return server_factory(
         recognizer="google",

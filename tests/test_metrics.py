@@ -33,18 +33,6 @@ TARGETS = ("ko", "es")
 
 
 @pytest.fixture
-def speech_fake() -> Iterator[FakeSpeech]:
-    with FakeSpeech() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def cloud_server(
     server_factory: Callable[..., TongyeokServer],
     speech_fake: FakeSpeech,

@@ -37,18 +37,6 @@ def words(ids: Iterable[int]) -> str:
 
 
 @pytest.fixture
-def openai_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def speech_fake() -> Iterator[FakeSpeech]:
-    with FakeSpeech() as fake:
-        yield fake
-
-
-@pytest.fixture
 def server(
     server_factory: Callable[..., TongyeokServer],
     openai_fake: FakeOpenAI,

@@ -55,12 +55,6 @@ def chunks_of(audio: bytes) -> list[bytes]:
     return [audio[i : i + CHUNK] for i in range(0, len(audio), CHUNK)]
 
 
-@pytest.fixture
-def speech_fake() -> Iterator[FakeSpeech]:
-    with FakeSpeech() as fake:
-        yield fake
-
-
 def on_the_fake(
     server_factory: Callable[..., TongyeokServer], speech_fake: FakeSpeech, **overrides: Any
 ) -> TongyeokServer:

@@ -82,12 +82,6 @@ def engine_flags(speech: FakeSpeech, translator: str = "apertium", openai: FakeO
     return flags
 
 
-@pytest.fixture
-def speech_fake() -> Iterator[FakeSpeech]:
-    with FakeSpeech() as fake:
-        yield fake
-
-
 # A connection of its own for every call: gRPC would otherwise reuse an open connection to the same
 # address, so every resume would land on the process (or replica) the last call went to.
 FRESH_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
