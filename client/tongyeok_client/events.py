@@ -72,6 +72,8 @@ class InterimTranscript:
     audio_start_s: float
     audio_end_s: float
     raw: Message = field(repr=False, compare=False)
+    #: The prefix of ``text`` the recogniser will not change any more (grows, never shrinks).
+    stable_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ def event_from_proto(response: pb.InterpretResponse) -> Event | None:
             _seconds(i.audio_start_offset),
             _seconds(i.audio_end_offset),
             response,
+            stable_text=i.stable_text,
         )
     if kind == "final_transcript":
         f = response.final_transcript

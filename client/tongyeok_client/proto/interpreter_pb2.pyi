@@ -269,20 +269,22 @@ class SessionStarted(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ..., resume_token: _Optional[str] = ..., resume_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class InterimTranscript(_message.Message):
-    __slots__ = ("utterance_id", "text", "language_code", "stability", "audio_start_offset", "audio_end_offset")
+    __slots__ = ("utterance_id", "text", "language_code", "stability", "audio_start_offset", "audio_end_offset", "stable_text")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     STABILITY_FIELD_NUMBER: _ClassVar[int]
     AUDIO_START_OFFSET_FIELD_NUMBER: _ClassVar[int]
     AUDIO_END_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STABLE_TEXT_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     text: str
     language_code: str
     stability: float
     audio_start_offset: _duration_pb2.Duration
     audio_end_offset: _duration_pb2.Duration
-    def __init__(self, utterance_id: _Optional[int] = ..., text: _Optional[str] = ..., language_code: _Optional[str] = ..., stability: _Optional[float] = ..., audio_start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., audio_end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    stable_text: str
+    def __init__(self, utterance_id: _Optional[int] = ..., text: _Optional[str] = ..., language_code: _Optional[str] = ..., stability: _Optional[float] = ..., audio_start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., audio_end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stable_text: _Optional[str] = ...) -> None: ...
 
 class FinalTranscript(_message.Message):
     __slots__ = ("utterance_id", "text", "language_code", "confidence", "audio_start_offset", "audio_end_offset", "target_language_codes")

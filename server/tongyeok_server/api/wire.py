@@ -108,6 +108,7 @@ def interpret_response(event: ev.SessionEvent) -> pb.InterpretResponse:
                 stability=t.stability,
                 audio_start_offset=duration(t.start_offset_s),
                 audio_end_offset=duration(t.end_offset_s),
+                stable_text=t.stable_text,
             )
         )
     if isinstance(event, ev.Final):

@@ -64,6 +64,9 @@ class Transcript:
     end_offset_s: float
     stability: float = 0.0
     confidence: float = 0.0
+    #: Of an interim: the prefix of ``text`` the engine will not change any more (grows within an
+    #: utterance, never shrinks; ``text`` starts with it). Empty when the engine cannot tell.
+    stable_text: str = ""
 
 
 @dataclass(frozen=True)
