@@ -29,7 +29,7 @@ from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import validation, wire
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.handlers import HALF_CLOSE_SETTLE_S, Undecodable
-from tongyeok_server.api.resume import Resumed, ResumeDesk
+from tongyeok_server.api.resume import Resumed, ResumeDesk, events_not_kept
 from tongyeok_server.auth.caller import Caller, current_caller
 from tongyeok_server.auth.limits import CallerLimits, StreamAdmission
 from tongyeok_server.errors import ServiceError, invalid_argument
@@ -102,7 +102,7 @@ class InterpretFlow:
                     async for response in resumed.forwarded(requests):
                         yield response
                     return
-                managed, after = resumed.managed, first.resume.last_sequence_number
+                managed, after = resumed.managed, resumed.last_sequence_number
                 assert managed is not None
                 opening = self._resumed_event(managed, resumed)
             else:
@@ -180,11 +180,7 @@ class InterpretFlow:
                         )
                     )
         except EventsNoLongerKept as gone:
-            raise ServiceError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"the events after {after} are no longer kept (the oldest kept is {gone.oldest}); "
-                "this session cannot be resumed exactly: start a new one",
-            ) from None
+            raise events_not_kept(after, gone.oldest) from None
 
     @staticmethod
     def _end_error(managed: Managed) -> ServiceError | None:

@@ -16,7 +16,15 @@ Checks, in order: the token opens (else INVALID_ARGUMENT: forged, altered,
 or from another deployment), it belongs to the caller (else
 PERMISSION_DENIED), the session is here or can be found (else NOT_FOUND,
 saying whether it expired or ended), the events asked for are still kept
-(else FAILED_PRECONDITION).
+(else FAILED_PRECONDITION, before anything is attached or restored, so a
+wrong number disturbs neither a stream still attached nor the server).
+
+``last_sequence_number`` is the number of the last event the caller
+received; 0 means none. ``session_started`` (number 1) is never sent again,
+so on a session that started here 0 and 1 ask for the same events. A moved
+session's events before its token's number were sent by the server before
+(the caller who holds that token has received them), so only the token's
+own number or a later one resumes it exactly.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from tongyeok_server.api.handlers import Undecodable
 from tongyeok_server.auth.caller import Caller, current_caller
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.session.continuation import Continuation
+from tongyeok_server.session.event_log import EventsNoLongerKept
 from tongyeok_server.session.registry import Managed, SessionRegistry
 from tongyeok_server.session.resume_token import InvalidResumeToken, ResumeTokens
 from tongyeok_server.session.session import Session
@@ -52,7 +61,7 @@ class Resumed:
 
     managed: Managed | None
     forwarded: Forwarded | None
-    last_sequence_number: int = 0
+    last_sequence_number: int = 0  # the stream sends the events after it (the caller's, past numbers never resent)
     detached_for_s: float = 0.0
     moved: bool = False
 
@@ -133,9 +142,10 @@ class ResumeDesk:
         last = request.last_sequence_number
         managed = self._registry.get(session_id)
         if managed is not None:
-            _check_sequence(managed, last)
-            return Resumed(managed, None, last, self._registry.detached_for(managed))
-        if claims.get("k") == "moved":
+            after = _check_sequence(managed, last)
+            return Resumed(managed, None, after, self._registry.detached_for(managed))
+        ended = self._registry.why_ended(session_id)
+        if claims.get("k") == "moved" and ended is None:
             age = time.time() - float(claims.get("iat", 0))
             if age > self.window_s:
                 raise _not_found(
@@ -148,15 +158,15 @@ class ResumeDesk:
                 int(claims["audio_bytes"]),
                 list(claims.get("history", [])),
             )
+            # Checked before restoring: a session restored and then refused would be held by nobody.
+            _check_moved_sequence(continuation.next_sequence_number, last)
             managed = restore(base64.b64decode(claims["config"]), session_id, caller, continuation)
-            _check_sequence(managed, last)
             return Resumed(managed, None, last, age, moved=True)
         target = self._where(claims)
         hops = _hops(context)
         if target and self._forwarder is not None and hops < MAX_HOPS:
             log.info("session %s is held by %s; relaying the resume there", session_id, target)
             return Resumed(None, self._forwarder.stream(target, pb.InterpretRequest(resume=request), context, hops + 1))
-        ended = self._registry.why_ended(session_id)
         if ended is not None and ended[0] == "expired":
             raise _not_found(
                 f"session {session_id} was not resumed within its resume window of {self.window_s:g} s and was "
@@ -192,9 +202,36 @@ def _hops(context: grpc.aio.ServicerContext[Any, Any]) -> int:
     return 0
 
 
-def _check_sequence(managed: Managed, last: int) -> None:
+def events_not_kept(after: int, oldest: int) -> ServiceError:
+    """The refusal of a resume (or a reader fallen behind) whose events after ``after`` this server cannot send."""
+    return ServiceError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        f"the events after {after} are no longer kept here (the first this server can send again is {oldest}); "
+        f"resume with last_sequence_number {oldest - 1} to go on without them, or start a new session",
+    )
+
+
+def _out_of_range(last: int, newest: int) -> ServiceError:
+    return invalid_argument(
+        f"resume.last_sequence_number is {last}, but the session's newest event is {newest}; send the "
+        "sequence_number of the last event received (0 if none)"
+    )
+
+
+def _check_sequence(managed: Managed, last: int) -> int:
+    """The number the stream reads after (past a reserved ``session_started``), if ``last`` can be resumed exactly."""
     log = managed.session.log
     if last < 0 or last > log.last_sequence_number:
-        raise invalid_argument(
-            f"resume.last_sequence_number is {last}, but the session's newest event is {log.last_sequence_number}"
-        )
+        raise _out_of_range(last, log.last_sequence_number)
+    try:
+        return log.check_readable(last)
+    except EventsNoLongerKept as gone:
+        raise events_not_kept(last, gone.oldest) from None
+
+
+def _check_moved_sequence(next_sequence_number: int, last: int) -> None:
+    """A moved session starts here with nothing kept: its token's number (``next - 1``) is the only exact resume."""
+    if last < 0 or last >= next_sequence_number:
+        raise _out_of_range(last, next_sequence_number - 1)
+    if last < next_sequence_number - 1:
+        raise events_not_kept(last, next_sequence_number)

@@ -52,8 +52,12 @@ class EventLog:
     """Numbered events of one session (see the module docstring); use on the event loop only."""
 
     def __init__(self, next_sequence_number: int = 1, max_age_s: float = MIN_AGE_S) -> None:
+        """``next_sequence_number`` above 1: the session moved here, the numbers before it were another server's."""
         self._entries: deque[Entry] = deque()
         self._next = next_sequence_number
+        # Numbers taken for events sent without being kept (``reserve``): a reader may skip them, as
+        # opposed to numbers before the log's first (another server's) or dropped ones.
+        self._reserved: set[int] = set()
         self._bytes = 0
         self._min_age_s = max_age_s
         self._changed = asyncio.Event()
@@ -90,8 +94,15 @@ class EventLog:
         return number
 
     def reserve(self) -> int:
-        """Take a number for an event that is not kept here (``session_started``, sent by the stream itself)."""
+        """Take a number for an event that is not kept here (``session_started``, sent by the stream itself).
+
+        Only before the first event is appended: kept events are numbered
+        consecutively, which is what lets a reader find its place by index.
+        """
+        if self._entries or self.ended:
+            raise RuntimeError("a number can be reserved only before the log's first event")
         number = self._next
+        self._reserved.add(number)
         self._next += 1
         return number
 
@@ -105,31 +116,52 @@ class EventLog:
         """Wake readers (one whose ``stop`` was set returns)."""
         self._changed.set()
 
+    def check_readable(self, after: int) -> int:
+        """Where a reader of the events after ``after`` starts; raises ``EventsNoLongerKept`` if it would miss any.
+
+        Numbers before the oldest kept event are missing unless they were
+        reserved (``session_started`` is never sent again, so reading after 0
+        and after 1 is the same on a new session). Dropped events and a moved
+        session's events from the server before are missing. ``after`` past
+        the newest event is allowed: the reader then waits for newer ones.
+        """
+        oldest = self.oldest_kept
+        if after + 1 >= oldest:
+            return after
+        skippable = sum(1 for number in self._reserved if after < number < oldest)
+        if skippable < oldest - after - 1:
+            raise EventsNoLongerKept(oldest)
+        return oldest - 1
+
     async def read(self, after: int, stop: asyncio.Event | None = None) -> AsyncIterator[Entry]:
         """Every event numbered after ``after``, then each new one as it comes, until ``End`` or ``stop``.
 
-        Raises ``EventsNoLongerKept`` if events after ``after`` were dropped.
+        Raises ``EventsNoLongerKept`` if events after ``after`` were dropped
+        (``check_readable``), also later if a reader falls behind the bounds.
         ``stop`` ends the reading between events (set it, then ``wake()``).
+
+        Each turn of the loop yields one event (whose number is above the
+        last one's: at most as many turns as events), returns, or waits for
+        the log to change. No value of ``after`` can make it turn without
+        one of the three: a number is the caller's to choose.
         """
-        position = after
+        position = self.check_readable(after)
         while True:
             if stop is not None and stop.is_set():
                 return
-            if self._entries and position + 1 < self._entries[0].sequence_number:
-                raise EventsNoLongerKept(self._entries[0].sequence_number)
-            # Entries are numbered consecutively, so the one after ``position`` is at a known index.
-            start = position + 1 - self._entries[0].sequence_number if self._entries else 0
-            pending = [self._entries[i] for i in range(max(0, start), len(self._entries))]
-            for entry in pending:
-                if stop is not None and stop.is_set():
-                    return
-                position = entry.sequence_number
-                yield entry
-                if isinstance(entry.event, ev.End):
-                    return
-            if self.ended and position >= self.last_sequence_number:
+            if self._entries:
+                # Entries are numbered consecutively, so the one after ``position`` is at a known index.
+                index = position + 1 - self._entries[0].sequence_number
+                if index < 0:
+                    raise EventsNoLongerKept(self._entries[0].sequence_number)  # dropped while we were away
+                if index < len(self._entries):
+                    entry = self._entries[index]
+                    position = entry.sequence_number
+                    yield entry
+                    if isinstance(entry.event, ev.End):
+                        return
+                    continue
+            if self.ended:
                 return
             self._changed.clear()
-            if position < self.last_sequence_number:
-                continue  # appended while we were yielding
             await self._changed.wait()
