@@ -257,7 +257,7 @@ class _Stream:
             self.result.status = (await call.code()).name
         except grpc.aio.AioRpcError as exc:
             self.result.status = f"{exc.code().name}: {exc.details()}"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.result.status = "TIMEOUT"
         finally:
             self.result.ended_s = time.monotonic() - self.result.start

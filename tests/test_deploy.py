@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ from typing import Any
 import kubernetes_validate
 import promql_parser
 import pytest
-import tomllib
 import yaml
 
 from tests.support.certs import TestCA

@@ -427,7 +427,7 @@ class FakeSpeech(AioFake):
         if timeout:
             try:
                 request: object = await asyncio.wait_for(context.read(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise _Abort(grpc.StatusCode.OUT_OF_RANGE, AUDIO_TIMEOUT_MESSAGE) from None
         else:
             request = await context.read()

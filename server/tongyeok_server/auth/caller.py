@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 
 
-class Scope(str, enum.Enum):
+class Scope(enum.StrEnum):
     """What a credential allows (the values are the words in a JWT's ``scope`` claim)."""
 
     INTERPRET = "interpret"
@@ -22,7 +22,7 @@ class Scope(str, enum.Enum):
     TRANSCRIPTS_ADMIN = "transcripts:admin"
 
 
-class CallerKind(str, enum.Enum):
+class CallerKind(enum.StrEnum):
     """How the caller proved who it is."""
 
     ANONYMOUS = "anonymous"

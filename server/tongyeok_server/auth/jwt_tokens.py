@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,6 @@ def _claim_time(token: str, claim: str) -> str:
     """A time claim of an already-rejected token, for the message (the token's own words, not its secret)."""
     try:
         value: Any = jwt.decode(token, options={"verify_signature": False}).get(claim)
-        return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (jwt.InvalidTokenError, TypeError, ValueError, OverflowError):
         return "an unreadable time"
