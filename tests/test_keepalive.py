@@ -85,9 +85,9 @@ def test_a_silent_dead_peer_is_noticed_and_its_session_released(server_factory) 
 
         call = stub.Interpret(requests(), timeout=60)
         assert next(iter(call)).WhichOneof("event") == "session_started"
-        assert server.servicer.open_streams == 1
+        assert server.interpret.open_streams == 1
         proxy.stall()
         # keepalive_time + keepalive_timeout is 1 s; the bound is loose for a busy machine.
-        assert wait_until(lambda: server.servicer.open_streams == 0, 20), "the dead peer's session is still open"
+        assert wait_until(lambda: server.interpret.open_streams == 0, 20), "the dead peer's session is still open"
         release.set()
         call.cancel()

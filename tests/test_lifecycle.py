@@ -25,6 +25,11 @@ from tests.support.speech import Speech
 from tests.support.waiting import wait_until
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.auth.api_keys import hash_key, new_key
+from tongyeok_server.auth.caller import Caller, CallerKind
+from tongyeok_server.session.observer import SessionObserver
+from tongyeok_server.session.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,10 +58,10 @@ def test_cancelled_caller_leaves_no_thread_process_or_slot(server_factory, speec
             first_final.set()
             break
     assert first_final.is_set()
-    assert server.servicer.open_streams == 1
+    assert server.interpret.open_streams == 1
     call.cancel()
 
-    assert wait_until(lambda: server.servicer.open_streams == 0)
+    assert wait_until(lambda: server.interpret.open_streams == 0)
     assert wait_until(lambda: not threads_started_since(threads_before)), threads_started_since(threads_before)
     assert child_pids() == processes_before
     # The one recogniser slot is free again: a new stream is accepted.
@@ -245,3 +250,26 @@ def test_processes_share_one_port_serve_and_stop_together(speech: Speech) -> Non
             supervisor.wait()
     stderr = supervisor.stderr.read() if supervisor.stderr else ""
     assert "supervising 2 server processes" in stderr and "exit codes [0, 0]" in stderr
+
+
+class _AttachFails(SessionExtension):
+    """An extension with a bug: its attach raises something other than a ServiceError."""
+
+    def attach(self, session: Session) -> SessionObserver | None:
+        raise RuntimeError("extension bug")
+
+
+def test_a_session_that_fails_half_built_gives_back_its_slot_and_admission(server_factory, tmp_path) -> None:
+    # One stream per server and per caller: a leaked slot or admission refuses the second stream.
+    token = new_key()
+    keys = tmp_path / "keys"
+    keys.write_text(f"alice {hash_key(token)} interpret\n")
+    server = server_factory(max_streams=1, caller_max_streams=1, api_keys=str(keys), extensions=[_AttachFails()])
+    channel, stub = stub_for(server)
+    with channel:
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as info:
+                events_of(stub.Interpret(iter([config()]), timeout=30, metadata=[("authorization", f"Bearer {token}")]))
+            assert info.value.code() == grpc.StatusCode.UNKNOWN  # the bug, not "at its limit"
+    assert server.interpret.open_streams == 0
+    assert server.security.limits.open_streams(Caller("key:alice", CallerKind.API_KEY, frozenset())) == 0

@@ -220,7 +220,7 @@ def test_while_draining_readiness_is_off_and_liveness_on(fakes) -> None:
         with channel:
             call = stub.Interpret(held(), timeout=30)
             assert next(call).WhichOneof("event") == "session_started"
-            assert _eventually(lambda: server.servicer.open_streams == 1, 10)
+            assert _eventually(lambda: server.interpret.open_streams == 1, 10)
             # The sentence is in progress at the recogniser (audio sent after the drain begins is not taken).
             sent = len(fake_speech.synthesize([[1, 2, 3]])) - 32000
             assert _eventually(

@@ -164,7 +164,7 @@ def test_a_cut_mid_sentence_is_invisible_but_for_the_reconnect(server, proxy) ->
     assert meeting.of(Reconnecting) and len(meeting.of(SessionResumed)) == 1
     (started,) = meeting.of(SessionStarted)
     assert started.raw.session_started.resume_token
-    assert wait_until(lambda: server.servicer.open_streams == 0, 10)
+    assert wait_until(lambda: server.interpret.open_streams == 0, 10)
 
 
 @pytest.mark.parametrize("down_s", [1.0, 30.0], ids=["1s", "30s"])
@@ -234,7 +234,7 @@ def test_a_break_longer_than_the_window_ends_with_a_clear_error_and_releases_eve
         proxy.refusing = True
         proxy.cut()
         # The server finishes and releases the session once its window has run out...
-        assert wait_until(lambda: server.servicer.open_streams == 0, 20)
+        assert wait_until(lambda: server.interpret.open_streams == 0, 20)
         time.sleep(0.5)
         proxy.restore()
         meeting.wait(60)
@@ -296,7 +296,7 @@ def test_forged_and_ended_tokens_are_refused_with_the_reason(server) -> None:
         # The session ends (the caller says so); its token is then an old one.
         call.stop.set()
         list(call)
-        assert wait_until(lambda: server.servicer.open_streams == 0, 10)
+        assert wait_until(lambda: server.interpret.open_streams == 0, 10)
         error = resume_error(stub, token)
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert "has ended" in str(error.details()) and "start a new session" in str(error.details())
@@ -447,7 +447,7 @@ def test_the_cli_says_it_reconnects_and_goes_on(server, proxy, tmp_path, capsys)
     argv = ["interpret", str(wav), "--source", "en-US", "--target", "es", "--json", "--speed", "4"]
     runner = threading.Thread(target=lambda: result.append(cli.main([*argv, "--server", f"127.0.0.1:{proxy.port}"])))
     runner.start()
-    assert wait_until(lambda: any(m.session.stats.finals for m in server.servicer.interpret_flow.registry.all()), 30)
+    assert wait_until(lambda: any(m.session.stats.finals for m in server.interpret.registry.all()), 30)
     proxy.cut()
     runner.join(90)
     assert result == [0]

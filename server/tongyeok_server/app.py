@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import handlers
 from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.api.interpret import InterpretFlow
 from tongyeok_server.api.resume_setup import ResumeSetup
 from tongyeok_server.api.servicer import InterpreterServicer
 from tongyeok_server.api.transcripts import SERVICE_NAME as TRANSCRIPTS_SERVICE
@@ -92,15 +93,21 @@ class TongyeokServer:
         self._translation_executor = ThreadPoolExecutor(settings.translation_threads, thread_name_prefix="translate")
         self.watchdog = StreamWatchdog(settings.idle_timeout_s, settings.max_stream_duration_s)
         self.resumption = ResumeSetup.from_settings(settings, tls=self.security.tls is not None)
-        self.servicer = InterpreterServicer(
-            self.observability.recognizer(self.recognizer),
-            self.observability.translator(self.translator),
+        recognizer_seen = self.observability.recognizer(self.recognizer)
+        translator_seen = self.observability.translator(self.translator)
+        #: The Interpret session layer, which the gRPC servicer and the WebSocket gateway both drive.
+        self.interpret = InterpretFlow(
+            recognizer_seen,
+            translator_seen,
             self._translation_executor,
             settings.max_streams,
             self.extensions,
-            caller_limits=self.security.limits,
-            watchdog=self.watchdog,
-            resume_desk=self.resumption.desk,
+            self.security.limits,
+            self.watchdog,
+            self.resumption.desk,
+        )
+        self.servicer = InterpreterServicer(
+            self.interpret, recognizer_seen, translator_seen, self._translation_executor, self.extensions
         )
         #: The meeting record (None with --store none, or when the test's extensions leave it out).
         self.record = next((e.record for e in self.extensions if isinstance(e, RecordExtension)), None)
@@ -215,7 +222,7 @@ class TongyeokServer:
         assert self._server is not None and self._health is not None
         for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE):  # readiness off at once; liveness stays on
             await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-        draining = self.servicer.drain()
+        draining = self.interpret.drain()
         if draining:
             log.info("draining %d open streams (grace %.1fs)", draining, grace)
         # New RPCs are refused from here on; open ones get ``grace`` to end. Those
@@ -224,7 +231,7 @@ class TongyeokServer:
         # own cut comes CUT_MARGIN_S later, once that status is out.
         stopping = asyncio.ensure_future(self._server.stop(grace + CUT_MARGIN_S))
         await self._until_closed(grace)
-        cut = self.servicer.cut()
+        cut = self.interpret.cut()
         if cut:
             log.warning("%d streams were still open when the grace period ran out; ended them", cut)
         await stopping
@@ -237,7 +244,7 @@ class TongyeokServer:
 
     async def _until_closed(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.servicer.open_streams and time.monotonic() < deadline:
+        while self.interpret.open_streams and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:

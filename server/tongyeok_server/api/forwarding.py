@@ -52,10 +52,10 @@ class Forwarder:
         return channel
 
     def stream(
-        self, owner: str, first: pb.InterpretRequest, context: grpc.aio.ServicerContext[Any, Any], hops: int
+        self, owner: str, first: pb.InterpretRequest, caller_metadata: Sequence[tuple[str, str | bytes]], hops: int
     ) -> Any:
         """A function that relays the rest of the caller's stream to ``owner`` and yields its answers."""
-        metadata = [(k, v) for k, v in (context.invocation_metadata() or ()) if k in _PASSED_ON]
+        metadata = [(k, v) for k, v in caller_metadata if k in _PASSED_ON]
         metadata.append((FORWARDED_HEADER, str(hops)))
 
         async def relay(

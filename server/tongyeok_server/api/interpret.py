@@ -1,14 +1,24 @@
-"""One ``Interpret`` RPC: open or resume a session, feed it the caller's audio, send its events back.
+"""One ``Interpret`` stream, whatever carries it: open or resume a session, feed it the caller's audio, send its events.
 
-An RPC is two tasks: its own coroutine, which reads the session's
+This is the session layer both edges drive: the gRPC servicer
+(``api/servicer.py``) and the WebSocket gateway (``gateway/``). Each hands
+``InterpretFlow.serve`` the caller's requests as an async iterator of
+``InterpretRequest`` (or ``Undecodable``) and a ``Stream`` (who is at the
+other end), and writes out the ``InterpretResponse``s it yields. A failure
+is a ``ServiceError`` raised out of the iterator (the status and a message
+for a person), which each edge turns into its own form: ``context.abort`` on
+gRPC, a close code and reason on a WebSocket. So limits, metrics, logs, the
+meeting record, resumption and speech output are the same on both.
+
+A stream is two tasks: the edge's own, which reads the session's
 ``EventLog`` from where the caller is and yields each event with its
 sequence number (plus ``audio_acknowledged`` as the acknowledged audio
-grows), and a feeder, which reads the caller's messages (audio, ``end``).
-The first message either configures a new session or resumes one
-(``resume.ResumeDesk`` decides how: here, restored from a moving session's
-token, or forwarded to the process that holds it).
+grows), and a feeder (``api/feeder.py``), which reads the caller's messages
+(audio, ``end``). The first message either configures a new session or
+resumes one (``resume.ResumeDesk`` decides how: here, restored from a
+moving session's token, or forwarded to the process that holds it).
 
-How an RPC ends decides the session's fate: when the session's end has
+How a stream ends decides the session's fate: when the session's end has
 been delivered, the session is released; when a resumable session's stream
 breaks (the caller's cancel, a dead connection), the session is detached and
 waits for a resume (``session.registry``); any other session ends with its
@@ -20,15 +30,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import grpc
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import validation, wire
 from tongyeok_server.api.extension import SessionExtension
-from tongyeok_server.api.handlers import HALF_CLOSE_SETTLE_S, Undecodable
+from tongyeok_server.api.feeder import feed
+from tongyeok_server.api.handlers import Undecodable
 from tongyeok_server.api.resume import Resumed, ResumeDesk, events_not_kept
 from tongyeok_server.auth.caller import Caller, current_caller
 from tongyeok_server.auth.limits import CallerLimits, StreamAdmission
@@ -57,9 +69,25 @@ SHUTDOWN_MOVE = (
 )
 SUPERSEDED = "the session was resumed on another stream; this one is no longer read"
 
+Requests = AsyncIterator[pb.InterpretRequest | Undecodable]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Who is at the other end of one Interpret stream, as its transport knows them.
+
+    ``metadata`` is the call's gRPC metadata (a resume relayed to the
+    process holding the session passes its ``authorization`` on); a
+    WebSocket has none. ``transport`` names the edge in logs.
+    """
+
+    peer: str
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
+    transport: str = "grpc"
+
 
 class InterpretFlow:
-    """Serves Interpret RPCs on shared engines (see the module docstring)."""
+    """Serves Interpret streams on shared engines, for any edge (see the module docstring)."""
 
     def __init__(
         self,
@@ -85,19 +113,18 @@ class InterpretFlow:
         self._admissions: dict[str, StreamAdmission] = {}
         self._accepting = True
 
-    # -- one RPC -------------------------------------------------------------
+    # -- one stream ----------------------------------------------------------
 
-    async def interpret(
-        self,
-        requests: AsyncIterator[pb.InterpretRequest | Undecodable],
-        context: grpc.aio.ServicerContext[pb.InterpretRequest, pb.InterpretResponse],
-    ) -> AsyncIterator[pb.InterpretResponse]:
-        """The RPC: the first message decides, then events flow until the session ends or the stream does."""
-        peer = context.peer()
+    async def serve(self, requests: Requests, stream: Stream) -> AsyncGenerator[pb.InterpretResponse, None]:
+        """The stream: the first message decides, then events flow until the session ends or the stream does.
+
+        Raises ``ServiceError`` for a refusal and for a session that ends with
+        an error; returns after a session's end was delivered.
+        """
         try:
             first = await self._first_message(requests)
             if first.WhichOneof("request") == "resume":
-                resumed = await self.desk.resume(first.resume, self._restore, context)
+                resumed = await self.desk.resume(first.resume, self._restore, stream.metadata)
                 if resumed.forwarded is not None:
                     async for response in resumed.forwarded(requests):
                         yield response
@@ -110,39 +137,23 @@ class InterpretFlow:
                 after = managed.session.log.reserve()  # session_started is number 1 of the session
                 opening = pb.InterpretResponse(session_started=self._started(managed), sequence_number=after)
         except ServiceError as error:
-            # A malformed request is the caller's business (it gets the message); at INFO it would let
-            # any client fill the log. Refusals for capacity are the operator's business.
-            level = logging.DEBUG if error.code == grpc.StatusCode.INVALID_ARGUMENT else logging.INFO
-            caller_id = current_caller().id
-            log.log(
-                level,
-                "stream refused (%s): %s caller=%s peer=%s",
-                error.code.name,
-                error.message,
-                caller_id,
-                peer,
-                extra={"event": "stream_refused", "code": error.code.name, "caller_id": caller_id},
-            )
-            for extension in self._extensions:
-                extension.stream_refused(error)  # e.g. the metrics
-            await context.abort(error.code, error.message)
-        attachment = self.registry.attach(managed, peer)
+            self._refused(error, stream)
+            raise
+        attachment = self.registry.attach(managed, stream.peer)
         self._watchdog.watch(managed.session)
-        feeder = asyncio.create_task(self._feed(managed, requests), name=f"feed-{managed.session.id}")
+        admission = self._admissions[managed.session.id]
+        feeder = asyncio.create_task(feed(managed, requests, admission), name=f"feed-{managed.session.id}")
         delivered_end = False
         try:
             yield opening
-            try:
-                async for response in self._events(managed, attachment, after):
-                    yield response
-            except ServiceError as error:
-                await context.abort(error.code, error.message)
+            async for response in self._events(managed, attachment, after):
+                yield response
             if not attachment.reached_end:
-                await context.abort(grpc.StatusCode.ABORTED, SUPERSEDED)
+                raise ServiceError(grpc.StatusCode.ABORTED, SUPERSEDED)
             delivered_end = True
             ending = self._end_error(managed)
             if ending is not None:
-                await context.abort(ending.code, ending.message)
+                raise ending
         finally:
             log.debug("session %s: its stream ended (end delivered: %s)", managed.session.id, delivered_end)
             feeder.cancel()
@@ -150,6 +161,24 @@ class InterpretFlow:
                 managed.session.cancel()  # the caller left a session that cannot wait for it
             self._watchdog.unwatch(managed.session)
             self.registry.stream_ended(managed, attachment, delivered_end=delivered_end)
+
+    def _refused(self, error: ServiceError, stream: Stream) -> None:
+        # A malformed request is the caller's business (it gets the message); at INFO it would let
+        # any client fill the log. Refusals for capacity are the operator's business.
+        level = logging.DEBUG if error.code == grpc.StatusCode.INVALID_ARGUMENT else logging.INFO
+        caller_id = current_caller().id
+        log.log(
+            level,
+            "stream refused (%s): %s caller=%s peer=%s via %s",
+            error.code.name,
+            error.message,
+            caller_id,
+            stream.peer,
+            stream.transport,
+            extra={"event": "stream_refused", "code": error.code.name, "caller_id": caller_id},
+        )
+        for extension in self._extensions:
+            extension.stream_refused(error)  # e.g. the metrics
 
     async def _events(
         self, managed: Managed, attachment: Attachment, after: int
@@ -170,7 +199,7 @@ class InterpretFlow:
                 response = wire.interpret_response(event)
                 response.sequence_number = entry.sequence_number
                 yield response
-                session.delivered(event)  # gRPC has taken it: for the observers that measure (metrics)
+                session.delivered(event)  # the edge has taken it: for the observers that measure (metrics)
                 if managed.resumable and session.acknowledged_bytes > acknowledged:
                     acknowledged = session.acknowledged_bytes
                     yield pb.InterpretResponse(
@@ -187,7 +216,7 @@ class InterpretFlow:
         end = managed.extra.get("end")
         return end.error if isinstance(end, ev.End) else None
 
-    async def _first_message(self, requests: AsyncIterator[pb.InterpretRequest | Undecodable]) -> pb.InterpretRequest:
+    async def _first_message(self, requests: Requests) -> pb.InterpretRequest:
         if not self._accepting:
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; connect to another instance")
         try:
@@ -219,7 +248,12 @@ class InterpretFlow:
         caller: Caller | None = None,
         continuation: Continuation | None = None,
     ) -> Managed:
-        """A new session (or one continued from another server), started and held."""
+        """A new session (or one continued from another server), started and held.
+
+        Whatever fails half-way (a refusal, an extension's bug, an engine
+        that cannot start) gives back what was taken: the stream's slot and
+        the caller's admission.
+        """
         caller = caller or current_caller()
         if len(self.registry) >= self._max_streams:
             raise ServiceError(
@@ -227,15 +261,19 @@ class InterpretFlow:
                 f"this server is at its limit of {self._max_streams} concurrent streams; try again later",
             )
         admission = self._limits.admit(caller)  # raises RESOURCE_EXHAUSTED naming the caller's limit
-        session = Session(
-            config,
-            self._recognizer,
-            self._translator,
-            self._executor,
-            session_id=session_id,
-            caller=caller,
-            continuation=continuation,
-        )
+        try:
+            session = Session(
+                config,
+                self._recognizer,
+                self._translator,
+                self._executor,
+                session_id=session_id,
+                caller=caller,
+                continuation=continuation,
+            )
+        except BaseException:
+            admission.release()
+            raise
         managed = self.registry.add(session, wire_config.resumption.enabled)
         managed.extra["config"] = wire_config.SerializeToString()
         self._admissions[session.id] = admission
@@ -245,8 +283,8 @@ class InterpretFlow:
                 if observer is not None:
                     session.add_observer(observer)
             session.start()
-        except ServiceError:
-            self.registry.release(managed)
+        except BaseException:
+            self.registry.release(managed)  # closes the session, frees the slot and the admission
             raise
         log.info(
             "session %s %s: caller=%s %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s%s",
@@ -330,69 +368,6 @@ class InterpretFlow:
             resume_token_update=pb.ResumeTokenUpdate(resume_token=token, reason=SHUTDOWN_MOVE),
             sequence_number=sequence_number,
         )
-
-    # -- the caller's messages ---------------------------------------------------
-
-    async def _feed(self, managed: Managed, requests: AsyncIterator[pb.InterpretRequest | Undecodable]) -> None:
-        """Read the caller's messages after the first (the stream's feeder task)."""
-        session = managed.session
-        spec = session.config.audio
-        admission = self._admissions[session.id]
-        chunks = 0
-        n = 1
-        try:
-            async for request in requests:
-                n += 1
-                if isinstance(request, Undecodable):
-                    raise request.error(f"message {n}")
-                kind = request.WhichOneof("request")
-                if kind == "audio":
-                    chunks += 1
-                    validation.audio_chunk(request.audio, chunks, spec)
-                    # After the caller's own `end` audio is a protocol error; after the server's
-                    # (a drain handing the session over, the idle timeout) it is dropped: a moved
-                    # session resends it to the next server from `resend_from_byte`.
-                    if session.ended_by_caller and managed.resumable:
-                        raise invalid_argument(f"message {n} carries audio after the session's `end`")
-                    over = admission.add_audio(spec.duration_s(len(request.audio)))
-                    if over is not None:
-                        session.finish_with(over)  # the sentence heard so far is finished, then the status
-                    await session.write_audio(request.audio)
-                elif kind == "end":
-                    session.caller_ended_audio()
-                elif kind == "config":
-                    raise invalid_argument(
-                        f"message {n} carries a second `config`; only the first message may, the rest carry `audio`"
-                    )
-                elif kind == "resume":
-                    raise invalid_argument(f"message {n} carries `resume`; only the first message may")
-                else:
-                    raise invalid_argument(f"message {n} is empty: set `audio` (or `end`)")
-        except ServiceError as error:
-            session.fail(error)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The caller's side of the call broke (reset, deadline). A resumable session waits for the
-            # caller (the RPC's end detaches it); any other is over.
-            log.debug("session %s: reading the caller's audio failed", session.id, exc_info=True)
-            if not managed.resumable:
-                session.cancel()
-            return
-        # grpc.aio ends the request stream the same way when the caller
-        # half-closes and when it cancels; the cancel reaches this task (as
-        # CancelledError, from the RPC's finally) a few milliseconds later.
-        # Wait that long, so that a caller who hangs up is not treated as one
-        # who asked for the last sentence to be finished.
-        log.debug(
-            "session %s: the request stream ended; finishing in %.1f s unless cancelled",
-            session.id,
-            HALF_CLOSE_SETTLE_S,
-        )
-        await asyncio.sleep(HALF_CLOSE_SETTLE_S)
-        log.debug("session %s: half-closed by the caller; finishing", session.id)
-        session.caller_ended_audio()
 
     # -- release, shutdown -----------------------------------------------------
 

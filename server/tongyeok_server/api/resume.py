@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ from tongyeok_server.session.session import Session
 
 log = logging.getLogger(__name__)
 
+Metadata = Sequence[tuple[str, str | bytes]]
 Restore = Callable[[bytes, str, Caller, Continuation], Managed]
 Forwarded = Callable[[AsyncIterator[pb.InterpretRequest | Undecodable]], AsyncIterator[pb.InterpretResponse]]
 
@@ -116,10 +117,11 @@ class ResumeDesk:
             }
         )
 
-    async def resume(
-        self, request: pb.ResumeRequest, restore: Restore, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Resumed:
-        """Find the session ``request`` resumes (see the module docstring); raises ``ServiceError``."""
+    async def resume(self, request: pb.ResumeRequest, restore: Restore, metadata: Metadata) -> Resumed:
+        """Find the session ``request`` resumes (see the module docstring); raises ``ServiceError``.
+
+        ``metadata`` is the stream's gRPC metadata (a relay passes the caller's ``authorization`` on).
+        """
         assert self._registry is not None
         if self.window_s <= 0:
             raise ServiceError(
@@ -163,10 +165,12 @@ class ResumeDesk:
             managed = restore(base64.b64decode(claims["config"]), session_id, caller, continuation)
             return Resumed(managed, None, last, age, moved=True)
         target = self._where(claims)
-        hops = _hops(context)
+        hops = _hops(metadata)
         if target and self._forwarder is not None and hops < MAX_HOPS:
             log.info("session %s is held by %s; relaying the resume there", session_id, target)
-            return Resumed(None, self._forwarder.stream(target, pb.InterpretRequest(resume=request), context, hops + 1))
+            return Resumed(
+                None, self._forwarder.stream(target, pb.InterpretRequest(resume=request), metadata, hops + 1)
+            )
         if ended is not None and ended[0] == "expired":
             raise _not_found(
                 f"session {session_id} was not resumed within its resume window of {self.window_s:g} s and was "
@@ -192,8 +196,8 @@ class ResumeDesk:
 MAX_HOPS = 2
 
 
-def _hops(context: grpc.aio.ServicerContext[Any, Any]) -> int:
-    for key, value in context.invocation_metadata() or ():
+def _hops(metadata: Metadata) -> int:
+    for key, value in metadata:
         if key == FORWARDED_HEADER:
             try:
                 return int(value)

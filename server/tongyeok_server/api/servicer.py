@@ -1,18 +1,19 @@
 """The ``tongyeok.v1.Interpreter`` servicer, on gRPC's asyncio server.
 
-Every RPC runs as a coroutine on the server's one event loop. An Interpret
-stream is two tasks (``api/interpret.py``): the RPC's own (it yields the
-session's events) and a feeder (it reads the caller's audio), so recognition
-of the next sentence goes on while the previous one is translated and sent. No thread is started
-per stream: with the Google recogniser on the same loop, a chunk goes from
-caller to Google and a result back without a thread hand-off, which is what
-lets one process hold hundreds of streams (see ``make bench``).
-Translations run on a shared thread pool and reach the loop through the
-session's ``EventChannel``.
+Every RPC runs as a coroutine on the server's one event loop. ``Interpret``
+is the gRPC edge of ``api/interpret.InterpretFlow``, the session layer the
+WebSocket gateway drives too: it hands the flow the call's requests and
+peer, writes out the events the flow yields, and turns the flow's
+``ServiceError`` into the call's status. No thread is started per stream:
+with the Google recogniser on the same loop, a chunk goes from caller to
+Google and a result back without a thread hand-off, which is what lets one
+process hold hundreds of streams (see ``make bench``). Translations reach
+the loop through the session's ``EventChannel``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
@@ -24,16 +25,12 @@ from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.api import speech, validation, wire
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.handlers import Undecodable
-from tongyeok_server.api.interpret import InterpretFlow
-from tongyeok_server.api.resume import ResumeDesk
-from tongyeok_server.auth.limits import CallerLimits, LimitDefaults
+from tongyeok_server.api.interpret import InterpretFlow, Stream
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
-from tongyeok_server.session.resume_token import ResumeTokens, new_secret
 from tongyeok_server.session.text_request import TextRequest
 from tongyeok_server.session.translation_job import OpenTranslations, run_translation
-from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
@@ -44,30 +41,18 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
 
     def __init__(
         self,
+        interpret: InterpretFlow,
         recognizer: Recognizer,
         translator: Translator,
         translation_executor: Executor,
-        max_streams: int,
         extensions: Sequence[SessionExtension] = (),
-        *,
-        caller_limits: CallerLimits | None = None,
-        watchdog: StreamWatchdog | None = None,
-        resume_desk: ResumeDesk | None = None,
     ) -> None:
+        """``interpret`` serves the Interpret streams; the engines and extensions serve the other two RPCs."""
+        self.interpret = interpret
         self._recognizer = recognizer
         self._extensions = tuple(extensions)
         self._translator = translator
         self._executor = translation_executor
-        self.interpret_flow = InterpretFlow(
-            recognizer,
-            translator,
-            translation_executor,
-            max_streams,
-            self._extensions,
-            caller_limits or CallerLimits(LimitDefaults()),
-            watchdog or StreamWatchdog(0, 0),
-            resume_desk or ResumeDesk(0, ResumeTokens(new_secret()), "", "", None),
-        )
 
     # -- Interpret -----------------------------------------------------------
 
@@ -77,22 +62,14 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         context: grpc.aio.ServicerContext[pb.InterpretRequest, pb.InterpretResponse],
     ) -> AsyncIterator[pb.InterpretResponse]:
         """See the proto: config (or resume) first, then audio; events back (``api/interpret.py``)."""
-        # An async generator function of its own: grpc.aio tells streaming handlers by that.
-        async for response in self.interpret_flow.interpret(request_iterator, context):
-            yield response
-
-    def drain(self) -> int:
-        """Refuse new streams; open ones hand over or finish their sentence. Returns how many were open."""
-        return self.interpret_flow.drain()
-
-    def cut(self) -> int:
-        """End the streams still open (the grace ran out) with the shutdown's UNAVAILABLE. Returns how many."""
-        return self.interpret_flow.cut()
-
-    @property
-    def open_streams(self) -> int:
-        """Interpret sessions held (attached to a stream, or waiting for a resume)."""
-        return self.interpret_flow.open_streams
+        stream = Stream(context.peer(), tuple(context.invocation_metadata() or ()))
+        try:
+            # aclosing: however gRPC leaves this generator, the flow's own end (its finally) runs now.
+            async with contextlib.aclosing(self.interpret.serve(request_iterator, stream)) as responses:
+                async for response in responses:
+                    yield response
+        except ServiceError as error:
+            await context.abort(error.code, error.message)
 
     # -- TranslateText -----------------------------------------------------------
 
