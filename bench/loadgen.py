@@ -84,10 +84,23 @@ def trigger_chunks(audio: bytes, chunk_bytes: int, endpoint_s: float = 0.5) -> d
     out: dict[tuple[str, int], int] = {}
     for index in range(0, (len(audio) + chunk_bytes - 1) // chunk_bytes):
         for response in decoder.feed(audio[index * chunk_bytes : (index + 1) * chunk_bytes]):
-            for result in cloud_speech.StreamingRecognizeResponse.pb(response).results:
-                key = ("final" if result.is_final else "interim", _ms(_seconds(result.result_end_offset)))
+            for key in result_keys(cloud_speech.StreamingRecognizeResponse.pb(response)):
                 out.setdefault(key, index)
     return out
+
+
+def result_keys(response: Any) -> list[tuple[str, int]]:
+    """(kind, end offset in ms) of what one response tells a caller: each final, and one interim.
+
+    A response's interim results (stable words, then the newest ones) make
+    one interim transcript, which reaches as far as its furthest result, as
+    the server reports it.
+    """
+    keys = [("final", _ms(_seconds(r.result_end_offset))) for r in response.results if r.is_final]
+    interim_ends = [_seconds(r.result_end_offset) for r in response.results if not r.is_final]
+    if interim_ends:
+        keys.append(("interim", _ms(max(interim_ends))))
+    return keys
 
 
 def _ms(seconds: float) -> int:
@@ -233,11 +246,10 @@ class _Stream:
             arrival = time.monotonic()
             if response is _EOF:
                 return
-            for result in response.results:
-                end_s = _seconds(result.result_end_offset)
-                self.transcript("final" if result.is_final else "interim", end_s, arrival)
-                if result.is_final:
-                    self.result.finals.append((len(self.result.finals), end_s, arrival - self.result.start, ""))
+            for kind, end_ms in result_keys(response):
+                self.transcript(kind, end_ms / 1000, arrival)
+                if kind == "final":
+                    self.result.finals.append((len(self.result.finals), end_ms / 1000, arrival - self.result.start, ""))
 
     # Both --------------------------------------------------------------------
 

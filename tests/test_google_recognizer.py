@@ -202,6 +202,27 @@ def test_two_way_korean_english_finals_carry_language(fake: FakeSpeech) -> None:
     assert {t.language_code for t in events.of(Transcript) if not t.is_final} == {"ko-KR", "en-US"}
 
 
+def test_interims_carry_googles_stable_results_as_stable_text(fake: FakeSpeech) -> None:
+    """Two results per response (0.9 stable, 0.01 newest, sometimes misheard): stable_text is the stable one."""
+    utterances = script(3, words_per=6)
+    events = run_script(recognizer_for(fake), utterances, config(interim_results=True))
+    interims = [t for t in events.of(Transcript) if not t.is_final]
+    finals = events.finals
+    assert len(finals) == 3
+    revised = 0
+    for final, words in zip(finals, utterances, strict=True):
+        mine = [t for t in interims if final.start_offset_s <= t.end_offset_s <= final.end_offset_s]
+        assert [len(t.text.split()) for t in mine] == list(range(1, len(words) + 1))  # one per word, growing
+        spoken = [word_for_id(w)[0] for w in words]
+        for n, interim in enumerate(mine, start=1):
+            assert interim.text.startswith(interim.stable_text)
+            assert interim.stable_text == " ".join(spoken[: n - 1])  # every word but the newest
+            assert interim.stability == pytest.approx(0.01)  # the least stable of its results
+            revised += interim.text.split()[-1] != spoken[n - 1]
+        assert [t.stable_text for t in mine] == sorted((t.stable_text for t in mine), key=len)
+    assert revised, "the fake should mishear some newest words (Google revises them)"
+
+
 def test_config_mapping(fake: FakeSpeech) -> None:
     recognizer = recognizer_for(fake)
     cfg = config(("en-US",), AudioSpec(Encoding.MULAW, 8000, 2), interim_results=False, voice_activity_events=True)

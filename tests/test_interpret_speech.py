@@ -54,7 +54,7 @@ def test_final_offsets_match_the_audio(mono_events, speech: Speech) -> None:
         assert abs(end - expected) < 0.6, (ends, speech.sentence_end_s)
 
 
-def test_interims_precede_each_final_and_never_repeat(mono_events) -> None:
+def test_interims_precede_each_final_never_repeat_and_grow_a_stable_prefix(mono_events) -> None:
     kinds = [(k, m) for k, m in mono_events if k in ("interim_transcript", "final_transcript")]
     finals = of_kind(mono_events, "final_transcript")
     for final in finals:
@@ -62,8 +62,13 @@ def test_interims_precede_each_final_and_never_repeat(mono_events) -> None:
         assert interims, f"no interim before final {final.utterance_id}"
         position_final = next(i for i, (k, m) in enumerate(kinds) if m is final)
         assert all(kinds.index(("interim_transcript", m)) < position_final for m in interims)
-        texts = [m.text for m in interims]
-        assert all(a != b for a, b in itertools.pairwise(texts)), texts
+        seen = [(m.text, m.stable_text) for m in interims]
+        assert all(a != b for a, b in itertools.pairwise(seen)), seen
+        # stable_text: what successive hypotheses agree on; the text starts with it, and it only grows.
+        stables = [m.stable_text for m in interims]
+        assert all(m.text.startswith(m.stable_text) for m in interims), seen
+        assert all(b.startswith(a) for a, b in itertools.pairwise(stables)), stables
+        assert stables[-1], f"nothing became stable before final {final.utterance_id}: {seen}"
 
 
 def test_each_final_gets_a_streamed_spanish_translation(mono_events) -> None:

@@ -29,8 +29,16 @@ repeated across restarts.
 
 Recognition rules (deterministic): a word is heard when its run ends; an
 utterance is final after ``endpoint_s`` of silence (``result_end_offset`` is
-that point), or when the client half-closes; each heard word produces an
-interim result; voice-activity events are sent when the config asks.
+that point), or when the client half-closes; voice-activity events are sent
+when the config asks.
+
+Interims come as Google sends them (its documentation's "to be or not to
+be" example): each heard word produces a response whose text grows; its
+words but the last are one result with ``stability`` 0.9 (ending where that
+word ended), the last word a second result with 0.01 and a leading space,
+so most responses carry two results; and the newest word is sometimes
+misheard at first (another word of the vocabulary, ``misheard``) and
+revised in the next response, where it has become stable.
 
 Run on its own (the benchmark does)::
 
@@ -44,6 +52,7 @@ import asyncio
 import logging
 import signal
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -85,6 +94,25 @@ KOREAN_WORDS = (  # noqa: SIM905
     "안녕하세요 만나서 반갑습니다 오늘 회의에 와 주셔서 감사합니다 저희 제안서를 검토해 주시기 바랍니다 "
     "가격에는 배송과 지원이 포함되어 있습니다 다음 주에 계약하고 싶습니다"
 ).split()
+
+
+#: A Google interim result's stability: the words it will not revise, and the newest one.
+STABLE_STABILITY = 0.9
+UNSTABLE_STABILITY = 0.01
+
+
+def misheard(word_id: int, position: int) -> int | None:
+    """The word the fake first hears instead of ``word_id`` at ``position`` of its utterance, or None.
+
+    About one word in four, deterministic in the word and its place, and of
+    the same language (the neighbouring word id).
+    """
+    if zlib.crc32(f"{word_id}:{position}".encode()) % 4:
+        return None
+    base = KOREAN_BASE if word_id >= KOREAN_BASE else SPANISH_BASE if word_id >= SPANISH_BASE else 0
+    vocabulary = len(KOREAN_WORDS if base == KOREAN_BASE else SPANISH_WORDS if base == SPANISH_BASE else ENGLISH_WORDS)
+    start = base or 1
+    return start + (word_id - start + 1) % vocabulary
 
 
 def word_for_id(word_id: int) -> tuple[str, str]:
@@ -196,6 +224,7 @@ class _Decoder:
         self.run_value = 0
         self.run_start = 0
         self.words: list[int] = []
+        self.word_ends: list[int] = []  # where each heard word ended (samples)
         self.in_speech = False
         self.finals: list[str] = []
 
@@ -245,13 +274,15 @@ class _Decoder:
     def _close_run(self, at: int, out: list[cloud_speech.StreamingRecognizeResponse]) -> None:
         if self.run_value:
             self.words.append(self.run_value)
+            self.word_ends.append(at)
             if self.interim:
-                out.append(self._results(at, final=False))
+                out.append(self._interim(at))
 
     def _final(self, at: int) -> list[cloud_speech.StreamingRecognizeResponse]:
-        out = [self._results(at, final=True)]
+        out = [self._final_result(at)]
         self.finals.append(" ".join(word_for_id(w)[0] for w in self.words))
         self.words = []
+        self.word_ends = []
         if self.in_speech:
             self.in_speech = False
             if self.vad:
@@ -264,16 +295,33 @@ class _Decoder:
     # Responses are built as raw protobufs and wrapped (the same message; building
     # through proto-plus's constructors costs ten times as much).
 
-    def _results(self, at: int, final: bool) -> cloud_speech.StreamingRecognizeResponse:
+    def _final_result(self, at: int) -> cloud_speech.StreamingRecognizeResponse:
         response = _RESPONSE_PB()
         result = response.results.add()
-        result.alternatives.add(
-            transcript=" ".join(word_for_id(w)[0] for w in self.words), confidence=0.9 if final else 0.0
-        )
-        result.is_final = final
-        result.stability = 0.0 if final else 0.8
+        result.alternatives.add(transcript=" ".join(word_for_id(w)[0] for w in self.words), confidence=0.9)
+        result.is_final = True
         result.result_end_offset.FromNanoseconds(self._nanoseconds(at))
         result.language_code = word_for_id(self.words[0])[1].lower()  # Google answers in lower case
+        wrapped: cloud_speech.StreamingRecognizeResponse = _Response.wrap(response)
+        return wrapped
+
+    def _interim(self, at: int) -> cloud_speech.StreamingRecognizeResponse:
+        """The stable words as one result (0.9), the newest word, perhaps misheard, as another (0.01)."""
+        response = _RESPONSE_PB()
+        language = word_for_id(self.words[0])[1].lower()
+        if len(self.words) > 1:
+            stable = response.results.add()
+            stable.alternatives.add(transcript=" ".join(word_for_id(w)[0] for w in self.words[:-1]))
+            stable.stability = STABLE_STABILITY
+            stable.result_end_offset.FromNanoseconds(self._nanoseconds(self.word_ends[-2]))
+            stable.language_code = language
+        newest = self.words[-1]
+        heard = misheard(newest, len(self.words) - 1) or newest
+        tail = response.results.add()
+        tail.alternatives.add(transcript=(" " if len(self.words) > 1 else "") + word_for_id(heard)[0])
+        tail.stability = UNSTABLE_STABILITY
+        tail.result_end_offset.FromNanoseconds(self._nanoseconds(at))
+        tail.language_code = language
         wrapped: cloud_speech.StreamingRecognizeResponse = _Response.wrap(response)
         return wrapped
 

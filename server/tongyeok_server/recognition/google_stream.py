@@ -86,6 +86,7 @@ from tongyeok_server.recognition.base import (
     Transcript,
 )
 from tongyeok_server.recognition.google_errors import Action, Failure
+from tongyeok_server.recognition.stable_text import GOOGLE_STABLE, StableText
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ class GoogleRecognizerStream(RecognizerStream):
         self._done = threading.Event()  # the run task has ended (for join)
         self._last_final_end_s = 0.0
         self._speech_began_s: float | None = None
+        # The stable prefix of the utterance in progress (kept across a restart: the same utterance goes on).
+        self._stable = StableText()
         self.restarts = 0  # for tests and logs
         self.retries = 0
 
@@ -614,6 +617,10 @@ class GoogleRecognizerStream(RecognizerStream):
         interim_stability = 1.0
         interim_end = self._last_final_end_s
         interim_language = ""
+        # Google's stable results lead a response (stability 0.9, the rest 0.01); a model that
+        # gives no stability (0.0 means not set) leaves it to two successive interims to agree.
+        stable: list[str] | None = []
+        leading = True
         for result in response.results:
             leg.progress = True
             if not result.alternatives:
@@ -628,10 +635,17 @@ class GoogleRecognizerStream(RecognizerStream):
             else:
                 interim_text.append(best.transcript)
                 interim_stability = min(interim_stability, result.stability)
+                if result.stability == 0.0:
+                    stable = None
+                elif stable is not None and leading and result.stability >= GOOGLE_STABLE:
+                    stable.append(best.transcript)
+                else:
+                    leading = False
                 interim_end = max(interim_end, end_s)
                 interim_language = interim_language or language
         text = "".join(interim_text).strip()
         if text and self._config.interim_results:
+            text, stable_text = self._stable.update(text, None if stable is None else "".join(stable))
             self._emit(
                 Transcript(
                     text=text,
@@ -640,6 +654,7 @@ class GoogleRecognizerStream(RecognizerStream):
                     start_offset_s=self._utterance_start(),
                     end_offset_s=interim_end,
                     stability=interim_stability,
+                    stable_text=stable_text,
                 )
             )
         return got_final
@@ -654,6 +669,7 @@ class GoogleRecognizerStream(RecognizerStream):
         self._trim_to(min(max(end_pos, self._buf_start), leg.pos))
         self._last_final_end_s = end_s
         self._speech_began_s = None
+        self._stable.reset()
         if text.strip():
             self._emit(Transcript(text.strip(), language, True, start_s, end_s, stability=1.0, confidence=confidence))
 

@@ -30,6 +30,7 @@ from tongyeok_server.audio.convert import PcmConverter
 from tongyeok_server.audio.format import AudioSpec
 from tongyeok_server.recognition import english_text, worker_process
 from tongyeok_server.recognition.base import RecognitionEnded, SpeechActivity, Transcript
+from tongyeok_server.recognition.stable_text import StableText
 
 SAMPLE_RATE_HZ = 16000
 LANGUAGE_CODE = "en-US"
@@ -68,7 +69,9 @@ class _Stream:
     recent: bytearray = field(default_factory=bytearray)  # the last samples given to it, for the pre-roll
     utterance_start_s: float | None = None
     utterance_audio: bytearray = field(default_factory=bytearray)  # for the second pass
-    last_interim: str = ""
+    last_interim: tuple[str, str] = ("", "")  # text, stable text
+    # What successive hypotheses of the utterance agree on (the interims' stable_text).
+    stable: StableText = field(default_factory=StableText)
 
 
 class PocketsphinxWorker(worker_process.StreamWorker):
@@ -171,11 +174,17 @@ class PocketsphinxWorker(worker_process.StreamWorker):
             # a search over the lattice and callers re-render on each one.
             hyp = stream.decoder.hyp()
             text = english_text.words(hyp.hypstr) if hyp is not None else ""
-            if text and text != stream.last_interim:
-                stream.last_interim = text
+            stable = ""
+            if text:
+                text, stable = stream.stable.update(text)
+            # A hypothesis heard again is news too: its words have become stable.
+            if text and (text, stable) != stream.last_interim:
+                stream.last_interim = (text, stable)
                 self.emit(
                     stream.sid,
-                    Transcript(text, LANGUAGE_CODE, False, stream.utterance_start_s, self._now_s(stream)),
+                    Transcript(
+                        text, LANGUAGE_CODE, False, stream.utterance_start_s, self._now_s(stream), stable_text=stable
+                    ),
                 )
 
     def _preroll(self, stream: _Stream, start_s: float) -> bytes:
@@ -198,7 +207,8 @@ class PocketsphinxWorker(worker_process.StreamWorker):
     def _begin_utterance(self, stream: _Stream, start_s: float, *, announce: bool = True) -> None:
         stream.decoder.start_utt()
         stream.utterance_start_s = start_s
-        stream.last_interim = ""
+        stream.last_interim = ("", "")
+        stream.stable.reset()
         stream.utterance_audio.clear()
         if announce and stream.vad:
             self.emit(stream.sid, SpeechActivity(True, start_s))

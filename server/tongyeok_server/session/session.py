@@ -120,7 +120,7 @@ class Session:
         self._lock = threading.Lock()
         self._stream: RecognizerStream | None = None
         self._utterance_id = start.next_utterance_id
-        self._last_interim = ""
+        self._last_interim = ("", "")  # text, stable text
         self._history = History.restore(start.history)
         #: Audio bytes of the session before this server's: offsets and byte counts start there.
         self.audio_base_bytes = start.audio_bytes
@@ -340,8 +340,8 @@ class Session:
         if isinstance(event, Transcript):
             if event.is_final:
                 self._on_final(event)
-            elif event.text and event.text != self._last_interim:
-                self._last_interim = event.text
+            elif event.text and (event.text, event.stable_text) != self._last_interim:
+                self._last_interim = (event.text, event.stable_text)
                 self.stats.interims += 1
                 self._emit(ev.Interim(self._utterance_id, event))
         elif isinstance(event, SpeechActivity):
@@ -383,7 +383,7 @@ class Session:
             utterance_id = self._utterance_id
             self._utterance_id += 1
             self._gate.expect_translations(len(targets))
-        self._last_interim = ""
+        self._last_interim = ("", "")
         self.stats.finals += 1
         self._emit(ev.Final(utterance_id, transcript, targets))
         context = self._history.context(self.config.translation.context_sentences)
