@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import running_server, stub_for
 from tests.support.calls import audio_requests, config, events_of, of_kind
+from tests.support.metrics import free_port, scrape
 from tests.support.speech import Speech
 from tests.support.tokens import AUDIENCE, ISSUER, Signer, write_jwks
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -196,7 +197,12 @@ def signer() -> Signer:
 def jwt_server(tmp_path_factory, signer):
     jwks = write_jwks(tmp_path_factory.mktemp("jwt") / "jwks.json", signer)
     with running_server(
-        jwt_jwks=str(jwks), jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_leeway_s=30, offline_workers=1
+        jwt_jwks=str(jwks),
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        jwt_leeway_s=30,
+        offline_workers=1,
+        metrics_port=free_port(),
     ) as server:
         yield server
 
@@ -258,6 +264,59 @@ def test_a_bad_jwt_is_unauthenticated_with_the_reason(jwt_server, signer, make, 
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert needle in str(error.details())
     assert token not in str(error.details()) and token.split(".")[1] not in str(error.details())
+
+
+def _with_header(header: object, signer: Signer) -> str:
+    """A token with ``header`` as its header (PyJWT would not make most of these), good claims, a junk signature."""
+    import base64
+    import json
+
+    def part(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    body = signer.token().split(".")[1]
+    return f"{part(header)}.{body}.{part('not a signature')}"
+
+
+MALFORMED_HEADERS = {
+    "kid-number": {"alg": "ES256", "kid": 5},
+    "kid-list": {"alg": "ES256", "kid": ["backend-2026"]},
+    "kid-null": {"alg": "ES256", "kid": None},
+    "kid-object": {"alg": "ES256", "kid": {"a": 1}},
+    "crit": {"alg": "ES256", "kid": "backend-2026", "crit": ["exp"]},
+    "crit-b64": {"alg": "ES256", "kid": "backend-2026", "b64": False, "crit": ["b64"]},
+    "alg-list": {"alg": ["ES256"], "kid": "backend-2026"},
+    "alg-missing": {"kid": "backend-2026"},
+    "not-an-object": ["ES256", "backend-2026"],
+}
+
+
+def test_a_malformed_jwt_header_is_unauthenticated_counted_and_throttled_without_a_traceback(
+    jwt_server, signer, caplog
+) -> None:
+    # Issue 24, bug 2: a kid that was not a string or a crit header made PyJWT raise InvalidTokenError,
+    # which the verifier did not catch: UNKNOWN with the library's text and a traceback per call, past
+    # the refusal's count and throttle.
+    caplog.set_level(logging.DEBUG)
+    metrics_port = jwt_server.observability.metrics_port
+    before = scrape(metrics_port).value("tongyeok_auth_refusals_total", reason="invalid_jwt", code="UNAUTHENTICATED")
+    channel, stub = stub_for(jwt_server)
+    messages = {}
+    with channel:
+        for _ in range(3):
+            for name, header in MALFORMED_HEADERS.items():
+                error = refusal(stub, bearer(_with_header(header, signer)))
+                assert error.code() == grpc.StatusCode.UNAUTHENTICATED, (name, error.details())
+                messages[name] = str(error.details())
+    for name, message in messages.items():
+        assert message.startswith("the bearer JWT is refused: the token"), (name, message)
+        syntax = name in ("not-an-object", "crit-b64")  # b64=false wants a detached payload: not a JWT's shape
+        expected = "not a well-formed JWT" if syntax else "`kid` must be strings, and no `crit`"
+        assert expected in message, (name, message)
+    after = scrape(metrics_port).value("tongyeok_auth_refusals_total", reason="invalid_jwt", code="UNAUTHENTICATED")
+    assert after - before == 3 * len(MALFORMED_HEADERS)
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert len([r for r in caplog.records if "refused calls" in r.getMessage()]) <= 1
 
 
 def test_a_jwt_without_the_scope_is_permission_denied(jwt_server, signer) -> None:

@@ -17,6 +17,7 @@ another key's algorithm. PyJWT does the cryptography.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +29,15 @@ import jwt
 from tongyeok_server.auth.caller import Caller, CallerKind, Scope
 from tongyeok_server.auth.watched_files import FileConfigError, WatchedFiles
 
+log = logging.getLogger(__name__)
+
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 _SUBJECT = re.compile(r"[^A-Za-z0-9._:@+-]")
 MAX_TOKEN_BYTES = 8192
+HEADER_RULES = (
+    "the token's header is not one this server accepts: `alg` and `kid` must be strings, and no `crit` "
+    "extension is supported"
+)
 
 
 class JwksFileError(FileConfigError):
@@ -102,26 +109,43 @@ class JwtVerifier:
         self._keys.request_reload()
 
     def verify(self, token: str) -> Caller:
-        """The caller a valid token names; raises ``TokenRejected``."""
+        """The caller a valid token names; raises ``TokenRejected`` (and nothing else, whatever the token holds)."""
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenRejected(f"the token is longer than {MAX_TOKEN_BYTES} bytes")
         keys = self._keys.current()
         try:
+            return self._verify(token, keys)
+        except TokenRejected:
+            raise
+        except Exception:
+            # PyJWT parses what any client sends. Whatever it raises beyond its documented errors (a header
+            # or claim of a type it did not expect) is a malformed token, refused like one: counted and
+            # throttled at the edge, never a traceback per call.
+            log.debug("a JWT could not be checked; refused as malformed", exc_info=True)
+            raise TokenRejected("the token is not a well-formed JWT") from None
+
+    def _verify(self, token: str, keys: dict[str, jwt.PyJWK]) -> Caller:
+        try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
             raise TokenRejected("the token is not a well-formed JWT") from None
+        except jwt.InvalidTokenError:
+            # Raised past the syntax: a `kid` that is not a string, a `crit` extension PyJWT does not implement.
+            raise TokenRejected(HEADER_RULES) from None
         kid = header.get("kid") or ""
+        alg = header.get("alg")
+        if not isinstance(kid, str) or not isinstance(alg, str) or "crit" in header:
+            raise TokenRejected(HEADER_RULES)
         key = keys.get(kid) if kid or len(keys) != 1 else next(iter(keys.values()))
         if key is None:
             raise TokenRejected(
-                f"the token was signed with a key this server does not know (kid {kid!r}); "
+                f"the token was signed with a key this server does not know (kid {_quoted(kid)}); "
                 "the issuer's public key must be in the server's JWKS file"
                 if kid
                 else "the token names no key (kid) and the server has several"
             )
-        alg = header.get("alg")
         if alg != key.algorithm_name:
-            raise TokenRejected(f"the token's algorithm {alg!r} is not its key's ({key.algorithm_name})")
+            raise TokenRejected(f"the token's algorithm {_quoted(alg)} is not its key's ({key.algorithm_name})")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -167,6 +191,11 @@ def _scopes(claims: dict[str, Any]) -> frozenset[Scope]:
     )
     known = {s.value: s for s in Scope}
     return frozenset(known[w] for w in words if w in known)
+
+
+def _quoted(value: str, limit: int = 40) -> str:
+    """A value from the token, quoted for a message, cut short (the token's words, never a secret)."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _claim_time(token: str, claim: str) -> str:
