@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.metrics import free_port, scrape
 from tests.support.speech import Speech
 from tests.support.tokens import AUDIENCE, ISSUER, Signer, write_jwks
+from tests.support.waiting import wait_until
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.auth.api_keys import hash_key, new_key
 
@@ -195,8 +198,11 @@ def signer() -> Signer:
 
 @pytest.fixture(scope="module")
 def jwt_server(tmp_path_factory, signer):
-    jwks = write_jwks(tmp_path_factory.mktemp("jwt") / "jwks.json", signer)
+    directory = tmp_path_factory.mktemp("jwt")
+    jwks = write_jwks(directory / "jwks.json", signer)
+    (directory / "resume-secret").write_bytes(base64.b64encode(os.urandom(32)))
     with running_server(
+        resume_secret=str(directory / "resume-secret"),
         jwt_jwks=str(jwks),
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
@@ -216,7 +222,7 @@ def test_a_valid_jwt_is_accepted_and_names_its_subject(jwt_server, signer, caplo
         assert of_kind(events, "session_started")
         # 10 s past its expiry, within the 30 s leeway for clock skew.
         assert list_languages(stub, bearer(signer.token(exp_in=-10)))
-    assert "caller=jwt:user-4711" in caplog.text
+    assert "caller=jwt:op5xndye:user-4711" in caplog.text  # op5xndye: the issuer's label
     assert token not in caplog.text
 
 
@@ -266,9 +272,14 @@ def test_a_bad_jwt_is_unauthenticated_with_the_reason(jwt_server, signer, make, 
     assert token not in str(error.details()) and token.split(".")[1] not in str(error.details())
 
 
+def _end_detached(stub: Any, resume_token: str, credential: Any) -> None:
+    """Resume a detached session and end it, so that it frees its recogniser now rather than at its window's end."""
+    resume = pb.InterpretRequest(resume=pb.ResumeRequest(resume_token=resume_token, last_sequence_number=1))
+    events_of(stub.Interpret(iter([resume, pb.InterpretRequest(end=pb.EndOfAudio())]), timeout=30, metadata=credential))
+
+
 def _with_header(header: object, signer: Signer) -> str:
     """A token with ``header`` as its header (PyJWT would not make most of these), good claims, a junk signature."""
-    import base64
     import json
 
     def part(obj: object) -> str:
@@ -319,12 +330,98 @@ def test_a_malformed_jwt_header_is_unauthenticated_counted_and_throttled_without
     assert len([r for r in caplog.records if "refused calls" in r.getMessage()]) <= 1
 
 
+def test_jwt_subjects_that_looked_alike_are_different_callers(jwt_server, signer, caplog) -> None:
+    # Issue 24, bug 3: the caller id was the subject with odd characters replaced by "_" and cut to 64:
+    # o_brien read and resumed o'brien's sessions, and two long subjects with one beginning shared records.
+    from tongyeok_client.proto import transcripts_pb2 as tpb
+    from tongyeok_client.proto import transcripts_pb2_grpc as tpb_grpc
+
+    caplog.set_level(logging.INFO, "tongyeok_server")
+    scope = "interpret transcripts"
+    long = "employee-" + "0" * 60
+    pairs = [("o'brien@corp.example", "o_brien@corp.example"), (long + "-alice", long + "-bob")]
+    channel, stub = stub_for(jwt_server)
+    transcripts = tpb_grpc.TranscriptsStub(channel)  # type: ignore[no-untyped-call]
+    with channel:
+        for owner, other in pairs:
+            resumable = config(interim=False)
+            resumable.config.resumption.enabled = True
+            stop = threading.Event()
+
+            def requests(first: pb.InterpretRequest = resumable, stop: threading.Event = stop):
+                yield first
+                stop.wait(20)
+
+            call = stub.Interpret(requests(), timeout=30, metadata=bearer(signer.token(subject=owner, scope=scope)))
+            started = next(call).session_started
+            call.cancel()  # the owner's network breaks: the session waits for the owner's resume
+            stop.set()
+            owner_token = bearer(signer.token(subject=owner, scope=scope))
+            other_token = bearer(signer.token(subject=other, scope=scope))
+
+            def listed_for(metadata: Any) -> list[str]:
+                sessions = transcripts.ListSessions(tpb.ListSessionsRequest(), timeout=10, metadata=metadata).sessions
+                return [s.name.rsplit("/", 1)[-1] for s in sessions]
+
+            def recorded(session_id: str = started.session_id, metadata: Any = owner_token) -> bool:
+                return session_id in listed_for(metadata)
+
+            assert wait_until(recorded, 10)
+            resume = pb.InterpretRequest(resume=pb.ResumeRequest(resume_token=started.resume_token))
+            with pytest.raises(grpc.RpcError) as denied:
+                events_of(stub.Interpret(iter([resume]), timeout=10, metadata=other_token))
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED, denied.value.details()
+            assert started.session_id not in listed_for(other_token)
+            with pytest.raises(grpc.RpcError) as hidden:
+                transcripts.GetSession(
+                    tpb.GetSessionRequest(name=f"sessions/{started.session_id}"), timeout=10, metadata=other_token
+                )
+            assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+            _end_detached(stub, started.resume_token, owner_token)
+    assert "caller=jwt:op5xndye:o%27brien@corp.example" in caplog.text  # the issuer's label, the exact subject
+
+
+def test_a_resume_token_sealed_before_the_upgrade_resumes_only_for_the_one_subject_its_old_id_named(
+    jwt_server, signer
+) -> None:
+    # Tokens sealed by a server before issue 24 name the caller by its old id. A meeting in flight during
+    # the rolling upgrade goes on where that id named one subject; where several shared it, it does not.
+    from tongyeok_server.session.resume_token import ResumeTokens, load_secret
+
+    tokens = ResumeTokens(load_secret(str(jwt_server.settings.resume_secret)))
+    channel, stub = stub_for(jwt_server)
+    outcomes = {}
+    with channel:
+        for subject in ("user-4711", "o_brien"):
+            credential = bearer(signer.token(subject=subject, scope="interpret"))
+            request = config(interim=False)
+            request.config.resumption.enabled = True
+            stop = threading.Event()
+
+            def requests(first: pb.InterpretRequest = request, stop: threading.Event = stop):
+                yield first
+                stop.wait(20)
+
+            call = stub.Interpret(requests(), timeout=30, metadata=credential)
+            live = next(call).session_started.resume_token
+            call.cancel()
+            stop.set()
+            old = tokens.seal({**tokens.open(live), "caller": f"jwt:{subject}"})  # as the old server sealed it
+            try:
+                _end_detached(stub, old, credential)
+                outcomes[subject] = "resumed"
+            except grpc.RpcError as error:
+                outcomes[subject] = error.code().name
+                _end_detached(stub, live, credential)
+    assert outcomes == {"user-4711": "resumed", "o_brien": "PERMISSION_DENIED"}
+
+
 def test_a_jwt_without_the_scope_is_permission_denied(jwt_server, signer) -> None:
     channel, stub = stub_for(jwt_server)
     with channel, pytest.raises(grpc.RpcError) as denied:
         events_of(stub.Interpret(iter([config()]), timeout=30, metadata=bearer(signer.token(scope="translate"))))
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "jwt:user-1" in str(denied.value.details())
+    assert "jwt:op5xndye:user-1" in str(denied.value.details())
 
 
 def test_keys_and_jwts_together_and_the_example_issuer(server_factory, tmp_path, keys) -> None:

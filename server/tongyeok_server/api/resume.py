@@ -135,7 +135,8 @@ class ResumeDesk:
                 "another deployment); resume with the token of session_started or of the last resume_token_update"
             ) from None
         caller = current_caller()
-        if claims.get("caller") != caller.id:
+        owner = claims.get("caller")
+        if owner != caller.id and not (caller.legacy_id and owner == caller.legacy_id):
             raise ServiceError(
                 grpc.StatusCode.PERMISSION_DENIED,
                 "resume.resume_token belongs to a session of another caller; resume with your own credentials",

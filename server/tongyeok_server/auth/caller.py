@@ -44,14 +44,18 @@ class Caller:
     """An authenticated caller.
 
     ``id`` is what logs, limits and the meeting record name the caller by:
-    ``key:<key id>`` for an API key, ``jwt:<subject>`` for a JWT,
-    ``anonymous`` without authentication. It is never the credential.
+    ``key:<key id>`` for an API key, ``jwt:<issuer>:<subject>`` for a JWT
+    (``auth.jwt_identity``: one id per issuer and exact subject, safe to
+    print), ``anonymous`` without authentication. It is never the credential.
     """
 
     id: str
     kind: CallerKind
     scopes: frozenset[Scope]
     quota: Quota = Quota()
+    #: The id this caller had before issue 24, when that id named no one else (``jwt_identity.legacy_id``):
+    #: resume tokens sealed before the upgrade carry it. Empty for everyone else.
+    legacy_id: str = ""
 
     def allows(self, scope: Scope) -> bool:
         """Whether this caller's credential grants ``scope``."""

@@ -7,7 +7,7 @@ bearer token. The server checks the signature against the public keys in
 can be rotated by publishing the new key before signing with it), the
 issuer (``--jwt-issuer``), the audience (``--jwt-audience``), expiry and
 not-before with ``--jwt-leeway`` seconds of clock skew, and requires a
-subject (the caller id is ``jwt:<sub>``). Scopes are the space-separated
+subject (the caller id is ``jwt:<issuer>:<sub>``, see ``jwt_identity``). Scopes are the space-separated
 ``scope`` claim (RFC 9068; an ``scp`` list is accepted too). Only
 asymmetric algorithms are accepted, each key only with its own algorithm,
 so a token cannot pick ``none``, an HMAC keyed with a public key, or
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +26,12 @@ from typing import Any
 import jwt
 
 from tongyeok_server.auth.caller import Caller, CallerKind, Scope
+from tongyeok_server.auth.jwt_identity import caller_id, legacy_id
 from tongyeok_server.auth.watched_files import FileConfigError, WatchedFiles
 
 log = logging.getLogger(__name__)
 
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-_SUBJECT = re.compile(r"[^A-Za-z0-9._:@+-]")
 MAX_TOKEN_BYTES = 8192
 HEADER_RULES = (
     "the token's header is not one this server accepts: `alg` and `kid` must be strings, and no `crit` "
@@ -181,7 +180,8 @@ class JwtVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise TokenRejected("the token's 'sub' claim must be a non-empty string")
-        return Caller(f"jwt:{_SUBJECT.sub('_', subject)[:64]}", CallerKind.JWT, _scopes(claims))
+        issuer = str(claims["iss"])
+        return Caller(caller_id(issuer, subject), CallerKind.JWT, _scopes(claims), legacy_id=legacy_id(subject))
 
 
 def _scopes(claims: dict[str, Any]) -> frozenset[Scope]:
