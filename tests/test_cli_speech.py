@@ -54,3 +54,20 @@ def test_speech_writer_keeps_one_file_per_language_and_decodes_ogg(offline_serve
     assert writer.paths == {"es": tmp_path / "s-es.wav"}
     info = soundfile.info(str(writer.paths["es"]))
     assert info.samplerate == 48000 and abs(info.duration - writer.seconds["es"]) < 0.01 and info.duration > 1.0
+
+
+def test_two_way_interpret_speak_to_alone_writes_the_speech(capsys, whisper_server: TongyeokServer, tmp_path) -> None:
+    # It used to write nothing, silently: a two-way stream has no --target, so no language was spoken.
+    from tests.support.speech import synthesize
+
+    english = synthesize(["Thank you for your time."])
+    out = tmp_path / "meeting.wav"
+    code = cli.main(
+        ["interpret", str(english.path), "--source", "en-US", "--source", "es-ES", "--speak-to", str(out),
+         "--fast", "--no-interim", "--server", f"127.0.0.1:{whisper_server.port}"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    spanish = tmp_path / "meeting-es-ES.wav"
+    assert soundfile.info(str(spanish)).duration > 0.5, captured.err
+    assert f"-> {spanish}" in captured.err

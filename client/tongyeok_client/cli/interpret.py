@@ -88,7 +88,9 @@ class _Counter:
 def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -> int:
     """Interpret ``args.file``; returns the exit status."""
     audio = _open_input(args)
-    speech = Speech(args, args.target)
+    # A two-way stream translates each sentence into the other language: those are what can be spoken.
+    spoken = args.target or (args.source if len(args.source) == 2 else [])
+    speech = Speech(args, spoken)
     try:
         cfg = config(
             source=args.source,

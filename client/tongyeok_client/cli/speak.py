@@ -46,6 +46,8 @@ class Speech:
         languages = list(dict.fromkeys([*args.speak, *voices]))
         if args.speak_to and not languages:
             languages = list(targets)
+            if not languages:
+                raise UsageError("--speak-to FILE needs a language to speak: add --speak LANG (or --target LANG)")
         self.config: pb.SpeechOutputConfig | None = None
         self.writer: SpeechWriter | None = None
         self.players: list[SpeechPlayer] = []
