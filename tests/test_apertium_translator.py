@@ -1,16 +1,22 @@
-"""The Apertium translator against the real Debian packages (apertium + apertium-eng-spa)."""
+"""The Apertium translator against the real Debian packages (apertium + apertium-eng-spa).
+
+The engine runs on one event loop, as in the server: the module shares one
+(``asyncio.Runner``) and one warmed-up translator.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import shutil
 import signal
 import statistics
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import psutil
@@ -25,13 +31,15 @@ from tongyeok_server.translation.apertium_engine import (
     ApertiumTranslator,
     discover_modes,
 )
-from tongyeok_server.translation.apertium_pipeline import Cancelled, escape, unescape
+from tongyeok_server.translation.apertium_pipeline import escape, unescape
 from tongyeok_server.translation.base import (
     GlossaryTerm,
     Style,
     TokenDelta,
+    TranslationChunk,
     TranslationOptions,
     TranslationRequest,
+    TranslationStream,
 )
 
 MODES = Path("/usr/share/apertium/modes")
@@ -44,12 +52,34 @@ pytestmark = [
 ]
 
 
+T = TypeVar("T")
+_runner: list[asyncio.Runner] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _loop() -> Iterator[None]:
+    with asyncio.Runner() as runner:
+        _runner.append(runner)
+        yield
+        _runner.clear()
+
+
+def run(work: Awaitable[T]) -> T:
+    """Run ``work`` on the module's loop."""
+    return _runner[0].run(work)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
-def translator() -> Iterator[ApertiumTranslator]:
+def translator(_loop: None) -> Iterator[ApertiumTranslator]:
     t = ApertiumTranslator()
-    t.warm_up()
+    run(t.warm_up())
     yield t
-    t.close()
+    run(t.close())
+
+
+async def _collect(stream: TranslationStream) -> list[TranslationChunk]:
+    async with contextlib.aclosing(stream) as chunks:
+        return [chunk async for chunk in chunks]
 
 
 def request(text: str, source: str = "en", target: str = "es", **options: object) -> TranslationRequest:
@@ -57,7 +87,7 @@ def request(text: str, source: str = "en", target: str = "es", **options: object
 
 
 def tokens(translator: ApertiumTranslator, req: TranslationRequest) -> list[str]:
-    chunks = list(translator.translate(req))
+    chunks = run(_collect(translator.translate(req)))
     assert all(isinstance(c, TokenDelta) for c in chunks)
     return [c.text for c in chunks if isinstance(c, TokenDelta)]
 
@@ -99,7 +129,7 @@ def test_missing_apertium_exits_with_install_hint(monkeypatch, tmp_path):
 
 def test_unsupported_pair_is_invalid_argument(translator):
     with pytest.raises(ServiceError) as info:
-        translator.translate(request("Hello", "en", "ko"))
+        run(_collect(translator.translate(request("Hello", "en", "ko"))))
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert "en->es" in info.value.message and "es->en" in info.value.message
 
@@ -201,9 +231,10 @@ def test_glossary_entry_for_another_language_is_not_applied(translator):
 
 
 def test_concurrent_sessions_get_their_own_answers(translator):
+    """Requests of many sessions are pipelined through one pipeline per pair: each gets its own answer."""
     failures: list[str] = []
 
-    def worker(w: int) -> None:
+    async def session(w: int) -> None:
         for i in range(10):
             n = 100 + w * 10 + i
             source, target, text, word = (
@@ -211,74 +242,64 @@ def test_concurrent_sessions_get_their_own_answers(translator):
                 if (w + i) % 2
                 else ("es", "en", f"Tengo {n} manzanas.", "apples")
             )
-            out = translate(translator, text, source, target)
+            chunks = await _collect(translator.translate(request(text, source, target)))
+            out = "".join(c.text for c in chunks if isinstance(c, TokenDelta))
             numbers = re.findall(r"\d+", out)
             if numbers != [str(n)] or word not in out:
                 failures.append(f"{text!r} -> {out!r}")
 
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    async def sessions() -> None:
+        await asyncio.gather(*(session(w) for w in range(8)))
+
+    run(sessions())
     assert not failures, failures
 
 
-def test_cancel_before_iterating(translator):
-    stream = translator.translate(request("Good morning."))
-    stream.cancel()
-    stream.cancel()  # idempotent
-    assert list(stream) == []
-
-
-def test_cancel_mid_stream(translator):
-    stream = translator.translate(request("Good morning, everyone. The report is ready."))
-    it = iter(stream)
-    assert isinstance(next(it), TokenDelta)
-    stream.cancel()
-    assert list(it) == []
-
-
-def test_cancel_while_waiting_for_the_pipeline(translator):
+def test_a_stream_never_iterated_starts_nothing(translator):
     pipeline = translator.pipeline("en", "es")
-    stream = translator.translate(request("Good morning."))
-    got: list[object] = []
-    done = threading.Event()
-
-    def consume() -> None:
-        got.extend(stream)
-        done.set()
-
-    # Hold the pipeline as a long request would, so the stream has to wait.
-    with pipeline._lock:
-        thread = threading.Thread(target=consume)
-        thread.start()
-        time.sleep(0.1)
-        assert not done.is_set()
-        began = time.monotonic()
-        stream.cancel()
-        assert done.wait(1.0), "cancel did not stop a stream waiting for the pipeline"
-        waited = time.monotonic() - began
-    thread.join(1)
-    assert got == []
-    assert waited < 0.5
+    starts = pipeline.starts
+    run(translator.translate(request("Good morning.")).aclose())
+    assert pipeline.starts == starts
     assert "Buenos días" in translate(translator, "Good morning.")
 
 
-def test_answer_of_an_abandoned_request_is_skipped(translator):
+def test_cancel_mid_stream(translator):
+    async def first_then_cancel() -> list[TranslationChunk]:
+        got: list[TranslationChunk] = []
+        stream = translator.translate(request("Good morning, everyone. The report is ready."))
+
+        async def consume() -> None:
+            async for chunk in stream:
+                got.append(chunk)
+                await asyncio.sleep(10)  # a slow consumer, cancelled here
+
+        task = asyncio.create_task(consume())
+        while not got:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return got
+
+    got = run(first_then_cancel())
+    assert len(got) == 1 and isinstance(got[0], TokenDelta)
+    assert "Buenos días" in translate(translator, "Good morning.")
+
+
+def test_answer_of_an_abandoned_request_is_skipped(translator: ApertiumTranslator) -> None:
+    """A request cancelled while its long answer is in the pipeline: the next request gets its own answer."""
     pipeline = translator.pipeline("en", "es")
-    calls = 0
 
-    def cancelled_once_sent() -> bool:
-        # False before the request is written, True while its answer is awaited.
-        nonlocal calls
-        calls += 1
-        return calls > 1
+    async def abandon_then_ask() -> str:
+        long = asyncio.create_task(pipeline.translate("The report is ready and the meeting starts tomorrow. " * 40))
+        await asyncio.sleep(0.005)  # written, not yet answered
+        assert not long.done()
+        long.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await long
+        return await pipeline.translate("Good morning.")
 
-    with pytest.raises(Cancelled):
-        pipeline.translate("The report is ready and the meeting starts tomorrow. " * 40, cancelled=cancelled_once_sent)
-    out = translate(translator, "Good morning.")
-    assert out == "Buenos días.", out
+    assert run(abandon_then_ask()) == "Buenos días."
 
 
 def test_killed_pipeline_is_restarted(translator):
@@ -299,7 +320,7 @@ def test_close_leaves_no_processes():
     before = {p.pid for p in me.children(recursive=True)}
     t = ApertiumTranslator()
     started = time.perf_counter()
-    timings = t.warm_up()
+    timings = run(t.warm_up())
     start_s = time.perf_counter() - started
     pids = [pid for pair in t.language_pairs() for pid in t.pipeline(*pair).pids]
     assert len(pids) >= 2 * 10
@@ -309,11 +330,11 @@ def test_close_leaves_no_processes():
         f"eng-spa pipeline: {len(mem)} processes, RSS {sum(m.rss for m in mem) / 2**20:.0f} MiB, "
         f"USS {sum(m.uss for m in mem) / 2**20:.0f} MiB"
     )
-    t.close()
+    run(t.close())
     assert not [p for p in pids if psutil.pid_exists(p)], "pipeline processes left behind (or zombies)"
     assert {p.pid for p in me.children(recursive=True)} - before == set()
     with pytest.raises(ServiceError) as info:
-        t.translate(request("Good morning."))
+        run(_collect(t.translate(request("Good morning."))))
     assert info.value.code is grpc.StatusCode.UNAVAILABLE
 
 
@@ -321,13 +342,17 @@ def test_warm_sentence_latency(translator):
     sentences = [f"I will present the report number {i} to the team tomorrow morning." for i in range(30)]
     first_token: list[float] = []
     whole: list[float] = []
-    for text in sentences:
+
+    async def one(text: str) -> None:
         began = time.perf_counter()
-        it = iter(translator.translate(request(text)))
-        next(it)
-        first_token.append(time.perf_counter() - began)
-        list(it)
+        async with contextlib.aclosing(translator.translate(request(text))) as chunks:
+            async for _ in chunks:
+                if len(first_token) < len(whole) + 1:
+                    first_token.append(time.perf_counter() - began)
         whole.append(time.perf_counter() - began)
+
+    for text in sentences:
+        run(one(text))
     median_first = statistics.median(first_token)
     print(
         f"\napertium warm en->es: first token median {median_first * 1000:.2f} ms, "

@@ -1,13 +1,18 @@
-"""The OpenAI translator over the wire: the real openai client against the fake OpenAI server."""
+"""The OpenAI translator over the wire: the real openai client against the fake OpenAI server.
+
+The engine is async on the caller's loop; each test drives it on one loop of
+its own (``asyncio.Runner``), as the server does on its loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -15,7 +20,7 @@ import pytest
 from tests.support.fake_openai import FakeOpenAI, Rule, fake_tokens, fake_translation
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.settings import ServerSettings
-from tongyeok_server.translation import openai_engine
+from tongyeok_server.translation import openai_engine, openai_sse
 from tongyeok_server.translation.base import (
     ContextSentence,
     GlossaryTerm,
@@ -25,10 +30,12 @@ from tongyeok_server.translation.base import (
     TranslationOptions,
     TranslationRequest,
     TranslationRestart,
+    TranslationStream,
 )
 from tongyeok_server.translation.openai_engine import OpenAITranslator
 
 SECRET = "sk-test-0123456789abcdefSECRET"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -38,14 +45,25 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 _made: list[OpenAITranslator] = []
+_runner: list[asyncio.Runner] = []
 
 
 @pytest.fixture(autouse=True)
-def _close_translators() -> Iterator[None]:
-    """Close every translator a test made: each owns a loop thread and a connection pool."""
-    yield
-    while _made:
-        _made.pop().close()
+def _loop() -> Iterator[None]:
+    """One event loop per test, as the server has one; every translator a test made is closed on it."""
+    with asyncio.Runner() as runner:
+        _runner.append(runner)
+        try:
+            yield
+        finally:
+            while _made:
+                runner.run(_made.pop().close())
+            _runner.clear()
+
+
+def run(work: Awaitable[T]) -> T:
+    """Run ``work`` on the test's loop."""
+    return _runner[0].run(work)  # type: ignore[arg-type]
 
 
 def make_translator(
@@ -67,14 +85,22 @@ def make_translator(
 
 
 @pytest.fixture
-def translator(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAITranslator]:
-    t = make_translator(fake, monkeypatch)
-    yield t
-    t.close()
+def translator(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> OpenAITranslator:
+    return make_translator(fake, monkeypatch)
 
 
-def collect(chunks: Iterable[TranslationChunk]) -> list[TranslationChunk]:
-    return list(chunks)
+async def _collect(stream: TranslationStream) -> list[TranslationChunk]:
+    async with contextlib.aclosing(stream) as chunks:
+        return [chunk async for chunk in chunks]
+
+
+def collect(stream: TranslationStream) -> list[TranslationChunk]:
+    """Every chunk of ``stream`` (on the test's loop); a failure raises."""
+    return run(_collect(stream))
+
+
+def translate(translator: OpenAITranslator, text: str, source: str = "en", target: str = "ko", **kw: Any) -> str:
+    return final_text(collect(translator.translate(TranslationRequest(text, source, target, **kw))))
 
 
 def final_text(chunks: list[TranslationChunk]) -> str:
@@ -99,9 +125,13 @@ def test_tokens_stream_in_order_as_they_are_written(fake: FakeOpenAI, translator
     text = "we would like to discuss the delivery schedule today"
     arrivals: list[tuple[float, str]] = []
     start = time.monotonic()
-    for chunk in translator.translate(TranslationRequest(text, "en", "ko")):
-        assert isinstance(chunk, TokenDelta)
-        arrivals.append((time.monotonic() - start, chunk.text))
+
+    async def read() -> None:
+        async for chunk in translator.translate(TranslationRequest(text, "en", "ko")):
+            assert isinstance(chunk, TokenDelta)
+            arrivals.append((time.monotonic() - start, chunk.text))
+
+    run(read())
     assert [t for _, t in arrivals] == fake_tokens(text, "ko")
     assert "".join(t for _, t in arrivals) == fake_translation(text, "ko")
     # Streamed, not buffered: the first token arrived long before the last.
@@ -315,7 +345,7 @@ def test_sse_parsing_does_not_depend_on_how_the_body_is_split() -> None:
     expected = [b'{"a": 1}', b'{"b":\n2}', b'{"c": 3}', b"[DONE]"]
     for i in range(len(body) + 1):
         for j in range(i, len(body) + 1):
-            events = openai_engine._SSEEvents()
+            events = openai_sse.SSEEvents()
             got = [e for piece in (body[:i], body[i:j], body[j:]) for e in events.feed(piece)]
             assert got == expected, (i, j)
 
@@ -358,9 +388,13 @@ def test_always_500_fails_after_the_retry_budget(fake: FakeOpenAI, translator: O
 def test_always_cut_fails_after_restarts(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
     fake.cut(after_chunks=1, times=None)
     chunks: list[TranslationChunk] = []
-    with pytest.raises(ServiceError) as info:
-        for c in translator.translate(TranslationRequest("x y z", "en", "ko")):
+
+    async def read() -> None:
+        async for c in translator.translate(TranslationRequest("x y z", "en", "ko")):
             chunks.append(c)
+
+    with pytest.raises(ServiceError) as info:
+        run(read())
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
     assert sum(isinstance(c, TranslationRestart) for c in chunks) == 2
     assert len(fake.requests) == 3
@@ -423,49 +457,54 @@ def test_unreachable_server_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> N
 # -- cancellation ----------------------------------------------------------
 
 
-def _cancel_when(cancel: Callable[[], None], event: threading.Event, delay: float = 0.0) -> list[float]:
-    """Call ``cancel`` from another thread ``delay`` s after ``event``; returns [when it was called]."""
-    called: list[float] = []
+async def _read_until(
+    stream: TranslationStream, stop: Callable[[list[TranslationChunk]], bool], *, delay: float = 0.0
+) -> tuple[list[TranslationChunk], float]:
+    """Iterate ``stream`` in a task, cancel that task once ``stop(received)`` (then after ``delay``).
 
-    def run() -> None:
-        event.wait(5)
-        time.sleep(delay)
-        called.append(time.monotonic())
-        cancel()
+    Returns the chunks received and when the cancel was called. The task is
+    what a session's lane is: cancelling it must close the HTTP stream.
+    """
+    received: list[TranslationChunk] = []
+    ready = asyncio.Event()
 
-    threading.Thread(target=run, daemon=True).start()
-    return called
+    async def consume() -> None:
+        if stop(received):
+            ready.set()
+        async for chunk in stream:
+            received.append(chunk)
+            if stop(received):
+                ready.set()
+
+    task = asyncio.create_task(consume())
+    await ready.wait()
+    await asyncio.sleep(delay)
+    called = time.monotonic()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return received, called
 
 
 def test_cancel_mid_stream_closes_the_http_stream(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
     fake.tokens_per_s = 2  # one token every 0.5 s: without a real close the reader would wait for the next
     stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
-    first = threading.Event()
-    called = _cancel_when(stream.cancel, first)
-    received: list[TranslationChunk] = []
-    for chunk in stream:
-        received.append(chunk)
-        first.set()
-    loop_ended = time.monotonic()
+    received, called = run(_read_until(stream, lambda got: len(got) == 1))
+    assert time.monotonic() - called < 0.4
     assert len(received) == 1, received  # the next token was 0.5 s away
-    assert loop_ended - called[0] < 0.4
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
     (req,) = fake.requests
     assert req.outcome == "disconnected"
     # The server saw the disconnect promptly, not when it next wrote.
-    assert req.ended_at - called[0] < 0.45
-    stream.cancel()  # idempotent
+    assert req.ended_at - called < 0.45
 
 
 def test_cancel_before_the_first_token_is_prompt(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
     fake.ttft_s = 5.0
     stream = translator.translate(TranslationRequest("hello", "en", "ko"))
-    go = threading.Event()
-    _cancel_when(stream.cancel, go, delay=0.2)
-    go.set()
-    start = time.monotonic()
-    assert collect(stream) == []
-    assert time.monotonic() - start < 1.0
+    received, called = run(_read_until(stream, lambda got: True, delay=0.2))
+    assert received == []
+    assert time.monotonic() - called < 0.5
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=1.0)
 
 
@@ -475,23 +514,29 @@ def test_cancel_while_waiting_for_headers_closes_the_connection_at_once(
     """A server that sends nothing, not even headers, until the model starts: the cancel does not wait for it."""
     fake.headers_delay_s = 5.0
     stream = translator.translate(TranslationRequest("hello", "en", "ko"))
-    go = threading.Event()
-    called = _cancel_when(stream.cancel, go, delay=0.3)
-    go.set()
-    assert collect(stream) == []
-    assert time.monotonic() - called[0] < 0.4
+    received, called = run(_read_until(stream, lambda got: True, delay=0.3))
+    assert received == []
+    assert time.monotonic() - called < 0.4
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
     (req,) = fake.requests
     assert req.outcome == "disconnected"
-    assert req.ended_at - called[0] < 0.45  # seen by the server now, not in 5 s
+    assert req.ended_at - called < 0.45  # seen by the server now, not in 5 s
 
 
-def test_leaving_the_loop_early_closes_the_http_stream(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+def test_aclose_after_the_first_token_closes_the_http_stream(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    """A consumer that stops iterating and closes the stream (no task cancelled) closes the request too."""
     fake.tokens_per_s = 2
-    for chunk in translator.translate(TranslationRequest("a b c d e f g h", "en", "ko")):
-        assert isinstance(chunk, TokenDelta)
-        break  # no cancel(): the dropped iterator must close the request itself
-    left = time.monotonic()
+
+    async def first_then_close() -> float:
+        stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
+        async for chunk in stream:
+            assert isinstance(chunk, TokenDelta)
+            break
+        left = time.monotonic()
+        await stream.aclose()
+        return left
+
+    left = run(first_then_close())
     assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
     assert fake.requests[0].ended_at - left < 0.45
 
@@ -499,20 +544,42 @@ def test_leaving_the_loop_early_closes_the_http_stream(fake: FakeOpenAI, transla
 def test_cancel_during_backoff_is_prompt(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
     fake.fail(503, times=None, retry_after_s=5)
     stream = translator.translate(TranslationRequest("hello", "en", "ko"))
-    go = threading.Event()
-    _cancel_when(stream.cancel, go, delay=0.3)
-    go.set()
     start = time.monotonic()
-    assert collect(stream) == []  # no error either: the caller asked to stop
+    received, _ = run(_read_until(stream, lambda got: True, delay=0.3))
+    assert received == []
     assert time.monotonic() - start < 1.0
     assert len(fake.requests) == 1
 
 
-def test_cancel_before_iterating_sends_nothing(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
-    stream = translator.translate(TranslationRequest("hello", "en", "ko"))
-    stream.cancel()
-    assert collect(stream) == []
+def test_a_stream_never_iterated_sends_nothing(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    """Starting a translation is free until it is read: a stale one dropped early costs no request."""
+    run(translator.translate(TranslationRequest("hello", "en", "ko")).aclose())
     assert fake.requests == []
+
+
+def test_stale_partial_translations_are_cancelled_cheaply(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    """As a simultaneous interpreter would: translate a growing sentence, cancelling each stale request."""
+    fake.ttft_s, fake.tokens_per_s = 0.2, 50
+    words = ["we", "would", "like", "to", "discuss", "the", "delivery", "schedule", "today"]
+
+    async def grow() -> list[TranslationChunk]:
+        task: asyncio.Task[list[TranslationChunk]] | None = None
+        for n in range(1, len(words) + 1):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            stream = translator.translate(TranslationRequest(" ".join(words[:n]), "en", "ko"))
+            task = asyncio.create_task(_collect(stream))
+            await asyncio.sleep(0.02)
+        assert task is not None
+        return await task
+
+    chunks = run(grow())
+    assert final_text(chunks) == fake_translation(" ".join(words), "ko")
+    assert fake.wait_idle()
+    outcomes = [r.outcome for r in fake.requests]
+    assert outcomes[-1] == "completed" and set(outcomes[:-1]) <= {"disconnected"}, outcomes
 
 
 # -- concurrency -----------------------------------------------------------
@@ -523,25 +590,18 @@ def test_concurrent_translations_run_in_parallel(fake: FakeOpenAI, translator: O
     n = 12
     texts = [f"sentence number {i} for the meeting" for i in range(n)]
     targets = ["ko", "en", "ja", "es"]
-    results: dict[int, list[TranslationChunk]] = {}
-    errors: list[BaseException] = []
 
-    def run(i: int) -> None:
-        try:
+    async def all_of_them() -> list[list[TranslationChunk]]:
+        streams = []
+        for i in range(n):
             target = targets[i % len(targets)]
             source = "en" if target != "en" else "ko"
-            results[i] = collect(translator.translate(TranslationRequest(texts[i], source, target)))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+            streams.append(_collect(translator.translate(TranslationRequest(texts[i], source, target))))
+        return await asyncio.gather(*streams)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    results = run(all_of_them())
     elapsed = time.monotonic() - start
-    assert not errors
     one = 0.3 + len(fake_tokens(texts[0], "ko")) / 20
     for i in range(n):
         assert final_text(results[i]) == fake_translation(texts[i], targets[i % len(targets)])
@@ -555,34 +615,25 @@ def test_many_concurrent_streams_half_cancelled_share_one_client(
     """Cancels racing readers on a shared connection pool: no errors, no leaks, the pool still works."""
     fake.ttft_s, fake.tokens_per_s = 0.05, 30
     n = 40
-    outputs: dict[int, str] = {}
-    errors: list[BaseException] = []
-    timers: list[threading.Timer] = []
 
-    def run(i: int) -> None:
+    async def one(i: int) -> str:
         stream = translator.translate(TranslationRequest(f"w{i} a b c d e f g h", "en", "ko"))
-        if i % 4 == 1:  # from another thread, at any point, perhaps before the request is out
-            timer = threading.Timer(0.05 + 0.3 * i / n, stream.cancel)
-            timers.append(timer)
-            timer.start()
-        try:
-            if i % 4 == 3:  # in flight for sure: at its first token (on a busy machine timers fire late or early)
-                chunks = []
-                for chunk in stream:
-                    chunks.append(chunk)
-                    stream.cancel()
-                outputs[i] = final_text(chunks)
-            else:
-                outputs[i] = final_text(collect(stream))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        if i % 4 == 3:  # in flight for sure: cancelled at its first token
+            received, _ = await _read_until(stream, lambda got: len(got) == 1)
+            return final_text(received)
+        task = asyncio.create_task(_collect(stream))
+        if i % 4 == 1:  # at any point, perhaps before the request is out
+            await asyncio.sleep(0.05 + 0.3 * i / n)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return ""
+        return final_text(await task)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert not errors
+    async def every() -> list[str]:
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+    outputs = run(every())
     for i in range(0, n, 2):
         assert outputs[i] == fake_translation(f"w{i} a b c d e f g h", "ko")
     for i in range(1, n, 2):
@@ -592,109 +643,62 @@ def test_many_concurrent_streams_half_cancelled_share_one_client(
     assert outcomes.count("completed") >= n // 2
     assert set(outcomes) <= {"completed", "disconnected"}
     assert outcomes.count("disconnected") >= n // 4
-    assert final_text(collect(translator.translate(TranslationRequest("still works", "en", "ko")))) == (
-        "[ko] works still"
-    )
+    assert translate(translator, "still works") == "[ko] works still"
 
 
-def close_during_a_translation(translator: OpenAITranslator, fake: FakeOpenAI) -> list[TranslationChunk]:
-    """Close ``translator`` while a slow translation streams on another thread; the chunks that thread got.
-
-    The translation must fail with UNAVAILABLE, not end quietly (a caller must
-    not take the partial text for the translation), and its HTTP stream close.
-    """
+def test_close_fails_the_running_translations_and_closes_their_streams(
+    fake: FakeOpenAI, translator: OpenAITranslator
+) -> None:
+    """A translation cut by ``close()`` fails with UNAVAILABLE (never taken for a whole text); its consumer lives on."""
     fake.tokens_per_s = 2
-    stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
-    received: list[TranslationChunk] = []
-    errors: list[BaseException] = []
 
-    def read() -> None:
-        try:
-            received.extend(stream)
-        except BaseException as exc:
-            errors.append(exc)
+    async def close_while_streaming() -> tuple[list[TranslationChunk], BaseException | None, bool]:
+        received: list[TranslationChunk] = []
+        stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    assert fake.wait_for(lambda f: len(f.requests) == 1)
-    translator.close()
-    reader.join(2.0)
-    assert not reader.is_alive()
-    (error,) = errors
+        async def consume() -> BaseException | None:
+            try:
+                async for chunk in stream:
+                    received.append(chunk)
+            except ServiceError as error:
+                return error
+            return None
+
+        task = asyncio.create_task(consume())
+        while not received:
+            await asyncio.sleep(0.01)
+        await translator.close()
+        error = await asyncio.wait_for(task, 2.0)
+        return received, error, task.cancelled()
+
+    received, error, cancelled = run(close_while_streaming())
+    assert not cancelled, "the engine's own cancel must not leak into its consumer's task"
     assert isinstance(error, ServiceError) and error.code == grpc.StatusCode.UNAVAILABLE
     assert "shut down" in error.message
-    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
-    return received
-
-
-def test_close_ends_translations_and_stops_the_engine_threads(
-    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = set(threading.enumerate())
-    translator = make_translator(fake, monkeypatch)
-    translator.warm_up()  # the server calls it at start: the loop thread starts now
-    started = set(threading.enumerate()) - before
-    assert "openai-loop" in {t.name for t in started}
-    received = close_during_a_translation(translator, fake)
     assert fake_translation("a b c d e f g h", "ko").startswith(final_text(received))
-    # The loop thread and its executor's (the fake's own handler threads may still be winding down).
-    assert not [t.name for t in set(threading.enumerate()) - before if t.name.startswith("openai-loop")]
+    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
     with pytest.raises(ServiceError) as info:
-        collect(translator.translate(TranslationRequest("too late", "en", "ko")))
+        translate(translator, "too late")
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
-    translator.close()  # idempotent
+    run(translator.close())  # idempotent
     assert len(fake.requests) == 1
 
 
-@pytest.fixture
-def other_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop run by someone else (as the server runs its own), on a thread of its own."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="owner-loop", daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
+def test_translations_start_no_thread(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    """The engine has no loop or thread of its own: translations run on the caller's loop."""
+    before = {t.ident for t in threading.enumerate()}
 
-
-def test_attached_loop_runs_translations_without_a_thread_of_ours(
-    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, other_loop: asyncio.AbstractEventLoop
-) -> None:
-    before = set(threading.enumerate())
-    translator = make_translator(fake, monkeypatch)
-    translator.warm_up()  # as the server does before it attaches: that thread stops again
-    translator.attach_loop(other_loop)
-    for text in ("first sentence", "second sentence"):
-        assert final_text(collect(translator.translate(TranslationRequest(text, "en", "ko")))) == (
-            fake_translation(text, "ko")
+    async def several() -> list[list[TranslationChunk]]:
+        return await asyncio.gather(
+            *(_collect(translator.translate(TranslationRequest(f"s {i}", "en", "ko"))) for i in range(8))
         )
-    assert not [t.name for t in set(threading.enumerate()) - before if t.name.startswith("openai-loop")]
-    assert fake.wait_idle()
-    assert fake.connections == 1
-    with pytest.raises(RuntimeError):
-        translator.attach_loop(asyncio.new_event_loop())  # too late: the pool lives on other_loop now
 
-    # Cancel closes the HTTP stream there too.
-    fake.tokens_per_s = 2
-    stream = translator.translate(TranslationRequest("a b c d e f g h", "en", "ko"))
-    for _ in stream:
-        stream.cancel()
-    assert fake.wait_for(lambda f: len(f.disconnects) == 1, timeout=2.0)
-    translator.close()  # while other_loop runs, as the server does
-
-
-def test_close_on_an_attached_loop_ends_translations_and_leaves_the_loop_running(
-    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, other_loop: asyncio.AbstractEventLoop
-) -> None:
-    translator = make_translator(fake, monkeypatch)
-    translator.attach_loop(other_loop)
-    close_during_a_translation(translator, fake)
-    assert other_loop.is_running()
-    assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0, "still runs"), other_loop).result(1) == "still runs"
-    with pytest.raises(ServiceError):
-        collect(translator.translate(TranslationRequest("too late", "en", "ko")))
-    translator.close()  # idempotent
+    results = run(several())
+    assert [final_text(r) for r in results] == [fake_translation(f"s {i}", "ko") for i in range(8)]
+    # Host names are resolved on the loop's default executor (asyncio_N) and the fake serves each
+    # connection on a thread of its own; nothing else.
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert [n for n in started if not n.startswith("asyncio_") and "process_request_thread" not in n] == []
 
 
 # -- construction ----------------------------------------------------------
@@ -730,7 +734,7 @@ def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeOp
     settings = ServerSettings.from_args(["--translator", "openai"], {"OPENAI_BASE_URL": fake.base_url})
     translator = openai_engine.create(settings)
     _made.append(translator)
-    assert final_text(collect(translator.translate(TranslationRequest("hi", "en", "ko")))) == "[ko] hi"
+    assert translate(translator, "hi") == "[ko] hi"
     assert len(fake.requests) == 1
 
 
@@ -759,9 +763,7 @@ def test_fake_runs_as_its_own_process(monkeypatch: pytest.MonkeyPatch) -> None:
         remote: Any = Remote()
         remote.base_url = base_url
         translator = make_translator(remote, monkeypatch)
-        chunks = collect(translator.translate(TranslationRequest("over the wire", "en", "ko")))
-        assert final_text(chunks) == fake_translation("over the wire", "ko")
-        translator.close()
+        assert translate(translator, "over the wire") == fake_translation("over the wire", "ko")
     finally:
         proc.terminate()
         proc.wait(5)

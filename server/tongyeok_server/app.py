@@ -88,9 +88,7 @@ class TongyeokServer:
             *self.observability.extensions,
         ]
         self.translator = translator or create_translator(settings)
-        self.translator.warm_up()  # the first sentence should not pay for starting the engine
         self.recognizer = recognizer or create_recognizer(settings)
-        self._translation_executor = ThreadPoolExecutor(settings.translation_threads, thread_name_prefix="translate")
         self.watchdog = StreamWatchdog(settings.idle_timeout_s, settings.max_stream_duration_s)
         self.resumption = ResumeSetup.from_settings(settings, tls=self.security.tls is not None)
         recognizer_seen = self.observability.recognizer(self.recognizer)
@@ -99,22 +97,17 @@ class TongyeokServer:
         self.interpret = InterpretFlow(
             recognizer_seen,
             translator_seen,
-            self._translation_executor,
             settings.max_streams,
             self.extensions,
             self.security.limits,
             self.watchdog,
             self.resumption.desk,
         )
-        self.servicer = InterpreterServicer(
-            self.interpret, recognizer_seen, translator_seen, self._translation_executor, self.extensions
-        )
+        self.servicer = InterpreterServicer(self.interpret, recognizer_seen, translator_seen, self.extensions)
         #: The meeting record (None with --store none, or when the test's extensions leave it out).
         self.record = next((e.record for e in self.extensions if isinstance(e, RecordExtension)), None)
         self.transcripts = TranscriptsServicer(self.record)
         self._loop = asyncio.new_event_loop()
-        # OpenAI's engine then needs no loop of its own: first tokens ~10x sooner under load (make bench).
-        self.translator.attach_loop(self._loop)
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="tongyeok-loop", daemon=True)
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
@@ -136,6 +129,7 @@ class TongyeokServer:
     async def _start(self) -> int:
         # Engines whose write() may block (pocketsphinx) write from these threads (see RecognizerStream.write_async).
         self._loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="offload"))
+        await self.translator.warm_up()  # the first sentence should not pay for starting the engine
         # gRPC lets a second server bind a port already in use (SO_REUSEPORT)
         # unless told not to: then two servers started by mistake would share
         # callers silently. Only --processes asks for it.
@@ -205,10 +199,12 @@ class TongyeokServer:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         if self._server is not None:
             self._on_loop(self._stop(grace))
-        self._translation_executor.shutdown(wait=True, cancel_futures=True)
         # Before the loop stops: an engine on the loop closes its channels there.
         self.recognizer.close()
-        self.translator.close()
+        if self._loop_thread.is_alive():
+            self._on_loop(self.translator.close())
+        else:  # never started (or the loop died): nothing of the translator lives on a loop
+            asyncio.run(self.translator.close())
         for extension in self.extensions:
             extension.close()
         self.observability.close()

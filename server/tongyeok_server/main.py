@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_secret_files()  # OPENAI_API_KEY_FILE and the like: secrets mounted as files
     index = os.environ.get(PROCESS_INDEX_ENV)
     logs.configure(settings.log_level, index, settings.log_format)
+    if settings.translation_threads and index is None:  # once, not per process of --processes
+        log.warning("--translation-threads is deprecated and ignored: translations run on the event loop")
     stop = _stop_on_signals(settings)
     if settings.processes > 1 and index is None:
         return _supervise(settings, list(sys.argv[1:] if argv is None else argv), stop)

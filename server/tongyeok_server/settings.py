@@ -74,7 +74,10 @@ class ServerSettings:
     recognizer: str = field(default="pocketsphinx", metadata={"help": "speech engine: pocketsphinx, whisper or google"})
     translator: str = field(default="apertium", metadata={"help": "translation engine: apertium or openai"})
     max_streams: int = field(default=1000, metadata={"help": "concurrent Interpret streams before RESOURCE_EXHAUSTED"})
-    translation_threads: int = field(default=64, metadata={"help": "threads shared by all sessions for translations"})
+    # Deprecated: translations are tasks on the event loop since issue 18 (no thread pool to size).
+    translation_threads: int = field(
+        default=0, metadata={"help": "deprecated and ignored: translations run on the event loop, no thread each"}
+    )
     processes: int = field(
         default=1,
         metadata={

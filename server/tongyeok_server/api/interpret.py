@@ -31,7 +31,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import grpc
@@ -93,7 +92,6 @@ class InterpretFlow:
         self,
         recognizer: Recognizer,
         translator: Translator,
-        translation_executor: Executor,
         max_streams: int,
         extensions: Sequence[SessionExtension],
         limits: CallerLimits,
@@ -102,7 +100,6 @@ class InterpretFlow:
     ) -> None:
         self._recognizer = recognizer
         self._translator = translator
-        self._executor = translation_executor
         self._max_streams = max_streams
         self._extensions = tuple(extensions)
         self._limits = limits
@@ -266,7 +263,6 @@ class InterpretFlow:
                 config,
                 self._recognizer,
                 self._translator,
-                self._executor,
                 session_id=session_id,
                 caller=caller,
                 continuation=continuation,

@@ -7,16 +7,18 @@ peer, writes out the events the flow yields, and turns the flow's
 ``ServiceError`` into the call's status. No thread is started per stream:
 with the Google recogniser on the same loop, a chunk goes from caller to
 Google and a result back without a thread hand-off, which is what lets one
-process hold hundreds of streams (see ``make bench``). Translations reach
-the loop through the session's ``EventChannel``.
+process hold hundreds of streams (see ``make bench``). Translations are
+tasks on the same loop (the engines are async): one per language at a time
+for a session (``session/serial_lane.py``), one per target for
+TranslateText.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import Executor
 
 import grpc
 
@@ -30,7 +32,7 @@ from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.text_request import TextRequest
-from tongyeok_server.session.translation_job import OpenTranslations, run_translation
+from tongyeok_server.session.translation_job import run_translation
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,6 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         interpret: InterpretFlow,
         recognizer: Recognizer,
         translator: Translator,
-        translation_executor: Executor,
         extensions: Sequence[SessionExtension] = (),
     ) -> None:
         """``interpret`` serves the Interpret streams; the engines and extensions serve the other two RPCs."""
@@ -52,7 +53,6 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         self._recognizer = recognizer
         self._extensions = tuple(extensions)
         self._translator = translator
-        self._executor = translation_executor
 
     # -- Interpret -----------------------------------------------------------
 
@@ -88,7 +88,6 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         source, targets, options = wanted.source, wanted.targets, wanted.options
         history = tuple(ContextSentence(sentence, source) for sentence in wanted.context)
         text = TextRequest(len(targets))
-        open_translations = OpenTranslations()
         try:
             for extension in self._extensions:
                 observer = extension.attach_text(request, targets, text)  # e.g. speech output
@@ -98,10 +97,10 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             text.close()
             await context.abort(error.code, error.message)
 
-        def job(target: str) -> None:
+        async def job(target: str) -> None:
             try:
                 req = TranslationRequest(wanted.text, source, target, options, history)
-                run_translation(self._translator, req, 0, text.emit, open_translations)
+                await run_translation(self._translator, req, 0, text.emit)
             finally:
                 text.job_done()
 
@@ -112,8 +111,8 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
                 target_language_codes=targets,
             )
         )
-        for target in targets:
-            self._executor.submit(job, target)
+        loop = asyncio.get_running_loop()
+        jobs = [loop.create_task(job(target)) for target in targets]  # the targets in parallel
         failures = 0
         try:
             async for event in text.events():
@@ -129,7 +128,8 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
                     failures += event.code is ev.NoticeCode.TRANSLATION_FAILED
                     yield pb.TranslateTextResponse(notice=wire.notice(event))
         finally:
-            open_translations.cancel_all()  # a caller that left early stops the engines too
+            for task in jobs:
+                task.cancel()  # a caller that left early stops the engines too (a done task ignores it)
             text.close()
         if failures == len(targets):
             await context.abort(

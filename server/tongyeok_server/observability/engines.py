@@ -11,8 +11,8 @@ no engine knows about metrics or traces. What they add:
   the RPC's span (``open_stream`` runs in the RPC's task), with the
   recogniser's notices as span events; a ``translate`` span per
   translation, a child of its session's ``recognize`` span (translations
-  run on the shared threads, so the parent is found by session id), with
-  the first token as an event and the token count.
+  run in the session's lane tasks, not the RPC's, so the parent is found by
+  session id), with the first token as an event and the token count.
 
 Translation failures are counted from the sessions' ``TRANSLATION_FAILED``
 notices (``observability/session_metrics.py``), so the translator is only
@@ -21,8 +21,10 @@ wrapped for tracing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tongyeok_server.audio.format import AudioSpec
@@ -40,7 +42,6 @@ from tongyeok_server.recognition.base import (
 )
 from tongyeok_server.translation.base import (
     TokenDelta,
-    TranslationChunk,
     TranslationOptions,
     TranslationRequest,
     TranslationStream,
@@ -48,8 +49,6 @@ from tongyeok_server.translation.base import (
 )
 
 if TYPE_CHECKING:
-    import asyncio
-
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, Tracer
 
@@ -210,16 +209,13 @@ class TracedTranslator(Translator):
     def effective_options(self, options: TranslationOptions) -> TranslationOptions:
         return self.inner.effective_options(options)
 
-    def warm_up(self) -> object:
-        return self.inner.warm_up()
+    async def warm_up(self) -> object:
+        return await self.inner.warm_up()
 
-    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner.attach_loop(loop)
+    async def close(self) -> None:
+        await self.inner.close()
 
-    def close(self) -> None:
-        self.inner.close()
-
-    def translate(self, request: TranslationRequest) -> TranslationStream:
+    async def translate(self, request: TranslationRequest) -> TranslationStream:
         span = self._tracer.start_span(
             "translate",
             context=self._spans.get(request.session_id) if request.session_id else None,
@@ -230,38 +226,21 @@ class TracedTranslator(Translator):
                 "tongyeok.target_language": request.target_language,
             },
         )
-        try:
-            stream = self.inner.translate(request)
-        except ServiceError as error:
-            _error_status(span, error)
-            span.end()
-            raise
-        return _TracedTranslation(stream, span)
-
-
-class _TracedTranslation(TranslationStream):
-    def __init__(self, inner: TranslationStream, span: Span) -> None:
-        self._inner = inner
-        self._span = span
-
-    def __iter__(self) -> Iterator[TranslationChunk]:
         tokens = 0
         try:
-            for chunk in self._inner:
-                if isinstance(chunk, TokenDelta):
-                    if not tokens:
-                        self._span.add_event("first_token")
-                    tokens += 1
-                yield chunk
-        except GeneratorExit:  # the session stopped reading: cancelled, not failed
-            self._span.set_attribute("tongyeok.cancelled", True)
+            async with contextlib.aclosing(self.inner.translate(request)) as chunks:
+                async for chunk in chunks:
+                    if isinstance(chunk, TokenDelta):
+                        if not tokens:
+                            span.add_event("first_token")
+                        tokens += 1
+                    yield chunk
+        except (GeneratorExit, asyncio.CancelledError):  # the session stopped reading: cancelled, not failed
+            span.set_attribute("tongyeok.cancelled", True)
             raise
         except BaseException as error:
-            _error_status(self._span, error)
+            _error_status(span, error)
             raise
         finally:
-            self._span.set_attribute("tongyeok.tokens", tokens)
-            self._span.end()
-
-    def cancel(self) -> None:
-        self._inner.cancel()
+            span.set_attribute("tongyeok.tokens", tokens)
+            span.end()

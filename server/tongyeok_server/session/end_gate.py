@@ -1,16 +1,15 @@
 """When a session may end: its recognition finished, no translation pending, no observer's hold left.
 
-The three counts change on many threads (the engine's, the translation
-threads, speech synthesis), but each change counts only on the event loop,
-after the events the same thread emitted before it: ``call_soon_threadsafe``
-keeps one thread's callbacks in order. Counted on the thread itself, a check
-another thread had queued could find nothing left to wait for and end the
-stream before that thread's last events (a final, a translation's Complete,
-a language's last audio chunk) reached the caller.
+Recognition and translations count on the loop (the session runs them
+there). A hold may be released from any thread (an observer's worker); each
+change counts only on the event loop, after the events the same thread
+emitted before it: ``call_soon_threadsafe`` keeps one thread's callbacks in
+order. Counted on the thread itself, a check another thread had queued could
+find nothing left to wait for and end the stream before that thread's last
+events (a language's last audio chunk) reached the caller.
 
-Translations are the exception in one direction: they are *expected* on the
-engine's thread before the final that starts them is emitted, so that no
-check can run between the final and its translations.
+Translations are *expected* before the final that starts them is emitted,
+so that no check can run between the final and its translations.
 """
 
 from __future__ import annotations

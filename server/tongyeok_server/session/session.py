@@ -1,10 +1,12 @@
 """One Interpret stream: audio in, recognition, per-language translation, events out.
 
-Who touches a session: the servicer's coroutine and the stream's feeder task,
-both on the server's event loop (``log``, ``write_audio``, ``finish_audio``,
-``cancel``); the recogniser's listener, on the loop (Google) or on the
-engine's reader thread (pocketsphinx); the shared translation threads (lane
-jobs). They meet at one lock, held only for a few assignments, and one
+Who touches a session: the servicer's coroutine and the stream's feeder task
+(``log``, ``write_audio``, ``finish_audio``, ``cancel``), the recogniser's
+listener and the per-language translation lanes, all on the server's event
+loop. A recogniser that reports from a thread of its own (the embedded
+engines' pipe readers) is brought onto the loop at the listener, so the
+session's state changes in one place. Observers may ``emit`` and release
+holds from any thread (the record's writer does), through one
 ``EventChannel``; every event a caller sees goes through ``_emit`` into the
 session's ``EventLog``, which numbers it and keeps it for a stream to read,
 now or after a resume.
@@ -17,13 +19,13 @@ sentences said): ids, numbers and offsets then go on from there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 
 import grpc
@@ -50,7 +52,7 @@ from tongyeok_server.session.event_log import EventLog
 from tongyeok_server.session.history import History, Sentence
 from tongyeok_server.session.observer import ObserverList, SessionObserver
 from tongyeok_server.session.serial_lane import SerialLane
-from tongyeok_server.session.translation_job import OpenTranslations, run_translation
+from tongyeok_server.session.translation_job import run_translation
 from tongyeok_server.translation.base import TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,6 @@ class Session:
         config: SessionConfig,
         recognizer: Recognizer,
         translator: Translator,
-        translation_executor: Executor,
         session_id: str | None = None,
         caller: Caller = ANONYMOUS,
         continuation: Continuation | None = None,
@@ -107,7 +108,6 @@ class Session:
         self.last_audio_at = self.started_at
         self._recognizer = recognizer
         self._translator = translator
-        self._executor = translation_executor
         self._observers = ObserverList(self.id)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -117,7 +117,6 @@ class Session:
         #: Resolved when ``End`` is in the log.
         self.ended: asyncio.Future[None] = self._loop.create_future()
         self._events: EventChannel[ev.SessionEvent] = EventChannel(self._loop, self._accept, queue=False)
-        self._lock = threading.Lock()
         self._stream: RecognizerStream | None = None
         self._utterance_id = start.next_utterance_id
         self._last_interim = ("", "")  # text, stable text
@@ -127,8 +126,7 @@ class Session:
         self._offset_s = config.audio.duration_s(start.audio_bytes)
         #: Audio the session will never need again, wherever it continues: up to the end of the last final.
         self.acknowledged_bytes = start.audio_bytes
-        self._lanes = {target: SerialLane(translation_executor) for target in config.target_languages}
-        self._open = OpenTranslations()
+        self._lanes = {target: SerialLane() for target in config.target_languages}
         self._gate = EndGate(self._loop, lambda: self._end(self._shutdown_error))
         self._ended_by_caller = False
         self._draining = False
@@ -169,7 +167,7 @@ class Session:
             voice_activity_events=self.config.voice_activity_events,
             session_id=self.id,
         )
-        self._stream = self._recognizer.open_stream(rc, self._on_recognition)
+        self._stream = self._recognizer.open_stream(rc, self._listener)
 
     async def write_audio(self, audio: bytes) -> None:
         """Pass one validated chunk on to the recogniser; returns when the engine has taken it."""
@@ -206,10 +204,9 @@ class Session:
 
     def finish_audio(self) -> None:
         """No more audio (the caller's end, or the server's reason): finish the last sentence and its translations."""
-        with self._lock:
-            if self._ended or self._draining:
-                return
-            self._draining = True
+        if self._ended or self._draining:
+            return
+        self._draining = True
         if self._stream is not None:
             self._stream.finish()
 
@@ -242,11 +239,10 @@ class Session:
         session ends with ``error`` and an ``End.moved`` continuation. False
         if the session is already finishing (the caller asked for the end).
         """
-        with self._lock:
-            if self._ended or self._draining:
-                return False
-            self._draining = self._moving = True
-            stream, self._stream = self._stream, None
+        if self._ended or self._draining:
+            return False
+        self._draining = self._moving = True
+        stream, self._stream = self._stream, None
         if self._shutdown_error is None:
             self._shutdown_error = error
         if stream is not None:
@@ -260,10 +256,8 @@ class Session:
 
     def cancel(self) -> None:
         """The caller went away (or the RPC ended): stop everything now. Idempotent."""
-        with self._lock:
-            was_open = not self._ended
-            if was_open:
-                self.outcome = "cancelled"
+        if not self._ended:
+            self.outcome = "cancelled"
         self._end(None, emit=False)
 
     def close(self) -> None:
@@ -313,24 +307,31 @@ class Session:
 
     def _end(self, error: ServiceError | None, *, emit: bool = True) -> None:
         """Stop the recogniser and translations; emit ``End`` once."""
-        with self._lock:
-            if self._ended:
-                return
-            self._ended = True
-            if self.outcome == "open":
-                self.outcome = error.code.name if error is not None else "ok"
-            stream, self._stream = self._stream, None
-            for lane in self._lanes.values():
-                lane.clear()
+        if self._ended:
+            return
+        self._ended = True
+        if self.outcome == "open":
+            self.outcome = error.code.name if error is not None else "ok"
+        stream, self._stream = self._stream, None
         if emit:
             self._events.put(ev.End(error, moved=self._moving and error is self._shutdown_error))
         else:
             self._events.put(ev.End(None))  # wakes a servicer still waiting
         if stream is not None:
             stream.cancel()
-        self._open.cancel_all()
+        for lane in self._lanes.values():
+            lane.cancel()  # queued translations dropped, the running one cancelled (its HTTP stream closed)
 
-    # -- recognition (the loop or the engine's thread) ---------------------------------------
+    # -- recognition (on the loop) ---------------------------------------------------------
+
+    def _listener(self, event: RecognitionEvent) -> None:
+        """The recogniser's events, brought onto the loop (an embedded engine reports from its pipe's reader)."""
+        if threading.get_ident() == self._loop_thread:
+            self._on_recognition(event)
+        else:
+            # Per thread in order, as EventChannel does; a closed loop means the server has stopped.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._on_recognition, event)
 
     def _on_recognition(self, event: RecognitionEvent) -> None:
         if self._ended:
@@ -371,18 +372,16 @@ class Session:
         text = transcript.text.strip()
         end_bytes = min(self.config.audio.bytes_at(transcript.end_offset_s), self.audio_bytes_taken)
         targets = self.config.targets_for(transcript.language_code) if text else ()
-        with self._lock:
-            # The engine's thread may deliver a final while the session hands over on the loop: either
-            # it counts whole (acknowledged, numbered, its translations pending before the end can come)
-            # or not at all.
-            if self._moving or self._ended:
-                return
-            self.acknowledged_bytes = max(self.acknowledged_bytes, end_bytes)
-            if not text:
-                return
-            utterance_id = self._utterance_id
-            self._utterance_id += 1
-            self._gate.expect_translations(len(targets))
+        # A final after a hand-over or the end does not count: it was not acknowledged and is not numbered.
+        if self._moving or self._ended:
+            return
+        self.acknowledged_bytes = max(self.acknowledged_bytes, end_bytes)
+        if not text:
+            return
+        utterance_id = self._utterance_id
+        self._utterance_id += 1
+        # Before the final is emitted, so that no check of the end can run between the final and its translations.
+        self._gate.expect_translations(len(targets))
         self._last_interim = ("", "")
         self.stats.finals += 1
         self._emit(ev.Final(utterance_id, transcript, targets))
@@ -394,19 +393,19 @@ class Session:
             )
             self._lanes[target].submit(functools.partial(self._translate, entry, request))
 
-    # -- translation (shared translation threads) ---------------------------
+    # -- translation (a lane's task on the loop) ----------------------------
 
-    def _translate(self, entry: Sentence, request: TranslationRequest) -> None:
+    async def _translate(self, entry: Sentence, request: TranslationRequest) -> None:
         try:
             if self._ended:
                 return
             # Context gets the translations finished since the job was queued.
             request = self._history.with_translations(request)
-            text = run_translation(self._translator, request, entry.utterance_id, self._emit, self._open)
+            text = await run_translation(self._translator, request, entry.utterance_id, self._emit)
             if text is not None:
                 entry.translations[request.target_language] = text
                 self.stats.translations += 1
-            elif not self._open.cancelled:
+            else:
                 self.stats.translation_failures += 1
         finally:
-            self._gate.translation_done()  # counted after the Complete this thread emitted
+            self._gate.translation_done()  # on the loop: after the Complete it emitted

@@ -2,77 +2,41 @@
 
 Shared by Interpret sessions and TranslateText so both speak the same token
 protocol: tokens in order, a ``Reset`` when the engine restarts, a
-``Complete`` with the whole text, or a ``TRANSLATION_FAILED`` notice.
+``Complete`` with the whole text, or a ``TRANSLATION_FAILED`` notice. It
+runs on the server's loop; cancelling its task stops the translation (the
+engine closes its backend connection) and emits nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
 from collections.abc import Callable
 
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.session import events as ev
-from tongyeok_server.translation.base import (
-    TokenDelta,
-    TranslationRequest,
-    TranslationRestart,
-    TranslationStream,
-    Translator,
-)
+from tongyeok_server.translation.base import TokenDelta, TranslationRequest, TranslationRestart, Translator
 
 log = logging.getLogger(__name__)
 
 
-class OpenTranslations:
-    """The translation streams a caller has open, so they can all be cancelled at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streams: set[TranslationStream] = set()
-        self.cancelled = False
-
-    def add(self, stream: TranslationStream) -> bool:
-        """Track ``stream``; False (and the stream cancelled) if already cancelled."""
-        with self._lock:
-            if not self.cancelled:
-                self._streams.add(stream)
-                return True
-        stream.cancel()
-        return False
-
-    def discard(self, stream: TranslationStream) -> None:
-        """Stop tracking a finished stream."""
-        with self._lock:
-            self._streams.discard(stream)
-
-    def cancel_all(self) -> None:
-        """Cancel every open stream and refuse new ones. Idempotent."""
-        with self._lock:
-            self.cancelled = True
-            streams, self._streams = list(self._streams), set()
-        for stream in streams:
-            stream.cancel()
-
-
-def run_translation(
+async def run_translation(
     translator: Translator,
     request: TranslationRequest,
     utterance_id: int,
     emit: Callable[[ev.SessionEvent], None],
-    open_translations: OpenTranslations,
 ) -> str | None:
-    """Translate ``request``, emitting its events; the whole text, or None if failed or cancelled."""
+    """Translate ``request``, emitting its events; the whole text, or None if it failed.
+
+    Cancelling the calling task cancels the translation (``CancelledError``
+    propagates; no ``Complete`` follows).
+    """
     target = request.target_language
+    parts: list[str] = []
     try:
-        stream = translator.translate(request)
-        if not open_translations.add(stream):
-            return None
-        parts: list[str] = []
-        try:
-            for chunk in stream:
-                if open_translations.cancelled:
-                    return None
+        # aclosing: however this ends, the engine's stream is closed now, not by the garbage collector.
+        async with contextlib.aclosing(translator.translate(request)) as chunks:
+            async for chunk in chunks:
                 if isinstance(chunk, TokenDelta):
                     if chunk.text:
                         parts.append(chunk.text)
@@ -80,16 +44,7 @@ def run_translation(
                 elif isinstance(chunk, TranslationRestart):
                     parts.clear()
                     emit(ev.Reset(utterance_id, target, chunk.reason))
-        finally:
-            open_translations.discard(stream)
-        if open_translations.cancelled:
-            return None
-        text = "".join(parts).strip()
-        emit(ev.Complete(utterance_id, request.source_language, target, text))
-        return text
     except ServiceError as error:
-        if open_translations.cancelled:
-            return None
         # Once per failure, with what the caller is not told (addresses, upstream words).
         who = f"session {request.session_id}: " if request.session_id else ""
         detail = f" ({error.detail})" if error.detail else ""
@@ -105,3 +60,6 @@ def run_translation(
             )
         )
         return None
+    text = "".join(parts).strip()
+    emit(ev.Complete(utterance_id, request.source_language, target, text))
+    return text

@@ -33,7 +33,8 @@ from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
-from tongyeok_server.translation.openai_engine import _KEY_LIKE, _reason, _upstream_message
+from tongyeok_server.translation.openai_engine import _reason, _upstream_message
+from tongyeok_server.translation.openai_errors import KEY_LIKE
 
 SAMPLE_RATE_HZ = 24000
 VOICES = (
@@ -221,7 +222,7 @@ class OpenAISynthesizer(ClauseSynthesizer):
     def _redact(self, text: str) -> str:
         if self._key:
             text = text.replace(self._key, "[redacted]")
-        return _KEY_LIKE.sub("[redacted]", text)
+        return KEY_LIKE.sub("[redacted]", text)
 
     def close(self) -> None:
         """The client's pool closes with the loop; nothing to hold on to."""

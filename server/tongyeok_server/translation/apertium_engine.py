@@ -2,9 +2,10 @@
 
 The installed language pairs are discovered at start-up from the Debian
 packages' mode files; each pair gets one persistent null-flush pipeline
-(``apertium_pipeline``), started on first use or by ``warm_up()``. A
-sentence is translated whole (a few milliseconds once warm) and then handed
-out word by word, so callers see the same token protocol as from an LLM.
+(``apertium_pipeline``, read on the server's loop), started on first use or
+by ``warm_up()``. A sentence is translated whole (a few milliseconds once
+warm) and then handed out word by word, so callers see the same token
+protocol as from an LLM.
 
 Options: glossary terms (do-not-translate and fixed renderings) are honoured
 through placeholder words; styles other than literal and context sentences
@@ -13,33 +14,30 @@ are not (``ignored_options`` says so).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import shutil
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import grpc
 
 from tongyeok_server import languages
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation import glossary
-from tongyeok_server.translation.apertium_pipeline import ApertiumPipeline, Cancelled
+from tongyeok_server.translation.apertium_pipeline import ApertiumPipeline
 from tongyeok_server.translation.base import (
     Style,
     TokenDelta,
-    TranslationChunk,
     TranslationOptions,
     TranslationRequest,
     TranslationStream,
     Translator,
 )
+from tongyeok_server.translation.running import RunningTranslations
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +109,7 @@ class ApertiumTranslator(Translator):
         # Pipeline objects are cheap (no process until first use); making them
         # all now means no lock is needed to look one up.
         self._pipelines = {pair: ApertiumPipeline(info.mode, info.path) for pair, info in self._modes.items()}
-        self._closed = False
+        self._running = RunningTranslations("apertium")
         pairs = ", ".join(f"{s}->{t} ({i.mode})" for (s, t), i in sorted(self._modes.items()))
         log.info("apertium pairs installed: %s", pairs)
 
@@ -138,7 +136,7 @@ class ApertiumTranslator(Translator):
         """Rule-based: literal, each sentence on its own, whatever was asked."""
         return replace(options, style=Style.LITERAL, context_sentences=0)
 
-    def warm_up(self) -> dict[str, float]:
+    async def warm_up(self) -> dict[str, float]:
         """Start every pair's pipeline now, in parallel; seconds each took, by mode.
 
         The server calls this at start-up so that the first sentence of the
@@ -146,70 +144,50 @@ class ApertiumTranslator(Translator):
         logged and tried again on first use.
         """
 
-        def start(pipeline: ApertiumPipeline) -> float:
+        async def start(pipeline: ApertiumPipeline) -> float:
             began = time.perf_counter()
-            pipeline.start()
+            await pipeline.start()
             return time.perf_counter() - began
 
-        timings: dict[str, float] = {}
         pipelines = list(self._pipelines.values())
-        with ThreadPoolExecutor(max_workers=len(pipelines), thread_name_prefix="apertium-warm-up") as pool:
-            futures = {p.mode: pool.submit(start, p) for p in pipelines}
-            for mode, future in futures.items():
-                try:
-                    timings[mode] = future.result()
-                except ServiceError as exc:
-                    log.warning("apertium %s did not start: %s", mode, exc.message)
+        results = await asyncio.gather(*(start(p) for p in pipelines), return_exceptions=True)
+        timings: dict[str, float] = {}
+        for pipeline, result in zip(pipelines, results, strict=True):
+            if isinstance(result, ServiceError):
+                log.warning("apertium %s did not start: %s", pipeline.mode, result.message)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                timings[pipeline.mode] = result
         log.info("apertium warmed up: %s", ", ".join(f"{m} {t * 1000:.0f} ms" for m, t in timings.items()))
         return timings
 
-    def translate(self, request: TranslationRequest) -> TranslationStream:
-        """Start translating ``request``; INVALID_ARGUMENT for a pair that is not installed."""
-        if self._closed:
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "apertium: the translator is shut down")
-        pair = (languages.primary(request.source_language), languages.primary(request.target_language))
-        pipeline = self._pipelines.get(pair)
-        if pipeline is None:
-            available = ", ".join(f"{s}->{t}" for s, t in self.language_pairs())
-            raise invalid_argument(
-                f"apertium cannot translate {request.source_language} -> {request.target_language}; "
-                f"installed pairs: {available}"
-            )
-        return _ApertiumStream(pipeline, request)
+    async def translate(self, request: TranslationRequest) -> TranslationStream:
+        """The words of ``request``'s translation; INVALID_ARGUMENT for a pair that is not installed."""
+        with self._running.track():
+            pair = (languages.primary(request.source_language), languages.primary(request.target_language))
+            pipeline = self._pipelines.get(pair)
+            if pipeline is None:
+                available = ", ".join(f"{s}->{t}" for s, t in self.language_pairs())
+                raise invalid_argument(
+                    f"apertium cannot translate {request.source_language} -> {request.target_language}; "
+                    f"installed pairs: {available}"
+                )
+            if not request.text.strip():
+                return
+            protected = glossary.protect(request.text, request.glossary_for_target())
+            translated = await pipeline.translate(protected.text)
+            for token in _TOKEN.findall(protected.restore(translated)):
+                yield TokenDelta(token)
 
     def pipeline(self, source: str, target: str) -> ApertiumPipeline:
         """Return the pipeline serving ``source`` -> ``target`` (for tests and diagnostics)."""
         return self._pipelines[(languages.primary(source), languages.primary(target))]
 
-    def close(self) -> None:
-        """Stop every pipeline's processes and wait for them."""
-        self._closed = True
-        for pipeline in self._pipelines.values():
-            pipeline.close()
-
-
-class _ApertiumStream(TranslationStream):
-    def __init__(self, pipeline: ApertiumPipeline, request: TranslationRequest) -> None:
-        self._pipeline = pipeline
-        self._request = request
-        self._cancelled = threading.Event()
-
-    def __iter__(self) -> Iterator[TranslationChunk]:
-        text = self._request.text
-        if not text.strip() or self._cancelled.is_set():
-            return
-        protected = glossary.protect(text, self._request.glossary_for_target())
-        try:
-            translated = self._pipeline.translate(protected.text, cancelled=self._cancelled.is_set)
-        except Cancelled:
-            return
-        for token in _TOKEN.findall(protected.restore(translated)):
-            if self._cancelled.is_set():
-                return
-            yield TokenDelta(token)
-
-    def cancel(self) -> None:
-        self._cancelled.set()
+    async def close(self) -> None:
+        """Fail the translations still running, stop every pipeline's processes and wait for them."""
+        self._running.close()
+        await asyncio.gather(*(pipeline.close() for pipeline in self._pipelines.values()))
 
 
 def create(settings: ServerSettings) -> ApertiumTranslator:

@@ -16,24 +16,28 @@ How a request travels (see ENGINE-NOTES, "Null-flush details"):
   complete at the first NUL after its marker. Stages may add NULs of their
   own; stray ones are dropped. Output of a request that was abandoned
   (its caller cancelled) is recognised by its older marker and skipped.
-- Requests on one pipeline are serialised by a lock; a stage that died is
-  noticed on the next request, and the pipeline is started again.
+- On the server's event loop: the first stage's stdin is a write transport
+  and the last stage's stdout a read transport with a small protocol that
+  cuts answers out and resolves each request's future, so requests from
+  many sessions are pipelined (no lock, no thread per request) and a
+  cancelled request costs nothing but its answer, skipped when it comes.
+  A stage that died is noticed (the output ends, or a stage has exited
+  before a request) and the pipeline started again; starting and stopping
+  the processes (fork, exec, wait) happens on a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import re
-import select
 import shlex
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -52,17 +56,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 # lt-proc's generation flag that omits the unknown-word marks (* # @).
 NO_MARKS_GENERATOR_FLAG = "-n"
-
-_READ_SIZE = 65536
-_POLL_S = 0.05  # how often a waiting reader looks at its cancel flag
-
-
-def _never() -> bool:
-    return False
-
-
-class Cancelled(Exception):
-    """The caller cancelled while its request was waiting or in flight."""
 
 
 def escape(text: str) -> str:
@@ -109,12 +102,91 @@ def pipeline_stages(mode_file: Path, generator_flag: str = NO_MARKS_GENERATOR_FL
     return stages
 
 
-class ApertiumPipeline:
-    """A running null-flush pipeline for one mode (e.g. ``eng-spa``), shared by all callers.
+class _Answers(asyncio.Protocol):
+    """The last stage's output: cuts each answer out by its marker and resolves that request's future."""
 
-    ``translate`` may be called from any thread; requests run one at a time.
-    The processes start on first use (or ``start()``) and again after a stage
-    died.
+    def __init__(self, pending: dict[int, asyncio.Future[str]]) -> None:
+        self._pending = pending
+        self._buffer = b""
+        self.lost: BaseException | None = None  # why the output ended (the pipeline is then dead)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            match = _MARKER.search(self._buffer)
+            if match is None:
+                return
+            end = self._buffer.find(b"\0", match.end())
+            if end < 0:
+                return
+            raw = self._buffer[: match.start()] + self._buffer[match.end() : end]
+            self._buffer = self._buffer[end + 1 :]
+            future = self._pending.pop(int(match.group(1)), None)
+            if future is not None and not future.done():  # None: a cancelled request's answer, skipped
+                text = unescape(raw.replace(b"\0", b"").decode("utf-8", "replace"))
+                future.set_result(" ".join(text.split()))
+
+    def eof_received(self) -> bool:
+        self.connection_lost(EOFError("the pipeline closed its output"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost is None:
+            self.lost = exc or EOFError("the pipeline closed its output")
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(self.lost)
+
+
+class _Running:
+    """One start of the pipeline: its processes and the loop-side ends of its pipes."""
+
+    def __init__(
+        self,
+        procs: list[subprocess.Popen[bytes]],
+        stderr: IO[bytes],
+        loop: asyncio.AbstractEventLoop,
+        writer: asyncio.WriteTransport,
+        reader: asyncio.ReadTransport,
+        answers: _Answers,
+        pending: dict[int, asyncio.Future[str]],
+    ) -> None:
+        self.procs = procs
+        self.stderr = stderr
+        self.loop = loop
+        self.writer = writer
+        self.reader = reader
+        self.answers = answers
+        self.pending = pending
+
+    def alive(self) -> bool:
+        # A waitpid per stage (~1 us each): catches a dead stage before its request is lost in it.
+        return self.answers.lost is None and not self.writer.is_closing() and all(p.poll() is None for p in self.procs)
+
+    def detach(self) -> None:
+        """Close the loop's ends (on the loop); fail what is pending."""
+        self.writer.close()
+        self.reader.close()
+        self.answers.connection_lost(EOFError("the pipeline was stopped"))
+
+    def stderr_tail(self) -> str:
+        try:
+            self.stderr.seek(0, os.SEEK_END)
+            size = self.stderr.tell()
+            self.stderr.seek(max(0, size - 400))
+            return self.stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+
+class ApertiumPipeline:
+    """A running null-flush pipeline for one mode (e.g. ``eng-spa``), shared by all sessions of a loop.
+
+    ``translate`` is a coroutine on the server's loop; requests are
+    pipelined. The processes start on first use (or ``start()``) and again
+    after a stage died, or when used from another loop (tests).
     """
 
     def __init__(self, mode: str, mode_file: Path, *, generator_flag: str = NO_MARKS_GENERATOR_FLAG) -> None:
@@ -122,10 +194,8 @@ class ApertiumPipeline:
         self.mode_file = mode_file
         self._generator_flag = generator_flag
         self._stages: list[list[str]] | None = None
-        self._lock = threading.Lock()
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._stderr: IO[bytes] | None = None
-        self._buffer = b""
+        self._running: _Running | None = None
+        self._starting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._seq = 0
         self._closed = False
         self.starts = 0  # how many times the processes were started (tests, logs)
@@ -135,197 +205,154 @@ class ApertiumPipeline:
     @property
     def pids(self) -> list[int]:
         """Process ids of the running stages (empty when not running)."""
-        return [p.pid for p in self._procs]
+        return [p.pid for p in self._running.procs] if self._running is not None else []
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start the processes now (if not running) and let them load their data."""
-        self.translate("Hello.")
+        await self.translate("Hello.")
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the processes and wait for them; later requests fail."""
-        with self._lock:
-            self._closed = True
-            self._stop()
+        self._closed = True
+        await self._stop()
 
-    def _alive(self) -> bool:
-        return bool(self._procs) and all(p.poll() is None for p in self._procs)
+    async def _stop(self) -> None:
+        running, self._running = self._running, None
+        if running is None:
+            return
+        if running.loop is asyncio.get_running_loop():
+            running.detach()
+        await asyncio.to_thread(_reap, running.procs, running.stderr)
 
-    def _spawn(self) -> None:
-        """Start every stage, each reading the previous one's stdout. Caller holds the lock."""
-        if self._stages is None:
-            self._stages = pipeline_stages(self.mode_file, self._generator_flag)
-        # One file collects every stage's stderr: read only to explain a failure,
-        # and a file never blocks a stage the way an unread pipe would.
-        self._stderr = tempfile.TemporaryFile(prefix=f"apertium-{self.mode}-")  # noqa: SIM115 - lives as long as the stages
-        procs: list[subprocess.Popen[bytes]] = []
-        upstream: IO[bytes] | None = None
-        try:
-            for argv in self._stages:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.PIPE if upstream is None else upstream,
-                    stdout=subprocess.PIPE,
-                    stderr=self._stderr,
-                    # Own session: a Ctrl-C at the terminal reaches the server,
-                    # which lets open translations finish, not the stages.
-                    start_new_session=True,
-                )
-                if upstream is not None:
-                    # The next stage holds its own copy; ours would keep the pipe open.
-                    upstream.close()
-                procs.append(proc)
-                assert proc.stdout is not None
-                upstream = proc.stdout
-        except OSError as exc:
-            self._procs = procs
-            self._stop()
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE, f"apertium {self.mode}: cannot start the pipeline: {exc}"
-            ) from exc
-        self._procs = procs
-        self._buffer = b""
-        self.starts += 1
-        log.info("apertium %s pipeline started (%d processes)", self.mode, len(procs))
-
-    def _stop(self) -> None:
-        """Terminate and reap every stage. Caller holds the lock (or is closing)."""
-        procs, self._procs = self._procs, []
-        if procs and procs[0].stdin is not None:
-            with contextlib.suppress(OSError):
-                procs[0].stdin.close()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + 2.0
-        for proc in procs:
+    async def _ready(self) -> _Running:
+        """The running pipeline, started (again) if need be."""
+        loop = asyncio.get_running_loop()
+        if self._starting is None or self._starting[0] is not loop:
+            self._starting = (loop, asyncio.Lock())  # a lock belongs to one loop
+        async with self._starting[1]:  # one start at a time; the others wait for it and use it
+            if self._closed:
+                raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"apertium {self.mode}: the engine is shut down")
+            running = self._running
+            if running is not None and running.loop is loop and running.alive():
+                return running
+            if running is not None:  # dead, or started on another loop (its transports are that loop's)
+                if running.loop is loop:
+                    log.warning("apertium %s pipeline died (%s); restarting", self.mode, running.stderr_tail())
+                await self._stop()
+            if self._stages is None:
+                self._stages = await asyncio.to_thread(pipeline_stages, self.mode_file, self._generator_flag)
+            procs, stderr = await asyncio.to_thread(_spawn, self._stages, self.mode)
             try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-        self._buffer = b""
-
-    def _stderr_tail(self) -> str:
-        if self._stderr is None:
-            return ""
-        try:
-            self._stderr.seek(0, os.SEEK_END)
-            size = self._stderr.tell()
-            self._stderr.seek(max(0, size - 400))
-            return self._stderr.read().decode("utf-8", "replace").strip()
-        except (OSError, ValueError):
-            return ""
+                pending: dict[int, asyncio.Future[str]] = {}
+                answers = _Answers(pending)
+                assert procs[0].stdin is not None and procs[-1].stdout is not None
+                writer, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, procs[0].stdin)
+                reader, _ = await loop.connect_read_pipe(lambda: answers, procs[-1].stdout)
+            except BaseException:
+                await asyncio.to_thread(_reap, procs, stderr)
+                raise
+            self._running = _Running(procs, stderr, loop, writer, reader, answers, pending)
+            self.starts += 1
+            log.info("apertium %s pipeline started (%d processes)", self.mode, len(procs))
+            return self._running
 
     # -- requests -----------------------------------------------------------
 
-    def translate(self, text: str, cancelled: Callable[[], bool] = _never, timeout_s: float | None = None) -> str:
+    async def translate(self, text: str, timeout_s: float | None = None) -> str:
         """Translate ``text`` and return the whole answer (unescaped, whitespace collapsed).
 
-        ``cancelled`` is polled while waiting for the pipeline and for its
-        answer; when it turns true, ``Cancelled`` is raised promptly. A stage
-        that died is restarted and the request tried once more; a second
-        failure raises ``ServiceError`` (UNAVAILABLE).
+        Cancelling the caller's task abandons the request (its answer is
+        skipped when it comes). A stage that died is restarted and the
+        request tried once more; a second failure, or no answer within
+        ``timeout_s``, raises ``ServiceError`` (UNAVAILABLE).
         """
         if timeout_s is None:
             # Generous: a long paragraph takes well under a second when healthy.
             timeout_s = 10.0 + len(text) / 500
-        payload = escape(text)
-        while not self._lock.acquire(timeout=_POLL_S):
-            if cancelled():
-                raise Cancelled
+        data = escape(text)
+        for attempt in (1, 2):
+            running = await self._ready()
+            self._seq += 1
+            seq = self._seq
+            future: asyncio.Future[str] = running.loop.create_future()
+            running.pending[seq] = future
+            # Written whole (the transport buffers it), so the next request always starts clean.
+            running.writer.write(f"{data}[#ty{seq}]\n\0".encode())
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await future
+            except TimeoutError:
+                detail = running.stderr_tail()
+                await self._stop_if(running)
+                raise ServiceError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"apertium {self.mode}: no answer in time" + (f": {detail}" if detail else ""),
+                ) from None
+            except (OSError, EOFError) as exc:
+                detail = running.stderr_tail()
+                await self._stop_if(running)
+                if attempt == 2:
+                    raise ServiceError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"apertium {self.mode}: it failed ({exc})" + (f": {detail}" if detail else ""),
+                    ) from exc
+                log.warning("apertium %s pipeline failed (%s); restarting and retrying", self.mode, exc)
+            finally:
+                running.pending.pop(seq, None)
+        raise AssertionError("unreachable")
+
+    async def _stop_if(self, running: _Running) -> None:
+        """Stop ``running`` unless another request already replaced it."""
+        if self._running is running:
+            await self._stop()
+
+
+def _spawn(stages: list[list[str]], mode: str) -> tuple[list[subprocess.Popen[bytes]], IO[bytes]]:
+    """Start every stage, each reading the previous one's stdout (blocking: fork and exec, on a worker thread)."""
+    # One file collects every stage's stderr: read only to explain a failure,
+    # and a file never blocks a stage the way an unread pipe would.
+    stderr = tempfile.TemporaryFile(prefix=f"apertium-{mode}-")  # noqa: SIM115 - lives as long as the stages
+    procs: list[subprocess.Popen[bytes]] = []
+    upstream: IO[bytes] | None = None
+    try:
+        for argv in stages:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if upstream is None else upstream,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                # Own session: a Ctrl-C at the terminal reaches the server,
+                # which lets open translations finish, not the stages.
+                start_new_session=True,
+            )
+            if upstream is not None:
+                # The next stage holds its own copy; ours would keep the pipe open.
+                upstream.close()
+            procs.append(proc)
+            assert proc.stdout is not None
+            upstream = proc.stdout
+    except OSError as exc:
+        _reap(procs, stderr)
+        raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"apertium {mode}: cannot start the pipeline: {exc}") from exc
+    return procs, stderr
+
+
+def _reap(procs: list[subprocess.Popen[bytes]], stderr: IO[bytes]) -> None:
+    """Terminate and wait for every stage (blocking, up to ~2 s: on a worker thread)."""
+    if procs and procs[0].stdin is not None:
+        with contextlib.suppress(OSError):
+            procs[0].stdin.close()
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + 2.0
+    for proc in procs:
         try:
-            for attempt in (1, 2):
-                if self._closed:
-                    raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"apertium {self.mode}: the engine is shut down")
-                if cancelled():
-                    raise Cancelled
-                if not self._alive():
-                    if self._procs:
-                        log.warning("apertium %s pipeline died (%s); restarting", self.mode, self._stderr_tail())
-                        self._stop()
-                    self._spawn()
-                try:
-                    return self._exchange(payload, cancelled, timeout_s)
-                except (OSError, EOFError, TimeoutError) as exc:
-                    detail = self._stderr_tail()
-                    self._stop()
-                    if attempt == 2 or isinstance(exc, TimeoutError):
-                        reason = "no answer in time" if isinstance(exc, TimeoutError) else f"it failed ({exc})"
-                        raise ServiceError(
-                            grpc.StatusCode.UNAVAILABLE,
-                            f"apertium {self.mode}: {reason}" + (f": {detail}" if detail else ""),
-                        ) from exc
-                    log.warning("apertium %s pipeline failed (%s); restarting and retrying", self.mode, exc)
-            raise AssertionError("unreachable")
-        finally:
-            self._lock.release()
-
-    def _exchange(self, payload: str, cancelled: Callable[[], bool], timeout_s: float) -> str:
-        """Send one request and read its answer. Caller holds the lock and the pipeline runs."""
-        self._seq += 1
-        seq = self._seq
-        data = f"{payload}[#ty{seq}]\n\0".encode()
-        stdin = self._procs[0].stdin
-        stdout = self._procs[-1].stdout
-        assert stdin is not None and stdout is not None
-        in_fd, out_fd = stdin.fileno(), stdout.fileno()
-        deadline = time.monotonic() + timeout_s
-        # Write and read together: a long text must not fill every pipe in the
-        # chain while nobody drains the end of it. The request is always
-        # written whole (even when cancelled) so the next one starts clean.
-        view = memoryview(data)
-        os.set_blocking(in_fd, False)
-        try:
-            while view:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                readable, writable, _ = select.select([out_fd], [in_fd], [], min(remaining, _POLL_S))
-                if readable:
-                    self._fill(out_fd)
-                if writable:
-                    with contextlib.suppress(BlockingIOError):
-                        view = view[os.write(in_fd, view) :]
-        finally:
-            os.set_blocking(in_fd, True)
-        while True:
-            answer = self._take(seq)
-            if answer is not None:
-                return answer
-            if cancelled():
-                # The answer arrives later; the next request skips it by its marker.
-                raise Cancelled
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            readable, _, _ = select.select([out_fd], [], [], min(remaining, _POLL_S))
-            if readable:
-                self._fill(out_fd)
-
-    def _fill(self, fd: int) -> None:
-        chunk = os.read(fd, _READ_SIZE)
-        if not chunk:
-            raise EOFError("the pipeline closed its output")
-        self._buffer += chunk
-
-    def _take(self, seq: int) -> str | None:
-        """Cut the answer to request ``seq`` out of the buffer, if it is all there."""
-        while True:
-            match = _MARKER.search(self._buffer)
-            if match is None:
-                return None
-            end = self._buffer.find(b"\0", match.end())
-            if end < 0:
-                return None
-            found = int(match.group(1))
-            raw = self._buffer[: match.start()] + self._buffer[match.end() : end]
-            self._buffer = self._buffer[end + 1 :]
-            if found == seq:
-                text = unescape(raw.replace(b"\0", b"").decode("utf-8", "replace"))
-                return " ".join(text.split())
-            # An abandoned request's answer: drop it and look further.
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
+    stderr.close()

@@ -1,18 +1,26 @@
 """The interface every translation engine implements.
 
-A translator turns one final sentence (plus options and context) into a
-``TranslationStream``: an iterator of token deltas, possibly interrupted by a
-``TranslationRestart`` when the engine retried and the caller must discard
-what it has. ``cancel()`` may be called from any thread and must make the
-iterator stop promptly and close backend connections.
+A translator turns one sentence (plus options and context) into a
+``TranslationStream``: an async iterator of token deltas on the server's
+event loop, possibly interrupted by a ``TranslationRestart`` when the engine
+retried and the caller must discard what it has.
+
+One concurrency model: engines are async on the server's loop, with no
+thread per translation. An engine whose backend blocks (Apertium's pipes)
+hides that behind the async interface (a reader task, or a thread of its
+own that resolves futures on the loop). A translation is stopped by
+cancelling the task that iterates it, or by ``aclose()`` on the stream;
+either must close its backend connection there and then (an HTTP stream
+closed, so the server sees the disconnect). Starting one costs nothing until
+it is first iterated, and stopping one early is cheap, so a caller may
+translate a growing partial sentence often and drop the stale requests.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from tongyeok_server.recognition.base import EngineDescription
@@ -103,20 +111,11 @@ class TranslationRestart:
 TranslationChunk = TokenDelta | TranslationRestart
 
 
-class TranslationStream(abc.ABC):
-    """The streamed translation of one request.
-
-    Iterating yields chunks until the translation is complete; a permanent
-    failure raises ``ServiceError`` from the iterator.
-    """
-
-    @abc.abstractmethod
-    def __iter__(self) -> Iterator[TranslationChunk]:
-        """Yield the chunks of the translation in order."""
-
-    @abc.abstractmethod
-    def cancel(self) -> None:
-        """Stop now (from any thread) and close backend connections. Idempotent."""
+#: The streamed translation of one request: chunks in order until the translation is complete. A
+#: permanent failure raises ``ServiceError`` from the iteration (also one that could not even start,
+#: such as a pair the engine lacks). ``aclose()``, or cancelling the task that iterates it, stops
+#: it and closes the backend connection at once.
+TranslationStream = AsyncGenerator[TranslationChunk, None]
 
 
 class Translator(abc.ABC):
@@ -147,18 +146,11 @@ class Translator(abc.ABC):
 
     @abc.abstractmethod
     def translate(self, request: TranslationRequest) -> TranslationStream:
-        """Start translating ``request``; raises ``ServiceError`` if it cannot even start."""
+        """The translation of ``request``, on the running loop; nothing is sent before the first iteration."""
 
-    def warm_up(self) -> object:
-        """Start what the first sentence would otherwise wait for (called once, at server start)."""
+    async def warm_up(self) -> object:
+        """Start what the first sentence would otherwise wait for (once, on the server's loop, at start)."""
         return None
 
-    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional hook
-        """Do the engine's I/O on the server's event loop (called before the first translation).
-
-        An engine that would otherwise run a loop of its own (OpenAI) uses
-        this one: no second busy thread contending for the GIL.
-        """
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release shared resources at server shutdown."""
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release shared resources at server shutdown (on the loop): translations still running fail."""
