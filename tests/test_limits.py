@@ -72,6 +72,62 @@ def test_concurrent_streams_per_caller_with_a_per_key_override(server_factory, t
         )
 
 
+def test_a_stream_counts_from_its_first_byte_and_ends_without_a_first_message(server_factory, tmp_path) -> None:
+    # Issue 24: a stream that never sent its first message was neither timed out nor counted: a key limited
+    # to 2 streams held 200. Now it holds one of the caller's opening places (as many as its streams) and
+    # waits --first-message-timeout for that message.
+    key = new_key()
+    path = write_keys(tmp_path / "keys.txt", crm=(key, "streams=2"))
+    server = server_factory(api_keys=str(path), first_message_timeout_s=1.5)
+    channel, stub = stub_for(server)
+    release = threading.Event()
+
+    def nothing() -> Iterator[pb.InterpretRequest]:
+        release.wait(30)
+        return
+        yield  # a generator that sends nothing until released
+
+    with channel:
+        start = time.monotonic()
+        calls = [stub.Interpret(nothing(), timeout=30, metadata=bearer(key)) for _ in range(5)]
+        outcomes = sorted((call.code().name, str(call.details())) for call in calls)
+        took_s = time.monotonic() - start
+        release.set()
+        assert [code for code, _ in outcomes] == ["OUT_OF_RANGE"] * 2 + ["RESOURCE_EXHAUSTED"] * 3, outcomes
+        assert "key:crm has 2 streams open that have not sent their first message, its limit of 2" in outcomes[2][1]
+        assert "no first message arrived within 1.5 s of the stream opening" in outcomes[0][1]
+        assert took_s < 20
+        # The places are free again, and a stream that says what it is goes on as usual.
+        assert of_kind(events_of(stub.Interpret(iter([config()]), timeout=30, metadata=bearer(key))), "session_started")
+
+
+def test_a_caller_at_its_limit_can_still_resume_its_session(server_factory, tmp_path) -> None:
+    # Why opening places are not the concurrent count: this caller's one session holds its one slot while
+    # detached, and the resume is known to be one only once its first message is read.
+    key = new_key()
+    server = server_factory(api_keys=str(write_keys(tmp_path / "keys.txt", crm=(key, "streams=1"))))
+    channel, stub = stub_for(server)
+    request = config(interim=False)
+    request.config.resumption.enabled = True
+    stop = threading.Event()
+
+    def config_then_wait() -> Iterator[pb.InterpretRequest]:
+        yield request
+        stop.wait(30)
+
+    with channel:
+        call = stub.Interpret(config_then_wait(), timeout=30, metadata=bearer(key))
+        token = next(call).session_started.resume_token
+        call.cancel()  # the network breaks; the session waits, holding the caller's one slot
+        stop.set()
+        assert "limit of 1 concurrent streams" in str(refused(stub, bearer(key)).details())
+        resume = pb.InterpretRequest(resume=pb.ResumeRequest(resume_token=token, last_sequence_number=1))
+        events = events_of(
+            stub.Interpret(iter([resume, pb.InterpretRequest(end=pb.EndOfAudio())]), timeout=30, metadata=bearer(key))
+        )
+    assert of_kind(events, "session_resumed")
+
+
 def test_new_streams_per_minute(server_factory, tmp_path) -> None:
     key = new_key()
     server = server_factory(api_keys=str(write_keys(tmp_path / "k", crm=(key, "per_minute=2"))))

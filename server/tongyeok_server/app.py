@@ -89,7 +89,9 @@ class TongyeokServer:
         ]
         self.translator = translator or create_translator(settings)
         self.recognizer = recognizer or create_recognizer(settings)
-        self.watchdog = StreamWatchdog(settings.idle_timeout_s, settings.max_stream_duration_s)
+        self.watchdog = StreamWatchdog(
+            settings.idle_timeout_s, settings.max_stream_duration_s, settings.first_message_timeout_s
+        )
         self.resumption = ResumeSetup.from_settings(settings, tls=self.security.tls is not None)
         recognizer_seen = self.observability.recognizer(self.recognizer)
         translator_seen = self.observability.translator(self.translator)

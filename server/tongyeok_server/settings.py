@@ -182,6 +182,10 @@ class ServerSettings:
     idle_timeout_s: float = field(
         default=300.0, metadata={"help": "end a stream that sends no audio for this long (0 = never)"}
     )
+    first_message_timeout_s: float = field(
+        default=10.0,
+        metadata={"help": "end a stream whose first message (config or resume) has not come this long after it opened"},
+    )
     max_stream_duration_s: float = field(
         default=4 * 3600.0, metadata={"help": "end a stream after this long (0 = never)"}
     )

@@ -68,8 +68,9 @@ class InterpreterServicer:
         (bad config or audio, with the reason and what is supported),
         RESOURCE_EXHAUSTED (no capacity for another stream, a per-caller limit,
         or the cloud recogniser's quota stayed used up through its retries; the
-        message says which), OUT_OF_RANGE (no audio for the idle timeout, or the
-        maximum stream duration reached), UNAVAILABLE (the server is shutting
+        message says which), OUT_OF_RANGE (no audio for the idle timeout, the
+        maximum stream duration reached, or no first message within the
+        first-message timeout), UNAVAILABLE (the server is shutting
         down, or an engine is unreachable after its retries), UNAUTHENTICATED /
         PERMISSION_DENIED (the caller's token; or a cloud engine refused the
         server's credentials, or the server's credential could not be renewed:

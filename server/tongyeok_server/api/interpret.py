@@ -119,7 +119,8 @@ class InterpretFlow:
         an error; returns after a session's end was delivered.
         """
         try:
-            first = await self._first_message(requests)
+            with self._limits.opening(current_caller()):  # the stream counts from its first byte
+                first = await self._first_message(requests)
             if first.WhichOneof("request") == "resume":
                 resumed = await self.desk.resume(first.resume, self._restore, stream.metadata)
                 if resumed.forwarded is not None:
@@ -160,9 +161,10 @@ class InterpretFlow:
             self.registry.stream_ended(managed, attachment, delivered_end=delivered_end)
 
     def _refused(self, error: ServiceError, stream: Stream) -> None:
-        # A malformed request is the caller's business (it gets the message); at INFO it would let
-        # any client fill the log. Refusals for capacity are the operator's business.
-        level = logging.DEBUG if error.code == grpc.StatusCode.INVALID_ARGUMENT else logging.INFO
+        # A malformed request, or none in time, is the caller's business (it gets the message); at INFO
+        # it would let any client fill the log. Refusals for capacity are the operator's business.
+        caller_business = error.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE)
+        level = logging.DEBUG if caller_business else logging.INFO
         caller_id = current_caller().id
         log.log(
             level,
@@ -216,11 +218,19 @@ class InterpretFlow:
     async def _first_message(self, requests: Requests) -> pb.InterpretRequest:
         if not self._accepting:
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; connect to another instance")
+        timeout_s = self._watchdog.first_message_timeout_s
         try:
-            first = await anext(requests)
+            async with asyncio.timeout(timeout_s if timeout_s > 0 else None):
+                first = await anext(requests)
         except StopAsyncIteration:
             raise invalid_argument(
                 "the stream ended before its config: send an InterpretRequest with `config` first, then `audio`"
+            ) from None
+        except TimeoutError:
+            raise ServiceError(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"no first message arrived within {timeout_s:g} s of the stream opening (--first-message-timeout); "
+                "send `config` (or `resume`) as soon as the stream opens",
             ) from None
         if isinstance(first, Undecodable):
             raise first.error("message 1")

@@ -15,14 +15,27 @@ across processes and replicas. Concurrent streams are counted in the
 process that serves them (a stream lives in one process), so with
 ``--processes N`` or replicas that limit is per process.
 
+A stream counts from its first byte, not from its first message: until
+that message (config or resume) comes, it holds one of the caller's
+*opening places*, as many as its concurrent streams (``opening``), and it
+waits for it at most ``--first-message-timeout``. So a caller cannot hold
+streams that never say what they are (a key limited to 2 streams held 200
+that way), and each such stream is gone within seconds. Why places of their
+own rather than the concurrent count itself: a caller at its limit whose
+network broke has every session detached and holding its slot, and its
+resumes must get through; they are known to be resumes only once their
+first message is read.
+
 The anonymous caller (authentication off) is not limited: it is everyone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -112,14 +125,46 @@ class CallerLimits:
         self.window = strategies.FixedWindowRateLimiter(self._storage)
         self._per_minute = strategies.MovingWindowRateLimiter(self._storage)
         self._open: dict[str, int] = {}
+        self._opening: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def _max_streams(self, caller: Caller) -> int:
+        return self.defaults.max_streams if caller.quota.max_streams is None else caller.quota.max_streams
+
+    @contextlib.contextmanager
+    def opening(self, caller: Caller) -> Iterator[None]:
+        """Hold one of ``caller``'s opening places while its stream waits for its first message.
+
+        Raises RESOURCE_EXHAUSTED when the caller has as many streams waiting
+        for their first message as its limit of concurrent streams.
+        """
+        limit = 0 if caller.kind is CallerKind.ANONYMOUS else self._max_streams(caller)
+        if not limit:
+            yield
+            return
+        with self._lock:
+            waiting = self._opening.get(caller.id, 0)
+            if waiting >= limit:
+                self.refusals.limit_refused("opening", caller)
+                raise _exhausted(
+                    f"{caller.id} has {waiting} streams open that have not sent their first message, its limit of "
+                    f"{limit}; send `config` (or `resume`) as each stream's first message as soon as it opens"
+                )
+            self._opening[caller.id] = waiting + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._opening.pop(caller.id) - 1
+                if left:
+                    self._opening[caller.id] = left
 
     def admit(self, caller: Caller) -> StreamAdmission:
         """Admit a new stream of ``caller``, or raise RESOURCE_EXHAUSTED saying which limit and when to retry."""
         if caller.kind is CallerKind.ANONYMOUS:
             return StreamAdmission(None, caller, None)
         quota, d = caller.quota, self.defaults
-        max_streams = d.max_streams if quota.max_streams is None else quota.max_streams
+        max_streams = self._max_streams(caller)
         per_minute = d.streams_per_minute if quota.streams_per_minute is None else quota.streams_per_minute
         hours = d.audio_hours_per_day if quota.audio_hours_per_day is None else quota.audio_hours_per_day
         audio_item = RateLimitItemPerDay(max(1, round(hours * 3_600_000))) if hours > 0 else None

@@ -14,7 +14,7 @@ class RefusalObserver(Protocol):
         """A call was refused: ``reason`` is ``Refusal.reason``, ``code`` the gRPC status name."""
 
     def limit_refused(self, limit: str, caller: Caller) -> None:
-        """``caller`` hit ``limit`` (``concurrent``, ``per_minute`` or ``audio_per_day``)."""
+        """``caller`` hit ``limit`` (``concurrent``, ``opening``, ``per_minute`` or ``audio_per_day``)."""
 
 
 class IgnoreRefusals:

@@ -183,7 +183,7 @@ class Metrics:
         )
         self.limit_refusals = Counter(
             "tongyeok_limit_refusals",
-            "Streams refused or ended by a per-caller limit (concurrent, per_minute, audio_per_day)",
+            "Streams refused or ended by a per-caller limit (concurrent, opening, per_minute, audio_per_day)",
             ["limit", "caller"],
             registry=r,
         )

@@ -9,7 +9,10 @@ is what Google's Speech-to-Text answers for the same two cases, so callers
 that handle one handle both.) Meetings have pauses, but a client streaming a
 microphone sends its silence too, so only a caller that sends nothing at
 all is idle. One task checks every stream about four times per timeout; no
-timer per stream or per chunk.
+timer per stream or per chunk. A stream that has not sent its first message
+(config or resume) within ``first_message_timeout_s`` has no session yet:
+the stream's own wait for that message times out (``api/interpret.py``),
+with OUT_OF_RANGE too.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ log = logging.getLogger(__name__)
 class StreamWatchdog:
     """Watches open sessions for the idle timeout and the maximum duration (0 turns either off)."""
 
-    def __init__(self, idle_timeout_s: float, max_duration_s: float) -> None:
+    def __init__(self, idle_timeout_s: float, max_duration_s: float, first_message_timeout_s: float = 10.0) -> None:
         self.idle_timeout_s = idle_timeout_s
         self.max_duration_s = max_duration_s
+        #: How long a stream may stay open before its first message (the stream waits for it with this timeout).
+        self.first_message_timeout_s = first_message_timeout_s
         limits = [t for t in (idle_timeout_s, max_duration_s) if t > 0]
         self._period_s = min([1.0, *(t / 4 for t in limits)])
         self._sessions: set[Session] = set()
