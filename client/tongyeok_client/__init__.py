@@ -26,6 +26,7 @@ from .client import (
     config,
     translation_options,
 )
+from .expenses import ExpensesClient, ExportedReport
 from .transcripts import ExportedSession, TranscriptsClient
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "AudioStream",
     "Engine",
     "Event",
+    "ExpensesClient",
+    "ExportedReport",
     "ExportedSession",
     "FinalTranscript",
     "InterimTranscript",

@@ -52,6 +52,7 @@ from .events import (
     languages_from_proto,
     translation_event_from_proto,
 )
+from .expenses import ExpensesClient
 from .proto import interpreter_pb2 as pb
 from .proto import interpreter_pb2_grpc as pb_grpc
 from .resume import ResumingStream
@@ -139,6 +140,13 @@ class InterpreterClient:
             self._channel,
             metadata=self._metadata,
             timeout=30.0 if timeout is None else timeout,
+            error=TongyeokError.from_rpc_error,
+        )
+        #: Expenses from receipts and trip reports (``Expenses``), on the same channel and metadata.
+        self.expenses = ExpensesClient(
+            self._channel,
+            metadata=self._metadata,
+            timeout=120.0 if timeout is None else timeout,
             error=TongyeokError.from_rpc_error,
         )
 

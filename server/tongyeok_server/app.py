@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import handlers
+from tongyeok_server.api.expenses import SERVICE_NAME as EXPENSES_SERVICE
+from tongyeok_server.api.expenses_setup import expenses_component
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.interpret import InterpretFlow
 from tongyeok_server.api.resume_setup import ResumeSetup
@@ -30,6 +32,7 @@ from tongyeok_server.api.transcripts import SERVICE_NAME as TRANSCRIPTS_SERVICE
 from tongyeok_server.api.transcripts import TranscriptsServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.auth.server_security import ServerSecurity, keepalive_options
+from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.observability.assembly import Observability
 from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.recognition.base import Recognizer
@@ -69,6 +72,7 @@ class TongyeokServer:
         translator: Translator | None = None,
         extensions: list[SessionExtension] | None = None,
         *,
+        receipt_reader: ReceiptReader | None = None,
         serve_metrics: bool = True,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
@@ -109,6 +113,8 @@ class TongyeokServer:
         #: The meeting record (None with --store none, or when the test's extensions leave it out).
         self.record = next((e.record for e in self.extensions if isinstance(e, RecordExtension)), None)
         self.transcripts = TranscriptsServicer(self.record)
+        #: Expenses from receipts, in the record's database (``expenses/``).
+        self.expenses = expenses_component(settings, self.record, self.security.limits, receipt_reader)
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="tongyeok-loop", daemon=True)
         self._server: grpc.aio.Server | None = None
@@ -143,12 +149,14 @@ class TongyeokServer:
         self._health = health_aio.HealthServicer()
         handlers.add_interpreter(self.servicer, server)
         handlers.add_transcripts(self.transcripts, server)
+        handlers.add_expenses(self.expenses.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         if self.settings.reflection:
             reflection.enable_server_reflection(
                 (
                     SERVICE_NAME,
                     TRANSCRIPTS_SERVICE,
+                    EXPENSES_SERVICE,
                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                     reflection.SERVICE_NAME,
                 ),
@@ -170,7 +178,7 @@ class TongyeokServer:
         await server.start()
         self.security.warn_if_exposed(self.settings.host)
         self._server = server
-        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE, LIVENESS):
+        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE, EXPENSES_SERVICE, LIVENESS):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         return port
 
@@ -207,6 +215,7 @@ class TongyeokServer:
             self._on_loop(self.translator.close())
         else:  # never started (or the loop died): nothing of the translator lives on a loop
             asyncio.run(self.translator.close())
+        self.expenses.close()
         for extension in self.extensions:
             extension.close()
         self.observability.close()
@@ -218,7 +227,7 @@ class TongyeokServer:
 
     async def _stop(self, grace: float) -> None:
         assert self._server is not None and self._health is not None
-        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE):  # readiness off at once; liveness stays on
+        for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE, EXPENSES_SERVICE):  # readiness off; liveness stays
             await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         draining = self.interpret.drain()
         if draining:
@@ -249,8 +258,9 @@ class TongyeokServer:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def reload(self) -> None:
-        """Re-read certificates and keys files (SIGHUP); open streams are not touched."""
+        """Re-read certificates, keys and exchange-rates files (SIGHUP); open streams are not touched."""
         self.security.reload()
+        self.expenses.reload()
 
     def wait(self) -> None:
         """Block until ``stop`` has finished."""

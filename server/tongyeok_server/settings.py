@@ -159,6 +159,9 @@ class ServerSettings:
     caller_audio_hours_per_day: float = field(
         default=12.0, metadata={"help": "hours of audio per caller per 24 hours (0 = unlimited)"}
     )
+    caller_scans_per_minute: int = field(
+        default=30, metadata={"help": "receipt scans per caller per minute (0 = unlimited; an API key may override)"}
+    )
     limits_storage: str = field(
         default="memory://",
         metadata={"help": "where per-minute/per-day counts live: memory:// (per process) or redis://host:port"},
@@ -239,6 +242,24 @@ class ServerSettings:
         metadata={
             "help": "record writes held in memory while the store is slow or down; past that, records lose events"
         },
+    )
+
+    # Expenses from receipts (expenses/; issue 22).
+    receipt_engine: str = field(
+        default="embedded",
+        metadata={
+            "help": "receipt reader: embedded (Tesseract kor+eng, RapidOCR for Latin when installed), tesseract "
+            "or rapidocr (Latin only)"
+        },
+    )
+    receipt_threads: int = field(
+        default_factory=_default_workers,
+        metadata={"help": "receipts the embedded reader reads at once (default: one per core)"},
+    )
+    receipt_languages: str = field(default="kor+eng", metadata={"help": "Tesseract languages for receipts"})
+    expense_rates: str = field(
+        default="",
+        metadata={"help": "exchange-rates file for reports (`USD KRW 1385.20` per line; re-read when it changes)"},
     )
 
     # Speech output (synthesis/).

@@ -12,13 +12,18 @@ Usage::
     tongyeok sessions show ID [--json]
     tongyeok sessions export ID --format srt|vtt|md|txt|json [--lang es] [--both] [-o FILE]
     tongyeok sessions delete ID
+    tongyeok expenses scan IMAGE [--trip NAME] [--dry-run] [--json]
+    tongyeok expenses list [--from DAY] [--to DAY] [--trip NAME] [--currency KRW] [--category meals] [--json]
+    tongyeok expenses show ID | delete ID
+    tongyeok expenses correct ID FIELD=VALUE ... (merchant, date, total, currency, tax, category ...)
+    tongyeok expenses report --from DAY --to DAY [--trip NAME] --currency KRW --format csv|xlsx|pdf -o FILE
 
 The server is ``--server``, else ``$TONGYEOK_SERVER``, else ``localhost:50051``.
 Exit status: 0 done, 1 failure, 2 invalid input (bad arguments, unreadable
 audio, or the server's INVALID_ARGUMENT), 130 interrupted.
 
 One module per command (``interpret``, ``translate``, ``languages``,
-``sessions``), each with ``add_parser`` and ``run``; ``connect`` builds the
+``sessions``, ``expenses``), each with ``add_parser`` and ``run``; ``connect`` builds the
 client from the connection flags, ``render`` is the human output.
 """
 
@@ -35,7 +40,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..client import TongyeokError
-from . import interpret, languages, sessions, translate
+from . import expenses, interpret, languages, sessions, translate
 from .common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
@@ -62,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_parser(sub, [common, translation, speaking])
     languages.add_parser(sub, [common])
     sessions.add_parser(sub, [common])
+    expenses.add_parser(sub, [common])
     return parser
 
 

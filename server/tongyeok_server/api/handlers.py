@@ -20,6 +20,7 @@ import grpc
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message
 
+from tongyeok_client.proto import expenses_pb2 as epb
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import transcripts_pb2 as tpb
 from tongyeok_server.errors import ServiceError, invalid_argument
@@ -108,3 +109,41 @@ def add_transcripts(servicer: Any, server: grpc.aio.Server) -> None:
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(TRANSCRIPTS_SERVICE, handlers),))
     server.add_registered_method_handlers(TRANSCRIPTS_SERVICE, handlers)  # type: ignore[attr-defined]
+
+
+EXPENSES_SERVICE = "tongyeok.v1.Expenses"
+
+
+def add_expenses(servicer: Any, server: grpc.aio.Server) -> None:
+    """Register the Expenses servicer's methods on ``server``, with the same forgiving decoders."""
+    handlers = {
+        "ScanReceipt": grpc.stream_unary_rpc_method_handler(
+            servicer.ScanReceipt,
+            request_deserializer=decoder(epb.ScanReceiptRequest),
+            response_serializer=epb.Expense.SerializeToString,
+        ),
+        "GetReceiptImage": grpc.unary_stream_rpc_method_handler(
+            servicer.GetReceiptImage,
+            request_deserializer=decoder(epb.GetReceiptImageRequest),
+            response_serializer=epb.ReceiptImageChunk.SerializeToString,
+        ),
+        "ExportReport": grpc.unary_stream_rpc_method_handler(
+            servicer.ExportReport,
+            request_deserializer=decoder(epb.ExportReportRequest),
+            response_serializer=epb.ExportReportResponse.SerializeToString,
+        ),
+    }
+    unary: dict[str, tuple[type[Message], type[Message]]] = {
+        "ListExpenses": (epb.ListExpensesRequest, epb.ListExpensesResponse),
+        "GetExpense": (epb.GetExpenseRequest, epb.Expense),
+        "UpdateExpense": (epb.UpdateExpenseRequest, epb.Expense),
+        "DeleteExpense": (epb.DeleteExpenseRequest, Empty),
+    }
+    for name, (request, response) in unary.items():
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=decoder(request),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(EXPENSES_SERVICE, handlers),))
+    server.add_registered_method_handlers(EXPENSES_SERVICE, handlers)  # type: ignore[attr-defined]

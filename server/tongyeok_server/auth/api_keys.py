@@ -4,6 +4,7 @@ One key per line::
 
     # id         hash                                                                     scopes               limits (optional)
     crm-backend  sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  interpret,translate  streams=50 per_minute=300 hours_per_day=200
+    expense-app  sha256:...  expenses  scans_per_minute=20
 
 The file holds the SHA-256 of each key, never the key: a key is 32 random
 bytes (``tongyeok-keys new`` makes one), so a fast hash is as safe as a
@@ -29,7 +30,12 @@ from tongyeok_server.auth.watched_files import FileConfigError, WatchedFiles
 KEY_PREFIX = "tyk_"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HASH = re.compile(r"^sha256:([0-9a-f]{64})$")
-_QUOTA_FIELDS = {"streams": "max_streams", "per_minute": "streams_per_minute", "hours_per_day": "audio_hours_per_day"}
+_QUOTA_FIELDS = {
+    "streams": "max_streams",
+    "per_minute": "streams_per_minute",
+    "hours_per_day": "audio_hours_per_day",
+    "scans_per_minute": "scans_per_minute",
+}
 
 
 class ApiKeyFileError(FileConfigError):
@@ -87,6 +93,7 @@ def _parse_quota(fields: list[str], where: str) -> Quota:
         max_streams=int(values["max_streams"]) if "max_streams" in values else None,
         streams_per_minute=int(values["streams_per_minute"]) if "streams_per_minute" in values else None,
         audio_hours_per_day=values.get("audio_hours_per_day"),
+        scans_per_minute=int(values["scans_per_minute"]) if "scans_per_minute" in values else None,
     )
 
 

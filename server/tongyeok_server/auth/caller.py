@@ -20,6 +20,7 @@ class Scope(enum.StrEnum):
     TRANSLATE = "translate"
     TRANSCRIPTS = "transcripts"
     TRANSCRIPTS_ADMIN = "transcripts:admin"
+    EXPENSES = "expenses"
 
 
 class CallerKind(enum.StrEnum):
@@ -37,6 +38,7 @@ class Quota:
     max_streams: int | None = None
     streams_per_minute: int | None = None
     audio_hours_per_day: float | None = None
+    scans_per_minute: int | None = None
 
 
 @dataclass(frozen=True)

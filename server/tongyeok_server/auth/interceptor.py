@@ -48,6 +48,7 @@ RULES: tuple[tuple[str, Requirement], ...] = (
     ("/tongyeok.v1.Interpreter/TranslateText", Scope.TRANSLATE),
     ("/tongyeok.v1.Interpreter/ListLanguages", ANY_SCOPE),
     ("/tongyeok.v1.Transcripts/", Scope.TRANSCRIPTS),
+    ("/tongyeok.v1.Expenses/", Scope.EXPENSES),
 )
 
 

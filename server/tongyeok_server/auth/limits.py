@@ -1,4 +1,4 @@
-"""Per-caller limits: concurrent streams, new streams per minute, audio hours per day.
+"""Per-caller limits: concurrent streams, new streams per minute, audio hours per day, receipt scans per minute.
 
 Each limit has a server-wide default (flags) that a caller's API key may
 override (``Quota``; 0 = unlimited). Over a limit is RESOURCE_EXHAUSTED with
@@ -56,6 +56,7 @@ class LimitDefaults:
     max_streams: int = 0
     streams_per_minute: int = 0
     audio_hours_per_day: float = 0.0
+    scans_per_minute: int = 0
 
 
 def _in(seconds: float) -> str:
@@ -192,6 +193,28 @@ class CallerLimits:
                     )
             self._open[caller.id] = open_now + 1
         return StreamAdmission(self, caller, audio_item)
+
+    def admit_scan(self, caller: Caller) -> None:
+        """Count one receipt scan of ``caller`` (Expenses.ScanReceipt), or raise RESOURCE_EXHAUSTED when over.
+
+        Scans have a per-minute window of their own (``--caller-scans-per-minute``,
+        an API key's ``scans_per_minute=``), in the same storage as the streams'.
+        """
+        if caller.kind is CallerKind.ANONYMOUS:
+            return
+        limit = (
+            self.defaults.scans_per_minute if caller.quota.scans_per_minute is None else caller.quota.scans_per_minute
+        )
+        if not limit:
+            return
+        item = RateLimitItemPerMinute(limit, namespace="SCANS")
+        if not self._per_minute.hit(item, caller.id):
+            self.refusals.limit_refused("scans_per_minute", caller)
+            reset = self._per_minute.get_window_stats(item, caller.id).reset_time
+            raise _exhausted(
+                f"{caller.id} scanned {limit} receipts in the last minute, its limit of {limit} scans per minute; "
+                f"retry in {_in(reset - time.time())}"
+            )
 
     def audio_exhausted(self, caller: Caller, item: RateLimitItem) -> ServiceError:
         """The error for a caller whose audio of the day is used up."""

@@ -156,7 +156,10 @@ def _authenticator(settings: ServerSettings) -> Authenticator | None:
 
 def _limits(settings: ServerSettings, refusals: RefusalObserver) -> CallerLimits:
     defaults = LimitDefaults(
-        settings.caller_max_streams, settings.caller_streams_per_minute, settings.caller_audio_hours_per_day
+        settings.caller_max_streams,
+        settings.caller_streams_per_minute,
+        settings.caller_audio_hours_per_day,
+        settings.caller_scans_per_minute,
     )
     try:
         return CallerLimits(defaults, settings.limits_storage, refusals)

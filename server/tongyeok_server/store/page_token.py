@@ -33,9 +33,12 @@ def binding(*parts: object) -> str:
 
 def encode(key: bytes, position: PagePosition, bound_to: str) -> str:
     """A token for the page after ``position``."""
-    payload = json.dumps(
-        {"t": position.started_at.isoformat(), "i": position.session_id, "b": bound_to}, separators=(",", ":")
-    ).encode()
+    return encode_fields(key, {"t": position.started_at.isoformat(), "i": position.session_id}, bound_to)
+
+
+def encode_fields(key: bytes, fields: dict[str, str | None], bound_to: str) -> str:
+    """A token carrying ``fields`` (where a keyset page ended) for the listing ``bound_to`` names."""
+    payload = json.dumps({**fields, "b": bound_to}, separators=(",", ":")).encode()
     mac = hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
     return base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
 
@@ -47,6 +50,12 @@ def decode(key: bytes, token: str, bound_to: str) -> PagePosition:
         PageTokenError: a token that is malformed, altered, or from a listing with other filters.
 
     """
+    fields = decode_fields(key, token, bound_to)
+    return PagePosition(datetime.fromisoformat(str(fields["t"])), str(fields["i"]))
+
+
+def decode_fields(key: bytes, token: str, bound_to: str) -> dict[str, str | None]:
+    """The fields ``token`` carries (see ``decode``)."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
@@ -61,4 +70,4 @@ def decode(key: bytes, token: str, bound_to: str) -> PagePosition:
             "page_token belongs to a listing with other filters (or another caller): "
             "repeat the filter fields of the first page, or start again without page_token"
         )
-    return PagePosition(datetime.fromisoformat(fields["t"]), fields["i"])
+    return {k: v for k, v in fields.items() if k != "b"}

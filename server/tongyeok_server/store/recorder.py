@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -46,6 +47,7 @@ class MeetingRecord:
         self.writer = writer
         self.options = options
         self._page_key: bytes | None = None
+        self._purges: list[Callable[[datetime | None], int]] = []
         self._stop = threading.Event()
         self._purger: threading.Thread | None = None
         if options.retention_days > 0:
@@ -88,7 +90,13 @@ class MeetingRecord:
         deleted = queries.purge(self.engine, cutoff)
         if deleted:
             log.info("retention: deleted %d session records older than %s", deleted, cutoff.isoformat())
+        for purge in self._purges:
+            purge(now)
         return deleted
+
+    def add_purge(self, purge: Callable[[datetime | None], int]) -> None:
+        """Run ``purge(now)`` with every retention purge (the expenses' photos follow the same rule)."""
+        self._purges.append(purge)
 
     def _purge_periodically(self) -> None:
         delay = 5.0  # the first purge shortly after start, off the start-up path

@@ -153,6 +153,53 @@ speech = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# Expenses read from receipts (migration 0004; the Expenses service, ``expenses/``). Amounts are decimal
+# strings in the currency's major unit (no float rounding, the same on SQLite and PostgreSQL); the date
+# is ISO 8601 text (sorts as it should). ``line_items`` and ``confidence`` are JSON. ``request_id``
+# makes a retried scan return the first one's expense (unique per caller).
+expenses = Table(
+    "expenses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("caller_id", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("request_id", String(64)),
+    Column("merchant", Text, nullable=False, server_default=""),
+    Column("expense_date", String(10)),
+    Column("total", String(40)),
+    Column("currency", String(3), nullable=False, server_default=""),
+    Column("tax", String(40)),
+    Column("subtotal", String(40)),
+    Column("payment", String(20), nullable=False, server_default=""),
+    Column("category", String(20), nullable=False, server_default=""),
+    Column("line_items", Text, nullable=False, server_default="[]"),
+    Column("confidence", Text, nullable=False, server_default="{}"),
+    Column("corrected", Text, nullable=False, server_default=""),
+    Column("raw_text", Text, nullable=False, server_default=""),
+    Column("engine", String(200), nullable=False, server_default=""),
+    Column("engine_detail", String(300), nullable=False, server_default=""),
+    Column("language", String(35), nullable=False, server_default=""),
+    Column("trip", String(200), nullable=False, server_default=""),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("image_media_type", String(40), nullable=False, server_default=""),
+    Column("image_bytes", BigInteger, nullable=False, server_default="0"),
+    Index("ix_expenses_caller_date", "caller_id", "expense_date", "id"),
+    Index("ix_expenses_caller_trip", "caller_id", "trip"),
+    Index("ux_expenses_caller_request", "caller_id", "request_id", unique=True),
+)
+
+# The receipt's file as the caller sent it, apart from the expense so that listings never read it; it goes
+# with its expense (cascade) and, after --retention-days, alone (the expense stays).
+receipt_images = Table(
+    "receipt_images",
+    metadata,
+    Column("expense_id", String(64), ForeignKey("expenses.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_receipt_images_created", "created_at"),
+)
+
 # Store-wide values, e.g. the key that signs page tokens (shared by every replica).
 store_meta = Table(
     "store_meta",
@@ -164,7 +211,9 @@ store_meta = Table(
 __all__ = [
     "UtcDateTime",
     "audio_blocks",
+    "expenses",
     "metadata",
+    "receipt_images",
     "session_languages",
     "sessions",
     "speech",

@@ -1,0 +1,129 @@
+"""The embedded reader: OCR on this machine (Tesseract, RapidOCR) and the field extractor.
+
+OCR blocks for about half a second of CPU per receipt, so each read runs on
+a thread of the reader's own pool (``--receipt-threads``, default one per
+core): Tesseract works in a child process and RapidOCR in onnxruntime, both
+outside the GIL, so threads use the cores. Reads beyond the pool wait in a
+queue bounded by ``MAX_WAITING`` per thread; past it a scan is refused with
+RESOURCE_EXHAUSTED rather than left to time out.
+
+**A second look.** When the first reading lacks the date or the total, or
+is unsure of the total, the picture is read again with its text scaled
+larger (Hangul with small print gains most: ``년``/``월`` are easily lost),
+and each missing or weak field is taken from the better of the two.
+
+**Which OCR for which script** (``--receipt-engine``): ``tesseract`` reads
+Korean and English in one pass (``kor+eng``); ``rapidocr`` (PP-OCR, Latin
+only: its weights have no Hangul) reads Latin receipts; ``embedded`` reads
+with Tesseract and, when the receipt turns out to have no Hangul and
+RapidOCR is installed and Tesseract was unsure of the total, asks RapidOCR
+for a second reading of the Latin text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from PIL import Image
+
+from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.expenses import images
+from tongyeok_server.expenses.extract import extract
+from tongyeok_server.expenses.model import ReceiptImage, ReceiptReading
+from tongyeok_server.expenses.ocr.base import OcrEngine
+from tongyeok_server.expenses.ocr.preprocess import TARGET_LINE_PX
+
+log = logging.getLogger(__name__)
+
+MAX_WAITING = 8
+SURE_TOTAL = 0.65
+SECOND_LOOK_SCALE = 1.35
+_FIELDS = ("merchant", "date", "total", "currency_code", "tax", "subtotal")
+_ATTR = {"currency_code": "currency"}
+
+
+class EmbeddedReader:
+    """OCR with ``engines[0]`` (and, for Latin receipts, ``latin`` as a second opinion) plus the extractor."""
+
+    def __init__(self, name: str, engine: OcrEngine, latin: OcrEngine | None = None, threads: int = 2) -> None:
+        self.name = name
+        self._engine = engine
+        self._latin = latin
+        self._threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="ocr")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    async def read(self, image: ReceiptImage) -> ReceiptReading:
+        """Read ``image`` on the OCR threads (see the module docstring)."""
+        with self._lock:
+            if self._in_flight >= self._threads * (1 + MAX_WAITING):
+                raise ServiceError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the server is reading {self._in_flight} receipts already; retry in a few seconds",
+                )
+            self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self.read_blocking, image)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def read_blocking(self, image: ReceiptImage) -> ReceiptReading:
+        """The whole read on the calling thread (the bench times this)."""
+        picture = images.decode(image)
+        first = self._read(self._engine, picture)
+        reading = first
+        if self._weak(reading):
+            second = self._read(self._engine, picture, SECOND_LOOK_SCALE)
+            reading = merge(reading, second)
+        if self._latin is not None and reading.language != "ko" and self._weak(reading):
+            reading = merge(reading, self._read(self._latin, picture))
+        if not reading.raw_text.strip():
+            raise invalid_argument(
+                "no text could be read on the picture: is it a receipt, in focus, lit evenly and not cut off? "
+                "Photograph it flat, filling the frame"
+            )
+        return reading
+
+    @staticmethod
+    def _weak(reading: ReceiptReading) -> bool:
+        return reading.date is None or reading.total is None or reading.confidence.get("total", 0) < SURE_TOTAL
+
+    @staticmethod
+    def _read(engine: OcrEngine, picture: Image.Image, scale: float = 1.0) -> ReceiptReading:
+        result = engine.read(picture, TARGET_LINE_PX * scale)
+        return extract(result.lines, result.engine, result.detail)
+
+    def close(self) -> None:
+        """Stop the OCR threads (reads in progress finish)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def merge(first: ReceiptReading, second: ReceiptReading) -> ReceiptReading:
+    """``first`` with each field that ``second`` read more surely taken from ``second``."""
+    changes: dict[str, object] = {}
+    confidence = dict(first.confidence)
+    for name in _FIELDS:
+        attr = _ATTR.get(name, name)
+        mine, theirs = getattr(first, attr), getattr(second, attr)
+        if theirs in (None, "") or (
+            second.confidence.get(name, 0) <= first.confidence.get(name, 0)
+            and mine
+            not in (
+                None,
+                "",
+            )
+        ):
+            continue
+        changes[attr] = theirs
+        confidence[name] = second.confidence.get(name, 0)
+    if not changes:
+        return first
+    detail = first.engine_detail if second.engine == first.engine else f"{first.engine_detail}; {second.engine_detail}"
+    return dataclasses.replace(first, **changes, confidence=confidence, engine_detail=detail)  # type: ignore[arg-type]
