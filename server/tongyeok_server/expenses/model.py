@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 
-class Category(str, enum.Enum):
+class Category(enum.StrEnum):
     """What an expense was for (the categories of a trip report)."""
 
     MEALS = "meals"
@@ -24,7 +24,7 @@ class Category(str, enum.Enum):
     OTHER = "other"
 
 
-class Payment(str, enum.Enum):
+class Payment(enum.StrEnum):
     """How the receipt was paid."""
 
     UNKNOWN = ""
