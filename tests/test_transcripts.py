@@ -247,6 +247,29 @@ def test_bad_names_and_formats_are_explained(meeting: Meeting) -> None:
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "language_code" in details
 
 
+def test_listing_times_a_timestamp_cannot_hold_are_invalid_argument_naming_the_field(meeting: Meeting) -> None:
+    # Issue 24: an out-of-range Timestamp was UNKNOWN with a traceback (protobuf's ValueError).
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    t = meeting.transcripts
+    cases = {
+        "start_time_after": Timestamp(seconds=253_402_300_800),  # 10000-01-01
+        "start_time_before": Timestamp(seconds=-62_135_596_801),  # before 0001-01-01
+    }
+    for field, stamp in [*cases.items(), ("start_time_after", Timestamp(seconds=0, nanos=-1))]:
+        request = tpb.ListSessionsRequest()
+        getattr(request, field).CopyFrom(stamp)
+        code, details = code_of(t.ListSessions, request, metadata=meeting.alice)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert details.startswith(f"{field} is ") and "not a time a Timestamp may hold" in details
+    # The extremes a Timestamp may hold are times like any other: every session is in between.
+    widest = tpb.ListSessionsRequest(
+        start_time_after=Timestamp(seconds=-62_135_596_800), start_time_before=Timestamp(seconds=253_402_300_799)
+    )
+    listed = t.ListSessions(widest, metadata=meeting.alice, timeout=30).sessions
+    assert meeting.name in [s.name for s in listed]
+
+
 def test_a_session_that_asked_for_no_record_leaves_none(meeting: Meeting, speech) -> None:
     request = config()
     request.config.store_transcript = False

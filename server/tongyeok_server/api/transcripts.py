@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -224,9 +224,26 @@ def _language(field: str, code: str) -> str:
     return languages.normalize(code)
 
 
+def _time(request: tpb.ListSessionsRequest, field: str) -> datetime | None:
+    """A Timestamp field as a time; INVALID_ARGUMENT naming it if it is outside what a Timestamp may hold."""
+    if not request.HasField(field):
+        return None
+    stamp = getattr(request, field)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError):
+        raise invalid_argument(
+            f"{field} is {stamp.seconds} s and {stamp.nanos} ns, not a time a Timestamp may hold: seconds from "
+            f"{_MIN_SECONDS} (0001-01-01) to {_MAX_SECONDS} (9999-12-31), nanos from 0 to 999999999"
+        ) from None
+
+
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
 def _filter(request: tpb.ListSessionsRequest) -> queries.SessionFilter:
-    after = request.start_time_after.ToDatetime(tzinfo=UTC) if request.HasField("start_time_after") else None
-    before = request.start_time_before.ToDatetime(tzinfo=UTC) if request.HasField("start_time_before") else None
+    after = _time(request, "start_time_after")
+    before = _time(request, "start_time_before")
     if after is not None and before is not None and after >= before:
         raise invalid_argument(
             f"start_time_after ({after.isoformat()}) is not before start_time_before ({before.isoformat()})"
