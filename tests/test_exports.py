@@ -97,10 +97,62 @@ def test_markdown_minutes_show_turns_side_by_side_with_times_languages_and_durat
     rows = [line for line in md.splitlines() if line.startswith("| 0")]
     assert rows == [
         "| 00:00:01 | **en-US** | Good morning. | 좋은 아침입니다. |",
-        "| 00:00:03 |  | We agree on price \\| terms <final> & more | 동의합니다. |",
+        "| 00:00:03 |  | We agree on price \\| terms &lt;final&gt; &amp; more | 동의합니다. |",
         "| 01:00:00 | **ko-KR** | Thank you. | 감사합니다. |",
         "| 01:00:03 |  | _(translation failed)_ | 다음 주에 뵙겠습니다. |",
     ]
+
+
+# What a hostile speaker, translator or glossary entry could put into a record, meant to run or load when
+# the minutes are rendered (issue 24: a glossary entry's <script> and <img onerror> rendered live).
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(2)">',
+    "![pixel](https://tracker.example/p.png)",
+    "[click](javascript:alert(3))",
+    "<https://phish.example/login>",
+    "*not bold* _not em_ `not code` ~~not struck~~ \\| not a cell",
+    "&lt;already an entity&gt; &amp;",
+]
+
+
+def test_markdown_minutes_show_what_was_said_as_text_never_as_markup() -> None:
+    from dataclasses import replace
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    class Rendered(HTMLParser):
+        """The tags of rendered HTML, and the text of each table row's cells."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: set[str] = set()
+            self.rows: list[list[str]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.add(tag)
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.rows[-1].append("")
+
+        def handle_data(self, data: str) -> None:
+            if self.rows and self.rows[-1]:
+                self.rows[-1][-1] += data
+
+    said = tuple(
+        utterance(i + 1, text, "en-US", 2.0 * i, 2.0 * i + 1, TranslationRecord("ko-KR", f"번역 {text}"))
+        for i, text in enumerate(HOSTILE)
+    )
+    record = replace(TWO_WAY, utterances=said, utterance_count=len(said), source_languages=("en-US",))
+    md = export(record, ExportFormat.MARKDOWN).content
+    # Rendered the way a wiki or a mail client would: CommonMark, tables, raw HTML let through.
+    page = Rendered()
+    page.feed(MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(md))
+    assert page.tags <= {"h1", "h2", "p", "table", "thead", "tbody", "tr", "th", "td", "strong"}, page.tags
+    conversation = page.rows[-len(HOSTILE) :]
+    assert [[cell.strip() for cell in row[2:]] for row in conversation] == [[t, f"번역 {t}"] for t in HOSTILE]
 
 
 def test_text_lists_each_utterance_then_its_translations() -> None:

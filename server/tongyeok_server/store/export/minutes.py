@@ -6,6 +6,16 @@ a new speaker cell. Each utterance is one row, so that a figure can be
 checked sentence by sentence, and each language of the session is a column:
 the spoken text stands in its own language's column, the translations in
 the others.
+
+Everything a record carries (what was said, its translations, glossary
+renderings among them) is text, never markup: ``&``, ``<`` and ``>`` become
+entities, so a renderer shows ``<script>`` or ``<img onerror=...>`` as
+written instead of running it, and the characters Markdown reads as links,
+images, emphasis, code and table cells (the backslash, the backtick,
+``*``, ``_``, ``~``, ``[``, ``]``, ``|``) are escaped with a backslash, so
+``![x](https://tracker)`` is not fetched either.
+Block markers (``#``, ``-``, ``>``) cannot start a line: every value is
+inside a table cell, on one line.
 """
 
 from __future__ import annotations
@@ -18,17 +28,22 @@ MISSING = "—"
 FAILED = "_(translation failed)_"
 
 
+_AS_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **{c: "\\" + c for c in "\\`*_~[]|"}})
+
+
 def _cell(text: str) -> str:
-    return one_line(text).replace("\\", "\\\\").replace("|", "\\|") or MISSING
+    """``text`` as the content of a table cell: one line, shown as written (see the module docstring)."""
+    return one_line(text).translate(_AS_TEXT) or MISSING
 
 
 def _in_language(u: UtteranceRecord, code: str) -> str:
+    """The cell of ``u`` in language ``code``: what was said, its translation, or our own mark for a failure."""
     if languages.same_language(code, u.language_code):
-        return u.text
+        return _cell(u.text)
     t = u.translation(code)
     if t is None:
-        return ""
-    return FAILED if t.failed else t.text
+        return MISSING
+    return FAILED if t.failed else _cell(t.text)
 
 
 def _columns(record: SessionRecord, language_code: str) -> list[str]:
@@ -70,7 +85,7 @@ def markdown(record: SessionRecord, language_code: str = "") -> str:
     for u in record.utterances:
         new_turn = not previous or not languages.same_language(previous, u.language_code)
         previous = u.language_code
-        cells = [_cell(_in_language(u, code)) for code in columns]
+        cells = [_in_language(u, code) for code in columns]
         speaker = f"**{u.language_code}**" if new_turn else ""
         lines.append(f"| {clock(u.start_s, digits=0)} | {speaker} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
