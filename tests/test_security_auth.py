@@ -235,6 +235,8 @@ def test_a_valid_jwt_is_accepted_and_names_its_subject(jwt_server, signer, caplo
         (lambda s, o: s.token(iss="https://evil.test"), f"this server accepts iss {ISSUER!r}"),
         (lambda s, o: s.token(sub=None), "has no 'sub' claim"),
         (lambda s, o: s.token(exp=None), "has no 'exp' claim"),
+        (lambda s, o: s.token(exp=4_102_444_800), "days, longer than this server accepts (24.0 h"),  # exp: 2100
+        (lambda s, o: s.token(iat=None, exp_in=3 * 86400), "valid for 3 days, longer than this server accepts (24.0 h"),
         (lambda s, o: o.token(kid=s.kid), "signature does not verify"),  # another key, our kid
         (lambda s, o: o.token(), "a key this server does not know (kid 'intruder')"),
         (lambda s, o: _tampered(s.token()), "signature does not verify"),
@@ -254,6 +256,8 @@ def test_a_valid_jwt_is_accepted_and_names_its_subject(jwt_server, signer, caplo
         "other-issuer",
         "no-subject",
         "no-expiry",
+        "exp-2100",
+        "three-days-without-iat",
         "forged-signature",
         "unknown-key",
         "tampered",

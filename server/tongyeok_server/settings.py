@@ -150,6 +150,10 @@ class ServerSettings:
     jwt_issuer: str = field(default="", metadata={"help": "the `iss` a JWT must carry"})
     jwt_audience: str = field(default="", metadata={"help": "the `aud` a JWT must carry"})
     jwt_leeway_s: float = field(default=30.0, metadata={"help": "seconds of clock skew allowed for exp and nbf"})
+    jwt_max_lifetime_s: float = field(
+        default=86400.0,
+        metadata={"help": "refuse a JWT valid for longer than this, from its iat or nbf to its exp (0 = no maximum)"},
+    )
     caller_max_streams: int = field(
         default=10, metadata={"help": "concurrent streams per caller (0 = unlimited; an API key may override)"}
     )

@@ -6,7 +6,9 @@ bearer token. The server checks the signature against the public keys in
 ``--jwt-jwks`` (a JSON Web Key Set file, re-read when it changes, so keys
 can be rotated by publishing the new key before signing with it), the
 issuer (``--jwt-issuer``), the audience (``--jwt-audience``), expiry and
-not-before with ``--jwt-leeway`` seconds of clock skew, and requires a
+not-before with ``--jwt-leeway`` seconds of clock skew, a lifetime of at
+most ``--jwt-max-lifetime`` (a day by default: a leaked token with an
+``exp`` in 2100 would otherwise be good for ever), and requires a
 subject (the caller id is ``jwt:<issuer>:<sub>``, see ``jwt_identity``). Scopes are the space-separated
 ``scope`` claim (RFC 9068; an ``scp`` list is accepted too). Only
 asymmetric algorithms are accepted, each key only with its own algorithm,
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +58,8 @@ class JwtSettings:
     issuer: str
     audience: str
     leeway_s: float = 30.0
+    #: The longest a token may be valid, from its ``nbf`` or ``iat`` (the earlier) to its ``exp``; 0: no maximum.
+    max_lifetime_s: float = 86400.0
 
 
 def _load_keys(path: Path) -> dict[str, jwt.PyJWK]:
@@ -177,11 +182,35 @@ class JwtVerifier:
             raise TokenRejected("the token's signature does not verify against the server's keys") from None
         except jwt.InvalidTokenError as e:
             raise TokenRejected(f"the token is not valid ({type(e).__name__})") from None
+        self._check_lifetime(claims)
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise TokenRejected("the token's 'sub' claim must be a non-empty string")
         issuer = str(claims["iss"])
         return Caller(caller_id(issuer, subject), CallerKind.JWT, _scopes(claims), legacy_id=legacy_id(subject))
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """Refuse a token valid for longer than ``max_lifetime_s``: from its nbf or iat, or from now if it has neither."""
+        limit = self.settings.max_lifetime_s
+        if limit <= 0:
+            return
+        # PyJWT has checked that each of these, when present, is a number.
+        starts = [float(claims[c]) for c in ("nbf", "iat") if c in claims]
+        start = min(starts) if starts else time.time()
+        lifetime = float(claims["exp"]) - start
+        if lifetime > limit:
+            raise TokenRejected(
+                f"the token is valid for {_span(lifetime)}, longer than this server accepts ({_span(limit)}, "
+                "--jwt-max-lifetime); have your backend issue shorter-lived tokens"
+            )
+
+
+def _span(seconds: float) -> str:
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def _scopes(claims: dict[str, Any]) -> frozenset[Scope]:

@@ -145,7 +145,13 @@ def _authenticator(settings: ServerSettings) -> Authenticator | None:
     verifier = None
     if settings.jwt_jwks:
         verifier = JwtVerifier(
-            JwtSettings(Path(settings.jwt_jwks), settings.jwt_issuer, settings.jwt_audience, settings.jwt_leeway_s)
+            JwtSettings(
+                Path(settings.jwt_jwks),
+                settings.jwt_issuer,
+                settings.jwt_audience,
+                settings.jwt_leeway_s,
+                settings.jwt_max_lifetime_s,
+            )
         )
     elif settings.jwt_issuer or settings.jwt_audience:
         raise SystemExit("tongyeok-server: --jwt-issuer/--jwt-audience need --jwt-jwks (the keys that sign the JWTs)")
