@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from bench.offline_asr import _Result, flicker
+from bench.offline_asr import Result, flicker
 from bench.report import render, targets
 
 
 def test_flicker_counts_shown_words_that_change_later() -> None:
-    result = _Result(
+    result = Result(
         finals=[(1, "We would like to discuss the contract.", 3.0, 3.5)],
         interims=[(1, "We would", 1.0), (1, "We would like to do", 1.5), (1, "We would like to discuss", 2.0)],
     )
@@ -18,12 +18,12 @@ def test_flicker_counts_shown_words_that_change_later() -> None:
 
 
 def test_a_word_taken_back_counts_as_changed() -> None:
-    result = _Result(finals=[(1, "Thank you.", 1.0, 1.2)], interims=[(1, "thank you for", 0.8)])
+    result = Result(finals=[(1, "Thank you.", 1.0, 1.2)], interims=[(1, "thank you for", 0.8)])
     assert flicker(result) == (3, 1)
 
 
 def test_stable_interims_do_not_flicker() -> None:
-    result = _Result(
+    result = Result(
         finals=[(1, "Good morning everyone.", 1.0, 1.2)], interims=[(1, "Good", 0.5), (1, "Good morning", 0.8)]
     )
     assert flicker(result) == (2, 0)

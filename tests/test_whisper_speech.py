@@ -44,6 +44,10 @@ def interpret(
     return events_of(stub.Interpret(itertools.chain([request], audio_requests(data, chunk, pace_s)), timeout=180))
 
 
+def words(text: str) -> list[str]:
+    return ["".join(c for c in w.lower() if c.isalnum() or c == "'") for w in text.split()]
+
+
 def finals_text(events: list[tuple[str, Any]]) -> str:
     return " ".join(f.text for f in of_kind(events, "final_transcript"))
 
@@ -149,9 +153,16 @@ def test_interims_grow_before_each_final_at_speaking_pace(whisper_stub, long_spe
         assert all(transcripts.index(("interim_transcript", m)) < position for m in interims)
         texts = [m.text for m in interims]
         assert all(a != b for a, b in itertools.pairwise(texts)), texts
-        # Agreed words only: each interim is two passes' common prefix, so it mostly survives into the final.
         assert word_error_rate(texts[-1], final.text[: len(texts[-1]) + 1]) <= 0.34, (texts, final.text)
         assert 0.0 < interims[0].stability <= 1.0
+        # stable_text: what two passes agreed on; the text starts with it, it only grows, the final keeps it.
+        stables = [m.stable_text for m in interims]
+        assert any(stables), texts
+        for interim in interims:
+            assert interim.text.startswith(interim.stable_text), (interim.text, interim.stable_text)
+        for shorter, longer in itertools.pairwise(stables):
+            assert longer.startswith(shorter), stables
+        assert words(final.text)[: len(words(stables[-1]))] == words(stables[-1]), (stables[-1], final.text)
 
 
 def test_a_language_whisper_does_not_know_is_refused(whisper_stub) -> None:

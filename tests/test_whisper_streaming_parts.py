@@ -10,36 +10,56 @@ from tongyeok_server.recognition.vad import SAMPLE_RATE_HZ, Segmenter, SpeechEnd
 from tongyeok_server.recognition.whisper_decoder import repeated_run, without_repeats
 
 
-def test_only_words_two_passes_agree_on_are_published() -> None:
+def shown(policy: LocalAgreement, hypothesis: str) -> tuple[str, str] | None:
+    interim = policy.update(hypothesis)
+    return None if interim is None else (interim.text, interim.stable)
+
+
+def test_a_pass_shows_its_words_and_two_passes_make_them_stable() -> None:
     policy = LocalAgreement()
-    assert policy.update("We") is None  # one pass agrees with nothing
-    assert policy.update("We would") == "We"
-    assert policy.update("We would like to do") == "We would"
-    assert policy.update("We would like to discuss the") == "We would like to"
-    assert policy.update("We would like to discuss the contract.") == "We would like to discuss the"
+    assert shown(policy, "We") == ("We", "")  # shown at once, stable once a second pass agrees
+    assert shown(policy, "We would") == ("We would", "We")
+    assert shown(policy, "We would like to do") == ("We would like to do", "We would")
+    assert shown(policy, "We would like to discuss the") == ("We would like to discuss the", "We would like to")
+    assert policy.prefix == "We would like to"
+    assert shown(policy, "We would like to discuss the contract.") == (
+        "We would like to discuss the contract",
+        "We would like to discuss the",
+    )
 
 
 def test_punctuation_and_case_do_not_break_agreement_and_the_end_is_left_open() -> None:
     policy = LocalAgreement()
     policy.update("Good morning.")
-    assert policy.update("good morning, everyone") == "good morning"
+    assert shown(policy, "good morning, everyone") == ("good morning, everyone", "good morning")
     assert interim_text(["Thank", "you."]) == "Thank you"
 
 
-def test_published_words_are_never_shortened_and_nothing_repeats() -> None:
+def test_stable_words_are_never_taken_back_and_nothing_repeats() -> None:
     policy = LocalAgreement()
     policy.update("The delivery date")
-    assert policy.update("The delivery date is") == "The delivery date"
-    assert policy.update("The delivery") is None  # a shorter pass takes nothing back
-    assert policy.update("The delivery date is") is None  # agrees on no more than is shown
+    assert shown(policy, "The delivery date is") == ("The delivery date is", "The delivery date")
+    assert shown(policy, "The delivery") == ("The delivery date", "The delivery date")  # a shorter pass
+    assert shown(policy, "The delivery date") is None  # nothing new to show
 
 
-def test_two_passes_that_agree_on_other_words_revise_the_interim() -> None:
+def test_committed_words_stay_when_later_passes_hear_them_otherwise() -> None:
     policy = LocalAgreement()
     policy.update("Our Dean will")
-    assert policy.update("Our Dean will visit") == "Our Dean will"
+    assert shown(policy, "Our Dean will visit") == ("Our Dean will visit", "Our Dean will")
     policy.update("Our team will visit your")
-    assert policy.update("Our team will visit your office") == "Our team will visit your"
+    assert shown(policy, "Our team will visit your office") == (
+        "Our Dean will visit your office",
+        "Our Dean will visit your",
+    )
+
+
+def test_stability_grows_with_the_share_of_stable_words() -> None:
+    policy = LocalAgreement()
+    first = policy.update("Thank you for")
+    second = policy.update("Thank you for your time")
+    assert first is not None and second is not None
+    assert 0.0 < first.stability < second.stability <= 0.9
 
 
 def segment(pcm: bytes, chunk: int = 3200) -> list[SpeechStarted | SpeechEnded]:

@@ -1,24 +1,31 @@
-"""Which words of a re-decoded, growing utterance an interim may show: LocalAgreement-2.
+"""What an interim of a re-decoded, growing utterance shows, and which of it is stable: LocalAgreement-2.
 
-Whisper is not a streaming model: each interim pass decodes the whole
-utterance so far from scratch, and the words near the end of the audio
-change from pass to pass as more of them is heard. Showing every pass would
-make a caller's screen flicker. LocalAgreement-n (Machacek, Dabre and Bojar,
-"Turning Whisper into Real-Time Transcription System", 2023) publishes only
+Whisper is not a streaming model: each interim pass decodes the utterance
+so far, and the words near the end of the audio change from pass to pass
+as more of them is heard. LocalAgreement-n (Macháček, Dabre and Bojar,
+"Turning Whisper into Real-Time Transcription System", 2023) calls stable
 the longest prefix that the last n passes agree on; here n = 2.
 
-Published words are not taken back when a later pass disagrees with them
-(that would flicker too); if two later passes agree on something else for
-those positions, the interim shows the new words, and the final always has
-the last word. How often a published word changes is measured by
-``make bench`` (flicker) and documented in the README.
+An interim shows the stable words followed by the newest pass's other
+words (so words appear as soon as one pass hears them, as a streaming
+recogniser's would), and says which prefix is stable (``stable_text``,
+the proto's contract). Stable words are committed: the worker gives them
+to every later pass of the utterance as the decoder's forced prefix
+(``WhisperDecoder.decode(prefix=...)``), the final included, so the final
+starts with them and the stable prefix only ever grows. The rest of an
+interim may change with the next pass; how often is measured by ``make
+bench`` (flicker) and documented in the README.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 _TRAILING = re.compile(r"[.,;:!?…]+$")
+# Of an interim, the share of words that are stable, scaled into this range, is its stability.
+MIN_STABILITY = 0.1
+MAX_STABILITY = 0.9
 
 
 def _key(word: str) -> str:
@@ -26,34 +33,53 @@ def _key(word: str) -> str:
     return "".join(c for c in word.lower() if c.isalnum() or c == "'")
 
 
+@dataclass(frozen=True)
+class Interim:
+    """What to publish: ``text`` starts with ``stable`` (both without sentence-final punctuation)."""
+
+    text: str
+    stable: str
+    stability: float
+
+
 class LocalAgreement:
-    """The stable prefix of one utterance's successive hypotheses."""
+    """The stable prefix of one utterance's successive hypotheses, and the interim to show."""
 
     def __init__(self) -> None:
         self._previous: list[str] | None = None
-        self.published: list[str] = []
+        self.stable: list[str] = []  # committed words, as the passes spelled them
+        self._shown: list[str] = []
 
-    def update(self, hypothesis: str) -> str | None:
-        """Take one pass's text; the interim to publish if it changed, else None."""
+    @property
+    def prefix(self) -> str:
+        """The committed words as text, for the next pass to be forced to start with."""
+        return " ".join(self.stable)
+
+    def update(self, hypothesis: str) -> Interim | None:
+        """Take one pass's text (which starts with ``prefix``); the interim to publish if it changed, else None."""
         words = hypothesis.split()
         previous, self._previous = self._previous, words
-        if previous is None:
+        if previous is not None:
+            agreed = 0
+            for a, b in zip(previous, words, strict=False):
+                if _key(a) != _key(b) or not _key(a):
+                    break
+                agreed += 1
+            if agreed > len(self.stable):
+                # Committed words never change: only what lies beyond them is added.
+                self.stable = self.stable + words[len(self.stable) : agreed]
+        shown = self.stable + words[len(self.stable) :]
+        if [_key(w) for w in shown] == [_key(w) for w in self._shown] or not any(_key(w) for w in shown):
             return None
-        agreed = 0
-        for a, b in zip(previous, words, strict=False):
-            if _key(a) != _key(b) or not _key(a):
-                break
-            agreed += 1
-        if agreed < len(self.published):
-            return None  # never shorten what is shown
-        if [_key(w) for w in words[:agreed]] == [_key(w) for w in self.published]:
-            return None  # nothing new agreed
-        self.published = words[:agreed]
-        return interim_text(self.published)
+        self._shown = shown
+        text = interim_text(shown)
+        stable = interim_text(self.stable) if len(self.stable) < len(shown) else text
+        share = len(self.stable) / len(shown)
+        return Interim(text, stable, round(MIN_STABILITY + (MAX_STABILITY - MIN_STABILITY) * share, 2))
 
 
 def interim_text(words: list[str]) -> str:
-    """Agreed words as an interim: no sentence-final punctuation on the last, which may go on."""
+    """Words as an interim: no sentence-final punctuation on the last, which may go on."""
     if not words:
         return ""
     last = _TRAILING.sub("", words[-1])

@@ -33,8 +33,19 @@ TRAILING_SILENCE_S = 1.0
 # Whisper's own thresholds (openai/whisper transcribe.py): text this repetitive is a loop;
 # a pass this sure there is no speech, and this unsure of its words, heard none.
 COMPRESSION_RATIO_LIMIT = 2.4
+# Of the words said before the audio decoded, the decoder is given the last this many tokens (Whisper: up to 223).
+MAX_PREVIOUS_TOKENS = 120
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
+
+
+@dataclass(frozen=True)
+class Word:
+    """Where one word of a pass's text was heard, in seconds into the audio decoded."""
+
+    text: str
+    start_s: float
+    end_s: float
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class Decoded:
     text: str
     language: str  # Whisper's code, e.g. "ko"
     confidence: float  # exp(mean token log-probability), 0..1
+    words: tuple[Word, ...] = ()  # the text's words with their times, when asked for and they could be aligned
 
 
 class WhisperDecoder:
@@ -59,22 +71,49 @@ class WhisperDecoder:
 
         self.languages: tuple[str, ...] = tuple(_LANGUAGE_CODES) if self.multilingual else ("en",)
         self._sot = tokenizer.token_to_id("<|startoftranscript|>")
+        self._sot_prev = tokenizer.token_to_id("<|startofprev|>")
         self._transcribe = tokenizer.token_to_id("<|transcribe|>")
         self._timestamp_begin = tokenizer.token_to_id("<|0.00|>")
         self._eot = tokenizer.token_to_id("<|endoftext|>")
 
-    def decode(self, audio: npt.NDArray[np.float32], languages: tuple[str, ...], *, beam_size: int) -> Decoded:
-        """Transcribe ``audio`` (16 kHz float) in the likelier of ``languages`` (Whisper codes)."""
+    def decode(
+        self,
+        audio: npt.NDArray[np.float32],
+        languages: tuple[str, ...],
+        *,
+        beam_size: int,
+        prefix: str = "",
+        before: str = "",
+        timings: bool = False,
+    ) -> Decoded:
+        """Transcribe ``audio`` (16 kHz float) in the likelier of ``languages`` (Whisper codes).
+
+        ``prefix``: words already committed for this audio (an utterance's stable
+        prefix); the decoder is forced to start with them and the text does. With a
+        prefix, ``languages`` should be the one language the prefix was heard in.
+        ``before``: words said just before ``audio`` (the part of the utterance
+        already decoded), given to the decoder as the previous text; not in the result.
+        ``timings``: also align the text's words to the audio (``Decoded.words``).
+        """
         duration = len(audio) / SAMPLE_RATE_HZ
         context = min(FULL_CONTEXT_S, max(MIN_CONTEXT_S, duration + TRAILING_SILENCE_S))
-        decoded = self._pass(audio, languages, beam_size, context)
+        decoded = self._pass(audio, languages, beam_size, context, prefix, before, timings)
         if context < FULL_CONTEXT_S and _loops(decoded.text):
-            decoded = self._pass(audio, languages, beam_size, FULL_CONTEXT_S)
+            decoded = self._pass(audio, languages, beam_size, FULL_CONTEXT_S, prefix, before, timings)
         if repeated_run(decoded.text) is not None:
-            decoded = replace(decoded, text=without_repeats(decoded.text))
+            decoded = replace(decoded, text=_without_repeats_after(prefix, decoded.text), words=())
         return decoded
 
-    def _pass(self, audio: npt.NDArray[np.float32], languages: tuple[str, ...], beam: int, context_s: float) -> Decoded:
+    def _pass(
+        self,
+        audio: npt.NDArray[np.float32],
+        languages: tuple[str, ...],
+        beam: int,
+        context_s: float,
+        prefix: str,
+        before: str,
+        timings: bool,
+    ) -> Decoded:
         import ctranslate2
 
         duration = len(audio) / SAMPLE_RATE_HZ
@@ -88,14 +127,20 @@ class WhisperDecoder:
             to_cpu=False,
         )
         language = self._language(encoded, languages)
-        prompt = [self._sot, self._tokenizer.token_to_id(f"<|{language}|>"), self._transcribe]
+        sot_sequence = [self._sot, self._tokenizer.token_to_id(f"<|{language}|>"), self._transcribe]
         if not self.multilingual:
-            prompt = [self._sot]
+            sot_sequence = [self._sot]
+        previous = self._tokens(before)[-MAX_PREVIOUS_TOKENS:]
+        forced = self._tokens(prefix)
+        prompt = [*([self._sot_prev, *previous] if previous else []), *sot_sequence]
+        if forced:
+            # Timestamp mode starts with a timestamp; the committed words follow it.
+            prompt = [*prompt, self._timestamp_begin, *forced]
         result = self._ct2.generate(
             encoded,
             [prompt],
             beam_size=beam,
-            max_length=int(24 + 8 * duration),
+            max_length=len(prompt) + int(24 + 8 * duration),
             return_scores=True,
             return_no_speech_prob=True,
         )[0]
@@ -108,9 +153,39 @@ class WhisperDecoder:
                 text_tokens.append(token)
         text = self._tokenizer.decode(text_tokens).strip()
         logprob = float(result.scores[0]) if result.scores else 0.0
-        if result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
+        if not forced and result.no_speech_prob > NO_SPEECH_PROB and logprob < LOW_LOGPROB:
             text = ""
-        return Decoded(text, language, math.exp(min(0.0, logprob)))
+        if forced and not _starts_with(text, prefix):
+            # A safety net for the contract (the words were forced, so only a tokenizer round trip
+            # that changed them could get here): committed words are never taken back.
+            text = " ".join([*prefix.split(), *text.split()[len(prefix.split()) :]])
+        words = self._align(encoded, language, text_tokens, duration, text) if timings and text else ()
+        return Decoded(text, language, math.exp(min(0.0, logprob)), words)
+
+    def _tokens(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(" " + text.strip(), add_special_tokens=False).ids) if text.strip() else []
+
+    def _align(
+        self, encoded: Any, language: str, text_tokens: list[int], duration: float, text: str
+    ) -> tuple[Word, ...]:
+        """The words of ``text`` with their times (cross-attention alignment, as faster-whisper's word timestamps).
+
+        Empty when the aligner's words are not the text's space-separated words
+        (languages written without spaces), so callers can rely on one per word.
+        """
+        from faster_whisper.tokenizer import Tokenizer
+
+        tokenizer = Tokenizer(self._tokenizer, self.multilingual, "transcribe", language if self.multilingual else None)
+        frames = int(duration * 100)
+        (aligned,) = self._model.find_alignment(tokenizer, [text_tokens], encoded, frames)
+        words: list[Word] = []
+        for w in aligned:
+            piece = w["word"].strip()
+            if words and not any(c.isalnum() for c in piece):
+                words[-1] = replace(words[-1], text=words[-1].text + piece)  # "today" "." -> "today."
+            elif piece:
+                words.append(Word(piece, float(w["start"]), float(w["end"])))
+        return tuple(words) if len(words) == len(text.split()) else ()
 
     def _language(self, encoded: Any, languages: tuple[str, ...]) -> str:
         """The likelier of the stream's languages (Whisper's language identification, restricted to them)."""
@@ -146,6 +221,20 @@ def repeated_run(text: str) -> tuple[int, int] | None:
             if words[start : start + length] == words[start + length : start + 2 * length]:
                 return start, length
     return None
+
+
+def _starts_with(text: str, prefix: str) -> bool:
+    words = _words(prefix)
+    return _words(text)[: len(words)] == words
+
+
+def _without_repeats_after(prefix: str, text: str) -> str:
+    """``without_repeats(text)``, but the committed ``prefix`` stays as it is (only the rest is cut)."""
+    cut = without_repeats(text)
+    if _starts_with(cut, prefix):
+        return cut
+    tail = text.split()[len(prefix.split()) :]
+    return " ".join([*prefix.split(), *without_repeats(" ".join(tail)).split()])
 
 
 def without_repeats(text: str) -> str:

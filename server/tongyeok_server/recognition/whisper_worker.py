@@ -17,8 +17,19 @@ Decoding happens in the worker's idle time, in this order:
    after the endpoint (a final-quality pass over the same voiced audio).
 3. **Interims**: for streams in the middle of an utterance, the one whose
    last pass is oldest, if its utterance grew by ``INTERIM_STEP_S`` since:
-   a greedy pass over the utterance so far, fed to ``LocalAgreement`` (only
-   words two passes agree on are shown).
+   a greedy pass over the utterance so far, fed to ``LocalAgreement``. An
+   interim shows what the pass heard; the words two passes agree on are its
+   ``stable_text``, committed: every later pass of the utterance, the final
+   included, is forced to start with them (and keeps their language).
+
+4. **Windows** (long utterances): once the audio after the last cut is
+   longer than ``WINDOW_S``, an interim pass also aligns its words to the
+   audio, and the next passes (the final included) decode only the audio
+   from the start of the last ``KEEP_COMMITTED`` committed words on, forced
+   to start with those words, with the committed words before the cut as
+   the decoder's previous text. Whisper's encoder costs in proportion to the
+   audio it hears (at least ``MIN_CONTEXT_S``), so a 10 s sentence costs
+   about as much per pass as a 5 s one.
 
 A busy worker therefore drops interim passes first (each pass takes the
 newest audio, so none is ever queued), and finals keep their latency as
@@ -30,7 +41,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -48,15 +59,42 @@ log = logging.getLogger(__name__)
 
 FINAL_BEAM = 5
 INTERIM_BEAM = 1
-# New audio an utterance needs before the next interim pass; two passes must agree
-# before a word shows, so the first word shows about two steps after speech starts.
+# New audio an utterance needs before the next interim pass.
 INTERIM_STEP_S = 0.4
 # An interim pass needs this much of the utterance (pre-roll included) to hear a word at all.
 INTERIM_MIN_S = 0.6
-# Agreed words are shown as fairly stable; the final may still change them (flicker, README).
-INTERIM_STABILITY = 0.9
 # Quiet this long inside an open utterance: decode its final already (see the module doc).
 SPECULATE_AFTER_S = 0.2
+# Audio after the cut beyond which the next interim pass aligns its words to move the cut (item 4).
+WINDOW_S = 6.0
+# Committed words kept at the start of a window, decoded again as its forced prefix: a cut
+# just before a word's aligned start may clip the word before it, never these.
+KEEP_COMMITTED = 3
+# A window's text that repeats this many words of the text before the window in a row is an echo.
+ECHO_WORDS = 4
+# Cut this much before the aligned start of the first word kept (alignments are ~20-40 ms coarse).
+CUT_MARGIN_S = 0.05
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """What is settled of the open utterance: its committed words and where the decoded window starts."""
+
+    words: tuple[str, ...] = ()
+    cut_words: int = 0  # words said before the window (the decoder's previous text)
+    cut_sample: int = 0  # where the window starts, in samples into the utterance
+    language: str = ""  # Whisper code of the committed words ("" until words are committed)
+
+    @property
+    def before(self) -> str:
+        return " ".join(self.words[: self.cut_words])
+
+    @property
+    def prefix(self) -> str:
+        return " ".join(self.words[self.cut_words :])
+
+    def window(self, utterance: bytes) -> bytes:
+        return utterance[self.cut_sample * 2 :]
 
 
 @dataclass
@@ -68,18 +106,25 @@ class _Stream:
     interim: bool
     vad: bool
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    committed: _Committed = field(default_factory=_Committed)
     passed_samples: int = 0  # utterance length at its last interim pass
     passed_at: float = 0.0  # when that pass ran
-    speculation: tuple[int, Decoded] | None = None  # (voiced_until it heard, its result)
+    # A final decoded ahead: (voiced_until it heard, what was committed then, its result).
+    speculation: tuple[int, _Committed, Decoded] | None = None
 
     def tag(self, whisper_code: str) -> str:
         return next((tag for tag, code in self.languages if code == whisper_code), self.languages[0][0])
+
+    def codes(self, committed: _Committed) -> tuple[str, ...]:
+        """The languages a pass may hear: the committed words' once there are any."""
+        return (committed.language,) if committed.language else tuple(code for _, code in self.languages)
 
 
 @dataclass(frozen=True)
 class _Final:
     sid: int
     ended: SpeechEnded
+    committed: _Committed  # what the final starts with and where its window starts
     decoded: Decoded | None = None  # already decoded (a speculation that held)
 
 
@@ -129,6 +174,7 @@ class WhisperWorker(worker_process.StreamWorker):
         for event in events:
             if isinstance(event, SpeechStarted):
                 stream.agreement = LocalAgreement()
+                stream.committed = _Committed()
                 stream.passed_samples = 0
                 stream.speculation = None
                 if stream.vad:
@@ -137,8 +183,11 @@ class WhisperWorker(worker_process.StreamWorker):
                 if stream.vad:
                     self.emit(stream.sid, SpeechActivity(False, event.end_sample / SAMPLE_RATE_HZ))
                 speculation, stream.speculation = stream.speculation, None
-                held = speculation is not None and speculation[0] == event.voiced_until
-                self._finals.append(_Final(stream.sid, event, speculation[1] if held and speculation else None))
+                committed = stream.committed
+                held = speculation is not None and speculation[:2] == (event.voiced_until, committed)
+                self._finals.append(
+                    _Final(stream.sid, event, committed, speculation[2] if speculation and held else None)
+                )
 
     def idle(self) -> bool:
         """One decoding pass: the oldest final, else a speculation, else the stalest interim; False if none."""
@@ -152,8 +201,10 @@ class WhisperWorker(worker_process.StreamWorker):
         if quiet:
             stream = quiet[0]
             audio = bytes(stream.segmenter.utterance or b"")
-            voiced_until = stream.segmenter.voiced_until
-            stream.speculation = (voiced_until, self._decode_final(stream, audio))
+            voiced_until, committed = stream.segmenter.voiced_until, stream.committed
+            started = time.monotonic()
+            stream.speculation = (voiced_until, committed, self._decode(stream, audio, committed, FINAL_BEAM))
+            _log_pass("speculation", stream.sid, committed.window(audio), started)
             return True
         due = [s for s in self._streams.values() if self._interim_due(s)]
         if not due:
@@ -166,7 +217,7 @@ class WhisperWorker(worker_process.StreamWorker):
         segmenter = stream.segmenter
         if segmenter.quiet_s < SPECULATE_AFTER_S:
             return False
-        return stream.speculation is None or stream.speculation[0] != segmenter.voiced_until
+        return stream.speculation is None or stream.speculation[:2] != (segmenter.voiced_until, stream.committed)
 
     @staticmethod
     def _interim_due(stream: _Stream) -> bool:
@@ -178,27 +229,63 @@ class WhisperWorker(worker_process.StreamWorker):
             samples - stream.passed_samples >= INTERIM_STEP_S * SAMPLE_RATE_HZ
         )
 
+    def _decode(
+        self, stream: _Stream, utterance: bytes, committed: _Committed, beam: int, timings: bool = False
+    ) -> Decoded:
+        """One pass over ``utterance``'s window; the text is the whole utterance's (``words``: the window's)."""
+        heard = self._decoder.decode(
+            _float(committed.window(utterance)),
+            stream.codes(committed),
+            beam_size=beam,
+            prefix=committed.prefix,
+            before=committed.before,
+            timings=timings,
+        )
+        if not committed.cut_words:
+            return heard
+        if _echoes(committed.before, heard.text):
+            # Whisper sometimes says its previous text again: decode the whole utterance instead.
+            whole = replace(committed, cut_words=0, cut_sample=0)
+            return self._decode(stream, utterance, whole, beam, timings=False)
+        return replace(heard, text=f"{committed.before} {heard.text}".strip())
+
     def _interim(self, stream: _Stream) -> None:
         segmenter = stream.segmenter
         audio = bytes(segmenter.utterance or b"")
         stream.passed_samples = len(audio) // 2
         stream.passed_at = time.monotonic()
-        heard = self._decoder.decode(_float(audio), self._codes(stream), beam_size=INTERIM_BEAM)
-        text = stream.agreement.update(heard.text)
-        if text:
+        committed = stream.committed
+        long_window = len(committed.window(audio)) / 2 > WINDOW_S * SAMPLE_RATE_HZ
+        heard = self._decode(stream, audio, committed, INTERIM_BEAM, timings=long_window)
+        _log_pass("interim", stream.sid, committed.window(audio), stream.passed_at)
+        interim = stream.agreement.update(heard.text)
+        stable = tuple(stream.agreement.stable)
+        if len(stable) > len(committed.words):
+            # Committed words keep the language they were heard in.
+            committed = replace(committed, words=stable, language=heard.language)
+        stream.committed = _moved_cut(committed, heard) if long_window else committed
+        if interim is not None:
             start_s = segmenter.utterance_start / SAMPLE_RATE_HZ
             end_s = start_s + len(audio) / 2 / SAMPLE_RATE_HZ
             self.emit(
                 stream.sid,
-                Transcript(text, stream.tag(heard.language), False, start_s, end_s, stability=INTERIM_STABILITY),
+                Transcript(
+                    interim.text,
+                    stream.tag(heard.language),
+                    False,
+                    start_s,
+                    end_s,
+                    stability=interim.stability,
+                    stable_text=interim.stable,
+                ),
             )
-
-    def _decode_final(self, stream: _Stream, audio: bytes) -> Decoded:
-        return self._decoder.decode(_float(audio), self._codes(stream), beam_size=FINAL_BEAM)
 
     def _final(self, stream: _Stream, job: _Final) -> None:
         ended = job.ended
-        heard = job.decoded or self._decode_final(stream, ended.audio)
+        started = time.monotonic()
+        heard = job.decoded or self._decode(stream, ended.audio, job.committed, FINAL_BEAM)
+        window = job.committed.window(ended.audio)
+        _log_pass("final (speculation held)" if job.decoded else "final", stream.sid, window, started)
         if heard.text:
             self.emit(
                 stream.sid,
@@ -212,9 +299,39 @@ class WhisperWorker(worker_process.StreamWorker):
                 ),
             )
 
-    @staticmethod
-    def _codes(stream: _Stream) -> tuple[str, ...]:
-        return tuple(code for _, code in stream.languages)
+
+def _echoes(before: str, text: str) -> bool:
+    """Whether ``text`` repeats a run of ``ECHO_WORDS`` words of ``before`` (the decoder reading its prompt back)."""
+    said = _keys(before)
+    heard = _keys(text)
+    runs = {tuple(said[i : i + ECHO_WORDS]) for i in range(len(said) - ECHO_WORDS + 1)}
+    return any(tuple(heard[i : i + ECHO_WORDS]) in runs for i in range(len(heard) - ECHO_WORDS + 1))
+
+
+def _keys(text: str) -> list[str]:
+    return ["".join(c for c in w.lower() if c.isalnum()) for w in text.split()]
+
+
+def _moved_cut(committed: _Committed, heard: Decoded) -> _Committed:
+    """``committed`` with its window starting at the last ``KEEP_COMMITTED`` committed words, if aligned."""
+    keep_from = len(committed.words) - KEEP_COMMITTED
+    index = keep_from - committed.cut_words  # that word's index in the window's words
+    if index <= 0 or index >= len(heard.words):
+        return committed
+    cut = committed.cut_sample + int((heard.words[index].start_s - CUT_MARGIN_S) * SAMPLE_RATE_HZ)
+    if cut <= committed.cut_sample:
+        return committed
+    return replace(committed, cut_words=keep_from, cut_sample=cut)
+
+
+def _log_pass(kind: str, sid: int, audio: bytes, started: float) -> None:
+    log.debug(
+        "%s pass, stream %d: %.2f s of audio in %.0f ms",
+        kind,
+        sid,
+        len(audio) / 2 / SAMPLE_RATE_HZ,
+        (time.monotonic() - started) * 1000,
+    )
 
 
 def _float(pcm: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
