@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from bench.cloud import CloudOptions, run_cloud
+from bench.live_asr import LiveOptions, run_live
 from bench.offline import OfflineOptions, run_offline
 from bench.offline_asr import AsrOptions, run_asr
 from bench.record import BACKENDS, RecordOptions, run_record
@@ -121,6 +122,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N,...",
         help="at these N, also run a server with TLS and an API key on every call (default 200; none with --quick)",
     )
+    parser.add_argument(
+        "--skip-live", action="store_true", help="without live recognition on the default recogniser (1, 2, 4 streams)"
+    )
+    parser.add_argument("--live-only", action="store_true", help="only live recognition on the default recogniser")
     parser.add_argument("--skip-speech", action="store_true", help="without the speech-output part")
     parser.add_argument(
         "--skip-scale", action="store_true", help="without the scale part (--processes 1 vs 2, nginx, metrics)"
@@ -145,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda text: print(f"[{time.monotonic() - started:5.0f} s] {text}", file=sys.stderr, flush=True)  # noqa: E731
     if args.asr_only:
         args.skip_cloud = True
+    if args.live_only:
+        args.skip_cloud = args.skip_offline = args.skip_speech = args.skip_resume = args.skip_scale = True
     if args.speech_only:
         args.skip_cloud = args.skip_offline = True
     if args.resume_only:
@@ -183,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             else AsrOptions(engines)
         )
         results["asr"] = run_asr(asr, work_dir / "asr", log)
+    if not args.skip_live and (args.live_only or not (args.asr_only or args.speech_only)):
+        live = (
+            LiveOptions(streams=(1, 2), short_sentences=3, long_sentences=1, two_way_turns=4)
+            if args.quick
+            else LiveOptions()
+        )
+        results["live"] = run_live(live, work_dir / "live", log)
     if not args.skip_speech and (args.speech_only or not args.asr_only):
         speech = (
             SpeechOptions(sentences=3, translate_runs=2, fake_streams=3, fake_seconds=6.0, rtf_rounds=1)

@@ -71,7 +71,7 @@ class AsrOptions:
 
 
 @dataclass
-class _Audio:
+class Audio:
     name: str  # "hts 16k"
     format: str  # "16k" or "8k"
     request: pb.InterpretRequest
@@ -87,22 +87,25 @@ class _Audio:
 
 
 @dataclass
-class _Result:
+class Result:
     status: str = "OK"
     finals: list[tuple[int, str, float, float]] = field(default_factory=list)  # uid, text, end offset, arrival
     interims: list[tuple[int, str, float]] = field(default_factory=list)  # uid, text, arrival
+    # Beside them, index for index: each interim's stable_text, each final's language label.
+    stable_texts: list[str] = field(default_factory=list)
+    final_languages: list[str] = field(default_factory=list)
 
 
-def _audio(voice: str, fmt: str, sentences: list[str], work_dir: Path) -> _Audio:
+def make_audio(voice: str, fmt: str, sentences: list[str], work_dir: Path) -> Audio:
     speech = synthesize(sentences, pause_s=PAUSE_S, voice=voice)
     if fmt == "16k":
-        return _Audio(f"{voice} 16k", fmt, config(), speech.pcm(), 32000, speech)
+        return Audio(f"{voice} 16k", fmt, config(), speech.pcm(), 32000, speech)
     raw = work_dir / f"{speech.path.stem}.ul"
     data = convert(speech, raw, rate_hz=8000, encoding="mu-law", bits=8)
-    return _Audio(f"{voice} 8k", fmt, config(rate=8000, encoding=pb.AUDIO_ENCODING_MULAW), data, 8000, speech)
+    return Audio(f"{voice} 8k", fmt, config(rate=8000, encoding=pb.AUDIO_ENCODING_MULAW), data, 8000, speech)
 
 
-def _stream(stub: Any, audio: _Audio, paced: bool, t0: float, result: _Result) -> None:
+def _stream(stub: Any, audio: Audio, paced: bool, t0: float, result: Result) -> None:
     """One Interpret stream; arrivals are seconds since ``t0``, the moment its audio starts."""
     chunk = int(audio.bytes_per_second * CHUNK_S)
 
@@ -110,7 +113,8 @@ def _stream(stub: Any, audio: _Audio, paced: bool, t0: float, result: _Result) -
         yield audio.request
         for i, offset in enumerate(range(0, len(audio.data), chunk)):
             if paced:
-                delay = t0 + i * CHUNK_S - time.monotonic()
+                # A microphone has a chunk's audio once it has been spoken, at its end.
+                delay = t0 + (i + 1) * CHUNK_S - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
             yield pb.InterpretRequest(audio=audio.data[offset : offset + chunk])
@@ -122,18 +126,20 @@ def _stream(stub: Any, audio: _Audio, paced: bool, t0: float, result: _Result) -
             if kind == "final_transcript":
                 f = response.final_transcript
                 result.finals.append((f.utterance_id, f.text, f.audio_end_offset.ToTimedelta().total_seconds(), now))
+                result.final_languages.append(f.language_code)
             elif kind == "interim_transcript":
                 m = response.interim_transcript
                 result.interims.append((m.utterance_id, m.text, now))
+                result.stable_texts.append(m.stable_text)
     except grpc.RpcError as exc:
         result.status = exc.code().name
 
 
-def _run(address: str, audios: list[_Audio], paced: bool) -> list[_Result]:
+def run_streams(address: str, audios: list[Audio], paced: bool) -> list[Result]:
     """Streams of ``audios`` at once; their results."""
     channel = grpc.insecure_channel(address)
     stub = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
-    results = [_Result() for _ in audios]
+    results = [Result() for _ in audios]
     t0 = time.monotonic() + 0.5
     threads = [
         threading.Thread(target=_stream, args=(stub, a, paced, t0 + 0.02 * i, r), daemon=True)
@@ -147,7 +153,7 @@ def _run(address: str, audios: list[_Audio], paced: bool) -> list[_Result]:
     return results
 
 
-def _match(audio: _Audio, result: _Result) -> dict[int, int]:
+def match_finals(audio: Audio, result: Result) -> dict[int, int]:
     """Sentence index -> utterance id of the first final whose end offset is nearest that sentence's end."""
     ends = audio.speech.sentence_end_s
     out: dict[int, int] = {}
@@ -161,7 +167,7 @@ def _norm(word: str) -> str:
     return "".join(c for c in word.lower() if c.isalnum() or c == "'")
 
 
-def flicker(result: _Result) -> tuple[int, int]:
+def flicker(result: Result) -> tuple[int, int]:
     """(word positions an interim showed, how many of them later showed another word or none) over all utterances.
 
     A word counts once per position: shown at position j by some interim, it
@@ -182,9 +188,9 @@ def flicker(result: _Result) -> tuple[int, int]:
     return shown, changed
 
 
-def _latencies(audio: _Audio, result: _Result) -> tuple[list[float], list[float], int]:
+def _latencies(audio: Audio, result: Result) -> tuple[list[float], list[float], int]:
     """(final latencies s, first-interim latencies s, sentences without an interim)."""
-    matched = _match(audio, result)
+    matched = match_finals(audio, result)
     arrivals = {uid: at for uid, _, _, at in result.finals}
     first_interim: dict[int, float] = {}
     for uid, _, at in result.interims:
@@ -199,7 +205,7 @@ def _latencies(audio: _Audio, result: _Result) -> tuple[list[float], list[float]
     return finals, interims, missing
 
 
-def _errors(audio: _Audio, result: _Result) -> tuple[float, int]:
+def _errors(audio: Audio, result: Result) -> tuple[float, int]:
     reference = " ".join(audio.speech.sentences)
     heard = " ".join(text for _, text, _, _ in result.finals)
     words = len(reference.split())
@@ -234,14 +240,14 @@ def _engine(engine: str, options: AsrOptions, work_dir: Path, log: Any) -> dict[
     with Children() as children:
         server, address = _server(children, engine, max(options.workers), options.capacity_max_streams, work_dir)
         # Warm-up: the first stream of a worker pays for imports and first allocations.
-        _run(address, [_audio(options.voices[0], "16k", SENTENCES[:1], work_dir)], paced=False)
+        run_streams(address, [make_audio(options.voices[0], "16k", SENTENCES[:1], work_dir)], paced=False)
         log(f"asr {engine}: WER over {len(options.voices)} voices x 2 formats ...")
         wer: dict[str, Any] = {}
         totals = {"16k": [0.0, 0], "8k": [0.0, 0]}
         for voice in options.voices:
             for fmt in ("16k", "8k"):
-                audio = _audio(voice, fmt, SENTENCES, work_dir)
-                (result,) = _run(address, [audio], paced=False)
+                audio = make_audio(voice, fmt, SENTENCES, work_dir)
+                (result,) = run_streams(address, [audio], paced=False)
                 errors, words = _errors(audio, result)
                 totals[fmt][0] += errors
                 totals[fmt][1] += words
@@ -258,9 +264,9 @@ def _engine(engine: str, options: AsrOptions, work_dir: Path, log: Any) -> dict[
         out["wer"] = {fmt: round(e / max(1, n), 4) for fmt, (e, n) in totals.items()}
         out["wer_by_audio"] = wer
         log(f"asr {engine}: latency and flicker, {2 * len(options.paced_voices)} paced streams ...")
-        paced = [_audio(v, fmt, SENTENCES, work_dir) for v in options.paced_voices for fmt in ("16k", "8k")]
+        paced = [make_audio(v, fmt, SENTENCES, work_dir) for v in options.paced_voices for fmt in ("16k", "8k")]
         cpu_before = _cpu_s(server.pid)
-        results = _run(address, paced, paced=True)
+        results = run_streams(address, paced, paced=True)
         audio_s = sum(len(a.data) / a.bytes_per_second for a in paced)
         out["cpu_cores_per_stream"] = round((_cpu_s(server.pid) - cpu_before) / audio_s, 3)
         # The machine is shared: how busy it was says how much the wall-clock figures can be trusted.
@@ -308,8 +314,8 @@ def _summary_s(values: list[float]) -> dict[str, Any]:
     return ms
 
 
-def _kept_pace(address: str, audio: _Audio, streams: int) -> tuple[bool, dict[str, Any]]:
-    results = _run(address, [audio] * streams, paced=True)
+def _kept_pace(address: str, audio: Audio, streams: int) -> tuple[bool, dict[str, Any]]:
+    results = run_streams(address, [audio] * streams, paced=True)
     latencies: list[float] = []
     complete = True
     for result in results:
@@ -323,7 +329,7 @@ def _kept_pace(address: str, audio: _Audio, streams: int) -> tuple[bool, dict[st
 
 def _capacity(address: str, options: AsrOptions, work_dir: Path, workers: int) -> dict[str, Any]:
     """The most paced streams served in time: double until one fails, then bisect."""
-    audio = _audio(options.voices[0], "16k", SENTENCES[: options.capacity_sentences], work_dir)
+    audio = make_audio(options.voices[0], "16k", SENTENCES[: options.capacity_sentences], work_dir)
     tried: list[dict[str, Any]] = []
     limit = options.capacity_max_streams * workers
     good, bad, n = 0, limit + 1, 1

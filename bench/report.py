@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.report_asr import asr_table, asr_targets
+from bench.report_live import live_table, live_targets
 from bench.report_record import record_table, record_targets
 from bench.report_resume import resume_table, resume_targets
 from bench.report_scale import scale_tables, scale_targets
@@ -93,6 +94,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if ratio is None else ratio >= 1.8,
         )
     out.extend(asr_targets(results.get("asr")))
+    out.extend(live_targets(results.get("live")))
     return out
 
 
@@ -185,6 +187,9 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
     asr = results.get("asr")
     if asr:
         console.print(asr_table(asr))
+    live = results.get("live")
+    if live:
+        console.print(live_table(live))
     if results.get("speech"):
         console.print(speech_table(results["speech"]))
     if results.get("resume"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 
 from bench.offline_asr import Result, flicker
@@ -60,3 +62,65 @@ def test_report_shows_both_engines_and_their_targets() -> None:
     render(results, console)
     text = console.export_text()
     assert "Embedded recognisers side by side" in text and "pocketsphinx" in text and "3.1%" in text
+
+
+def summary(v: float) -> dict[str, float]:
+    return {"p50": v, "p95": v * 1.2, "max": v * 1.3, "count": 10}
+
+
+def _step(streams: int, first: float, final: float, shrank: int = 0) -> dict[str, Any]:
+    return {
+        "streams": streams,
+        "sentences_kind": "short",
+        "sentences": 10,
+        "first_interim_s": summary(first),
+        "final_s": summary(final),
+        "floor_first_interim_s": summary(0.3),
+        "floor_final_s": summary(0.6),
+        "sentences_without_interim": 0,
+        "wer": 0.01,
+        "stable": {"interims": 30, "with_stable": 20, "not_prefix": 0, "shrank": shrank, "final_differs": 0},
+        "words_per_interim": {"mean": 1.5, "max": 3, "shorter": 0},
+        "refused_beyond_capacity": "RESOURCE_EXHAUSTED" if streams == 4 else None,
+        "load_average": [1.0, 1.5],
+    }
+
+
+def test_live_report_puts_each_latency_beside_its_target_and_floor() -> None:
+    live = {
+        "startup_s": 4.0,
+        "server_rss_mb": 1200.0,
+        "steps": [_step(1, 0.6, 0.8), _step(2, 1.1, 0.9, shrank=1), _step(4, 1.0, 1.9)],
+        "two_way": {"utterances": 20, "labelled_right": 19, "share": 0.95},
+    }
+    rows = {t["target"]: t["met"] for t in targets({"live": live})}
+    assert rows["live, 1 stream(s), short sentences: speech start -> first interim"] is True
+    assert rows["live, 2 stream(s), short sentences: speech start -> first interim"] is False
+    assert (
+        rows[
+            "live, 2 stream(s), short sentences: stable_text kept (prefix of the text, never shorter, final starts with it)"
+        ]
+        is False
+    )
+    assert rows["live, 4 stream(s), short sentences: speech end -> final (p95)"] is False  # 1.9 * 1.2 > 2.0
+    assert rows["live, 4 stream(s), short sentences: one more stream"] is True
+    assert rows["live two-way en/es: finals labelled with the language spoken"] is True
+    console = Console(record=True, width=250)
+    render({"live": live}, console)
+    text = console.export_text()
+    assert "Live recognition" in text and "600 / 720" in text and "300 / 360" in text
+
+
+def test_stable_checks_count_each_breach() -> None:
+    from bench.live_asr import stable_checks
+
+    result = Result(
+        finals=[(1, "We would like to discuss it.", 3.0, 3.5)],
+        interims=[(1, "We would", 1.0), (1, "We would like", 1.5), (1, "They would like to", 2.0)],
+        stable_texts=["We", "We would", "We"],
+    )
+    checks = stable_checks(result)
+    assert checks["with_stable"] == 3
+    assert checks["not_prefix"] == 1  # "They would like to" does not start with "We"
+    assert checks["shrank"] == 1  # "We would" -> "We"
+    assert checks["final_differs"] == 0
