@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 50051
+WEB_PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Debian packages, one list for the server at run time (which the
 # container image installs too: deploy/Dockerfile reads the same file) and one
@@ -19,7 +20,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo   - start the server on the embedded engines and interpret synthesised English speech"
-	@echo "make run    - run the server alone (PORT=$(PORT)); flags via TONGYEOK_* variables"
+	@echo "make run    - run the server alone (PORT=$(PORT)) with the meeting page on http://localhost:$(WEB_PORT)/; flags via TONGYEOK_* variables"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - latency, capacity and memory figures"
 	@echo "make proto  - regenerate the gRPC stubs from protos/"
@@ -46,7 +47,8 @@ demo: setup
 	$(PY) tools/demo.py
 
 run: setup
-	$(VENV)/bin/tongyeok-server --port $(PORT)
+	@echo "The meeting page: http://localhost:$(WEB_PORT)/ (e.g. http://localhost:$(WEB_PORT)/?source=en&target=es)"
+	$(VENV)/bin/tongyeok-server --port $(PORT) --web-port $(WEB_PORT)
 
 test: setup lint pytest
 

@@ -20,6 +20,7 @@ from bench.report import render, targets, write_json
 from bench.resume import ResumeOptions, run_resume
 from bench.scale import ScaleOptions, run_scale
 from bench.speech import SpeechOptions, run_speech
+from bench.web import render_web, run_web
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -137,6 +138,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speech-only", action="store_true", help="only the speech-output part")
     parser.add_argument("--skip-resume", action="store_true", help="without the resumption part")
     parser.add_argument("--resume-only", action="store_true", help="only the resumption part")
+    parser.add_argument(
+        "--web-streams", type=int, default=None, help="streams of the web gateway part (default 50; 0 skips it)"
+    )
+    parser.add_argument("--web-only", action="store_true", help="only the web gateway part")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -158,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         args.skip_scale = True
     if args.scale_only:
         args.skip_resume = True
+    if args.web_only:
+        args.skip_cloud = args.skip_offline = args.skip_speech = args.skip_resume = args.skip_scale = True
     if args.resume_only or args.scale_only:
         args.skip_cloud = args.skip_offline = args.skip_speech = True
     if not args.skip_cloud:
@@ -220,10 +227,20 @@ def main(argv: list[str] | None = None) -> int:
             else ScaleOptions(streams=args.scale_streams or ScaleOptions.streams)
         )
         results["scale"] = run_scale(scale_cloud, scale, work_dir / "scale", log)
+    web_streams = args.web_streams if args.web_streams is not None else (10 if args.quick else 50)
+    if web_streams and (
+        args.web_only or not (args.asr_only or args.speech_only or args.resume_only or args.scale_only)
+    ):
+        web_cloud = CloudOptions(
+            seconds=args.seconds or (6.0 if args.quick else 20.0), behind_bound_ms=args.behind_ms, ttft_ms=args.ttft_ms
+        )
+        results["web"] = run_web(web_cloud, web_streams, work_dir / "web", log)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.out)
     render(results)
+    if "web" in results:
+        print(render_web(results["web"]))
     print(f"JSON: {args.out}")
     return 0
 

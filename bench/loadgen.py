@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import grpc.aio
 from google.cloud.speech_v2.types import cloud_speech
+from google.protobuf import json_format
 
 from tests.support import fake_speech
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -215,30 +217,42 @@ class _Stream:
             arrival = time.monotonic()
             if response is _EOF:
                 return
-            which = response.WhichOneof("event")
-            if which == "interim_transcript":
-                self.transcript("interim", _seconds(response.interim_transcript.audio_end_offset), arrival)
-            elif which == "final_transcript":
-                final = response.final_transcript
-                end_s = _seconds(final.audio_end_offset)
-                self.transcript("final", end_s, arrival)
-                self.final_arrival[final.utterance_id] = arrival
-                self.result.finals.append((final.utterance_id, end_s, arrival - self.result.start, final.text))
-            elif which == "translation_token":
-                utterance = response.translation_token.utterance_id
-                if utterance not in self.first_token_seen and utterance in self.final_arrival:
-                    self.first_token_seen.add(utterance)
-                    self.result.first_token_ms.append((arrival - self.final_arrival[utterance]) * 1000)
-            elif which == "translation_complete":
-                self.result.translations_complete += 1
-            elif which == "translation_audio":
-                audio = response.translation_audio
-                self.result.audio_bytes += len(audio.audio)
-                utterance = audio.utterance_id
-                if utterance not in self.first_audio_seen and utterance in self.final_arrival:
-                    self.first_audio_seen.add(utterance)
-                    self.result.first_audio_ms.append((arrival - self.final_arrival[utterance]) * 1000)
-                    self.result.first_audio_at.append((utterance, arrival - self.result.start))
+            self.on_response(response, arrival)
+
+    async def receive_web(self, ws: Any) -> None:
+        """The gateway's events: proto3 JSON text frames (timed on arrival, before they are parsed)."""
+        async for msg in ws:
+            arrival = time.monotonic()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if "error" not in data:
+                    self.on_response(json_format.ParseDict(data, pb.InterpretResponse()), arrival)
+
+    def on_response(self, response: pb.InterpretResponse, arrival: float) -> None:
+        which = response.WhichOneof("event")
+        if which == "interim_transcript":
+            self.transcript("interim", _seconds(response.interim_transcript.audio_end_offset), arrival)
+        elif which == "final_transcript":
+            final = response.final_transcript
+            end_s = _seconds(final.audio_end_offset)
+            self.transcript("final", end_s, arrival)
+            self.final_arrival[final.utterance_id] = arrival
+            self.result.finals.append((final.utterance_id, end_s, arrival - self.result.start, final.text))
+        elif which == "translation_token":
+            utterance = response.translation_token.utterance_id
+            if utterance not in self.first_token_seen and utterance in self.final_arrival:
+                self.first_token_seen.add(utterance)
+                self.result.first_token_ms.append((arrival - self.final_arrival[utterance]) * 1000)
+        elif which == "translation_complete":
+            self.result.translations_complete += 1
+        elif which == "translation_audio":
+            audio = response.translation_audio
+            self.result.audio_bytes += len(audio.audio)
+            utterance = audio.utterance_id
+            if utterance not in self.first_audio_seen and utterance in self.final_arrival:
+                self.first_audio_seen.add(utterance)
+                self.result.first_audio_ms.append((arrival - self.final_arrival[utterance]) * 1000)
+                self.result.first_audio_at.append((utterance, arrival - self.result.start))
 
     async def receive_direct(self, call: Any) -> None:
         while True:
@@ -250,6 +264,43 @@ class _Stream:
                 self.transcript(kind, end_ms / 1000, arrival)
                 if kind == "final":
                     self.result.finals.append((len(self.result.finals), end_ms / 1000, arrival - self.result.start, ""))
+
+    # The WebSocket gateway ------------------------------------------------------
+
+    async def send_web(self, ws: Any) -> None:
+        await ws.send_str(self.requests.first.decode())
+        start, step = self.result.start, self.chunk_s
+        clock = time.monotonic
+        for k, chunk in enumerate(self.requests.chunks, 1):
+            due = start + k * step
+            delay = due - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.sent_at.append(clock())
+            await ws.send_bytes(chunk)
+            self.result.lateness_ms.append(max(0.0, (clock() - due) * 1000))
+        self.result.sent_s = clock() - start
+        await ws.send_str('{"end": {}}')
+
+    async def run_web(self, http: Any) -> StreamResult:
+        delay = self.result.start - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        ws = await http.ws_connect(self.spec["address"] + "/v1/interpret", max_msg_size=0)
+        reader = asyncio.ensure_future(self.receive_web(ws))
+        try:
+            await asyncio.wait_for(self.send_web(ws), self.spec["timeout_s"])
+            await asyncio.wait_for(asyncio.shield(reader), self.spec["drain_timeout_s"])
+            self.result.status = "OK" if ws.close_code == 1000 else f"close {ws.close_code}"
+        except TimeoutError:
+            self.result.status = "TIMEOUT"
+        finally:
+            self.result.ended_s = time.monotonic() - self.result.start
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await ws.close()
+        return self.result
 
     # Both --------------------------------------------------------------------
 
@@ -327,6 +378,9 @@ def requests_for(spec: dict[str, Any], audio: bytes) -> Requests:
     """``spec``'s target's requests for ``audio``, serialised."""
     chunk_bytes = round(spec["chunk_ms"] / 1000 * BYTES_PER_S)
     pieces = [audio[i : i + chunk_bytes] for i in range(0, len(audio), chunk_bytes)]
+    if spec["target"] == "web":  # the gateway: the config in proto3 JSON, then raw audio frames
+        config = json.dumps(json_format.MessageToDict(_tongyeok_config(spec)))
+        return Requests("", config.encode(), pieces, None)
     if spec["target"] == "direct":
         return Requests(
             DIRECT_METHOD,
@@ -356,6 +410,8 @@ async def run_streams(spec: dict[str, Any]) -> list[StreamResult]:
     audio, triggers = load_audio(spec)
     requests = requests_for(spec, audio)
     n = spec["streams"]
+    if spec["target"] == "web":
+        return await _run_web_streams(spec, requests, triggers)
     first = spec.get("first_stream", 0)
     total = spec.get("total_streams", n)
     per_channel = spec.get("streams_per_channel", 50)
@@ -378,6 +434,16 @@ async def run_streams(spec: dict[str, Any]) -> list[StreamResult]:
     finally:
         for channel in channels:
             await channel.close(None)
+
+
+async def _run_web_streams(spec: dict[str, Any], requests: Requests, triggers: dict[Any, int]) -> list[StreamResult]:
+    n, first, total = spec["streams"], spec.get("first_stream", 0), spec.get("total_streams", spec["streams"])
+    streams = [
+        _Stream(spec, first + i, spec["start_at"] + spec["ramp_s"] * (first + i) / max(1, total), requests, triggers)
+        for i in range(n)
+    ]
+    async with aiohttp.ClientSession() as http:
+        return list(await asyncio.gather(*(s.run_web(http) for s in streams)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -33,6 +34,9 @@ from tongyeok_server.api.transcripts import TranscriptsServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.auth.server_security import ServerSecurity, keepalive_options
 from tongyeok_server.expenses.readers.base import ReceiptReader
+from tongyeok_server.gateway.origins import OriginPolicy
+from tongyeok_server.gateway.server import GatewayParts, WebGateway
+from tongyeok_server.gateway.tickets import StreamTickets, UsedTickets
 from tongyeok_server.observability.assembly import Observability
 from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.recognition.base import Recognizer
@@ -115,6 +119,9 @@ class TongyeokServer:
         self.transcripts = TranscriptsServicer(self.record)
         #: Expenses from receipts, in the record's database (``expenses/``).
         self.expenses = expenses_component(settings, self.record, self.security.limits, receipt_reader)
+        #: The web page and WebSocket gateway (--web-port), driving the same session layer.
+        self.web = _web_gateway(settings, self) if settings.web_port else None
+        self.web_port = 0
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="tongyeok-loop", daemon=True)
         self._server: grpc.aio.Server | None = None
@@ -175,12 +182,24 @@ class TongyeokServer:
             server.add_insecure_port(self.resumption.process_socket)
         if self.settings.health_port and not await self._start_health_port(reuse_port):
             return 0
+        if self.web is not None and not await self._start_web(reuse_port[1] == 1):
+            return 0
         await server.start()
         self.security.warn_if_exposed(self.settings.host)
         self._server = server
         for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE, EXPENSES_SERVICE, LIVENESS):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         return port
+
+    async def _start_web(self, reuse_port: bool) -> bool:
+        assert self.web is not None
+        host = self.settings.web_host or self.settings.host
+        tls = self.security.tls.ssl_context() if self.security.tls is not None else None
+        self.web_port = await self.web.start(host, self.settings.web_port, reuse_port=reuse_port, tls=tls)
+        if not self.web_port:
+            self._start_error = f"cannot listen on {host}:{self.settings.web_port} (--web-port): is the port in use?"
+            return False
+        return True
 
     async def _start_health_port(self, reuse_port: tuple[str, int]) -> bool:
         """The health service alone, in plaintext, on --health-port (Kubernetes' gRPC probes speak no TLS)."""
@@ -242,6 +261,8 @@ class TongyeokServer:
         if cut:
             log.warning("%d streams were still open when the grace period ran out; ended them", cut)
         await stopping
+        if self.web is not None:
+            await self.web.stop()  # sockets still open are closed GOING_AWAY (their sessions have ended or been cut)
         await self._until_closed(1.0)  # cancelled streams' cleanup runs on this loop
         await self.watchdog.close()
         if self.resumption.forwarder is not None:
@@ -281,3 +302,19 @@ def _extensions(settings: ServerSettings, metrics: Metrics | None = None) -> lis
         record_extension(settings, metrics.store_observer() if metrics is not None else None),
     ]
     return extensions
+
+
+def _web_gateway(settings: ServerSettings, server: TongyeokServer) -> WebGateway:
+    """The gateway of ``--web-port``: the server's session layer, servicers and security, tickets of its own."""
+    used_dir = Path(settings.runtime_dir) / "tickets" if settings.runtime_dir else None
+    return WebGateway(
+        GatewayParts(
+            server.interpret,
+            server.servicer,
+            server.transcripts,
+            server.security.authenticator,
+            StreamTickets(server.resumption.secret, UsedTickets(used_dir)),
+            OriginPolicy(settings.web_allowed_origins),
+            server.security.refusals,
+        )
+    )

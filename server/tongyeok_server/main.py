@@ -60,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.translator.description.name,
         settings.max_streams,
     )
+    if server.web_port:
+        scheme = "https" if security.tls else "http"
+        host = settings.web_host or settings.host
+        shown = "localhost" if host.strip("[]") in ("::", "0.0.0.0", "127.0.0.1", "::1") else host
+        log.info("meeting page on %s://%s:%d/", scheme, shown, server.web_port)
     if server.observability.metrics_port:
         host = settings.metrics_host or settings.host
         log.info("metrics on http://%s:%d/metrics", host, server.observability.metrics_port)

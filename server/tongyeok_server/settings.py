@@ -321,6 +321,22 @@ class ServerSettings:
             "the standard OTEL_* variables, OTLP by default)"
         },
     )
+    # The web edge: a WebSocket gateway and the meeting page (gateway/; issue 21).
+    web_port: int = field(
+        default=0,
+        metadata={
+            "help": "serve the meeting page (/) and the WebSocket gateway (/v1/interpret) over HTTP on this port "
+            "(0 = off); TLS with --tls-cert/--tls-key; with --processes every process shares it"
+        },
+    )
+    web_host: str = field(default="", metadata={"help": "address the web port listens on (default: --host)"})
+    web_allowed_origins: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated origins (https://app.example.com) whose pages may use the gateway besides "
+            "the server's own page; * for any"
+        },
+    )
     health_port: int = field(
         default=0,
         metadata={

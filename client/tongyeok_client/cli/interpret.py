@@ -6,12 +6,15 @@ import argparse
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from rich.console import Console
 
 from ..audio import AudioStream, open_audio, paced
 from ..client import InterpreterClient, config
+from ..events import Event
+from ..microphone import Microphone, input_devices
+from ..speech import NoAudioDevice
 from .common import EXIT_OK, UsageError, glossary, print_json
 from .render import HumanRenderer
 from .speak import Speech
@@ -25,8 +28,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="interpret an audio file (or '-' for raw audio on stdin)",
         description="Stream an audio file to the server and show transcripts and translations as they come.",
     )
-    p.add_argument("file", metavar="FILE", help="WAV/FLAC/OGG/MP3..., a headerless .raw/.ulaw/.alaw file, or '-'")
-    p.add_argument("--source", action="append", required=True, metavar="LANG", help="language spoken; twice = two-way")
+    p.add_argument(
+        "file", metavar="FILE", nargs="?", help="WAV/FLAC/OGG/MP3..., a headerless .raw/.ulaw/.alaw file, or '-'"
+    )
+    mic = p.add_argument_group("microphone")
+    mic.add_argument("--mic", action="store_true", help="interpret the microphone live (Ctrl-C ends the meeting)")
+    mic.add_argument("--mic-device", metavar="NAME", help="the input device, by (part of its) name or index")
+    mic.add_argument("--list-mics", action="store_true", help="list the input devices and exit")
+    p.add_argument("--source", action="append", metavar="LANG", help="language spoken; twice = two-way (required)")
     p.add_argument("--target", action="append", default=[], metavar="LANG", help="translate into LANG (repeatable)")
     p.add_argument("--no-interim", dest="interim", action="store_false", help="do not ask for interim transcripts")
     p.add_argument("--context", type=int, default=0, metavar="N", help="preceding sentences sent as context")
@@ -85,9 +94,46 @@ class _Counter:
             yield chunk
 
 
+def _source(args: argparse.Namespace) -> tuple[AudioStream, Microphone | None]:
+    if args.mic or args.mic_device:
+        if args.file:
+            raise UsageError("give a FILE or --mic, not both")
+        try:
+            microphone = Microphone(args.mic_device, args.chunk_ms)
+            return microphone.stream(), microphone
+        except NoAudioDevice as e:
+            raise UsageError(str(e)) from None
+    if not args.file:
+        raise UsageError("give a FILE to interpret, '-' for stdin, or --mic for the microphone")
+    return _open_input(args), None
+
+
 def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -> int:
-    """Interpret ``args.file``; returns the exit status."""
-    audio = _open_input(args)
+    """Interpret ``args.file`` (or the microphone); returns the exit status."""
+    if args.list_mics:
+        try:
+            for name in input_devices():
+                console.print(name, markup=False, highlight=False)
+        except NoAudioDevice as e:
+            raise UsageError(str(e)) from None
+        return EXIT_OK
+    if not args.source:
+        raise UsageError("name the language spoken with --source LANG (twice for a two-way conversation)")
+    audio, microphone = _source(args)
+    try:
+        return _interpret(args, client, console, audio, microphone)
+    finally:
+        if microphone is not None:
+            microphone.stop()
+
+
+def _interpret(
+    args: argparse.Namespace,
+    client: InterpreterClient,
+    console: Console,
+    audio: AudioStream,
+    microphone: Microphone | None,
+) -> int:
     # A two-way stream translates each sentence into the other language: those are what can be spoken.
     spoken = args.target or (args.source if len(args.source) == 2 else [])
     speech = Speech(args, spoken)
@@ -106,7 +152,8 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
-    realtime = args.realtime if args.realtime is not None else args.file != "-"
+    # A microphone is real time already; a file is paced to it unless --fast; stdin goes as it comes.
+    realtime = microphone is None and (args.realtime if args.realtime is not None else args.file != "-")
     chunks: Iterable[bytes] = audio.chunks
     if realtime:
         if args.speed <= 0:
@@ -116,14 +163,35 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
     started = time.monotonic()
     with contextlib.closing(client.interpret(cfg, counter)) as events, contextlib.closing(speech):
         if args.json:
-            for event in events:
+
+            def as_json(event: Event) -> None:
                 speech.handle(event)
                 print_json(event.raw)
+
+            _each(events, microphone, as_json)
             return EXIT_OK
         renderer = HumanRenderer(console)
         with renderer:
-            for event in events:
+            if microphone is not None:
+                console.print("Listening; Ctrl-C ends the meeting (its last sentence is still finished)", style="dim")
+
+            def shown(event: Event) -> None:
                 speech.handle(event)
                 renderer.handle(event)
+
+            _each(events, microphone, shown)
         renderer.summary(audio.format.duration_s(counter.bytes), time.monotonic() - started)
     return EXIT_OK
+
+
+def _each(events: Iterable[Event], microphone: Microphone | None, handle: Callable[[Event], None]) -> None:
+    """``handle`` every event; with the microphone, Ctrl-C ends the audio and the rest of the events still come."""
+    try:
+        for event in events:
+            handle(event)
+    except KeyboardInterrupt:
+        if microphone is None:
+            raise
+        microphone.stop()  # the audio ends; the server finishes the last sentence, then the stream ends
+        for event in events:
+            handle(event)

@@ -33,6 +33,7 @@ class ResumeSetup:
     desk: ResumeDesk
     process_socket: str  # "unix:/path" or ""
     forwarder: Forwarder | None
+    secret: bytes  # the key that seals resume tokens (the web gateway derives its tickets' key from it)
 
     @classmethod
     def from_settings(cls, settings: ServerSettings, tls: bool) -> ResumeSetup:
@@ -56,7 +57,7 @@ class ResumeSetup:
         desk = ResumeDesk(
             settings.resume_window_s, ResumeTokens(secret), settings.advertise_address, process_socket, forwarder
         )
-        return cls(desk, process_socket, forwarder)
+        return cls(desk, process_socket, forwarder, secret)
 
 
 def _peer_credentials(

@@ -147,6 +147,10 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         if isinstance(request, Undecodable):
             error = request.error("the request")
             await context.abort(error.code, error.message)
+        return self.languages()
+
+    def languages(self) -> pb.ListLanguagesResponse:
+        """The ListLanguages answer, for any edge (the web page's language lists too)."""
         response = pb.ListLanguagesResponse(
             recognizer=wire.engine(self._recognizer.description),
             translator=wire.engine(self._translator.description),

@@ -125,30 +125,30 @@ class TranscriptsServicer(tpb_grpc.TranscriptsServicer):
 
     async def ExportSession(self, request: tpb.ExportSessionRequest, context: Context) -> tpb.ExportSessionResponse:
         """One record as subtitles, minutes, text or JSON."""
+        return await _serve(context, lambda: self.export_session(request))
 
-        async def work() -> tpb.ExportSessionResponse:
-            _decoded(request)
-            owner = self._owner()
-            session_id = _session_id(request.name)
-            fmt = _FORMATS.get(request.format)
-            if fmt is None:
-                raise invalid_argument(
-                    f"format is {_enum_name(tpb.ExportFormat, request.format)}; use EXPORT_FORMAT_SRT, "
-                    "EXPORT_FORMAT_WEBVTT, EXPORT_FORMAT_MARKDOWN, EXPORT_FORMAT_TEXT or EXPORT_FORMAT_JSON"
-                )
-            if request.subtitle_text not in _SUBTITLE_TEXT:
-                raise invalid_argument(
-                    f"subtitle_text is {request.subtitle_text}; use SUBTITLE_TEXT_SOURCE, "
-                    "SUBTITLE_TEXT_TRANSLATION or SUBTITLE_TEXT_BOTH"
-                )
-            language = _language("language_code", request.language_code)
-            record = await self._db(queries.get_session, session_id, owner)
-            if record is None:
-                raise _not_found(request.name)
-            out = export(record, fmt, language_code=language, subtitle_text=_SUBTITLE_TEXT[request.subtitle_text])
-            return tpb.ExportSessionResponse(content=out.content, media_type=out.media_type, file_name=out.file_name)
-
-        return await _serve(context, work)
+    async def export_session(self, request: tpb.ExportSessionRequest) -> tpb.ExportSessionResponse:
+        """ExportSession for any edge (the web gateway's download too); raises ``ServiceError``."""
+        _decoded(request)
+        owner = self._owner()
+        session_id = _session_id(request.name)
+        fmt = _FORMATS.get(request.format)
+        if fmt is None:
+            raise invalid_argument(
+                f"format is {_enum_name(tpb.ExportFormat, request.format)}; use EXPORT_FORMAT_SRT, "
+                "EXPORT_FORMAT_WEBVTT, EXPORT_FORMAT_MARKDOWN, EXPORT_FORMAT_TEXT or EXPORT_FORMAT_JSON"
+            )
+        if request.subtitle_text not in _SUBTITLE_TEXT:
+            raise invalid_argument(
+                f"subtitle_text is {request.subtitle_text}; use SUBTITLE_TEXT_SOURCE, "
+                "SUBTITLE_TEXT_TRANSLATION or SUBTITLE_TEXT_BOTH"
+            )
+        language = _language("language_code", request.language_code)
+        record = await self._db(queries.get_session, session_id, owner)
+        if record is None:
+            raise _not_found(request.name)
+        out = export(record, fmt, language_code=language, subtitle_text=_SUBTITLE_TEXT[request.subtitle_text])
+        return tpb.ExportSessionResponse(content=out.content, media_type=out.media_type, file_name=out.file_name)
 
     # -- helpers -----------------------------------------------------------------------
 

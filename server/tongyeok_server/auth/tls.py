@@ -14,6 +14,7 @@ distinct problem.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +130,37 @@ class ReloadingServerCredentials:
             return None
         self._served = current
         return self._configuration(current)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """An ``ssl.SSLContext`` for HTTPS (the web gateway) that follows the files as the gRPC port does.
+
+        Checked before every handshake (``sni_callback``, called on each
+        ClientHello): when the files changed and load, the handshake and the
+        ones after it use a context made from them.
+        """
+        files = self.files
+
+        def build() -> ssl.SSLContext:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(files.cert, files.key)
+            if files.client_ca is not None:
+                context.load_verify_locations(cafile=str(files.client_ca))
+                context.verify_mode = ssl.CERT_REQUIRED
+            return context
+
+        base = build()
+        state = {"loaded": self._loaded.current(), "context": base}
+
+        def on_hello(connection: ssl.SSLObject, _name: str | None, _context: ssl.SSLContext) -> None:
+            loaded = self._loaded.current()
+            if loaded is not state["loaded"]:
+                try:
+                    state["context"] = build()
+                    state["loaded"] = loaded
+                except (OSError, ssl.SSLError):
+                    pass  # a rotation half-written: the current certificate stays (WatchedFiles warned)
+            if state["context"] is not base:
+                connection.context = state["context"]  # type: ignore[assignment]
+
+        base.sni_callback = on_hello
+        return base
