@@ -252,8 +252,8 @@ class ServerSettings:
     receipt_engine: str = field(
         default="embedded",
         metadata={
-            "help": "receipt reader: embedded (Tesseract kor+eng, RapidOCR for Latin when installed), tesseract "
-            "or rapidocr (Latin only)"
+            "help": "receipt reader: embedded (Tesseract kor+eng, RapidOCR for Latin when installed), tesseract, "
+            "rapidocr (Latin only), documentai or openai"
         },
     )
     receipt_threads: int = field(
@@ -264,6 +264,16 @@ class ServerSettings:
     expense_rates: str = field(
         default="",
         metadata={"help": "exchange-rates file for reports (`USD KRW 1385.20` per line; re-read when it changes)"},
+    )
+    documentai_processor: str = field(
+        default="",
+        metadata={"help": "Document AI expense processor: projects/P/locations/L/processors/ID[/processorVersions/V]"},
+    )
+    documentai_endpoint: str = field(
+        default="", metadata={"help": "Document AI host:port (default: LOCATION-documentai.googleapis.com)"}
+    )
+    openai_vision_model: str = field(
+        default="gpt-4o-mini", metadata={"help": "OpenAI model that reads receipts (vision, structured output)"}
     )
 
     # Speech output (synthesis/).

@@ -19,6 +19,16 @@ It also serves text-to-speech (``/v1/audio/speech``, ``response_format`` pcm):
 (``fake_speech_pcm``: each word a 0.1 s run of one sample value derived from
 the word, 20 ms of silence after it), noticing a client that goes away.
 
+It also reads receipts, as far as a fake can (vision with structured output):
+a chat completion whose user message carries an ``image_url`` (a ``data:``
+URL) and whose ``response_format`` is a strict ``json_schema`` is answered,
+not streamed, with the JSON a test registered for that image's bytes
+(``register_receipt``), after checking what OpenAI checks: the data URL
+decodes to an image type it takes, the schema is strict (every object lists
+all its properties in ``required`` and sets ``additionalProperties: false``)
+and the answer fits it; an image it does not know gets a refusal. Requests
+without an image go the chat path above, unchanged.
+
 Run on its own (for the benchmark)::
 
     python -m tests.support.fake_openai --port 8089 --ttft-ms 300 --tokens-per-s 40
@@ -27,6 +37,9 @@ Run on its own (for the benchmark)::
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
 import json
 import re
 import select
@@ -171,6 +184,7 @@ class FakeOpenAI:
         self.speech_speed = speech_speed  # times real time
         self.requests: list[RecordedRequest] = []
         self.rules: list[Rule] = []
+        self.receipts: dict[str, dict[str, Any]] = {}  # sha256 of an image -> the JSON answer
         self.active = 0
         self.max_active = 0
         self.connections = 0  # TCP connections accepted: fewer than requests when clients reuse them
@@ -235,6 +249,11 @@ class FakeOpenAI:
         """After ``after_chunks`` content chunks, send an ``{"error": ...}`` event and end the body."""
         error = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
         return self.add_rule(Rule(cut_after=after_chunks, event=json.dumps(error), times=times, **kw))
+
+    def register_receipt(self, image: bytes, answer: dict[str, Any]) -> None:
+        """Answer ``answer`` (the structured output) for a vision request carrying ``image``."""
+        with self._cond:
+            self.receipts[hashlib.sha256(image).hexdigest()] = answer
 
     def reset(self) -> None:
         """Forget rules and recorded requests."""
@@ -345,6 +364,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") == "/v1/audio/speech":
             self._speech_request(body)
             return
+        if self.path.rstrip("/") == "/v1/chat/completions" and _image_urls(body):
+            self._vision_request(body)
+            return
         user = ""
         system = ""
         for m in body.get("messages", []):
@@ -440,6 +462,67 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             fake._finish(req, outcome)
 
+    def _vision_request(self, body: dict[str, Any]) -> None:
+        fake = self.server_fake
+        req = RecordedRequest(
+            index=-1,
+            path=self.path,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            sentence="",
+            target_language="vision",
+            client_port=int(self.client_address[1]),
+        )
+        rule = fake._record(req)
+        outcome = "error"
+        try:
+            if rule is not None and rule.status is not None:
+                outcome = f"error {rule.status}"
+                self._send_error(rule.status, rule.message or f"fake error {rule.status}", rule.retry_after_s)
+                return
+            if fake.api_key is not None and req.headers.get("authorization") != f"Bearer {fake.api_key}":
+                outcome = "error 401"
+                self._send_error(401, "Incorrect API key provided.")
+                return
+            problem, image = _vision_problem(body)
+            if problem:
+                outcome = "error 400"
+                self._send_error(400, problem)
+                return
+            schema = body["response_format"]["json_schema"]["schema"]
+            with fake._cond:
+                answer = fake.receipts.get(hashlib.sha256(image).hexdigest())
+            message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+            if answer is None:
+                message["refusal"] = "I'm sorry, I can't find a receipt in this image."
+            else:
+                import jsonschema
+
+                jsonschema.validate(answer, schema)  # a registered answer that does not fit is the test's bug
+                message["content"] = json.dumps(answer, ensure_ascii=False)
+            payload = json.dumps(
+                {
+                    "id": f"chatcmpl-fake{req.index}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                    "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+            outcome = "completed"
+        except (BrokenPipeError, ConnectionResetError):
+            outcome = "disconnected"
+            self.close_connection = True
+        finally:
+            fake._finish(req, outcome)
+
     def _send_error(self, status: int, message: str, retry_after_s: float | None = None) -> None:
         payload = json.dumps(
             {"error": {"message": message, "type": "fake_error", "param": None, "code": str(status)}}
@@ -521,6 +604,60 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _ClientGone()
             if left <= 0:
                 return
+
+
+_VISION_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
+
+
+def _image_urls(body: dict[str, Any]) -> list[str]:
+    """The image URLs of a chat request's messages (none for a translation)."""
+    urls = []
+    for m in body.get("messages", []):
+        content = m.get("content")
+        if isinstance(content, list):
+            urls += [str(p.get("image_url", {}).get("url", "")) for p in content if p.get("type") == "image_url"]
+    return urls
+
+
+def _strict(schema: dict[str, Any], where: str = "()") -> str:
+    """What OpenAI's strict structured output would refuse in ``schema`` ("" if nothing)."""
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False:
+            return f"Invalid schema: In context={where}, 'additionalProperties' is required to be supplied and to be false."
+        if sorted(schema.get("required", [])) != sorted(props):
+            return f"Invalid schema: In context={where}, 'required' is required to be supplied and to be an array including every key in properties."
+        for name, sub in props.items():
+            if problem := _strict(sub, f"{where}, {name}"):
+                return problem
+    if "items" in schema:
+        return _strict(schema["items"], f"{where}, items")
+    return ""
+
+
+def _vision_problem(body: dict[str, Any]) -> tuple[str, bytes]:
+    """What OpenAI would answer 400 for in a vision request with structured output, and the image."""
+    if body.get("stream"):
+        return "the fake reads receipts without stream", b""
+    if not body.get("model"):
+        return "you must provide a model parameter", b""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") != "json_schema" or not fmt.get("json_schema", {}).get("strict"):
+        return "the fake reads receipts with response_format json_schema, strict", b""
+    if problem := _strict(fmt["json_schema"].get("schema", {})):
+        return problem, b""
+    urls = _image_urls(body)
+    if len(urls) != 1:
+        return "the fake reads one image per request", b""
+    header, _, data = urls[0].partition(",")
+    mime = header.removeprefix("data:").removesuffix(";base64")
+    if not header.startswith("data:") or not header.endswith(";base64") or mime not in _VISION_TYPES:
+        return f"Invalid image URL: expected a base64 data URL of {sorted(_VISION_TYPES)}", b""
+    try:
+        image = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return "Invalid base64 image data", b""
+    return "", image
 
 
 def main(argv: list[str] | None = None) -> None:

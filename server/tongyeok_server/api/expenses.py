@@ -81,7 +81,21 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
                 raise invalid_argument("config.trip is longer than 200 characters")
             image = images.check(data)
             self._limits.admit_scan(current_caller())
-            reading = await self._reader.read(image)
+            try:
+                reading = await self._reader.read(image)
+            except ServiceError:
+                raise
+            except Exception:
+                # An engine's bug must not become a traceback for the caller or a dead servicer.
+                log.exception("the %s receipt reader failed", self._reader.name)
+                raise ServiceError(
+                    grpc.StatusCode.INTERNAL, "reading the receipt failed inside the server; retry, or report it"
+                ) from None
+            if not reading.raw_text.strip() and reading.total is None and not reading.merchant:
+                raise invalid_argument(
+                    "no text could be read on the picture: is it a receipt, in focus, lit evenly and not cut off? "
+                    "Photograph it flat, filling the frame"
+                )
             if config.validate_only:
                 now = datetime.now(UTC)
                 preview = Expense(

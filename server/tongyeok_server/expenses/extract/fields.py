@@ -123,7 +123,7 @@ def extract(lines: Sequence[OcrLine], engine: str = "", detail: str = "") -> Rec
     payment = _payment(parsed)
     if payment is not Payment.UNKNOWN:
         confidence["payment_method"] = 0.8
-    category, category_conf = _category(merchant, items)
+    category, category_conf = category_for(merchant, items)
     confidence["category"] = category_conf
     return ReceiptReading(
         merchant=merchant,
@@ -296,7 +296,8 @@ def _payment(lines: list[_Line]) -> Payment:
     return Payment.UNKNOWN
 
 
-def _category(merchant: str, items: list[LineItem]) -> tuple[Category, float]:
+def category_for(merchant: str, items: list[LineItem] | tuple[LineItem, ...]) -> tuple[Category, float]:
+    """The category of a receipt from keywords in its merchant and items, and how sure."""
     words = {name: 0.0 for name in labels.CATEGORY_WORDS}
     merchant_text = merchant.lower()
     item_text = " ".join(item.description.lower() for item in items)

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from PIL import Image
 
-from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.errors import ServiceError
 from tongyeok_server.expenses import images
 from tongyeok_server.expenses.extract import extract
 from tongyeok_server.expenses.model import ReceiptImage, ReceiptReading
@@ -84,11 +84,6 @@ class EmbeddedReader:
             reading = merge(reading, second)
         if self._latin is not None and reading.language != "ko" and self._weak(reading):
             reading = merge(reading, self._read(self._latin, picture))
-        if not reading.raw_text.strip():
-            raise invalid_argument(
-                "no text could be read on the picture: is it a receipt, in focus, lit evenly and not cut off? "
-                "Photograph it flat, filling the frame"
-            )
         return reading
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.settings import ServerSettings
 
-ENGINES = ("embedded", "tesseract", "rapidocr")
+ENGINES = ("embedded", "tesseract", "rapidocr", "documentai", "openai")
 
 
 def create_reader(settings: ServerSettings) -> ReceiptReader:
@@ -30,4 +30,12 @@ def create_reader(settings: ServerSettings) -> ReceiptReader:
         return EmbeddedReader(
             name, TesseractEngine(settings.receipt_languages), latin=latin, threads=settings.receipt_threads
         )
+    if name == "documentai":
+        from tongyeok_server.expenses.readers.documentai import DocumentAiReader
+
+        return DocumentAiReader.from_settings(settings)
+    if name == "openai":
+        from tongyeok_server.expenses.readers.openai_vision import OpenAiVisionReader
+
+        return OpenAiVisionReader.from_settings(settings)
     raise SystemExit(f"--receipt-engine {name!r}: use one of {', '.join(ENGINES)}")
