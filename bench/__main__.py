@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from bench.cloud import CloudOptions, run_cloud
+from bench.expenses import ExpensesOptions, render_expenses, run_expenses
 from bench.live_asr import LiveOptions, run_live
 from bench.offline import OfflineOptions, run_offline
 from bench.offline_asr import AsrOptions, run_asr
@@ -142,6 +143,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--web-streams", type=int, default=None, help="streams of the web gateway part (default 50; 0 skips it)"
     )
     parser.add_argument("--web-only", action="store_true", help="only the web gateway part")
+    parser.add_argument("--skip-expenses", action="store_true", help="without the receipts part")
+    parser.add_argument("--expenses-only", action="store_true", help="only the receipts part (OCR accuracy, CPU)")
+    parser.add_argument("--receipts", type=int, default=None, help="receipts the expenses part reads (default 40)")
+    parser.add_argument(
+        "--receipt-engine", default="tesseract", help="reader of the expenses part: tesseract or embedded"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -167,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         args.skip_cloud = args.skip_offline = args.skip_speech = args.skip_resume = args.skip_scale = True
     if args.resume_only or args.scale_only:
         args.skip_cloud = args.skip_offline = args.skip_speech = True
+    if args.expenses_only:
+        args.skip_cloud = args.skip_offline = args.skip_speech = args.skip_resume = args.skip_scale = True
+        args.skip_live = True
+    if args.asr_only or args.speech_only or args.resume_only or args.scale_only or args.live_only or args.web_only:
+        args.skip_expenses = True
     if not args.skip_cloud:
         cloud = CloudOptions(
             streams=args.streams or ((20,) if args.quick else (10, 100, 200, 500)),
@@ -229,18 +241,24 @@ def main(argv: list[str] | None = None) -> int:
         results["scale"] = run_scale(scale_cloud, scale, work_dir / "scale", log)
     web_streams = args.web_streams if args.web_streams is not None else (10 if args.quick else 50)
     if web_streams and (
-        args.web_only or not (args.asr_only or args.speech_only or args.resume_only or args.scale_only)
+        args.web_only
+        or not (args.asr_only or args.speech_only or args.resume_only or args.scale_only or args.expenses_only)
     ):
         web_cloud = CloudOptions(
             seconds=args.seconds or (6.0 if args.quick else 20.0), behind_bound_ms=args.behind_ms, ttft_ms=args.ttft_ms
         )
         results["web"] = run_web(web_cloud, web_streams, work_dir / "web", log)
+    if not args.skip_expenses:
+        receipts = ExpensesOptions(args.receipts or (6 if args.quick else 40), args.receipt_engine)
+        results["expenses"] = run_expenses(receipts, log)
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.out)
     render(results)
     if "web" in results:
         print(render_web(results["web"]))
+    if "expenses" in results:
+        print("\n".join(render_expenses(results["expenses"])))
     print(f"JSON: {args.out}")
     return 0
 

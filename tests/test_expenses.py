@@ -316,3 +316,35 @@ def test_cli_from_photo_to_report(
     assert code == 1 and "NOT_FOUND" in err
     code, _, err = run_cli(capsys, server, "expenses", "scan", str(tmp_path / "missing.jpg"))
     assert code == 2 and "cannot read" in err
+
+
+def test_scope_owner_and_scans_per_minute(server_factory, tmp_path: Path, receipts: dict[int, Receipt]) -> None:
+    from tongyeok_server.auth.api_keys import hash_key, new_key
+
+    keys = {name: new_key() for name in ("alice", "bob", "meetings")}
+    lines = [
+        f"alice {hash_key(keys['alice'])} expenses scans_per_minute=1",
+        f"bob {hash_key(keys['bob'])} expenses",
+        f"meetings {hash_key(keys['meetings'])} interpret,transcripts",
+    ]
+    (tmp_path / "keys").write_text("\n".join(lines) + "\n")
+    server = server_factory(api_keys=str(tmp_path / "keys"), receipt_engine="tesseract")
+    target = f"127.0.0.1:{server.port}"
+    photo = receipts[6].jpeg(seed=306)
+    with (
+        InterpreterClient(target, token=keys["alice"]) as alice,
+        InterpreterClient(target, token=keys["bob"]) as bob,
+        InterpreterClient(target, token=keys["meetings"]) as meetings,
+    ):
+        mine = alice.expenses.scan(photo)
+        assert mine.caller_id == "key:alice"
+        with pytest.raises(TongyeokError) as over:
+            alice.expenses.scan(photo)
+        assert over.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "scans per minute" in over.value.details
+        assert list(bob.expenses.list()) == []
+        with pytest.raises(TongyeokError) as foreign:
+            bob.expenses.get(mine.expense_id)
+        assert foreign.value.code == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(TongyeokError) as denied:
+            list(meetings.expenses.list())
+        assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED and "expenses" in denied.value.details
