@@ -188,6 +188,45 @@ def test_a_broken_keys_file_keeps_the_keys_in_force(keyed_server, keys, caplog) 
         assert keys["full"] not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("{key} sha256:{hash} interpret", "line 2: the first field is a key, not a key id"),
+        ("!{key} sha256:{hash} interpret", "line 2: the first field (the key's id) must be"),
+        ("crm {key} interpret", "line 2: the second field must be sha256:<64 hex digits> (the file holds the key's"),
+        ("crm sha256:{hash} interpret,{key}", "line 2: scope 2 of the third field is not a scope"),
+        ("crm sha256:{hash} interpret streams=2 {key}", "line 2: field 5 is not a limit"),
+        ("crm sha256:{hash} interpret streams={key}", "line 2: field 4 (streams=) is not a number"),
+        ("ops sha256:{hash} translate", "line 2: the key id is the one of line 1"),
+        ("crm2 sha256:{other} translate", "line 2: the hash is the one of line 1"),
+    ],
+    ids=[
+        "key-as-id",
+        "bad-id",
+        "key-as-hash",
+        "key-as-scope",
+        "key-as-limit",
+        "key-as-number",
+        "id-twice",
+        "hash-twice",
+    ],
+)
+def test_a_bad_keys_file_line_is_named_by_number_and_what_is_wrong_never_by_what_it_holds(line, says) -> None:
+    # Issue 24: the messages quoted the field as written, so a key pasted into the wrong column reached the log.
+    from tongyeok_server.auth.api_keys import ApiKeyFileError, parse
+
+    key, first = new_key(), new_key()
+    text = f"ops sha256:{hash_key(first)[7:]} interpret\n" + line.format(
+        key=key, hash=hash_key(key)[7:], other=hash_key(first)[7:]
+    )
+    with pytest.raises(ApiKeyFileError) as error:
+        parse(text, "keys.txt")
+    message = str(error.value)
+    assert message.startswith("keys.txt ") and says in message, message
+    secret = key[len("tyk_") :]
+    assert not any(secret[i : i + 8] in message for i in range(len(secret) - 8)), message
+
+
 # -- JWTs --------------------------------------------------------------------------
 
 

@@ -12,7 +12,9 @@ slow one and costs one microsecond per call. A key is looked up by its
 hash, so an unknown key costs the same as a known one. Editing the file
 (or SIGHUP) takes effect for new calls within a second, without a restart:
 a removed line is a revoked key. A file that does not parse keeps the keys
-in force and says which line is wrong.
+in force and says which line and which field is wrong, and why, never what
+the field holds: a key pasted into the wrong column would otherwise reach
+the log.
 """
 
 from __future__ import annotations
@@ -67,27 +69,31 @@ class ApiKey:
 
 def _parse_scopes(text: str, where: str) -> frozenset[Scope]:
     scopes = set()
-    for word in text.split(","):
+    for n, word in enumerate(text.split(","), 1):
         try:
             scopes.add(Scope(word.strip()))
         except ValueError:
             known = ", ".join(s.value for s in Scope)
-            raise ApiKeyFileError(f"{where}: unknown scope {word.strip()!r}; known scopes: {known}") from None
+            raise ApiKeyFileError(
+                f"{where}: scope {n} of the third field is not a scope; known scopes: {known}, comma-separated"
+            ) from None
     return frozenset(scopes)
 
 
 def _parse_quota(fields: list[str], where: str) -> Quota:
     values: dict[str, float] = {}
-    for item in fields:
+    for n, item in enumerate(fields, 4):
         name, sep, value = item.partition("=")
         if not sep or name not in _QUOTA_FIELDS:
-            raise ApiKeyFileError(f"{where}: {item!r} is not a limit; use {', '.join(k + '=N' for k in _QUOTA_FIELDS)}")
+            raise ApiKeyFileError(
+                f"{where}: field {n} is not a limit; use {', '.join(k + '=N' for k in _QUOTA_FIELDS)}"
+            )
         try:
             number = float(value)
         except ValueError:
-            raise ApiKeyFileError(f"{where}: {item!r}: {value!r} is not a number") from None
-        if number < 0:
-            raise ApiKeyFileError(f"{where}: {item!r}: limits cannot be negative (0 means unlimited)")
+            raise ApiKeyFileError(f"{where}: field {n} ({name}=) is not a number") from None
+        if number < 0 or number != number:
+            raise ApiKeyFileError(f"{where}: field {n} ({name}=) is negative; 0 means unlimited")
         values[_QUOTA_FIELDS[name]] = number
     return Quota(
         max_streams=int(values["max_streams"]) if "max_streams" in values else None,
@@ -100,7 +106,7 @@ def _parse_quota(fields: list[str], where: str) -> Quota:
 def parse(text: str, source: str = "the keys file") -> dict[str, ApiKey]:
     """Parse a keys file; returns {key hash: key}. Raises ``ApiKeyFileError``."""
     keys: dict[str, ApiKey] = {}
-    ids: set[str] = set()
+    ids: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -110,10 +116,19 @@ def parse(text: str, source: str = "the keys file") -> dict[str, ApiKey]:
         if len(fields) < 3:
             raise ApiKeyFileError(f"{where}: expected `ID sha256:HASH SCOPES [LIMITS...]`, got {len(fields)} field(s)")
         key_id, digest, scopes = fields[:3]
+        if key_id.startswith(KEY_PREFIX):
+            # A key's own shape passes as an id, and the id is in every log line of the caller.
+            raise ApiKeyFileError(
+                f"{where}: the first field is a key, not a key id (it starts with {KEY_PREFIX}); the file holds "
+                "ids and hashes, never keys: see `tongyeok-keys hash`"
+            )
         if not _ID.match(key_id):
-            raise ApiKeyFileError(f"{where}: key id {key_id!r} must be 1-63 letters, digits, '.', '_' or '-'")
+            raise ApiKeyFileError(
+                f"{where}: the first field (the key's id) must be 1-63 letters, digits, '.', '_' or '-', starting "
+                "with a letter or digit"
+            )
         if key_id in ids:
-            raise ApiKeyFileError(f"{where}: key id {key_id!r} appears twice")
+            raise ApiKeyFileError(f"{where}: the key id is the one of line {ids[key_id]}; each key needs its own")
         match = _HASH.match(digest)
         if match is None:
             hint = (
@@ -122,7 +137,9 @@ def parse(text: str, source: str = "the keys file") -> dict[str, ApiKey]:
                 else ""
             )
             raise ApiKeyFileError(f"{where}: the second field must be sha256:<64 hex digits>{hint}")
-        ids.add(key_id)
+        if digest in keys:
+            raise ApiKeyFileError(f"{where}: the hash is the one of line {ids[keys[digest].key_id]}; one line per key")
+        ids[key_id] = number
         keys[digest] = ApiKey(key_id, _parse_scopes(scopes, where), _parse_quota(fields[3:], where))
     return keys
 
