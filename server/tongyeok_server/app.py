@@ -97,8 +97,12 @@ class TongyeokServer:
         ]
         self.translator = translator or create_translator(settings)
         self.recognizer = recognizer or create_recognizer(settings)
+        authenticator = self.security.authenticator
         self.watchdog = StreamWatchdog(
-            settings.idle_timeout_s, settings.max_stream_duration_s, settings.first_message_timeout_s
+            settings.idle_timeout_s,
+            settings.max_stream_duration_s,
+            settings.first_message_timeout_s,
+            authenticator.revoked if authenticator is not None else None,
         )
         self.resumption = ResumeSetup.from_settings(settings, tls=self.security.tls is not None)
         recognizer_seen = self.observability.recognizer(self.recognizer)

@@ -11,7 +11,9 @@ bytes (``tongyeok-keys new`` makes one), so a fast hash is as safe as a
 slow one and costs one microsecond per call. A key is looked up by its
 hash, so an unknown key costs the same as a known one. Editing the file
 (or SIGHUP) takes effect for new calls within a second, without a restart:
-a removed line is a revoked key. A file that does not parse keeps the keys
+a removed line is a revoked key, and the streams it opened are ended
+within a few seconds (``Authenticator.revoked``, asked by the stream
+watchdog): their last sentence is finished, then UNAUTHENTICATED. A file that does not parse keeps the keys
 in force and says which line and which field is wrong, and why, never what
 the field holds: a key pasted into the wrong column would otherwise reach
 the log.
@@ -61,10 +63,11 @@ class ApiKey:
     key_id: str
     scopes: frozenset[Scope]
     quota: Quota
+    digest: str = ""  # its line's sha256:...
 
     def caller(self) -> Caller:
         """The caller this key authenticates."""
-        return Caller(f"key:{self.key_id}", CallerKind.API_KEY, self.scopes, self.quota)
+        return Caller(f"key:{self.key_id}", CallerKind.API_KEY, self.scopes, self.quota, credential=self.digest)
 
 
 def _parse_scopes(text: str, where: str) -> frozenset[Scope]:
@@ -140,7 +143,7 @@ def parse(text: str, source: str = "the keys file") -> dict[str, ApiKey]:
         if digest in keys:
             raise ApiKeyFileError(f"{where}: the hash is the one of line {ids[keys[digest].key_id]}; one line per key")
         ids[key_id] = number
-        keys[digest] = ApiKey(key_id, _parse_scopes(scopes, where), _parse_quota(fields[3:], where))
+        keys[digest] = ApiKey(key_id, _parse_scopes(scopes, where), _parse_quota(fields[3:], where), digest)
     return keys
 
 
@@ -166,3 +169,7 @@ class ApiKeyStore:
     def lookup(self, key: str) -> ApiKey | None:
         """The key's entry, or None if it is not (or no longer) in the file."""
         return self._keys.current().get(hash_key(key))
+
+    def holds(self, digest: str) -> bool:
+        """Whether the key of hash ``digest`` is still in the file (re-read if it changed)."""
+        return digest in self._keys.current()

@@ -18,6 +18,7 @@ import grpc
 from tongyeok_server.auth.api_keys import ApiKeyStore
 from tongyeok_server.auth.caller import Caller
 from tongyeok_server.auth.jwt_tokens import JwtVerifier, TokenRejected
+from tongyeok_server.errors import ServiceError
 
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _WHAT_TO_SEND = "send the metadata `authorization: Bearer <API key or JWT>`"
@@ -86,6 +87,22 @@ class Authenticator:
                 "unknown_key", "the API key is not known to this server (revoked, mistyped, or for another server)"
             )
         return key.caller()
+
+    def revoked(self, caller: Caller) -> ServiceError | None:
+        """The error that ends the open streams of ``caller`` if its API key was revoked since (None if it holds).
+
+        Why end them: a key is revoked because it leaked or its holder must
+        stop, and a stream may otherwise run for --max-stream-duration. A
+        JWT is checked when a call starts only: tokens are short-lived and
+        their expiry mid-meeting is no revocation.
+        """
+        if not caller.credential or self.api_keys is None or self.api_keys.holds(caller.credential):
+            return None
+        return ServiceError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"the API key of {caller.id} was revoked while this stream was open; the last sentence was finished. "
+            "Open a new stream with a valid key",
+        )
 
     @staticmethod
     def _unauthenticated(reason: str, message: str) -> Refusal:

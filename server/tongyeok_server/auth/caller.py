@@ -55,6 +55,9 @@ class Caller:
     kind: CallerKind
     scopes: frozenset[Scope]
     quota: Quota = Quota()
+    #: What tells whether the credential still holds (an API key's hash; never the credential itself), so that
+    #: the streams of a revoked key can be ended. Empty for JWTs, which are checked when a call starts only.
+    credential: str = ""
     #: The id this caller had before issue 24, when that id named no one else (``jwt_identity.legacy_id``):
     #: resume tokens sealed before the upgrade carry it. Empty for everyone else.
     legacy_id: str = ""

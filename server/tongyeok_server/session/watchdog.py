@@ -12,7 +12,8 @@ all is idle. One task checks every stream about four times per timeout; no
 timer per stream or per chunk. A stream that has not sent its first message
 (config or resume) within ``first_message_timeout_s`` has no session yet:
 the stream's own wait for that message times out (``api/interpret.py``),
-with OUT_OF_RANGE too.
+with OUT_OF_RANGE too. A stream whose caller's API key was revoked is
+finished the same way, with UNAUTHENTICATED (``revoked``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import grpc
 
+from tongyeok_server.auth.caller import Caller
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.session.session import Session
+
+#: Whether a caller's credential was revoked since its stream opened: the error to end the stream with, or None.
+Revoked = Callable[[Caller], ServiceError | None]
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +39,19 @@ log = logging.getLogger(__name__)
 class StreamWatchdog:
     """Watches open sessions for the idle timeout and the maximum duration (0 turns either off)."""
 
-    def __init__(self, idle_timeout_s: float, max_duration_s: float, first_message_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        idle_timeout_s: float,
+        max_duration_s: float,
+        first_message_timeout_s: float = 10.0,
+        revoked: Revoked | None = None,
+    ) -> None:
+        """``revoked``: asked about each stream's caller at every check (the authenticator's, when there is one)."""
         self.idle_timeout_s = idle_timeout_s
         self.max_duration_s = max_duration_s
         #: How long a stream may stay open before its first message (the stream waits for it with this timeout).
         self.first_message_timeout_s = first_message_timeout_s
+        self._revoked = revoked
         limits = [t for t in (idle_timeout_s, max_duration_s) if t > 0]
         self._period_s = min([1.0, *(t / 4 for t in limits)])
         self._sessions: set[Session] = set()
@@ -45,7 +59,7 @@ class StreamWatchdog:
 
     def watch(self, session: Session) -> None:
         """Start watching ``session`` (on the server's event loop)."""
-        if self.idle_timeout_s <= 0 and self.max_duration_s <= 0:
+        if self.idle_timeout_s <= 0 and self.max_duration_s <= 0 and self._revoked is None:
             return
         self._sessions.add(session)
         if self._task is None or self._task.done():
@@ -74,6 +88,8 @@ class StreamWatchdog:
                     session.finish_with(error)
 
     def _expired(self, session: Session, now: float) -> ServiceError | None:
+        if self._revoked is not None and (revoked := self._revoked(session.caller)) is not None:
+            return revoked
         if self.max_duration_s > 0 and now - session.started_at >= self.max_duration_s:
             return ServiceError(
                 grpc.StatusCode.OUT_OF_RANGE,
