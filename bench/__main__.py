@@ -16,6 +16,7 @@ from bench.expenses import ExpensesOptions, render_expenses, run_expenses
 from bench.live_asr import LiveOptions, run_live
 from bench.offline import OfflineOptions, run_offline
 from bench.offline_asr import AsrOptions, run_asr
+from bench.openai_client import run_openai_client
 from bench.record import BACKENDS, RecordOptions, run_record
 from bench.report import render, targets, write_json
 from bench.resume import ResumeOptions, run_resume
@@ -149,6 +150,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--receipt-engine", default="tesseract", help="reader of the expenses part: tesseract or embedded"
     )
+    parser.add_argument(
+        "--baseline",
+        default="",
+        metavar="TREE",
+        help="a checkout of an earlier commit (git worktree add --detach DIR COMMIT): its server runs each cloud N "
+        "right after this one's, so before and after are compared in one run",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where the JSON goes")
     return parser.parse_args(argv)
 
@@ -191,9 +199,19 @@ def main(argv: list[str] | None = None) -> int:
             server_processes=args.server_processes,
             direct_only=args.direct_only,
             secure_at=args.secure_at if args.secure_at is not None else (() if args.quick else (200,)),
+            baseline=args.baseline,
         )
         if not args.skip_sweep:
             results["cloud"] = run_cloud(cloud, work_dir / "cloud", log)
+        if not args.direct_only:
+            results["openai_client"] = run_openai_client(
+                work_dir / "openai-client",
+                log,
+                rounds=2 if args.quick else 5,
+                translations=100 if args.quick else 200,
+                ttft_ms=args.ttft_ms,
+                tokens_per_s=args.tokens_per_s,
+            )
         if args.store and not args.direct_only:
             streams = args.store_streams or (20 if args.quick else 200)
             record = RecordOptions(streams=streams, stores=args.store)

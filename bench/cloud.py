@@ -58,6 +58,9 @@ class CloudOptions:
     secure_at: tuple[int, ...] = ()  # at these N, also through a server with TLS and an API key on every call
     store: str = "none"  # tongyeok-server --store (the meeting record; bench/record.py compares backends)
     extra_args: tuple[str, ...] = ()  # more tongyeok-server flags (bench/scale.py: --metrics-port)
+    # A checkout of an earlier commit: its server runs each N right after this one's, so before and after
+    # are compared in one run on the same (shared, noisy) machine (bench/report_engines.py).
+    baseline: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,18 @@ def run_cloud(options: CloudOptions, work_dir: Path, log: Any = print) -> dict[s
                 finally:
                     children.stop(server, grace_s=5)
             run = analyse(options, n, direct, through)
+            if options.baseline and not options.direct_only:
+                log(f"cloud: {n} streams through the baseline's tongyeok-server ({options.baseline}) ...")
+                env = baseline_env(options.baseline)
+                server_port = free_port()
+                server = _start_server(children, options, n, server_port, speech_port, openai_port, work_dir, env=env)
+                try:
+                    before = phase(
+                        children, options, n, "baseline", f"{LOOPBACK}:{server_port}", work_dir, server, fakes
+                    )
+                finally:
+                    children.stop(server, grace_s=5)
+                run["baseline"] = analyse(options, n, direct, before)
             if n in options.secure_at and not options.direct_only:
                 log(f"cloud: {n} streams through tongyeok-server with TLS and API keys ...")
                 security = _security_material(work_dir / "security")
@@ -184,6 +199,7 @@ def _start_server(
     openai_port: int,
     work_dir: Path,
     security: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Child:
     argv = [
         server_command(),
@@ -196,11 +212,23 @@ def _start_server(
     if security is not None:
         argv += ["--tls-cert", security["cert"], "--tls-key", security["key"], "--api-keys", security["api_keys"]]
     argv += list(options.extra_args)
-    name = f"server-{n}" + ("-secure" if security else "")
-    server = children.start(name, argv, work_dir, env={"OPENAI_API_KEY": "bench-not-a-secret"})
+    name = f"server-{n}" + ("-secure" if security else "") + ("-baseline" if env else "")
+    server = children.start(name, argv, work_dir, env={"OPENAI_API_KEY": "bench-not-a-secret", **(env or {})})
     wait_for_grpc(server, f"{LOOPBACK}:{port}", 60, ca=security["ca"] if security else None)
     _warm_up(f"{LOOPBACK}:{port}", security)
     return server
+
+
+def baseline_env(tree: str) -> dict[str, str]:
+    """The environment that makes ``tongyeok-server`` run the code of the checkout ``tree``.
+
+    ``PYTHONPATH`` entries come before the editable install's finder, so the
+    same virtual environment serves the baseline's packages.
+    """
+    root = Path(tree).resolve()
+    if not (root / "server" / "tongyeok_server").is_dir():
+        raise SystemExit(f"--baseline {tree}: not a Tongyeok checkout (no server/tongyeok_server)")
+    return {"PYTHONPATH": f"{root / 'server'}:{root / 'client'}"}
 
 
 def _warm_up(address: str, security: dict[str, str] | None = None) -> None:
@@ -396,6 +424,7 @@ def analyse(options: CloudOptions, n: int, direct: dict[str, Any], through: dict
         if rss_peak is None or not idle
         else round((rss_peak - idle["rss"]) / 2**20 / n, 3),
         "server_threads": server_window.get("threads_peak"),
+        "server_threads_idle": idle.get("threads"),
         "machine_busy_tongyeok": through.get("machine_busy"),
         "machine_busy_direct": direct["machine_busy"],
         "loadgen_cpu_s": {"direct": direct["loadgen_cpu_s"], "tongyeok": through.get("loadgen_cpu_s")},

@@ -9,7 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.openai_client import openai_client_targets
 from bench.report_asr import asr_table, asr_targets
+from bench.report_engines import engine_targets, engines_table
 from bench.report_live import live_table, live_targets
 from bench.report_record import record_table, record_targets
 from bench.report_resume import resume_table, resume_targets
@@ -63,6 +65,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{_f(per, 3)} MB",
             None if per is None else per < 2,
         )
+    out.extend(engine_targets(every))
+    out.extend(openai_client_targets(results.get("openai_client")))
     out.extend(security_targets(every))
     out.extend(record_targets(results.get("record")))
     out.extend(speech_targets(results.get("speech")))
@@ -155,6 +159,9 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         if any(r.get("pace") is not None for r in cloud["runs"]):
             console.print(table)
         console.print(cpu_table(cloud["runs"]))
+        engines = engines_table(cloud["runs"])
+        if engines is not None:
+            console.print(engines)
         secure = security_table(cloud["runs"])
         if secure is not None:
             console.print(secure)

@@ -470,8 +470,14 @@ def test_info_log_of_a_100_sentence_session_has_no_per_request_line(openai_fake:
 
 
 def test_debug_log_has_the_libraries_lines(openai_fake: FakeOpenAI) -> None:
-    """The rule is a level, not a mute: an operator who asks for DEBUG sees the HTTP client's requests."""
+    """The rule is a level, not a mute: an operator who asks for DEBUG sees each translation's HTTP request."""
     with FakeSpeech() as speech:
         lines = serve_and_log(speech, openai_fake, script(2, per=3), "DEBUG")
-    requests = [line for line in lines if re.search(r" INFO httpx\w*: HTTP Request: POST ", line)]
+    requests = [
+        line
+        for line in lines
+        if re.search(
+            r" DEBUG tongyeok_server\.translation\.openai_http: HTTP Request: POST http\S+/chat/completions 200$", line
+        )
+    ]
     assert len(requests) == 2, requests

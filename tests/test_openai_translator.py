@@ -331,7 +331,24 @@ def test_body_left_open_after_done_does_not_hold_the_translation(
     assert fake.connections == 2
 
 
-def test_sse_parsing_does_not_depend_on_how_the_body_is_split() -> None:
+def test_sse_framing_line_ends_comments_and_multi_line_data(fake: FakeOpenAI, translator: OpenAITranslator) -> None:
+    """Events framed with CRLF or CR, comments, other fields and multi-line data read as the SDK would read them."""
+    fake.add_rule(
+        Rule(
+            raw_body=(
+                ": keep-alive comment\r\n\r\n"
+                'event: message\r\nid: 7\r\ndata: {"choices": [{"delta": {"content": "one"}}]}\r\n\r\n'
+                'data: {"choices": [{"delta":\rdata: {"content": " two"}}]}\r\r'
+                "retry: 100\n\n"
+                'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\n'
+                "data: [DONE]\n\n"
+            )
+        )
+    )
+    assert collect(translator.translate(TranslationRequest("x", "en", "ko"))) == [TokenDelta("one"), TokenDelta(" two")]
+
+
+def test_sse_splitting_does_not_depend_on_how_the_body_is_split() -> None:
     """Line endings LF, CRLF and CR, comments, other fields, multi-line data: split anywhere, even mid-CRLF."""
     body = (
         b": keep-alive comment\n\n"
@@ -342,7 +359,7 @@ def test_sse_parsing_does_not_depend_on_how_the_body_is_split() -> None:
         b"data: [DONE]\n\n"
         b'data: {"unfinished": true}\n'  # the body ends before the blank line: dropped
     )
-    expected = [b'{"a": 1}', b'{"b":\n2}', b'{"c": 3}', b"[DONE]"]
+    expected = ['{"a": 1}', '{"b":\n2}', '{"c": 3}', "[DONE]"]
     for i in range(len(body) + 1):
         for j in range(i, len(body) + 1):
             events = openai_sse.SSEEvents()
@@ -370,6 +387,35 @@ def test_stall_mid_stream_times_out_and_is_retried(fake: FakeOpenAI, monkeypatch
 
 
 # -- permanent failures ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "code", "words"),
+    [
+        ("content_filter", grpc.StatusCode.INVALID_ARGUMENT, "content filter refused"),
+        ("length", grpc.StatusCode.OUT_OF_RANGE, "cut at model 'gpt-test''s output limit"),
+    ],
+)
+def test_an_answer_the_model_did_not_finish_fails_the_sentence_without_a_retry(
+    fake: FakeOpenAI, translator: OpenAITranslator, finish_reason: str, code: grpc.StatusCode, words: str
+) -> None:
+    """Stopped by the content filter or the output limit: the partial text is not passed off as the translation."""
+    text = "we would like to discuss the delivery schedule today"
+    fake.add_rule(Rule(finish_reason=finish_reason, max_tokens=3, times=None))
+    received: list[TranslationChunk] = []
+
+    async def read() -> None:
+        async for chunk in translator.translate(TranslationRequest(text, "en", "ko")):
+            received.append(chunk)
+
+    with pytest.raises(ServiceError) as info:
+        run(read())
+    assert info.value.code == code
+    assert words in info.value.message
+    assert received and all(isinstance(c, TokenDelta) for c in received)  # what came before the stop
+    assert len(fake.requests) == 1  # the same sentence would get the same answer: no retry
+    assert fake.wait_idle()
+    assert fake.requests[0].outcome == "completed" and fake.connections == 1
 
 
 def test_always_500_fails_after_the_retry_budget(fake: FakeOpenAI, translator: OpenAITranslator) -> None:

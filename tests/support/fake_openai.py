@@ -103,6 +103,11 @@ class Rule:
     ``{"error": ...}`` event). ``linger_s``: after ``[DONE]``, wait this
     long before ending the body (a server that keeps it open). ``times``: how
     many matching requests the rule applies to (``None``: all of them).
+    ``finish_reason``: how the model's answer ends: ``stop``, or as OpenAI ends
+    one its content filter stopped (``content_filter``, after part of the
+    answer) or one cut at the output limit (``length``, after ``max_tokens``
+    content chunks when set, else the whole answer). ``raw_body``: send this
+    body instead (its SSE framing exactly as written).
     """
 
     status: int | None = None
@@ -110,6 +115,9 @@ class Rule:
     clean_cut: bool = False
     event: str | None = None
     linger_s: float = 0.0
+    finish_reason: str = "stop"
+    max_tokens: int | None = None
+    raw_body: str | None = None
     times: int | None = 1
     match: str | None = None
     target: str | None = None  # only requests into this language (primary subtag or full tag)
@@ -548,10 +556,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         self._wait(fake.ttft_s)
+        if rule is not None and rule.raw_body is not None:
+            self._write_chunk(rule.raw_body.encode())
+            self._write_chunk(b"")
+            return "completed"
         interval = 1.0 / fake.tokens_per_s if fake.tokens_per_s > 0 else 0.0
         created = int(time.time())
         chunk_id = f"chatcmpl-fake{req.index}"
-        for i, chunk in enumerate(self._chunks(req, chunk_id, created)):
+        for i, chunk in enumerate(self._chunks(req, chunk_id, created, rule)):
             if rule is not None and rule.cut_after is not None and i > rule.cut_after:
                 if rule.event is not None:
                     self._write_chunk(f"data: {rule.event}\n\n".encode())
@@ -575,12 +587,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(b"")
         return "completed"
 
-    def _chunks(self, req: RecordedRequest, chunk_id: str, created: int) -> Iterator[dict[str, Any]]:
+    def _chunks(self, req: RecordedRequest, chunk_id: str, created: int, rule: Rule | None) -> Iterator[dict[str, Any]]:
         base = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": self.server_fake.model}
         yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
-        for token in fake_tokens(req.sentence, req.target_language):
+        tokens = fake_tokens(req.sentence, req.target_language)
+        finish = "stop" if rule is None else rule.finish_reason
+        if finish == "content_filter":
+            tokens = tokens[: len(tokens) // 2]  # the filter stops the answer part-way
+        elif finish == "length" and rule is not None and rule.max_tokens is not None:
+            tokens = tokens[: rule.max_tokens]
+        for token in tokens:
             yield {**base, "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]}
-        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
         # As with stream_options.include_usage: a last chunk with no choices.
         yield {**base, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 

@@ -33,7 +33,6 @@ from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
-from tongyeok_server.translation.openai_engine import _reason, _upstream_message
 from tongyeok_server.translation.openai_errors import KEY_LIKE
 
 SAMPLE_RATE_HZ = 24000
@@ -246,3 +245,18 @@ def create(settings: ServerSettings) -> OpenAISynthesizer:
         settings.openai_tts_instructions,
         settings.openai_timeout_s,
     )
+
+
+def _reason(err: openai.APIError) -> str:
+    """Describe the cause of a connection-level error, which the SDK's message ("Connection error.") hides."""
+    cause = err.__cause__
+    return f"{type(cause).__name__}: {cause}" if cause else err.message
+
+
+def _upstream_message(err: openai.APIStatusError) -> str:
+    # The SDK passes the "error" object of the JSON body, or the raw body.
+    body = err.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str) and message:
+        return message[:300]
+    return (err.message or "no detail")[:300]

@@ -124,7 +124,18 @@ class Failures:
     def content_filter(self) -> ServiceError:
         """The model's content filter stopped the answer: retrying would not change it."""
         return ServiceError(
-            grpc.StatusCode.INVALID_ARGUMENT, "the model's content filter refused to translate this sentence"
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the model's content filter refused to translate this sentence",
+            detail=f"{self.endpoint}: finish_reason content_filter",
+        )
+
+    def output_limit(self) -> ServiceError:
+        """The answer stopped at the model's output limit (``length``): what came is not the whole translation."""
+        return ServiceError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"the translation was cut at model {self.model!r}'s output limit; the sentence is too long to translate "
+            "whole, say it in shorter sentences",
+            detail=f"{self.endpoint}: finish_reason length",
         )
 
 

@@ -1,10 +1,9 @@
 """Reading a streamed chat completion: SSE events, then the content deltas and the finish reason.
 
-Parsed here with ``json.loads`` per event rather than by the SDK's stream,
-which builds a pydantic chunk per event and cost a third of the client CPU
-of a translation. The rules are the SDK's: stop at ``[DONE]``, skip chunks
-without choices (usage chunks, some servers' keep-alives), an
-``{"error": ...}`` event is a failed stream.
+Parsed here with ``json.loads`` per event rather than by the SDK's model
+classes, which built a pydantic chunk per event. The rules are the SDK's:
+stop at ``[DONE]``, skip chunks without choices (usage chunks, some
+servers' keep-alives), an ``{"error": ...}`` event is a failed stream.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ class SSEEvents:
         self._tail = b""  # an unfinished line
         self._data: list[bytes] = []  # the data lines of the unfinished event
 
-    def feed(self, piece: bytes) -> list[bytes]:
+    def feed(self, piece: bytes) -> list[str]:
         """The data of the events ``piece`` completes."""
         buffer = self._tail + piece if self._tail else piece
         held = b""
@@ -38,12 +37,12 @@ class SSEEvents:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buffer.split(b"\n")
         self._tail = lines.pop() + held
-        events: list[bytes] = []
+        events: list[str] = []
         data = self._data
         for line in lines:
             if not line:
                 if data:
-                    events.append(data[0] if len(data) == 1 else b"\n".join(data))
+                    events.append((data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", "replace"))
                     data.clear()
             elif line.startswith(b"data:"):
                 value = line[5:]
@@ -52,56 +51,68 @@ class SSEEvents:
 
 
 class ChunkReader:
-    """The content of one streamed chat completion, fed its body's bytes as they arrive.
+    """The content of one streamed chat completion, fed the data of its events as they arrive.
 
-    ``feed`` returns the text of the content deltas the piece completes (the
-    first one without leading whitespace: models sometimes open with a
-    newline, the caller's screen should not) and nothing once ``[DONE]``
-    came (``done``); ``finish_reason`` is the model's (``None``: none yet).
+    ``event`` returns the text of a content delta (the first one without
+    leading whitespace: models sometimes open with a newline, the caller's
+    screen should not), or "" for an event without one; ``done`` once
+    ``[DONE]`` came; ``finish_reason`` is the model's (``None``: none yet).
     Raises ``Retry`` for an error event or anything that is not a chat
-    completion chunk. Synchronous, so a token costs no generator frame.
+    completion chunk.
     """
 
-    __slots__ = ("_events", "_failures", "_started", "done", "finish_reason")
+    __slots__ = ("_failures", "_started", "done", "finish_reason")
 
     def __init__(self, failures: Failures) -> None:
         self._failures = failures
-        self._events = SSEEvents()
         self._started = False
         self.finish_reason: str | None = None
         self.done = False
 
-    def feed(self, data: bytes) -> list[str]:
-        """The content deltas ``data`` completes."""
-        if self.done:
-            return []
-        contents: list[str] = []
+    def event(self, data: str) -> str:
+        """The content delta of one event's data."""
+        if self.done or not data:
+            return ""
+        if data.startswith("[DONE]"):
+            self.done = True
+            return ""
         try:
-            for event in self._events.feed(data):
-                if event.startswith(b"[DONE]"):
-                    self.done = True
-                    break
-                chunk = json.loads(event)
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):
-                    raise Retry(self._failures.stream_error(chunk["error"]))
-                choices = chunk.get("choices")
-                if not choices:
-                    continue
-                choice = choices[0]
-                delta = choice.get("delta")
-                content = delta.get("content") if delta else None
-                if content:
-                    if not self._started:
-                        content = content.lstrip()
-                        self._started = bool(content)
-                    if content:
-                        contents.append(content)
-                reason = choice.get("finish_reason")
-                if reason:
-                    self.finish_reason = reason
+            chunk = json.loads(data)
+            if not isinstance(chunk, dict):
+                return ""
+            if chunk.get("error"):
+                raise Retry(self._failures.stream_error(chunk["error"]))
+            choices = chunk.get("choices")
+            if not choices:
+                return ""
+            choice = choices[0]
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reason = reason
+            delta = choice.get("delta")
+            content = delta.get("content") if delta else None
         except (ValueError, LookupError, AttributeError, TypeError) as err:
             # Not JSON, or not chat completion chunks: a broken server or proxy.
             raise Retry(self._failures.broke_off(f"a malformed event: {type(err).__name__}")) from None
-        return contents
+        if not content or not isinstance(content, str):
+            return ""
+        if not self._started:
+            content = content.lstrip()
+            self._started = bool(content)
+        return content
+
+    def check_finish(self) -> None:
+        """After the body: no finish reason is a cut (retried); ``content_filter`` and ``length`` fail the sentence.
+
+        Neither is retried: the same sentence would get the same answer. A
+        translation cut at the model's output limit is not passed off as the
+        whole translation: the caller gets a failure instead of a Complete.
+        """
+        if self.finish_reason is None:
+            # The body ended cleanly but without a finish reason: a proxy or
+            # server that closes a cut stream politely.
+            raise Retry(self._failures.broke_off("the body ended without a finish_reason"))
+        if self.finish_reason == "content_filter":
+            raise self._failures.content_filter()
+        if self.finish_reason == "length":
+            raise self._failures.output_limit()
