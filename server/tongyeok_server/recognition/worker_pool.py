@@ -9,10 +9,15 @@ chosen so that it keeps up with real time; beyond the pool's slots a new
 stream is refused with RESOURCE_EXHAUSTED rather than accepted and served
 late.
 
-Threads in the server process: one reader per worker routes the worker's
-events to the streams' listeners. Writes to a worker's pipe are serialised
-by a lock; when a worker falls behind, the pipe fills, ``write`` blocks, and
-gRPC flow control slows the caller down instead of buffering without bound.
+Threads in the server process: one reader per worker (a fixed number, not
+one per stream) blocks on the worker's pipe and hands each event to the
+server's event loop, where the stream's listener runs: listeners are called
+on the loop, as the ``Recognizer`` contract says, and a stream cancelled on
+the loop gets nothing after its cancel. Writes to a worker's pipe are
+serialised by a lock and made from the loop's offload threads
+(``RecognizerStream.write_async``'s default); when a worker falls behind,
+the pipe fills, ``write`` blocks, and gRPC flow control slows the caller
+down instead of buffering without bound.
 
 Messages to a worker (tuples): ``("open", sid, *engine_args)``,
 ``("audio", sid, bytes)``, ``("finish", sid)``, ``("cancel", sid)``,
@@ -23,6 +28,7 @@ once at start, then ``(sid, event)`` with the events of ``recognition.base``;
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -60,6 +66,7 @@ class _WorkerHandle:
         self.process.start()
         child.close()
         self.send_lock = threading.Lock()
+        #: Open streams' listeners by stream id; changed and called on the loop only.
         self.listeners: dict[int, RecognitionListener] = {}
         self.alive = True
         self.info: dict[str, Any] = {}
@@ -153,6 +160,7 @@ class WorkerPool:
             raise
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the streams' (the server's), set by the first open
         self._readers = [
             threading.Thread(target=self._read, args=(w,), name=f"{name}-reader-{w.index}", daemon=True)
             for w in self._workers
@@ -177,7 +185,8 @@ class WorkerPool:
         return len(self._workers) * self.streams_per_worker
 
     def open(self, listener: RecognitionListener, *open_args: Any) -> PooledStream:
-        """Pin a new stream to the least busy worker; RESOURCE_EXHAUSTED when every slot is taken."""
+        """Pin a new stream to the least busy worker (on the server's loop); RESOURCE_EXHAUSTED when full."""
+        self._loop = asyncio.get_running_loop()  # where the readers deliver events
         with self._lock:
             alive = [w for w in self._workers if w.alive]
             if not alive:
@@ -201,26 +210,37 @@ class WorkerPool:
         """Send to ``worker``; a broken pipe means the worker died."""
         try:
             worker.send(message)
-        except (OSError, ValueError):
-            self._worker_died(worker)
+        except (OSError, ValueError):  # any thread (an offload thread's write): the listeners are the loop's
+            self._on_loop(self._worker_died, worker)
 
     def _read(self, worker: _WorkerHandle) -> None:
+        """The reader thread: each event of the worker's to the loop, in order."""
         conn: Connection = worker.conn
         while True:
             try:
                 sid, event = conn.recv()
             except (EOFError, OSError):
-                self._worker_died(worker)
+                self._on_loop(self._worker_died, worker)
                 return
-            self._deliver(worker, sid, event)
+            self._on_loop(self._deliver, worker, sid, event)
+
+    def _on_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:  # no stream was ever opened: no listener to call, only the worker's state to mark
+            callback(*args)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped
+            loop.call_soon_threadsafe(callback, *args)
 
     @staticmethod
     def _deliver(worker: _WorkerHandle, sid: int, event: RecognitionEvent) -> None:
+        """On the loop: a stream cancelled since the worker sent this has no listener any more."""
         listener = worker.listeners.pop(sid, None) if isinstance(event, RecognitionEnded) else worker.listeners.get(sid)
         if listener is not None:
             listener(event)
 
     def _worker_died(self, worker: _WorkerHandle) -> None:
+        """On the loop (or at once when no stream was ever opened)."""
         with self._lock:
             if not worker.alive:
                 return
