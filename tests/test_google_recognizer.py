@@ -25,6 +25,7 @@ from tests.support.fake_speech import (
     utterance_ends_s,
     word_for_id,
 )
+from tests.support.loop_thread import LoopThread, loop_thread
 from tongyeok_server.audio.format import AudioSpec, Encoding
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import (
@@ -33,6 +34,7 @@ from tongyeok_server.recognition.base import (
     RecognitionEvent,
     RecognizerNotice,
     RecognizerNoticeKind,
+    RecognizerStream,
     SpeechActivity,
     Transcript,
 )
@@ -84,6 +86,23 @@ def fake() -> Iterator[FakeSpeech]:
         yield server
 
 
+_loop: list[LoopThread] = []
+
+
+@pytest.fixture(autouse=True)
+def _server_loop() -> Iterator[None]:
+    """The engine's streams live on an event loop, as on the server's: one per test, on a thread of its own."""
+    with loop_thread() as thread:
+        _loop.append(thread)
+        yield
+        _loop.clear()
+
+
+def open_stream(recognizer: GoogleRecognizer, cfg: RecognitionConfig, listener: Any) -> RecognizerStream:
+    """``recognizer.open_stream`` on the test's loop, as the server calls it on its own."""
+    return _loop[0].call(recognizer.open_stream, cfg, listener)
+
+
 def recognizer_for(fake: FakeSpeech, **policy: float) -> GoogleRecognizer:
     settings = ServerSettings(
         recognizer="google", google_endpoint=fake.address, google_insecure=True, google_project="test-project"
@@ -124,7 +143,7 @@ def run_script(
     recognizer: GoogleRecognizer, utterances: list[list[int]], cfg: RecognitionConfig | None = None, chunk: int = CHUNK
 ) -> Collector:
     events = Collector()
-    stream = recognizer.open_stream(cfg or config(), events)
+    stream = open_stream(recognizer, cfg or config(), events)
     feed(stream, synthesize(utterances, RATE), chunk)
     stream.finish()
     ended = events.end(60)
@@ -227,7 +246,7 @@ def test_config_mapping(fake: FakeSpeech) -> None:
     recognizer = recognizer_for(fake)
     cfg = config(("en-US",), AudioSpec(Encoding.MULAW, 8000, 2), interim_results=False, voice_activity_events=True)
     events = Collector()
-    stream = recognizer.open_stream(cfg, events)
+    stream = open_stream(recognizer, cfg, events)
     stream.write(b"\xff" * 1600)
     stream.finish()
     assert events.end().error is None
@@ -265,7 +284,7 @@ def test_transient_unavailable_is_retried(fake: FakeSpeech) -> None:
 def test_retries_are_bounded(fake: FakeSpeech) -> None:
     fake.fail_once(grpc.StatusCode.UNAVAILABLE, times=100, message="backend down")
     events = Collector()
-    stream = recognizer_for(fake, backoff_initial_s=0.01, max_retries=3).open_stream(config(), events)
+    stream = open_stream(recognizer_for(fake, backoff_initial_s=0.01, max_retries=3), config(), events)
     stream.write(synthesize(script(1), RATE))
     ended = events.end()
     assert ended.error is not None
@@ -282,7 +301,7 @@ def test_retries_are_bounded(fake: FakeSpeech) -> None:
 def test_rejected_credential_is_reported_clearly(fake: FakeSpeech, code: grpc.StatusCode) -> None:
     fake.refuse_all(code, "Permission 'speech.recognizers.recognize' denied on resource (or it may not exist).")
     events = Collector()
-    stream = recognizer_for(fake).open_stream(config(), events)
+    stream = open_stream(recognizer_for(fake), config(), events)
     stream.write(synthesize(script(1), RATE))
     ended = events.end()
     assert isinstance(ended.error, ServiceError)
@@ -302,7 +321,7 @@ def test_missing_credentials_fail_the_stream_not_the_server(monkeypatch: pytest.
     monkeypatch.setenv("NO_GCE_CHECK", "True")
     recognizer = GoogleRecognizer(ServerSettings(recognizer="google", google_project="p"))
     with pytest.raises(ServiceError) as info:
-        recognizer.open_stream(config(), Collector())
+        open_stream(recognizer, config(), Collector())
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
     assert "GOOGLE_APPLICATION_CREDENTIALS" in info.value.message
     assert "gcloud auth application-default login" in info.value.message
@@ -310,7 +329,7 @@ def test_missing_credentials_fail_the_stream_not_the_server(monkeypatch: pytest.
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     with pytest.raises(ServiceError) as info:
-        GoogleRecognizer(ServerSettings(recognizer="google")).open_stream(config(), Collector())
+        open_stream(GoogleRecognizer(ServerSettings(recognizer="google")), config(), Collector())
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -335,14 +354,14 @@ def test_regional_endpoint_and_recognizer_path(monkeypatch: pytest.MonkeyPatch) 
 def test_cancel_closes_the_google_stream_and_threads(fake: FakeSpeech) -> None:
     recognizer = recognizer_for(fake)
     before = set(threading.enumerate())
-    warm_up = recognizer.open_stream(config(), Collector())  # starts the engine's one loop thread
+    warm_up = open_stream(recognizer, config(), Collector())
     warm_up.cancel()
     assert isinstance(warm_up, GoogleRecognizerStream) and warm_up.join(2)
-    engine = client_threads(before)
-    assert [t.name for t in engine if t.name.startswith("google-stt")] == ["google-stt-loop"]
+    # The engine runs on the loop it is opened on (the server's): no thread of its own.
+    assert not [t.name for t in client_threads(before) if t.name.startswith("google")]
     baseline = set(threading.enumerate())
     events = Collector()
-    stream = recognizer.open_stream(config(), events)
+    stream = open_stream(recognizer, config(), events)
     assert isinstance(stream, GoogleRecognizerStream)
     audio = synthesize(script(3), RATE)
     feed(stream, audio[: len(audio) // 2])
@@ -365,22 +384,19 @@ def test_cancel_closes_the_google_stream_and_threads(fake: FakeSpeech) -> None:
     assert len(events.events) == n_events, "no event after cancel()"
     assert len(fake.streams) == 1
     assert not client_threads(baseline)
-    t_close = time.monotonic()
-    recognizer.close()  # stops the engine's loop thread
-    deadline = time.monotonic() + 2
-    while any(t.is_alive() and t.name.startswith("google-stt") for t in engine) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    gone = time.monotonic() - t_close
-    assert not [t.name for t in engine if t.is_alive() and t.name.startswith("google-stt")]
-    print(
-        f"\nengine threads: {sorted(t.name for t in engine)}, per stream: none; cancel seen by the fake after "
-        f"{observed * 1000:.1f} ms, loop thread gone after close() {gone * 1000:.1f} ms"
-    )
+    _loop[0].call(recognizer.close)  # on the loop, as the server closes it
+    print(f"\nper stream: no thread; cancel seen by the fake after {observed * 1000:.1f} ms")
+
+
+def test_open_stream_off_the_loop_is_refused(fake: FakeSpeech) -> None:
+    """No private loop thread: an engine opened outside an event loop says where it must be opened."""
+    with pytest.raises(RuntimeError, match="event loop"):
+        recognizer_for(fake).open_stream(config(), Collector())
 
 
 def test_cancel_before_any_audio(fake: FakeSpeech) -> None:
     events = Collector()
-    stream = recognizer_for(fake).open_stream(config(), events)
+    stream = open_stream(recognizer_for(fake), config(), events)
     stream.cancel()
     assert isinstance(stream, GoogleRecognizerStream) and stream.join(2)
     assert not events.events
@@ -392,7 +408,7 @@ def test_caller_pause_longer_than_audio_timeout(fake: FakeSpeech) -> None:
     recognizer = recognizer_for(fake, idle_close_s=0.2)
     first, second = script(3), script(3, first_id=100)
     events = Collector()
-    stream = recognizer.open_stream(config(), events)
+    stream = open_stream(recognizer, config(), events)
     feed(stream, synthesize(first, RATE))
     time.sleep(1.5)  # caller pauses for longer than Google's audio timeout
     feed(stream, synthesize(second, RATE))
@@ -419,7 +435,7 @@ def test_voice_activity_events(fake: FakeSpeech) -> None:
 
 def test_finish_without_audio_ends_at_once(fake: FakeSpeech) -> None:
     events = Collector()
-    stream = recognizer_for(fake).open_stream(config(), events)
+    stream = open_stream(recognizer_for(fake), config(), events)
     stream.finish()
     assert events.end(2).error is None
     assert not fake.streams
@@ -498,7 +514,7 @@ def test_memory_bounded_by_cap(fake: FakeSpeech) -> None:
     cap = 512 * 1024  # 16 s of audio
     events = Collector()
     recognizer = recognizer_for(fake, max_unfinalised_bytes=cap, idle_close_s=0.2)
-    stream = recognizer.open_stream(config(), events)
+    stream = open_stream(recognizer, config(), events)
     assert isinstance(stream, GoogleRecognizerStream)
     peak = 0
     audio = synthesize(words, RATE)
@@ -573,7 +589,7 @@ def test_wire_is_the_real_clients() -> None:
         asyncio.run(real_client())
         # The engine.
         events = Collector()
-        stream = recognizer.open_stream(cfg, events)
+        stream = open_stream(recognizer, cfg, events)
         assert isinstance(stream, GoogleRecognizerStream)
         for chunk in chunks:
             stream.write(chunk)

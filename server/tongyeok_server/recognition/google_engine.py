@@ -11,13 +11,11 @@ The restart, pause and retry policy lives in ``google_stream``, what each
 status means in ``google_errors``, and the renewal of the credential (before
 each call, by the engine rather than by gRPC's plugin) in ``google_auth``.
 
-Every stream runs on one asyncio event loop over ``grpc.aio`` (no thread per
-stream). ``open_stream`` called from a coroutine (the server) pins the engine
-to that running loop; called from a plain thread (tests) it starts one
-private loop thread, ``google-stt-loop``, which ``close()`` stops. The engine
-keeps the first loop it used: streams opened from elsewhere are scheduled
-onto it thread-safely. Its channels are created on that loop, lazily, because
-a ``grpc.aio`` channel belongs to the loop it was made on.
+Every stream runs on the server's asyncio event loop over ``grpc.aio`` (no
+thread per stream, and no loop or thread of the engine's own):
+``open_stream`` must be called on that loop, which it pins the engine to.
+Its channels are created on that loop, lazily, because a ``grpc.aio``
+channel belongs to the loop it was made on.
 """
 
 from __future__ import annotations
@@ -86,7 +84,6 @@ STREAMS_PER_CHANNEL = 80
 # HTTP/2 connection; a local pool gives each channel its own.
 _OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
 
-LOOP_THREAD_NAME = "google-stt-loop"
 
 # The method the transport's ``streaming_recognize`` calls.
 STREAMING_RECOGNIZE = "/google.cloud.speech.v2.Speech/StreamingRecognize"
@@ -162,21 +159,6 @@ async def _close_transports(transports: list[SpeechGrpcAsyncIOTransport]) -> Non
     await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)  # type: ignore[no-untyped-call]
 
 
-def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """The private loop thread: run until stopped, then cancel what is left and close."""
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-        tasks = asyncio.all_tasks(loop)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
-
-
 class GoogleRecognizer(Recognizer):
     """Streams each Interpret stream's audio into Google Speech-to-Text v2."""
 
@@ -208,8 +190,6 @@ class GoogleRecognizer(Recognizer):
         self._pool = _ChannelPool(self._make_transport)
         self._metadata = (DEFAULT_CLIENT_INFO.to_grpc_metadata(),)  # type: ignore[no-untyped-call]
         self._loop: asyncio.AbstractEventLoop | None = None  # where every stream runs (pinned at first use)
-        self._loop_thread: threading.Thread | None = None  # only when the loop is our own
-        self._loop_lock = threading.Lock()
         self._closing: asyncio.Task[None] | None = None
 
     def _load_credentials(self, credentials: Credentials | None) -> None:
@@ -238,24 +218,16 @@ class GoogleRecognizer(Recognizer):
         return transport
 
     def _stream_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop streams run on: the first one used, else the caller's running loop, else our own thread."""
-        with self._loop_lock:
-            loop = self._loop
-            if loop is not None and not loop.is_closed():
-                return loop
-            if loop is not None:  # that loop is gone, and its channels with it
+        """The running loop (the server's), which every stream and channel of the engine lives on."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("GoogleRecognizer.open_stream() must be called on the server's event loop") from None
+        if self._loop is not loop:
+            if self._loop is not None:  # another loop's channels cannot serve this one (tests; a restarted server)
                 self._pool.take_all()
-            self._loop_thread = None
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-                self._loop_thread = threading.Thread(
-                    target=_serve_loop, args=(loop,), name=LOOP_THREAD_NAME, daemon=True
-                )
-                self._loop_thread.start()
             self._loop = loop
-            return loop
+        return loop
 
     @property
     def description(self) -> EngineDescription:
@@ -341,37 +313,29 @@ class GoogleRecognizer(Recognizer):
         )
 
     def close(self) -> None:
-        """Close the channels (cancelling any call still open) and stop our own loop thread, if any.
+        """Close the channels (cancelling any call still open), on the streams' loop.
 
-        From another thread it waits (up to 5 s) for the channels to close on
-        the streams' loop; on that loop it schedules the closing and returns.
-        A later ``open_stream`` starts over (pins a loop again).
+        On that loop (the server closes engines there) it schedules the
+        closing and returns; from another thread it waits up to 5 s.
         """
-        with self._loop_lock:
-            loop, thread = self._loop, self._loop_thread
-            self._loop = self._loop_thread = None
-            transports = self._pool.take_all()
-        if loop is None or loop.is_closed():
+        loop, self._loop = self._loop, None
+        transports = self._pool.take_all()
+        if loop is None or loop.is_closed() or not transports:
             return
         try:
             on_loop = asyncio.get_running_loop() is loop
         except RuntimeError:
             on_loop = False
-        if transports:
-            closing: Coroutine[Any, Any, None] = _close_transports(transports)
-            if on_loop:
-                self._closing = loop.create_task(closing)
-            elif loop.is_running():
-                try:
-                    asyncio.run_coroutine_threadsafe(closing, loop).result(timeout=5)
-                except Exception as exc:  # shutdown goes on
-                    log.warning("google recognizer: closing channels failed (%s)", type(exc).__name__)
-            else:
-                closing.close()
-        if thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            if thread is not threading.current_thread():
-                thread.join(5)
+        closing: Coroutine[Any, Any, None] = _close_transports(transports)
+        if on_loop:
+            self._closing = loop.create_task(closing)
+        elif loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(closing, loop).result(timeout=5)
+            except Exception as exc:  # shutdown goes on
+                log.warning("google recognizer: closing channels failed (%s)", type(exc).__name__)
+        else:
+            closing.close()
 
 
 def create(settings: ServerSettings) -> Recognizer:

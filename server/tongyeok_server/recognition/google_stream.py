@@ -32,7 +32,7 @@ A ``GoogleRecognizerStream`` hides Google's limits from the session:
   check, ``google_auth``) may refuse or ask for a retry the same way.
 
 Threads: none of its own. A stream lives on one asyncio event loop (the
-server's, or the engine's private loop thread, see ``google_engine``) as two
+server's; see ``google_engine``) as two
 tasks over a ``grpc.aio`` call:
 
 - the **run task** (one per stream) opens each Google call in turn, reads its
