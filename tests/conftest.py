@@ -79,7 +79,16 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
     extensions = overrides.pop("extensions", None)
     # The meeting record is on by default (SQLite): in a directory of the test's own, never the user's.
     data_dir = tempfile.TemporaryDirectory(prefix="tongyeok-data-")
-    defaults = {"host": "127.0.0.1", "port": 0, "offline_workers": 2, "grace_period_s": 5.0, "data_dir": data_dir.name}
+    # pocketsphinx, not the server's default (Whisper): ~100 MB a worker and no model load; the Whisper
+    # tests have their own shared server (whisper_server).
+    defaults = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "recognizer": "pocketsphinx",
+        "offline_workers": 2,
+        "grace_period_s": 5.0,
+        "data_dir": data_dir.name,
+    }
     settings = replace(ServerSettings(), **{**defaults, **overrides})
     if isinstance(recognizer, str):
         settings = replace(settings, recognizer=recognizer)

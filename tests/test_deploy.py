@@ -90,6 +90,7 @@ def test_dockerfile_installs_what_the_makefile_installs() -> None:
     extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     (chosen,) = re.findall(r"^ARG EXTRAS=(\S+)$", dockerfile, re.MULTILINE)
     assert set(chosen.split(",")) <= extras and "piper" not in chosen, "piper is GPL: never by default"
+    assert ServerSettings().recognizer in chosen.split(","), "a flagless tongyeok-server in the image runs its default"
     for needed in ("pyproject.toml README.md", "server server", "client client"):
         assert f"COPY {needed}" in dockerfile
     # Non-root, the health check through the gRPC health service with the installed probe.

