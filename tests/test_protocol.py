@@ -21,6 +21,11 @@ def audio(n: int) -> pb.InterpretRequest:
     return pb.InterpretRequest(audio=b"\x00" * n)
 
 
+def speaking(request: pb.InterpretRequest) -> pb.InterpretRequest:
+    request.config.speech_output.SetInParent()
+    return request
+
+
 @pytest.mark.parametrize(
     ("requests", "needle"),
     [
@@ -35,7 +40,7 @@ def audio(n: int) -> pb.InterpretRequest:
         ([config(sources=[])], "source_language_codes is empty"),
         ([config(sources=["english"])], "'english' is not a BCP-47 language code"),
         ([config(targets=["ko"])], "cannot translate en into ko; available pairs: en->es"),
-        ([config(targets=[])], "target_language_codes is empty"),
+        ([speaking(config(targets=[]))], "speech_output needs a language to speak"),
         ([config(targets=["en"])], "en-US is the source language"),
         (
             [config(encoding=pb.AUDIO_ENCODING_UNSPECIFIED)],
@@ -67,7 +72,7 @@ def audio(n: int) -> pb.InterpretRequest:
         "no-source",
         "malformed-tag",
         "unsupported-pair",
-        "no-target",
+        "speech-without-target",
         "target-is-source",
         "unspecified-encoding",
         "rate-too-low",

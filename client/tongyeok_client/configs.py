@@ -95,7 +95,8 @@ def config(
 
     Args:
         source: The language spoken (``"en-US"``), or two for a two-way conversation.
-        target: Language(s) to translate into; with two sources, ``None`` means "the other one".
+        target: Language(s) to translate into. ``None`` with one source: transcription only (no
+            translation); with two sources: each sentence into the other one.
         audio: The audio format, e.g. ``open_audio(path).format``; overrides the next three.
         encoding: ``"linear16"``, ``"mulaw"`` or ``"alaw"`` (any case).
         sample_rate_hertz: Samples per second per channel (the service takes 8000-48000).

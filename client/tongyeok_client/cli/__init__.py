@@ -2,7 +2,7 @@
 
 Usage::
 
-    tongyeok interpret FILE --source en-US [--source ko-KR] --target es [--target ...]
+    tongyeok interpret FILE --source en-US [--source ko-KR] [--target es --target ...]
                             [--no-interim] [--style business|neutral|literal]
                             [--glossary TERM=RENDERING ...] [--keep TERM ...]
                             [--realtime | --fast] [--json] [--server HOST:PORT]

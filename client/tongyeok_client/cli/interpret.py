@@ -36,7 +36,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     mic.add_argument("--mic-device", metavar="NAME", help="the input device, by (part of its) name or index")
     mic.add_argument("--list-mics", action="store_true", help="list the input devices and exit")
     p.add_argument("--source", action="append", metavar="LANG", help="language spoken; twice = two-way (required)")
-    p.add_argument("--target", action="append", default=[], metavar="LANG", help="translate into LANG (repeatable)")
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="LANG",
+        help="translate into LANG (repeatable); none with one --source: transcription only",
+    )
     p.add_argument("--no-interim", dest="interim", action="store_false", help="do not ask for interim transcripts")
     p.add_argument("--context", type=int, default=0, metavar="N", help="preceding sentences sent as context")
     p.add_argument("--voice-activity", action="store_true", help="ask for speech begin/end events")

@@ -117,10 +117,15 @@ def source_languages(codes: Sequence[str], recognizer: Recognizer) -> tuple[str,
 def target_languages(
     field: str, codes: Sequence[str], sources: Sequence[str], translator: Translator
 ) -> tuple[str, ...]:
-    """Validate target languages: well-formed, not too many, every direction translatable."""
+    """Validate target languages: well-formed, not too many, every direction translatable.
+
+    Empty with one source language: a transcription-only stream (captions, the
+    minutes of a meeting held in one language), nothing is translated. Empty
+    with two: a conversation, each side into the other.
+    """
     if not codes:
         if len(sources) != 2:
-            raise invalid_argument(f"{field} is empty: name at least one language to translate into (e.g. es)")
+            return ()
         codes = list(sources)  # a conversation: each side into the other; the directions are checked below
     if len(codes) > MAX_TARGET_LANGUAGES:
         raise invalid_argument(f"{field} has {len(codes)} languages; at most {MAX_TARGET_LANGUAGES}")
@@ -195,6 +200,11 @@ def interpret_config(config: pb.InterpretConfig, recognizer: Recognizer, transla
     recognizer.check_audio(audio)
     sources = source_languages(config.source_language_codes, recognizer)
     targets = target_languages("config.target_language_codes", config.target_language_codes, sources, translator)
+    if config.HasField("speech_output") and not targets:
+        raise invalid_argument(
+            "config.speech_output needs a language to speak: name it in config.target_language_codes "
+            "(a stream without target languages only transcribes)"
+        )
     return SessionConfig(
         audio=audio,
         source_languages=sources,
@@ -247,6 +257,8 @@ def translate_text(request: pb.TranslateTextRequest, translator: Translator) -> 
             f"{languages.primary(source)}; it translates from: {', '.join(sources) or 'nothing'}"
         )
     targets = target_languages("target_language_codes", request.target_language_codes, [source], translator)
+    if not targets:
+        raise invalid_argument("target_language_codes is empty: name at least one language to translate into (e.g. es)")
     if len(request.context) > MAX_CONTEXT_SENTENCES:
         raise invalid_argument(f"context has {len(request.context)} sentences; at most {MAX_CONTEXT_SENTENCES}")
     context = tuple(
