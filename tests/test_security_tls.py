@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -10,6 +11,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from tests.support.calls import audio_requests, config
 from tests.support.certs import TestCA, serial_of
 from tests.support.speech import Speech
+from tests.support.waiting import wait_until
 from tongyeok_client import InterpreterClient, TongyeokError
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
@@ -192,3 +195,40 @@ def test_unchanged_files_are_not_reloaded_at_each_handshake(pki) -> None:
     for _ in range(50):
         assert creds._fetch() is None
     assert creds.reloads == 0
+
+
+def test_failed_handshakes_are_counted_in_the_log_not_written_one_by_one(pki) -> None:
+    # Issue 24: gRPC core wrote an INFO line per failed TLS handshake to the process's stderr, so anyone who
+    # could reach the port could fill the log. The server's stderr now passes through a filter that counts them.
+    from tests.support.servers import ServerProcess
+
+    flags = ["--tls-cert", str(pki["cert"]), "--tls-key", str(pki["key"]), "--store", "none", "--synthesizer", "none"]
+    server = ServerProcess([*flags, "--offline-workers", "1"], name="tls-handshakes").wait_ready()
+    try:
+        attempts = {"plaintext HTTP/2": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "garbage": os.urandom(200)}
+        for _ in range(15):
+            for data in attempts.values():
+                with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+                    raw.sendall(data)
+                    raw.recv(1024)  # the server's alert or its close: the handshake has failed
+        # A good client still gets through, TLS 1.0 does not (and counts).
+        assert served_serial(server.port, pki["ca"])
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+        old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port)) as raw:
+            old.wrap_socket(raw)
+    finally:
+        assert server.stop() == 0
+
+    def reports() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("event") == "tls_handshakes_failed"]
+
+    # The filter reports the rest when the last writer of the server's stderr has gone (its workers too).
+    assert wait_until(lambda: sum(line["count"] for line in reports()) == 31, 30), reports()
+    text, found = server.log_path.read_text(), reports()
+    server.remove_log()
+    assert "Handshake failed" not in text
+    assert len(found) <= 3  # the first at once, the rest at most every 10 s and at the end
+    assert "WRONG_VERSION_NUMBER" in found[-1]["reasons"]

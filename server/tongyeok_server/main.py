@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from tongyeok_server.app import TongyeokServer
-from tongyeok_server.observability import logs
+from tongyeok_server.observability import core_log, logs
 from tongyeok_server.observability.exporter import MULTIPROC_ENV, MetricsExporter, MultiprocessDirectory
 from tongyeok_server.session.resume_token import new_secret
 from tongyeok_server.settings import PROCESS_INDEX_ENV, ServerSettings, load_secret_files
@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_secret_files()  # OPENAI_API_KEY_FILE and the like: secrets mounted as files
     index = os.environ.get(PROCESS_INDEX_ENV)
     logs.configure(settings.log_level, index, settings.log_format)
+    if settings.tls_cert:
+        core_log.filter_stderr(settings.log_format, index)  # gRPC core's line per failed handshake, counted instead
     if settings.translation_threads and index is None:  # once, not per process of --processes
         log.warning("--translation-threads is deprecated and ignored: translations run on the event loop")
     stop = _stop_on_signals(settings)
