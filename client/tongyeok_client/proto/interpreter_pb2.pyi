@@ -49,6 +49,8 @@ class NoticeCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOTICE_CODE_RECORD_INCOMPLETE: _ClassVar[NoticeCode]
     NOTICE_CODE_RECORD_RESTORED: _ClassVar[NoticeCode]
     NOTICE_CODE_SYNTHESIS_FAILED: _ClassVar[NoticeCode]
+    NOTICE_CODE_LIMITS_LOCAL: _ClassVar[NoticeCode]
+    NOTICE_CODE_LIMITS_SHARED: _ClassVar[NoticeCode]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 AUDIO_ENCODING_LINEAR16: AudioEncoding
 AUDIO_ENCODING_MULAW: AudioEncoding
@@ -73,6 +75,8 @@ NOTICE_CODE_RECOGNITION_BEHIND: NoticeCode
 NOTICE_CODE_RECORD_INCOMPLETE: NoticeCode
 NOTICE_CODE_RECORD_RESTORED: NoticeCode
 NOTICE_CODE_SYNTHESIS_FAILED: NoticeCode
+NOTICE_CODE_LIMITS_LOCAL: NoticeCode
+NOTICE_CODE_LIMITS_SHARED: NoticeCode
 
 class InterpretRequest(_message.Message):
     __slots__ = ("config", "audio", "resume", "end")

@@ -41,7 +41,7 @@ from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.feeder import feed
 from tongyeok_server.api.handlers import Undecodable
 from tongyeok_server.api.resume import Resumed, ResumeDesk, events_not_kept
-from tongyeok_server.auth.caller import Caller, current_caller
+from tongyeok_server.auth.caller import Caller, CallerKind, current_caller
 from tongyeok_server.auth.limits import CallerLimits, StreamAdmission
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.observability import logs
@@ -67,6 +67,11 @@ SHUTDOWN_MOVE = (
     "another server"
 )
 SUPERSEDED = "the session was resumed on another stream; this one is no longer read"
+LIMITS_LOCAL = (
+    "the store the servers share per-caller limits in cannot be reached; until it can, this server counts your "
+    "streams and audio by itself, and the meeting goes on"
+)
+LIMITS_SHARED = "the store of the per-caller limits answers again; your limits are shared among the servers again"
 
 Requests = AsyncIterator[pb.InterpretRequest | Undecodable]
 
@@ -109,6 +114,7 @@ class InterpretFlow:
         desk.bind(self.registry)
         self._admissions: dict[str, StreamAdmission] = {}
         self._accepting = True
+        limits.windows.on_change(self._limits_shared)
 
     # -- one stream ----------------------------------------------------------
 
@@ -134,6 +140,8 @@ class InterpretFlow:
                 managed = self._open(first.config, self._config_from(first.config))
                 after = managed.session.log.reserve()  # session_started is number 1 of the session
                 opening = pb.InterpretResponse(session_started=self._started(managed), sequence_number=after)
+                if not self._limits.windows.shared and managed.session.caller.kind is not CallerKind.ANONYMOUS:
+                    managed.session.emit(ev.Notice(ev.NoticeCode.LIMITS_LOCAL, LIMITS_LOCAL))
         except ServiceError as error:
             self._refused(error, stream)
             raise
@@ -159,6 +167,16 @@ class InterpretFlow:
                 managed.session.cancel()  # the caller left a session that cannot wait for it
             self._watchdog.unwatch(managed.session)
             self.registry.stream_ended(managed, attachment, delivered_end=delivered_end)
+
+    def _limits_shared(self, shared: bool) -> None:
+        """The limits' shared store went away (False) or came back: tell the streams whose limits it counts."""
+        notice = ev.Notice(
+            ev.NoticeCode.LIMITS_SHARED if shared else ev.NoticeCode.LIMITS_LOCAL,
+            LIMITS_SHARED if shared else LIMITS_LOCAL,
+        )
+        for managed in self.registry.all():
+            if managed.session.caller.kind is not CallerKind.ANONYMOUS:
+                managed.session.emit(notice)
 
     def _refused(self, error: ServiceError, stream: Stream) -> None:
         # A malformed request, or none in time, is the caller's business (it gets the message); at INFO

@@ -11,9 +11,10 @@ a test caught) for new streams per minute, a fixed window of 24 hours (from the 
 first audio of the window) for audio. Their storage is ``--limits-storage``:
 ``memory://`` (the default) counts per server process; a shared storage
 such as ``redis://host:6379`` makes the per-minute and per-day limits hold
-across processes and replicas. Concurrent streams are counted in the
-process that serves them (a stream lives in one process), so with
-``--processes N`` or replicas that limit is per process.
+across processes and replicas (``limit_windows``: bounded calls, and
+counted in this process while the storage is unreachable). Concurrent
+streams are counted in the process that serves them (a stream lives in one
+process), so with ``--processes N`` or replicas that limit is per process.
 
 A stream counts from its first byte, not from its first message: until
 that message (config or resume) comes, it holds one of the caller's
@@ -39,9 +40,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
-from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute, storage, strategies
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 
 from tongyeok_server.auth.caller import Caller, CallerKind
+from tongyeok_server.auth.limit_windows import LimitWindows
 from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 from tongyeok_server.errors import ServiceError
 
@@ -95,7 +97,7 @@ class StreamAdmission:
     def _flush(self) -> ServiceError | None:
         assert self._limits is not None and self._audio_item is not None
         cost, self._pending_ms = int(self._pending_ms), self._pending_ms - int(self._pending_ms)
-        if cost and not self._limits.window.hit(self._audio_item, self._caller.id, cost=cost):
+        if cost and not self._limits.windows.hit_fixed(self._audio_item, self._caller.id, cost=cost):
             if not self._exhausted:
                 self._exhausted = True
                 self._limits.refusals.limit_refused("audio_per_day", self._caller)
@@ -122,9 +124,8 @@ class CallerLimits:
         """``storage_uri`` is a ``limits`` storage URI (``memory://``, ``redis://...``); ``refusals`` counts refusals."""
         self.defaults = defaults
         self.refusals = refusals
-        self._storage = storage.storage_from_string(storage_uri)
-        self.window = strategies.FixedWindowRateLimiter(self._storage)
-        self._per_minute = strategies.MovingWindowRateLimiter(self._storage)
+        #: The counting windows: in ``storage_uri``, or in this process while it cannot be reached.
+        self.windows = LimitWindows(storage_uri)
         self._open: dict[str, int] = {}
         self._opening: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -170,7 +171,7 @@ class CallerLimits:
         hours = d.audio_hours_per_day if quota.audio_hours_per_day is None else quota.audio_hours_per_day
         audio_item = RateLimitItemPerDay(max(1, round(hours * 3_600_000))) if hours > 0 else None
         if audio_item is not None:
-            stats = self.window.get_window_stats(audio_item, caller.id)
+            stats = self.windows.fixed_stats(audio_item, caller.id)
             if stats.remaining <= 0:
                 self.refusals.limit_refused("audio_per_day", caller)
                 raise self.audio_exhausted(caller, audio_item)
@@ -184,9 +185,9 @@ class CallerLimits:
                 )
             if per_minute:
                 item = RateLimitItemPerMinute(per_minute)
-                if not self._per_minute.hit(item, caller.id):
+                if not self.windows.hit_moving(item, caller.id):
                     self.refusals.limit_refused("per_minute", caller)
-                    reset = self._per_minute.get_window_stats(item, caller.id).reset_time
+                    reset = self.windows.moving_stats(item, caller.id).reset_time
                     raise _exhausted(
                         f"{caller.id} opened {per_minute} streams in the last minute, its limit of {per_minute} new "
                         f"streams per minute; retry in {_in(reset - time.time())}"
@@ -208,9 +209,9 @@ class CallerLimits:
         if not limit:
             return
         item = RateLimitItemPerMinute(limit, namespace="SCANS")
-        if not self._per_minute.hit(item, caller.id):
+        if not self.windows.hit_moving(item, caller.id):
             self.refusals.limit_refused("scans_per_minute", caller)
-            reset = self._per_minute.get_window_stats(item, caller.id).reset_time
+            reset = self.windows.moving_stats(item, caller.id).reset_time
             raise _exhausted(
                 f"{caller.id} scanned {limit} receipts in the last minute, its limit of {limit} scans per minute; "
                 f"retry in {_in(reset - time.time())}"
@@ -218,7 +219,7 @@ class CallerLimits:
 
     def audio_exhausted(self, caller: Caller, item: RateLimitItem) -> ServiceError:
         """The error for a caller whose audio of the day is used up."""
-        stats = self.window.get_window_stats(item, caller.id)
+        stats = self.windows.fixed_stats(item, caller.id)
         limit_h = item.amount / 3_600_000
         used_h = (item.amount - stats.remaining) / 3_600_000
         return _exhausted(

@@ -20,6 +20,7 @@ from tongyeok_server.auth.api_keys import ApiKeyStore
 from tongyeok_server.auth.authenticator import Authenticator
 from tongyeok_server.auth.interceptor import AuthInterceptor
 from tongyeok_server.auth.jwt_tokens import JwtSettings, JwtVerifier
+from tongyeok_server.auth.limit_windows import describe as describe_storage
 from tongyeok_server.auth.limits import CallerLimits, LimitDefaults
 from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 from tongyeok_server.auth.tls import ReloadingServerCredentials, TlsFiles
@@ -168,6 +169,9 @@ def _limits(settings: ServerSettings, refusals: RefusalObserver) -> CallerLimits
         settings.caller_scans_per_minute,
     )
     try:
-        return CallerLimits(defaults, settings.limits_storage, refusals)
+        limits = CallerLimits(defaults, settings.limits_storage, refusals)
     except Exception as e:  # the limits package raises its own ConfigurationError / ValueError types
-        raise SystemExit(f"tongyeok-server: --limits-storage {settings.limits_storage!r}: {e}") from None
+        where = describe_storage(settings.limits_storage)  # the URI may carry a password
+        raise SystemExit(f"tongyeok-server: --limits-storage {where}: {type(e).__name__}: {e}") from None
+    limits.windows.check()
+    return limits

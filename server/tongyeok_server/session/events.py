@@ -19,6 +19,8 @@ class NoticeCode(enum.Enum):
     RECORD_INCOMPLETE = 5
     RECORD_RESTORED = 6
     SYNTHESIS_FAILED = 7
+    LIMITS_LOCAL = 15
+    LIMITS_SHARED = 16
 
 
 @dataclass(frozen=True)
