@@ -149,6 +149,8 @@ class TongyeokServer:
         # Engines whose write() may block (pocketsphinx) write from these threads (see RecognizerStream.write_async).
         self._loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="offload"))
         await self.translator.warm_up()  # the first sentence should not pay for starting the engine
+        for extension in self.extensions:
+            await extension.start()  # on the loop: e.g. Google's voices listed here, not on a private loop
         # gRPC lets a second server bind a port already in use (SO_REUSEPORT)
         # unless told not to: then two servers started by mistake would share
         # callers silently. Only --processes asks for it.

@@ -46,5 +46,8 @@ class SessionExtension:
     def annotate_languages(self, response: pb.ListLanguagesResponse) -> None:
         """Fill in this capability's fields of the ListLanguages answer (e.g. the voices)."""
 
+    async def start(self) -> None:
+        """Once, on the server's event loop, before the port opens (e.g. ask a backend what it offers)."""
+
     def close(self) -> None:
         """Release shared resources at server shutdown (after the last session has closed)."""

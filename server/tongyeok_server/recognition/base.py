@@ -3,8 +3,10 @@
 A recogniser opens one ``RecognizerStream`` per Interpret stream. The session
 writes the caller's audio bytes into it, unchanged and in the caller's
 format; the engine converts what it must. Results come back through the
-listener callback, from whatever thread the engine uses; the listener is
-cheap and thread-safe (it only enqueues).
+listener callback, called on the server's event loop (the Google engine
+lives there; the embedded engines' pipe readers hand each event to it), so
+a session's state changes in one place and a stream cancelled on the loop
+hears nothing after its cancel.
 
 The server serves streams on one asyncio event loop. ``open_stream`` is
 called from a coroutine on that loop and audio arrives through

@@ -13,7 +13,6 @@ stop the engine at once and close its backend connection or process.
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -98,8 +97,8 @@ class Synthesizer(abc.ABC):
     def warm_up(self) -> None:  # noqa: B027 - optional hook
         """Start loading what the first clause would otherwise wait for (must not block; called per session)."""
 
-    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional hook
-        """The server's event loop, where ``speak`` runs (called once, before the first session)."""
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Once, on the server's event loop, before the port opens (Google: list the voices there)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources at server shutdown."""

@@ -9,7 +9,6 @@ events to a ``Speaker``. Streams without ``speech_output`` cost nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
@@ -50,7 +49,6 @@ class SpeechExtension(SessionExtension):
 
     def __init__(self, synthesizer: Synthesizer | None) -> None:
         self.synthesizer = synthesizer
-        self._loop_attached = False
 
     # -- sessions ------------------------------------------------------------
 
@@ -95,6 +93,11 @@ class SpeechExtension(SessionExtension):
         response.synthesizer.CopyFrom(pb.EngineInfo(name=desc.name, detail=desc.detail))
         response.voices.extend(speech_wire.language_voices(self.synthesizer))
 
+    async def start(self) -> None:
+        """The engine's own start, on the server's loop (Google lists its voices)."""
+        if self.synthesizer is not None:
+            await self.synthesizer.start()
+
     def close(self) -> None:
         """Release the engine."""
         if self.synthesizer is not None:
@@ -105,9 +108,6 @@ class SpeechExtension(SessionExtension):
     def _observer(self, output: SpeechOutput, voices: dict[str, Voice], sink: EventSink, label: str) -> SessionObserver:
         synthesizer = self.synthesizer
         assert synthesizer is not None  # _resolve refused otherwise
-        if not self._loop_attached:
-            synthesizer.attach_loop(asyncio.get_running_loop())
-            self._loop_attached = True
         synthesizer.warm_up()  # e.g. load a voice model while the first sentence is recognised
         return _SpeakerObserver(Speaker(synthesizer, output, voices, sink, label))
 

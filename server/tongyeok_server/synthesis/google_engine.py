@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -151,22 +150,26 @@ class GoogleSynthesizer(Synthesizer):
         self._metadata = (DEFAULT_CLIENT_INFO.to_grpc_metadata(),)  # type: ignore[no-untyped-call]
         self._calls: _Calls | None = None
         self._calls_loop: asyncio.AbstractEventLoop | None = None
-        self._voices: list[Voice] = []
-        self._voice_source = ""
+        # Until start() lists Google's (on the server's loop): the built-in Chirp 3: HD list.
+        self._voices: list[Voice] = google_voices.order(google_voices.built_in(self._preferred), self._preferred)
+        self._voice_source = f"built-in list of {len(self._voices)} voices (not listed yet)"
 
     # -- voices ----------------------------------------------------------------
 
-    def load_voices(self) -> None:
-        """Ask Google for its voices (blocking, at start-up); the built-in list if it cannot be asked."""
+    async def start(self) -> None:
+        """At server start, on its loop: Google's voices, so a bad credential shows in the log at once."""
+        await self.load_voices()
+
+    async def load_voices(self) -> None:
+        """Ask Google for its voices (on the running loop); the built-in list if it cannot be asked."""
         failure: ServiceError | None = self._problem
         listed: list[cloud_tts.Voice] = []
         if failure is None:
-            result: list[Any] = []
-            # A thread of its own: start-up may or may not be inside a running loop.
-            thread = threading.Thread(target=lambda: result.append(asyncio.run(self._list_voices())), daemon=True)
-            thread.start()
-            thread.join(LIST_TIMEOUT_S + 5)
-            outcome = result[0] if result else ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "ListVoices hung")
+            try:
+                async with asyncio.timeout(LIST_TIMEOUT_S + 5):
+                    outcome = await self._list_voices()
+            except TimeoutError:
+                outcome = ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "ListVoices hung")
             if isinstance(outcome, ServiceError):
                 failure = outcome
             else:
@@ -444,6 +447,4 @@ def _classify(err: grpc.aio.AioRpcError) -> Failure:
 
 def create(settings: ServerSettings) -> GoogleSynthesizer:
     """Factory used by the registry (``--synthesizer google``)."""
-    synthesizer = GoogleSynthesizer(settings)
-    synthesizer.load_voices()
-    return synthesizer
+    return GoogleSynthesizer(settings)  # its voices are listed by start(), on the server's loop
