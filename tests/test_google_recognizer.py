@@ -140,11 +140,15 @@ def client_threads(exclude: set[threading.Thread]) -> set[threading.Thread]:
 
 
 def run_script(
-    recognizer: GoogleRecognizer, utterances: list[list[int]], cfg: RecognitionConfig | None = None, chunk: int = CHUNK
+    recognizer: GoogleRecognizer,
+    utterances: list[list[int]],
+    cfg: RecognitionConfig | None = None,
+    chunk: int = CHUNK,
+    audio: bytes | None = None,
 ) -> Collector:
     events = Collector()
     stream = open_stream(recognizer, cfg or config(), events)
-    feed(stream, synthesize(utterances, RATE), chunk)
+    feed(stream, synthesize(utterances, RATE) if audio is None else audio, chunk)
     stream.finish()
     ended = events.end(60)
     assert ended.error is None, ended.error
@@ -401,6 +405,31 @@ def test_cancel_before_any_audio(fake: FakeSpeech) -> None:
     assert isinstance(stream, GoogleRecognizerStream) and stream.join(2)
     assert not events.events
     assert not fake.streams
+
+
+@pytest.mark.parametrize("encoding", [Encoding.MULAW, Encoding.ALAW])
+def test_telephone_audio_is_heard_under_its_own_law_only(fake: FakeSpeech, encoding: Encoding) -> None:
+    """G.711 words reach the fake whole; the fake decodes by the config, so the other law hears other words."""
+    utterances = script(2, words_per=4)  # word ids 1..8: G.711 carries 1..127
+    audio = synthesize(utterances, 8000, encoding=encoding.name)
+    events = run_script(recognizer_for(fake), utterances, config(audio=AudioSpec(encoding, 8000, 1)), audio=audio)
+    assert heard_words(events.finals) == expected_words(utterances)
+    other = Encoding.ALAW if encoding is Encoding.MULAW else Encoding.MULAW
+    mislabelled = run_script(recognizer_for(fake), utterances, config(audio=AudioSpec(other, 8000, 1)), audio=audio)
+    assert heard_words(mislabelled.finals) != expected_words(utterances)
+
+
+def test_audio_timeout_is_on_by_default_and_ends_an_idle_call(fake: FakeSpeech) -> None:
+    """Google ends a call that gets no audio for ~10 s (the engine half-closes after 2 s of no audio, first)."""
+    assert fake.audio_timeout_s == 10.0  # on, as Google's
+    fake.audio_timeout_s = 0.6
+    recognizer = recognizer_for(fake, idle_close_s=5.0)  # an engine that waited too long would be cut
+    events = Collector()
+    stream = open_stream(recognizer, config(), events)
+    feed(stream, synthesize(script(1), RATE)[:3200])
+    ended = events.end(10)
+    assert ended.error is not None, "a call idle past the audio timeout is ended by the fake"
+    assert any(s.status is grpc.StatusCode.OUT_OF_RANGE for s in fake.streams)
 
 
 def test_caller_pause_longer_than_audio_timeout(fake: FakeSpeech) -> None:

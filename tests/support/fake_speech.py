@@ -9,7 +9,12 @@ with the proto-plus serializers of ``google-cloud-speech``), so the real
 - a stream ends with OUT_OF_RANGE after 305 s of *audio time* (bytes / rate),
   so tests can run faster than real time;
 - a stream that receives no request for ``audio_timeout_s`` of *wall time*
-  ends with Google's "Audio Timeout Error";
+  (Google's: about ``AUDIO_TIMEOUT_S``, on by default) ends with Google's
+  "Audio Timeout Error";
+- the explicit decoding config must name LINEAR16, MULAW or ALAW, and the
+  audio is decoded as it says (G.711 by its own table, ``g711``): audio
+  sent under the wrong encoding is heard as other words, as Google would
+  hear noise;
 - it can be told to fail once with UNAVAILABLE in the middle of a stream, or
   to refuse every stream (PERMISSION_DENIED and friends);
 - over TLS (``server_credentials``) it can check the bearer token of every
@@ -61,6 +66,7 @@ import grpc.aio
 import numpy as np
 from google.cloud.speech_v2.types import cloud_speech
 
+from tests.support import g711
 from tests.support.aio_fake import AioFake
 
 log = logging.getLogger("fake_speech")
@@ -68,6 +74,10 @@ log = logging.getLogger("fake_speech")
 SERVICE = "google.cloud.speech.v2.Speech"
 MAX_AUDIO_BYTES = 15360
 MAX_STREAM_AUDIO_S = 305.0
+# Google ends a stream that gets no audio for about this long (wall time).
+AUDIO_TIMEOUT_S = 10.0
+_ENCODING = cloud_speech.ExplicitDecodingConfig.AudioEncoding
+_LAWS = {_ENCODING.MULAW: g711.MULAW, _ENCODING.ALAW: g711.ALAW}
 DURATION_MESSAGE = "Exceeded maximum allowed stream duration of 305 seconds."
 AUDIO_TIMEOUT_MESSAGE = (
     "Audio Timeout Error: Long duration elapsed without audio. Audio should be sent close to real time."
@@ -136,8 +146,15 @@ class Timing:
     lead_in_s: float = 0.20
 
 
-def synthesize(utterances: Sequence[Sequence[int]], sample_rate_hz: int = 16000, timing: Timing = Timing()) -> bytes:
-    """LINEAR16 mono audio that the fake recognises as ``utterances`` (lists of word ids)."""
+def synthesize(
+    utterances: Sequence[Sequence[int]], sample_rate_hz: int = 16000, timing: Timing = Timing(), encoding: str = ""
+) -> bytes:
+    """Mono audio that the fake recognises as ``utterances`` (lists of word ids): LINEAR16, or G.711 by ``encoding``.
+
+    ``encoding`` ``"MULAW"`` or ``"ALAW"``: telephone audio, word ids 1..127 only (see ``g711``).
+    """
+    if encoding:
+        return g711.encode_words(np.concatenate(list(_pieces(utterances, sample_rate_hz, timing))), encoding)
     return b"".join(np.asarray(a, dtype="<i2").tobytes() for a in _pieces(utterances, sample_rate_hz, timing))
 
 
@@ -164,6 +181,11 @@ def _pieces(utterances: Sequence[Sequence[int]], rate: int, timing: Timing) -> I
                 yield np.zeros(n(timing.word_gap_s))
             yield np.full(n(timing.word_s), word_id)
         yield np.zeros(n(timing.utterance_gap_s))
+
+
+def decoder_input(audio: bytes, law: str) -> bytes:
+    """G.711 audio as the LINEAR16 word samples the decoder reads."""
+    return bytes(g711.decode_words(audio, law).astype("<i2").tobytes())
 
 
 # --------------------------------------------------------------------------- records
@@ -364,7 +386,7 @@ class FakeSpeech(AioFake):
         self,
         *,
         latency_s: float = 0.0,
-        audio_timeout_s: float = 0.0,
+        audio_timeout_s: float = AUDIO_TIMEOUT_S,
         max_stream_audio_s: float = MAX_STREAM_AUDIO_S,
         endpoint_s: float = 0.5,
         server_credentials: grpc.ServerCredentials | None = None,
@@ -502,6 +524,10 @@ class FakeSpeech(AioFake):
         record.recognizer = first.recognizer
         record.config = first.streaming_config
         decoding = first.streaming_config.config.explicit_decoding_config
+        if decoding.encoding not in (_ENCODING.LINEAR16, *_LAWS):
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"Unsupported explicit decoding encoding: {decoding.encoding}."
+            )
         if not decoding.sample_rate_hertz or not 8000 <= decoding.sample_rate_hertz <= 48000:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "sample_rate_hertz must be between 8000 and 48000.")
         fault = self._fault_for(0.0)
@@ -509,7 +535,8 @@ class FakeSpeech(AioFake):
             raise _Abort(fault.code, fault.message)
         features = first.streaming_config.streaming_features
         channels = max(1, decoding.audio_channel_count)
-        linear16 = decoding.encoding == cloud_speech.ExplicitDecodingConfig.AudioEncoding.LINEAR16
+        linear16 = decoding.encoding == _ENCODING.LINEAR16
+        law = _LAWS.get(decoding.encoding, "")
         bytes_per_s = decoding.sample_rate_hertz * channels * (2 if linear16 else 1)
         decoder = _Decoder(
             decoding.sample_rate_hertz,
@@ -537,8 +564,9 @@ class FakeSpeech(AioFake):
             fault = self._fault_for(record.audio_s)
             if fault:
                 raise _Abort(fault.code, fault.message)
-            if linear16:
-                await self._deliver(decoder.feed(audio), decoder, record, context)
+            if not linear16:  # G.711, decoded by its own table into the word samples LINEAR16 carries
+                audio = decoder_input(audio, law)
+            await self._deliver(decoder.feed(audio), decoder, record, context)
         # grpc.aio ends a request stream the same way for a half-close and a cancel; the cancel
         # reaches this task a moment later. Wait for it, as the server does (HALF_CLOSE_SETTLE_S),
         # so that a cancelled call is recorded as cancelled and not finalised.
@@ -580,7 +608,9 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.support.fake_speech", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 picks one; printed on stdout)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response")
-    parser.add_argument("--audio-timeout-s", type=float, default=0.0, help="end streams idle this long (0: never)")
+    parser.add_argument(
+        "--audio-timeout-s", type=float, default=AUDIO_TIMEOUT_S, help="end streams idle this long (0: never)"
+    )
     parser.add_argument("--max-stream-audio-s", type=float, default=MAX_STREAM_AUDIO_S, help="audio time per stream")
     args = parser.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
