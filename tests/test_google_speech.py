@@ -7,10 +7,11 @@ tone, which ``heard_tones`` reads back from the decoded audio.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +328,66 @@ def test_a_refused_credential_is_unauthenticated_at_once_and_never_reaches_googl
         assert elapsed < 10  # generous: the translation itself takes most of it
         assert len(tokens.requests) == 2, "one renewal at start-up, one for the utterance: no retry"
         assert tls_tts.calls == [], "no call reached Google"
+
+
+def test_every_call_carries_the_renewed_token_and_the_fake_checks_it(tokens: FakeTokenEndpoint, tmp_path: Path) -> None:
+    """Over TLS the fake accepts only a token the token endpoint issued, on ListVoices and on speech alike."""
+    certs = local_certificates()
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(certs.ca_pem)
+    server_credentials = grpc.ssl_server_credentials([(certs.server_key_pem, certs.server_cert_pem)])
+    with FakeTextToSpeech(
+        server_credentials=server_credentials, accept_token=lambda token: token in tokens.issued
+    ) as tls_tts:
+        settings = ServerSettings(
+            synthesizer="google", google_tts_endpoint=tls_tts.address, google_ca_file=str(ca_file)
+        )
+        synthesizer = GoogleSynthesizer(settings, credentials=tokens.user_credentials())
+        with running_server(translator="apertium", extensions=[SpeechExtension(synthesizer)]) as server:
+            assert "built-in" not in synthesizer.description.detail  # Google's list: the token was accepted
+            channel, stub = stub_for(server)
+            with channel:
+                events = events_of(stub.TranslateText(request(voice="en-US-Chirp3-HD-Charon"), timeout=30))
+        assert of_kind(events, "translation_audio") and not of_kind(events, "notice")
+        assert [c.method for c in tls_tts.calls] == ["ListVoices", "StreamingSynthesize"]
+        assert all(c.authorization.removeprefix("Bearer ") in tokens.issued for c in tls_tts.calls)
+        tls_tts.accept_token = lambda token: False  # a token Google no longer accepts
+        refused = GoogleSynthesizer(settings, credentials=tokens.user_credentials())
+        asyncio.run(refused.load_voices())
+        assert "built-in" in refused.description.detail
+        assert tls_tts.calls[-1].status == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_clause_over_googles_input_limit_is_cut_within_it(tts: FakeTextToSpeech) -> None:
+    """Google refuses an input over 5000 bytes (the fake too); a long unpunctuated clause is cut at spaces."""
+    long_korean = " ".join(["가격에는배송과지원이포함되어있습니다"] * 200)  # ~10 kB of UTF-8, no punctuation
+    unbroken = "가" * 3000  # 9000 bytes without a space
+
+    async def pieces(text: str) -> list[str]:
+        async def one() -> AsyncIterator[str]:
+            yield text
+
+        return [p async for p in google_engine._within_input_limit(one())]
+
+    for text in (long_korean, unbroken, "short"):
+        cut = asyncio.run(pieces(text))
+        assert "".join(cut).replace(" ", "") == text.replace(" ", "")
+        assert all(len(p.encode()) <= google_engine.MAX_INPUT_BYTES for p in cut)
+    channel = grpc.insecure_channel(tts.address)
+    with channel:
+        synthesize = channel.unary_unary(
+            "/google.cloud.texttospeech.v1.TextToSpeech/SynthesizeSpeech",
+            request_serializer=cloud_tts.SynthesizeSpeechRequest.serialize,
+            response_deserializer=cloud_tts.SynthesizeSpeechResponse.deserialize,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            synthesize(
+                cloud_tts.SynthesizeSpeechRequest(
+                    input=cloud_tts.SynthesisInput(text=long_korean),
+                    voice=cloud_tts.VoiceSelectionParams(language_code="ko-KR", name="ko-KR-Chirp3-HD-Charon"),
+                    audio_config=cloud_tts.AudioConfig(audio_encoding=cloud_tts.AudioEncoding.LINEAR16),
+                ),
+                timeout=10,
+            )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "longer than the limit of 5000 bytes" in str(info.value.details())

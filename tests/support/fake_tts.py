@@ -12,6 +12,11 @@ the rules of the real API that a client can get wrong:
 - ``SynthesizeSpeech``: LINEAR16, MULAW and ALAW come in a WAV file, PCM
   without one, OGG_OPUS as an Ogg file; an unknown voice is INVALID_ARGUMENT.
 - ``ListVoices`` lists its voices (filtered by ``language_code``).
+- An input's text is at most ``MAX_INPUT_BYTES`` (UTF-8), per call or per
+  streaming input, as Google's limit.
+- Over TLS (``server_credentials``) it can check every call's bearer token
+  (``accept_token``) and answer UNAUTHENTICATED in Google's words, as the
+  fake Speech-to-Text does; ``CallRecord.authorization`` keeps what came.
 - Rates: the one asked, else the voice's natural 24 kHz; speaking rate
   0.25-2.0 streaming, 0.25-4.0 otherwise.
 
@@ -41,7 +46,7 @@ import signal
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +57,7 @@ import soundfile
 from google.cloud.texttospeech_v1.types import cloud_tts
 
 from tests.support.aio_fake import AioFake
+from tests.support.fake_speech import INVALID_CREDENTIALS_MESSAGE
 
 log = logging.getLogger("fake_tts")
 
@@ -63,6 +69,8 @@ TONE_BASE_HZ = 400
 TONE_STEP_HZ = 100
 TONES = 30  # 400 .. 3300 Hz: under the Nyquist frequency of 8 kHz audio
 AMPLITUDE = 8000
+# Google's limit on one input's text, per call or per streaming input (UTF-8 bytes).
+MAX_INPUT_BYTES = 5000
 CHUNK_S = 0.1  # streaming audio comes in responses of this much audio
 
 Encoding = cloud_tts.AudioEncoding
@@ -191,6 +199,7 @@ class CallRecord:
     cancelled: bool = False  # the client cancelled (or went away)
     done: threading.Event = field(default_factory=threading.Event)
     ended_at: float = 0.0  # time.monotonic() when the call ended
+    authorization: str = ""  # the call's ``authorization`` metadata ("Bearer <token>"), if any
 
 
 @dataclass
@@ -221,8 +230,10 @@ class FakeTextToSpeech(AioFake):
         speech_rtf: float = 0.0,
         first_audio_s: float = 0.0,
         server_credentials: grpc.ServerCredentials | None = None,
+        accept_token: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
+        self.accept_token = accept_token  # None: no token needed (and none is checked)
         self.voices = [
             cloud_tts.Voice(name=n, language_codes=[c], ssml_gender=g, natural_sample_rate_hertz=NATURAL_RATE_HZ)
             for n, c, g in voices
@@ -304,7 +315,25 @@ class FakeTextToSpeech(AioFake):
             record.done.set()
 
         context.add_done_callback(on_done)  # type: ignore[arg-type]  # grpc-stubs: a class, not a Protocol
+        record.authorization = str(dict(context.invocation_metadata() or ()).get("authorization", ""))
         return record
+
+    def _authorized(self, record: CallRecord) -> None:
+        """UNAUTHENTICATED, in Google's words, for a call whose bearer token is not accepted."""
+        if self.accept_token is not None:
+            scheme, _, token = record.authorization.partition(" ")
+            if scheme != "Bearer" or not self.accept_token(token):
+                raise _Abort(grpc.StatusCode.UNAUTHENTICATED, INVALID_CREDENTIALS_MESSAGE)
+
+    @staticmethod
+    def _within_limit(text: str) -> None:
+        size = len(text.encode())
+        if size > MAX_INPUT_BYTES:
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Either `input.text` or `input.ssml` is longer than the limit of {MAX_INPUT_BYTES} bytes "
+                f"(it is {size}). This limit is different from quotas.",
+            )
 
     # Checks, in Google's words -------------------------------------------------
 
@@ -333,6 +362,7 @@ class FakeTextToSpeech(AioFake):
     async def _list_voices(self, request: cloud_tts.ListVoicesRequest, context: Any) -> cloud_tts.ListVoicesResponse:
         record = self._record("ListVoices", context)
         try:
+            self._authorized(record)
             self._fault("ListVoices", 0)
         except _Abort as abort:
             record.status = abort.code
@@ -347,6 +377,7 @@ class FakeTextToSpeech(AioFake):
     ) -> cloud_tts.SynthesizeSpeechResponse:
         record = self._record("SynthesizeSpeech", context)
         try:
+            self._authorized(record)
             self._fault("SynthesizeSpeech", 0)
             voice = self._voice(request.voice)
             config = request.audio_config
@@ -357,6 +388,7 @@ class FakeTextToSpeech(AioFake):
             text = request.input.text
             if not text:
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "Either `input.text` or `input.ssml` is required.")
+            self._within_limit(text)
             speed = self._speaking_rate(config.speaking_rate, 4.0)
         except _Abort as abort:
             record.status = abort.code
@@ -386,6 +418,7 @@ class FakeTextToSpeech(AioFake):
         record.status = grpc.StatusCode.OK
 
     async def _stream(self, context: Any, record: CallRecord) -> None:
+        self._authorized(record)
         first = await context.read()
         if first is grpc.aio.EOF:  # type: ignore[attr-defined]
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "The first request must contain a streaming_config.")
@@ -424,6 +457,7 @@ class FakeTextToSpeech(AioFake):
                     "Only the first StreamingSynthesizeRequest may contain streaming_config; later ones need input.",
                 )
             text = request.input.text
+            self._within_limit(text)
             record.inputs.append(text)
             samples = speak(text, rate, speed)
             if self.first_audio_s:

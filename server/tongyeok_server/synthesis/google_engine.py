@@ -77,6 +77,8 @@ MAX_RETRIES = 3
 BACKOFF_INITIAL_S = 0.25
 QUOTA_BACKOFF_INITIAL_S = 1.0
 CALL_TIMEOUT_S = 30.0  # one clause, or ListVoices; a streaming call has none (it lasts the utterance)
+# Google's limit on one input's text (UTF-8 bytes), for SynthesizeSpeech and each streaming input.
+MAX_INPUT_BYTES = 5000
 LIST_TIMEOUT_S = 10.0
 
 _STREAMING_ENCODINGS = {
@@ -227,6 +229,7 @@ class GoogleSynthesizer(Synthesizer):
         """One streaming call for the utterance, or one call per clause (see the module docstring)."""
         if self._problem is not None:
             raise self._problem
+        clauses = _within_input_limit(clauses)
         if streams(request.voice.name):
             async for audio in self._speak_streaming(request, clauses):
                 yield audio
@@ -417,6 +420,34 @@ async def _write(call: Any, config: cloud_tts.StreamingSynthesizeRequest, inputs
     async for clause in inputs.each():
         await call.write(cloud_tts.StreamingSynthesizeRequest(input=cloud_tts.StreamingSynthesisInput(text=clause)))
     await call.done_writing()
+
+
+async def _within_input_limit(clauses: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The clauses, a clause over Google's input limit cut at spaces (or anywhere) into pieces within it.
+
+    Google refuses an input over ``MAX_INPUT_BYTES`` (UTF-8) with
+    INVALID_ARGUMENT; a long unpunctuated run of speech must still be spoken.
+    """
+    async for clause in clauses:
+        if len(clause.encode()) <= MAX_INPUT_BYTES:
+            yield clause
+            continue
+        piece = ""
+        for word in clause.split(" "):
+            while len(word.encode()) > MAX_INPUT_BYTES:  # one "word" over the limit (no spaces: CJK)
+                if piece:
+                    yield piece
+                    piece = ""
+                cut = len(word.encode()[:MAX_INPUT_BYTES].decode(errors="ignore"))
+                yield word[:cut]
+                word = word[cut:]
+            candidate = f"{piece} {word}" if piece else word
+            if len(candidate.encode()) > MAX_INPUT_BYTES:
+                yield piece
+                candidate = word
+            piece = candidate
+        if piece:
+            yield piece
 
 
 def _voice_params(request: SpeechRequest) -> cloud_tts.VoiceSelectionParams:
