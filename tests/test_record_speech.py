@@ -24,12 +24,17 @@ def test_a_translation_spoken_to_its_end_is_one_row_with_its_size_and_length() -
 def test_a_reset_or_a_failure_forgets_what_was_counted() -> None:
     tally = SpokenTally("s1")
     tally.audio(chunk(0, bytes(8000)))
+    tally.audio(chunk(1, bytes(8000)))
     tally.dropped(3, "es")  # the translation was reset: its speech starts again from chunk 0
+    assert tally.speaking == 0
     row = tally.audio(chunk(0, bytes(3200), last=True))
     assert row is not None and (row.audio_bytes, row.chunks) == (3200, 1)
     tally.audio(chunk(0, bytes(8000)))
     tally.dropped(3, "es")  # the synthesis failed: no row, and nothing left over
-    assert tally.audio(chunk(0, bytes(100), last=True)) is not None
+    assert tally.speaking == 0
+    # A chunk already on its way when the failure was counted is counted alone, not with the dropped 8000 bytes.
+    late = tally.audio(chunk(1, bytes(100), last=True))
+    assert late is not None and (late.audio_bytes, late.chunks) == (100, 1)
 
 
 def test_ogg_opus_has_no_length_and_mulaw_a_byte_per_sample() -> None:

@@ -36,6 +36,11 @@ class SpokenTally:
         self._final_at: dict[int, float] = {}
         self._open: dict[tuple[int, str], _Spoken] = {}
 
+    @property
+    def speaking(self) -> int:
+        """Translations whose audio is being counted (started, not yet ended or dropped)."""
+        return len(self._open)
+
     def final(self, utterance_id: int) -> None:
         """The utterance's final was delivered now (the delay is measured from it)."""
         self._final_at[utterance_id] = time.monotonic()
