@@ -80,3 +80,19 @@ def test_many_terms_get_distinct_placeholders():
 
 def test_term_pattern_ignores_blank_terms():
     assert term_pattern(["", "  "]) is None
+
+
+def test_a_text_that_fills_the_placeholders_space_gets_a_short_free_prefix_in_one_pass():
+    # Issue 24: the prefix grew one letter per pass over the text while it occurred there, so a TranslateText
+    # of "ZQXGLOSQQQ..." cost a pass per character on the event loop and placeholders as long as the text.
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    texts = [
+        "ZQXGLOS" + "Q" * 4980 + " the contract",
+        " ".join("zqxglos" + a + b for a in letters for b in letters)[:4900] + " the contract",
+    ]
+    for text in texts:
+        protected = protect(text, [GlossaryTerm("contract", "contrato")])
+        (placeholder,) = {p for p, _ in protected.replacements}
+        assert len(placeholder) <= len("ZQXGLOS") + 3 + 2, placeholder  # prefix, its letters, label, "1"
+        assert placeholder.lower()[:-2] not in text.lower()
+        assert protected.restore(protected.text) == text.replace("contract", "contrato")

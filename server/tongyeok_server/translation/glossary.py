@@ -13,13 +13,16 @@ in one pass with the longest alternatives first.
 
 from __future__ import annotations
 
+import itertools
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tongyeok_server.translation.base import GlossaryTerm
 
 _BASE_PREFIX = "ZQXGLOS"
+_AFTER_BASE = re.compile(_BASE_PREFIX.lower() + "([a-z]{0,3})")
 
 
 def _label(index: int) -> str:
@@ -78,10 +81,7 @@ def protect(text: str, terms: Sequence[GlossaryTerm]) -> ProtectedText:
     targets: dict[str, GlossaryTerm] = {}
     for term in sorted(terms, key=lambda t: -len(t.source)):
         targets.setdefault(_normalise(term.source), term)
-    # A prefix that cannot collide with anything the speaker said.
-    prefix = _BASE_PREFIX
-    while prefix.lower() in text.lower():
-        prefix += "Q"
+    prefix = _free_prefix(text)
     replacements: list[tuple[str, str]] = []
 
     def substitute(match: re.Match[str]) -> str:
@@ -93,6 +93,27 @@ def protect(text: str, terms: Sequence[GlossaryTerm]) -> ProtectedText:
         return placeholder
 
     return ProtectedText(pattern.sub(substitute, text), tuple(replacements))
+
+
+def _free_prefix(text: str) -> str:
+    """A placeholder prefix that occurs nowhere in ``text`` (case aside): the base, plus at most three letters.
+
+    Found in one pass over the text, whatever it holds: the text is the
+    caller's (TranslateText takes 5000 characters), and growing the prefix
+    until it was free took a pass per letter, quadratic in a text full of
+    ``ZQXGLOSQQQ...`` (80 ms of the event loop per request), with
+    placeholders as long as the text. Three letters always suffice: taking
+    all 17,576 would need far more text than a request may carry.
+    """
+    taken: set[str] = set()
+    for match in _AFTER_BASE.finditer(text.lower()):
+        follow = match.group(1)
+        taken.update(follow[:size] for size in range(len(follow) + 1))
+    for size in range(4):
+        for letters in itertools.product(string.ascii_lowercase, repeat=size):
+            if "".join(letters) not in taken:
+                return _BASE_PREFIX + "".join(letters).upper()
+    raise AssertionError("unreachable: a text with every three-letter continuation of the prefix")
 
 
 def _normalise(term: str) -> str:
