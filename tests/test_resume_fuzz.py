@@ -8,8 +8,13 @@ After every resume the health service must answer within a second.
 
 from __future__ import annotations
 
+import base64
+import os
+import random
+import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,14 +36,26 @@ def speech_fake() -> Iterator[FakeSpeech]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def server(speech_fake: FakeSpeech) -> Iterator[ServerProcess]:
-    flags = [
+def engine_flags(speech_fake: FakeSpeech, secret: Path) -> list[str]:
+    return [
         "--recognizer", "google", "--google-endpoint", speech_fake.address, "--google-insecure",
         "--google-project", "test-project", "--translator", "apertium", "--synthesizer", "none",
         "--store", "none", "--resume-window", "60", "--offline-workers", "1", "--grace-period", "2",
+        "--resume-secret", str(secret),
     ]  # fmt: skip
-    process = ServerProcess(flags, name="resume-fuzz")
+
+
+@pytest.fixture(scope="module")
+def secret(tmp_path_factory) -> Path:
+    """One resume secret for the servers of this module: a session may move from one to the other."""
+    path: Path = tmp_path_factory.mktemp("resume") / "secret"
+    path.write_bytes(base64.b64encode(os.urandom(32)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(speech_fake: FakeSpeech, secret: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(engine_flags(speech_fake, secret), name="resume-fuzz")
     try:
         yield process.wait_ready()
     finally:
@@ -118,3 +135,126 @@ def test_a_resume_from_0_before_the_first_event_answers_and_the_server_keeps_ser
     assert error is None, error
     assert first.WhichOneof("event") == "session_resumed"
     assert first.session_resumed.next_sequence_number == 2  # session_started (1) is not sent again
+
+
+# -- the fuzz ---------------------------------------------------------------------------------------
+
+SEED = 2024_12_06
+INT64 = 2**63 - 1
+
+
+def numbers(rng: random.Random, around: int) -> list[int]:
+    """Sequence numbers to try: the edges around ``around`` (a session's newest), extremes, and random ones."""
+    edges = [0, 1, 2, around - 1, around, around + 1, -1, -(2**63), INT64, INT64 - 1]
+    return [*edges, *(rng.choice([rng.randint(-5, around + 5), rng.randint(-INT64, INT64)]) for _ in range(12))]
+
+
+def tokens(rng: random.Random, real: str) -> list[str]:
+    """Tokens that are not tokens this deployment sealed: cut, altered, extended, random, another's, huge."""
+    from tongyeok_server.session.resume_token import ResumeTokens, new_secret
+
+    altered = [real[:i] + rng.choice("AB") + real[i + 1 :] for i in rng.sample(range(len(real)), 4)]
+    return [
+        "",
+        real[: rng.randint(1, len(real) - 1)],
+        real + "A",
+        *(t for t in altered if t != real),
+        base64.urlsafe_b64encode(rng.randbytes(rng.randint(1, 400))).decode(),
+        "tyr1." + base64.urlsafe_b64encode(rng.randbytes(64)).decode(),
+        ResumeTokens(new_secret()).seal({"k": "live", "sid": "s-1", "caller": "anonymous"}),  # another deployment
+        "x" * 200_000,
+    ]
+
+
+def expected(state: str, last: int, k: int) -> str:
+    """What a resume of a session in ``state`` after ``last`` must answer; ``k``: its newest number."""
+    if state == "ended":
+        return "NOT_FOUND"
+    if last < 0 or last > k:
+        return "INVALID_ARGUMENT"
+    if state == "moved" and last < k:
+        return "FAILED_PRECONDITION"  # the events before the move were the other server's
+    return "session_resumed"
+
+
+def outcome(stub: pb_grpc.InterpreterStub, token: str, last: int) -> tuple[str, Any]:
+    first, error = resume(stub, token, last)
+    if error is not None:
+        return error.code().name, error.details()
+    return first.WhichOneof("event"), first
+
+
+def moving_token(server: ServerProcess, speech_fake: FakeSpeech, secret: Path) -> tuple[str, int]:
+    """A session opened on another server that then shut down: its moving token and that token's number."""
+    other = ServerProcess(engine_flags(speech_fake, secret), name="resume-fuzz-drained").wait_ready()
+    try:
+        with grpc.insecure_channel(other.address) as channel:
+            stream = OpenStream(pb_grpc.InterpreterStub(channel))  # type: ignore[no-untyped-call]
+            other.process.send_signal(signal.SIGTERM)  # a rolling update: the session hands over
+            update = None
+            with pytest.raises(grpc.RpcError) as ended:
+                for response in stream.call:
+                    if response.WhichOneof("event") == "resume_token_update":
+                        update = response
+            stream.break_()
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert update is not None
+        return update.resume_token_update.resume_token, update.sequence_number
+    finally:
+        other.stop()
+        other.remove_log()
+
+
+def test_random_numbers_and_tokens_against_sessions_in_every_state_are_answered_and_change_nothing(
+    stub, server, speech_fake, secret
+) -> None:
+    rng = random.Random(SEED)
+    answers: list[tuple[str, str, int, str]] = []
+
+    def attempt(state: str, token: str, last: int, k: int, want: str | None = None) -> Any:
+        got, detail = outcome(stub, token, last)
+        assert_healthy(server)
+        answers.append((state, token[:20], last, got))
+        expect = want or expected(state, last, k)
+        assert got == expect, (SEED, state, last, k, got, detail)
+        return detail
+
+    # Fresh: a stream attached, nothing produced yet (interim results off). A resume that succeeds
+    # supersedes that stream, so each success gets a new fresh session.
+    fresh = OpenStream(stub)
+    for last in numbers(rng, 1):
+        if expected("fresh", last, 1) == "session_resumed":
+            fresh.break_()
+            fresh = OpenStream(stub)
+        detail = attempt("fresh", fresh.token, last, 1)
+        if detail is not None and not isinstance(detail, str):
+            assert detail.session_resumed.next_sequence_number == max(last, 1) + 1
+    # Detached: its stream broke. Every refusal leaves it waiting; every success detaches it again.
+    detached = OpenStream(stub)
+    detached.break_()
+    for last in numbers(rng, 1):
+        attempt("detached", detached.token, last, 1)
+    for token in tokens(rng, detached.token):
+        attempt("forged", token, rng.choice([0, 1]), 1, want="INVALID_ARGUMENT")
+    # Moved: restored here from another server's moving token, first with numbers that must not restore it.
+    moved, k = moving_token(server, speech_fake, secret)
+    for last in [0, k - 1 if k > 1 else 0, k + 1, -1]:
+        if last != k:
+            attempt("moved", moved, last, k)
+    restored = attempt("moved", moved, k, k)
+    assert restored.session_resumed.moved
+    for last in numbers(rng, k):
+        attempt("moved", moved, last, k)
+    for token in tokens(rng, moved):
+        attempt("forged", token, k, k, want="INVALID_ARGUMENT")
+    # Ended: the caller ended each session; its token is an old one, whatever the number.
+    for token, last in ((detached.token, 1), (moved, k)):
+        ending = pb.InterpretRequest(resume=pb.ResumeRequest(resume_token=token, last_sequence_number=last))
+        ends = stub.Interpret(iter([ending, pb.InterpretRequest(end=pb.EndOfAudio())]), timeout=30)
+        kinds = [r.WhichOneof("event") for r in ends]  # read to its end: the session's end is delivered
+        assert kinds[0] == "session_resumed", kinds
+        for number in numbers(rng, last)[:8]:
+            attempt("ended", token, number, last)
+    fresh.break_()
+    seen = {got for _, _, _, got in answers}
+    assert seen == {"session_resumed", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND"}, seen
