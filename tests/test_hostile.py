@@ -47,6 +47,24 @@ def raw_channel(offline_server):
         yield channel
 
 
+@pytest.fixture(autouse=True)
+def still_serving(offline_server):
+    """After each test, whatever it sent: the health service says SERVING and the Interpreter still serves.
+
+    (A test of its own ran after the others only in file order, and proved nothing run alone.)
+    """
+    yield
+    channel, stub = stub_for(offline_server)
+    with channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        )
+        assert stub.ListLanguages(pb.ListLanguagesRequest(), timeout=10).recognizer.name
+        started = next(iter(stub.Interpret(iter([config()]), timeout=30)))
+        assert started.WhichOneof("event") == "session_started"
+
+
 def assert_no_traceback(caplog) -> None:
     """No traceback, and nothing above DEBUG per malformed call (a client must not be able to fill the log)."""
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and "refused" in r.getMessage()]
@@ -117,11 +135,6 @@ def test_fuzzed_interpret_streams(raw_channel, caplog) -> None:
     assert later.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "message 3 (4 bytes) is not a valid tongyeok.v1.InterpretRequest" in str(later.value.details())
     assert_no_traceback(caplog)
-
-
-def test_the_server_is_healthy_after_the_fuzzing(raw_channel) -> None:
-    health = health_pb2_grpc.HealthStub(raw_channel)
-    assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_message_size_limit_and_status_agree_with_the_proto(raw_channel) -> None:

@@ -165,13 +165,20 @@ def test_audio_per_day_ends_the_stream_after_the_sentence_and_refuses_the_next(
 
 
 def test_the_anonymous_caller_is_not_limited(server_factory) -> None:
+    # Limits of one stream, one a minute: three anonymous streams at once are each served to their end,
+    # and none is counted (one bucket for everyone would be a limit for everyone).
+    from tongyeok_server.auth.caller import ANONYMOUS
+
     server = server_factory(caller_max_streams=1, caller_streams_per_minute=1, offline_streams_per_worker=4)
     channel, stub = stub_for(server)
     with channel:
-        held = [hold_open(stub, None) for _ in range(2)]
+        held = [hold_open(stub, None) for _ in range(3)]
+        assert server.servicer.interpret.open_streams == 3
+        assert server.security.limits.open_streams(ANONYMOUS) == 0
         for call, release in held:
             release.set()
             list(call)
+        assert [call.code() for call, _ in held] == [grpc.StatusCode.OK] * 3
 
 
 def test_an_idle_stream_ends_with_out_of_range_and_frees_its_slot(server_factory) -> None:
@@ -196,12 +203,17 @@ def test_an_idle_stream_ends_with_out_of_range_and_frees_its_slot(server_factory
 
 
 def test_a_stream_that_keeps_sending_is_not_idle(server_factory, speech: Speech) -> None:
+    # A chunk every 0.3 s for six times the 0.6 s timeout: a timeout counted from the stream's start, or from
+    # anything but the last chunk, would end it OUT_OF_RANGE; it must end OK when the caller ends it.
     server = server_factory(idle_timeout_s=0.6)
     channel, stub = stub_for(server)
     with channel:
-        # Real-time pace for ~3 s: chunks every 0.1 s, far inside the timeout.
-        events = events_of(stub.Interpret(itertools.chain([config()], audio_requests(speech.pcm()[:96000], 3200, 0.1))))
-    assert of_kind(events, "session_started")
+        start = time.monotonic()
+        call = stub.Interpret(itertools.chain([config()], audio_requests(speech.pcm()[: 12 * 3200], 3200, 0.3)))
+        events = events_of(call)
+        lasted_s = time.monotonic() - start
+    assert call.code() == grpc.StatusCode.OK, call.details()
+    assert of_kind(events, "session_started") and lasted_s >= 6 * 0.6
 
 
 def test_the_maximum_duration_finishes_the_sentence_then_ends_with_out_of_range(server_factory, speech: Speech) -> None:
