@@ -148,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expenses-only", action="store_true", help="only the receipts part (OCR accuracy, CPU)")
     parser.add_argument("--receipts", type=int, default=None, help="receipts the expenses part reads (default 40)")
     parser.add_argument(
-        "--receipt-engine", default="tesseract", help="reader of the expenses part: tesseract or embedded"
+        "--receipt-engine", default="embedded", help="reader of the expenses part: embedded (default), tesseract"
     )
     parser.add_argument(
         "--baseline",

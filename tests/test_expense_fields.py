@@ -152,3 +152,8 @@ def test_nothing_read_is_nothing_claimed() -> None:
     r = extract([])
     assert (r.merchant, r.date, r.total, r.currency) == ("", None, None, "")
     assert "total" not in r.confidence
+
+
+def test_a_name_with_digits_is_the_merchant_not_an_amount() -> None:
+    r = extract(lines("GS25 삼성점\n사업자번호 485-92-27572\n2026-05-20 14:30\n볼펜 2 3,000\n합계 3,000 원"))
+    assert r.merchant == "GS25 삼성점" and r.tax is None and r.total == Decimal(3000)

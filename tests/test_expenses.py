@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import grpc
 import openpyxl
@@ -348,3 +349,39 @@ def test_scope_owner_and_scans_per_minute(server_factory, tmp_path: Path, receip
         with pytest.raises(TongyeokError) as denied:
             list(meetings.expenses.list())
         assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED and "expenses" in denied.value.details
+
+
+def test_rapidocr_reads_latin_receipts(receipts: dict[int, Receipt]) -> None:
+    # The second engine (PP-OCR in the rapidocr wheel: Latin, no Hangul), which the default `embedded`
+    # reader asks when Tesseract was unsure of a Latin receipt's total.
+    from tongyeok_server.expenses.model import ReceiptImage
+    from tongyeok_server.expenses.ocr.rapidocr_engine import RapidOcrEngine
+    from tongyeok_server.expenses.readers.embedded import EmbeddedReader
+
+    reader = EmbeddedReader("rapidocr", RapidOcrEngine, threads=1)
+    try:
+        truth = receipts[5]
+        got = reader.read_blocking(ReceiptImage(truth.jpeg(seed=5), "image/jpeg"))
+    finally:
+        reader.close()
+    assert (got.total, got.date, got.currency) == (truth.total, truth.date, truth.currency)
+    assert got.merchant.lower() == truth.merchant.lower()
+    assert got.engine == "rapidocr"
+
+
+def test_an_engine_that_cannot_start_is_failed_precondition() -> None:
+    from tongyeok_server.errors import ServiceError
+    from tongyeok_server.expenses.model import ReceiptImage
+    from tongyeok_server.expenses.readers.embedded import EmbeddedReader
+
+    def missing() -> Any:
+        raise SystemExit("Tesseract has no data for kor: apt-get install tesseract-ocr-kor")
+
+    reader = EmbeddedReader("tesseract", missing, threads=1)
+    photo = io.BytesIO()
+    Image.new("RGB", (50, 50)).save(photo, "PNG")
+    with pytest.raises(ServiceError) as refused:
+        reader.read_blocking(ReceiptImage(photo.getvalue(), "image/png"))
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "tesseract-ocr-kor" in refused.value.message
+    reader.close()

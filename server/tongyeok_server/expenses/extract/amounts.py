@@ -47,8 +47,11 @@ _SYMBOLS = (
     ("$", "USD"),
 )
 _CODES = re.compile(r"\b(KRW|USD|EUR|GBP|JPY|CNY|CAD|AUD|CHF|SGD|HKD)\b")
-# A number: digits with optional thousands separators (, . space ') and an optional decimal part.
-NUMBER = re.compile(r"(?<![\d])(-?\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|-?\d+(?:[.,]\d{1,2})?)(?![\d])")
+# A number: digits with optional thousands separators (, . space ') and an optional decimal part; not glued
+# to a letter before it ("GS25", "이마트24" are names), except W (₩ as OCR often reads it: "W37,000").
+NUMBER = re.compile(
+    r"(?<![^\W\d_Ww])(?<![\d])(-?\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|-?\d+(?:[.,]\d{1,2})?)(?![\d])"
+)
 _WON_PREFIX = re.compile(r"(?:(?<=\s)|^)[W\\](?=\d)")
 
 

@@ -49,6 +49,8 @@ def label_matches(label: str, candidates: tuple[str, ...], cutoff: float = 0.8) 
             score = 2.0
         elif (len(target) >= 2 and plain.startswith(target)) or (len(target) >= 4 and target in plain):
             score = 1.0 + len(target) / (len(plain) + 1) / 2
+        elif min(len(plain), len(target)) < 4 and not any(map(is_hangul, plain)):
+            continue  # "GS" is not "GST": one slip in a short Latin word is another word
         else:
             score = difflib.SequenceMatcher(None, plain, target).ratio()
             if score < cutoff:

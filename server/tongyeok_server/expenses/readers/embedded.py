@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -47,13 +48,41 @@ _FIELDS = ("merchant", "date", "total", "currency_code", "tax", "subtotal")
 _ATTR = {"currency_code": "currency"}
 
 
-class EmbeddedReader:
-    """OCR with ``engines[0]`` (and, for Latin receipts, ``latin`` as a second opinion) plus the extractor."""
+class LazyEngine:
+    """An OCR engine made on first use (loading models costs ~1 s and 100 MB; many servers never scan)."""
 
-    def __init__(self, name: str, engine: OcrEngine, latin: OcrEngine | None = None, threads: int = 2) -> None:
+    def __init__(self, make: Callable[[], OcrEngine]) -> None:
+        self._make = make
+        self._engine: OcrEngine | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> OcrEngine:
+        """The engine; FAILED_PRECONDITION saying what to install when it cannot be made."""
+        with self._lock:
+            if self._engine is None:
+                try:
+                    self._engine = self._make()
+                except SystemExit as error:
+                    raise ServiceError(
+                        grpc.StatusCode.FAILED_PRECONDITION, f"this server cannot read receipts: {error}"
+                    ) from None
+            return self._engine
+
+
+class EmbeddedReader:
+    """OCR with ``engine`` (and, for Latin receipts, ``latin`` as a second opinion) plus the extractor."""
+
+    def __init__(
+        self,
+        name: str,
+        engine: Callable[[], OcrEngine],
+        latin: Callable[[], OcrEngine] | None = None,
+        threads: int = 2,
+    ) -> None:
+        """``engine`` and ``latin`` make the engines, on the first read that needs them."""
         self.name = name
-        self._engine = engine
-        self._latin = latin
+        self._engine = LazyEngine(engine)
+        self._latin = LazyEngine(latin) if latin is not None else None
         self._threads = max(1, threads)
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="ocr")
         self._lock = threading.Lock()
@@ -74,16 +103,23 @@ class EmbeddedReader:
             with self._lock:
                 self._in_flight -= 1
 
+    def warm_up(self) -> None:
+        """Load the engines now rather than at the first scan (the bench times reads, not loads)."""
+        self._engine.get()
+        if self._latin is not None:
+            self._latin.get()
+
     def read_blocking(self, image: ReceiptImage) -> ReceiptReading:
         """The whole read on the calling thread (the bench times this)."""
         picture = images.decode(image)
-        first = self._read(self._engine, picture)
+        engine = self._engine.get()
+        first = self._read(engine, picture)
         reading = first
         if self._weak(reading):
-            second = self._read(self._engine, picture, SECOND_LOOK_SCALE)
+            second = self._read(engine, picture, SECOND_LOOK_SCALE)
             reading = merge(reading, second)
         if self._latin is not None and reading.language != "ko" and self._weak(reading):
-            reading = merge(reading, self._read(self._latin, picture))
+            reading = merge(reading, self._read(self._latin.get(), picture))
         return reading
 
     @staticmethod

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
+
 from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.settings import ServerSettings
 
@@ -12,23 +15,28 @@ def create_reader(settings: ServerSettings) -> ReceiptReader:
     """The reader ``settings.receipt_engine`` names; ``SystemExit`` with what to fix when it cannot start."""
     name = settings.receipt_engine
     if name in ("embedded", "tesseract", "rapidocr"):
+        from tongyeok_server.expenses.ocr.rapidocr_engine import RapidOcrEngine
         from tongyeok_server.expenses.ocr.tesseract_engine import TesseractEngine
         from tongyeok_server.expenses.readers.embedded import EmbeddedReader
 
+        # Engines load on the first scan (RapidOCR's models cost a second and 100 MB); what can be
+        # checked cheaply is checked now, so a server that cannot read receipts says so at start.
+        rapidocr = importlib.util.find_spec("rapidocr") is not None
         if name == "rapidocr":
-            from tongyeok_server.expenses.ocr.rapidocr_engine import RapidOcrEngine
-
-            return EmbeddedReader(name, RapidOcrEngine(), threads=settings.receipt_threads)
-        latin = None
-        if name == "embedded":
-            try:
-                from tongyeok_server.expenses.ocr.rapidocr_engine import RapidOcrEngine
-
-                latin = RapidOcrEngine()
-            except SystemExit:
-                latin = None  # RapidOCR not installed: Tesseract reads Latin too
+            if not rapidocr:
+                raise SystemExit("--receipt-engine rapidocr needs `pip install 'tongyeok[receipts]'`")
+            return EmbeddedReader(name, RapidOcrEngine, threads=settings.receipt_threads)
+        if shutil.which("tesseract") is None:
+            raise SystemExit(
+                f"--receipt-engine {name} needs Tesseract: apt-get install tesseract-ocr tesseract-ocr-kor "
+                "tesseract-ocr-eng (make setup does), or choose --receipt-engine documentai or openai"
+            )
+        languages = settings.receipt_languages
         return EmbeddedReader(
-            name, TesseractEngine(settings.receipt_languages), latin=latin, threads=settings.receipt_threads
+            name,
+            lambda: TesseractEngine(languages),
+            latin=RapidOcrEngine if name == "embedded" and rapidocr else None,  # none installed: Tesseract reads Latin
+            threads=settings.receipt_threads,
         )
     if name == "documentai":
         from tongyeok_server.expenses.readers.documentai import DocumentAiReader
