@@ -77,7 +77,6 @@ def decode(receipt: ReceiptImage) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             image = Image.open(io.BytesIO(receipt.data))
             if image.width * image.height > MAX_PIXELS:
                 raise _too_many_pixels(image.width, image.height)

@@ -41,7 +41,7 @@ def expense_message(expense: Expense, *, raw_text: bool = True) -> epb.Expense:
     """``expense`` on the wire."""
     r = expense.reading
     message = epb.Expense(
-        name=NAME_PREFIX + expense.expense_id,
+        name=NAME_PREFIX + expense.expense_id if expense.expense_id else "",  # a validate_only preview has none
         expense_id=expense.expense_id,
         caller_id=expense.caller_id,
         merchant=r.merchant,
