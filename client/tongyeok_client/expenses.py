@@ -21,13 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from .proto import expenses_pb2 as epb
 from .proto import expenses_pb2_grpc as epb_grpc
+from .service import ServiceClient
 
 __all__ = ["CATEGORIES", "PAYMENTS", "REPORT_FORMATS", "ExpensesClient", "ExportedReport", "expense_name"]
 
@@ -43,7 +44,6 @@ CATEGORIES = {
 }
 #: Payment method names for :meth:`ExpensesClient.correct`.
 PAYMENTS = {"card": epb.PAYMENT_METHOD_CARD, "cash": epb.PAYMENT_METHOD_CASH, "other": epb.PAYMENT_METHOD_OTHER}
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def expense_name(expense: str) -> str:
     return expense if expense.startswith("expenses/") else f"expenses/{expense}"
 
 
-class ExpensesClient:
+class ExpensesClient(ServiceClient):
     """The ``Expenses`` service over an existing channel (``InterpreterClient.expenses`` makes one).
 
     Every method raises :class:`~tongyeok_client.TongyeokError` when the call fails.
@@ -75,16 +75,8 @@ class ExpensesClient:
         timeout: float | None = 60.0,
         error: Callable[[grpc.RpcError], Exception] | None = None,
     ) -> None:
+        super().__init__(metadata=metadata, timeout=timeout, error=error)
         self._stub = epb_grpc.ExpensesStub(channel)  # type: ignore[no-untyped-call]
-        self._metadata = tuple(metadata)
-        self._timeout = timeout
-        self._error = error or (lambda e: e)
-
-    def _call(self, method: Callable[..., T], request: Any) -> T:
-        try:
-            return method(request, timeout=self._timeout, metadata=self._metadata)
-        except grpc.RpcError as e:
-            raise self._error(e) from None
 
     def scan(
         self,

@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
 
 import grpc
 
 from .proto import transcripts_pb2 as tpb
 from .proto import transcripts_pb2_grpc as tpb_grpc
+from .service import ServiceClient
 
 __all__ = ["EXPORT_FORMATS", "ExportedSession", "TranscriptsClient", "session_name"]
 
@@ -43,7 +43,6 @@ _SUBTITLE_TEXT = {
     "translation": tpb.SUBTITLE_TEXT_TRANSLATION,
     "both": tpb.SUBTITLE_TEXT_BOTH,
 }
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def session_name(session: str) -> str:
     return session if session.startswith("sessions/") else f"sessions/{session}"
 
 
-class TranscriptsClient:
+class TranscriptsClient(ServiceClient):
     """The ``Transcripts`` service over an existing channel (``InterpreterClient.transcripts`` makes one).
 
     Every method raises :class:`~tongyeok_client.TongyeokError` when the call fails.
@@ -74,16 +73,8 @@ class TranscriptsClient:
         timeout: float | None = 30.0,
         error: Callable[[grpc.RpcError], Exception] | None = None,
     ) -> None:
+        super().__init__(metadata=metadata, timeout=timeout, error=error)
         self._stub = tpb_grpc.TranscriptsStub(channel)  # type: ignore[no-untyped-call]
-        self._metadata = tuple(metadata)
-        self._timeout = timeout
-        self._error = error or (lambda e: e)
-
-    def _call(self, method: Callable[..., T], request: Any) -> T:
-        try:
-            return method(request, timeout=self._timeout, metadata=self._metadata)
-        except grpc.RpcError as e:
-            raise self._error(e) from None
 
     def get_session(self, session: str, *, full: bool = True) -> tpb.Session:
         """One session's record (by id or ``sessions/{id}``), utterances included unless ``full`` is False."""

@@ -8,20 +8,19 @@ blocking calls on the loop's default executor. Every RPC needs the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.empty_pb2 import Empty
-from sqlalchemy.exc import SQLAlchemyError
 
 from tongyeok_client.proto import expenses_pb2 as epb
 from tongyeok_client.proto import expenses_pb2_grpc as epb_grpc
 from tongyeok_server.api.handlers import Undecodable
+from tongyeok_server.api.unary import decoded, in_store, serve
 from tongyeok_server.auth.caller import Scope, current_caller
 from tongyeok_server.auth.limits import CallerLimits
 from tongyeok_server.errors import ServiceError, invalid_argument
@@ -124,13 +123,13 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
             )
             return expense_message(expense)
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def ListExpenses(self, request: epb.ListExpensesRequest, context: Context) -> epb.ListExpensesResponse:
         """The caller's expenses, a page at a time."""
 
         async def work() -> epb.ListExpensesResponse:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             if request.page_size < 0:
                 raise invalid_argument(f"page_size is {request.page_size}; use 0 (the default, 50) to 1000")
@@ -153,26 +152,26 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
                 response.next_page_token = page_token.encode_fields(key, {"d": day, "i": last.expense_id}, bound_to)
             return response
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def GetExpense(self, request: epb.GetExpenseRequest, context: Context) -> epb.Expense:
         """One expense."""
 
         async def work() -> epb.Expense:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             expense = await self._db(expense_store.get, _expense_id(request.name), owner)
             if expense is None:
                 raise _not_found(request.name)
             return expense_message(expense)
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def UpdateExpense(self, request: epb.UpdateExpenseRequest, context: Context) -> epb.Expense:
         """Correct the fields named by the mask."""
 
         async def work() -> epb.Expense:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             expense_id = _expense_id(request.expense.name)
             current = await self._db(expense_store.get, expense_id, owner)
@@ -185,20 +184,20 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
                 raise _not_found(request.expense.name)
             return expense_message(updated)
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def DeleteExpense(self, request: epb.DeleteExpenseRequest, context: Context) -> Empty:
         """Delete an expense and its photo."""
 
         async def work() -> Empty:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             if not await self._db(expense_store.delete_expense, _expense_id(request.name), owner):
                 raise _not_found(request.name)
             log.info("expense %s deleted by caller=%s", _expense_id(request.name), owner)
             return Empty()
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def GetReceiptImage(
         self, request: epb.GetReceiptImageRequest, context: Context
@@ -206,7 +205,7 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
         """The photo, in chunks."""
 
         async def work() -> list[epb.ReceiptImageChunk]:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             image = await self._db(expense_store.image, _expense_id(request.name), owner)
             if image is None:
@@ -221,7 +220,7 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
                 for i, piece in enumerate(pieces)
             ]
 
-        for chunk in await _serve(context, work):
+        for chunk in await serve(context, work):
             yield chunk
 
     async def ExportReport(
@@ -230,7 +229,7 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
         """A trip's report and its file, in chunks."""
 
         async def work() -> list[epb.ExportReportResponse]:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             fmt = _REPORT_FORMATS.get(request.format)
             if fmt is None:
@@ -259,7 +258,7 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
             pieces = [content[i : i + CHUNK_BYTES] for i in range(0, len(content), CHUNK_BYTES)]
             return [header] + [epb.ExportReportResponse(content=piece) for piece in pieces]
 
-        for message in await _serve(context, work):
+        for message in await serve(context, work):
             yield message
 
     # -- helpers -----------------------------------------------------------------------
@@ -289,13 +288,7 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
 
     @staticmethod
     async def _db_call(call: Callable[[], T]) -> T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, call)
-        except SQLAlchemyError as error:
-            log.warning("record store unreachable for an Expenses call: %s", str(error).splitlines()[0][:300])
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE, "the expense store cannot be reached right now; try again shortly"
-            ) from None
+        return await in_store(call, "expense store", "Expenses")
 
 
 async def _receive(requests: AsyncIterator[Any]) -> tuple[epb.ScanReceiptConfig, bytes]:
@@ -324,21 +317,6 @@ async def _receive(requests: AsyncIterator[Any]) -> tuple[epb.ScanReceiptConfig,
     if config is None:
         raise invalid_argument("the stream was empty: send a ScanReceiptRequest with the config, then the image")
     return config, bytes(data)
-
-
-async def _serve(context: Context, work: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await work()
-    except ServiceError as error:
-        if error.detail:
-            log.warning("Expenses call failed: %s (%s)", error.message, error.detail)
-        await context.abort(error.code, error.message)
-        raise  # unreachable: abort raises
-
-
-def _decoded(request: object) -> None:
-    if isinstance(request, Undecodable):
-        raise request.error("the request")
 
 
 def _expense_id(name: str) -> str:

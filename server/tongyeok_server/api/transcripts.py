@@ -8,21 +8,19 @@ UNAVAILABLE with a message, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.empty_pb2 import Empty
-from sqlalchemy.exc import SQLAlchemyError
 
 from tongyeok_client.proto import transcripts_pb2 as tpb
 from tongyeok_client.proto import transcripts_pb2_grpc as tpb_grpc
 from tongyeok_server import languages
-from tongyeok_server.api.handlers import Undecodable
+from tongyeok_server.api.unary import decoded, in_store, serve
 from tongyeok_server.auth.caller import Scope, current_caller
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.store import page_token, queries
@@ -63,7 +61,7 @@ class TranscriptsServicer(tpb_grpc.TranscriptsServicer):
         """One record."""
 
         async def work() -> tpb.Session:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             session_id = _session_id(request.name)
             full = request.view != tpb.SESSION_VIEW_BASIC
@@ -72,13 +70,13 @@ class TranscriptsServicer(tpb_grpc.TranscriptsServicer):
                 raise _not_found(request.name)
             return session_message(record, full=full)
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def ListSessions(self, request: tpb.ListSessionsRequest, context: Context) -> tpb.ListSessionsResponse:
         """The caller's sessions, newest first, a page at a time."""
 
         async def work() -> tpb.ListSessionsResponse:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             if request.page_size < 0:
                 raise invalid_argument(f"page_size is {request.page_size}; use 0 (the default, 50) to 1000")
@@ -106,13 +104,13 @@ class TranscriptsServicer(tpb_grpc.TranscriptsServicer):
                 )
             return response
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def DeleteSession(self, request: tpb.DeleteSessionRequest, context: Context) -> Empty:
         """Delete one record and everything of it."""
 
         async def work() -> Empty:
-            _decoded(request)
+            decoded(request)
             owner = self._owner()
             session_id = _session_id(request.name)
             if not await self._db(queries.delete_session, session_id, owner):
@@ -121,15 +119,15 @@ class TranscriptsServicer(tpb_grpc.TranscriptsServicer):
             log.info("session %s record deleted by caller=%s", session_id, current_caller().id)
             return Empty()
 
-        return await _serve(context, work)
+        return await serve(context, work)
 
     async def ExportSession(self, request: tpb.ExportSessionRequest, context: Context) -> tpb.ExportSessionResponse:
         """One record as subtitles, minutes, text or JSON."""
-        return await _serve(context, lambda: self.export_session(request))
+        return await serve(context, lambda: self.export_session(request))
 
     async def export_session(self, request: tpb.ExportSessionRequest) -> tpb.ExportSessionResponse:
         """ExportSession for any edge (the web gateway's download too); raises ``ServiceError``."""
-        _decoded(request)
+        decoded(request)
         owner = self._owner()
         session_id = _session_id(request.name)
         fmt = _FORMATS.get(request.format)
@@ -178,27 +176,7 @@ class TranscriptsServicer(tpb_grpc.TranscriptsServicer):
 
     @staticmethod
     async def _db_call(call: Callable[[], T]) -> T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, call)
-        except SQLAlchemyError as error:
-            log.warning("record store unreachable for a Transcripts call: %s", str(error).splitlines()[0][:300])
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE, "the meeting record store cannot be reached right now; try again shortly"
-            ) from None
-
-
-async def _serve(context: Context, work: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await work()
-    except ServiceError as error:
-        await context.abort(error.code, error.message)
-        raise  # unreachable: abort raises
-
-
-def _decoded(request: object) -> None:
-    """Bytes that were not the request message (see ``api/handlers.py``) are INVALID_ARGUMENT, not a traceback."""
-    if isinstance(request, Undecodable):
-        raise request.error("the request")
+        return await in_store(call, "meeting record store", "Transcripts")
 
 
 def _session_id(name: str) -> str:
