@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,13 @@ from pypdf import PdfReader
 
 from tests.conftest import running_server
 from tests.support.receipts import Receipt, make_receipt
+from tests.support.records import meeting_ops
 from tongyeok_client import InterpreterClient, TongyeokError, cli
 from tongyeok_client.proto import expenses_pb2 as epb
 from tongyeok_client.proto import expenses_pb2_grpc as epb_grpc
 from tongyeok_server.app import TongyeokServer
+from tongyeok_server.store import ops
+from tongyeok_server.store.database import write
 
 # Seeds whose receipts cover ko-card, ko-pos, ko-simple, en-us, en-uk and en-eu layouts.
 SEEDS = (0, 2, 6, 5, 7, 9)
@@ -150,8 +154,21 @@ def test_an_update_needs_a_mask_of_known_fields(server: TongyeokServer, scanned:
         assert "cannot be corrected" in str(unknown.value.details())
 
 
-def test_report_csv_xlsx_pdf(client: InterpreterClient, scanned: dict[int, epb.Expense], tmp_path: Path) -> None:
+def test_report_csv_xlsx_pdf(
+    server: TongyeokServer, client: InterpreterClient, scanned: dict[int, epb.Expense], tmp_path: Path
+) -> None:
     dates = sorted(e.date for e in scanned.values())
+    # The trip's meetings come from the meeting record: one of this caller's during the trip, one before
+    # it, and one of another caller during it.
+    during = datetime.combine(date.fromisoformat(dates[0]), time(9), UTC)
+    assert server.record is not None
+    with write(server.record.engine) as conn:
+        ops.apply(
+            conn,
+            meeting_ops("s-trip-meeting", started_at=during, sources=("en-US", "ko-KR"), targets=("ko-KR", "en-US")),
+        )
+        ops.apply(conn, meeting_ops("s-before-trip", started_at=during - timedelta(days=400)))
+        ops.apply(conn, meeting_ops("s-someone-else", caller="key:other", started_at=during))
     kw = {"date_from": dates[0], "date_to": dates[-1], "currency": "KRW"}
     rates = {"KRW": Decimal(1), "USD": Decimal(1400), "EUR": Decimal(1500), "GBP": Decimal(1750)}
     expected_total = sum(Decimal(e.total) * rates[e.currency_code] for e in scanned.values())
@@ -171,6 +188,8 @@ def test_report_csv_xlsx_pdf(client: InterpreterClient, scanned: dict[int, epb.E
     assert report.rates["USD"] == "1400"
     day_sum = sum(Decimal(d.converted_total.amount) for d in report.days)
     assert day_sum == expected_total
+    assert [m.session for m in report.meetings] == ["sessions/s-trip-meeting"]
+    assert report.meetings[0].utterance_count == 3 and report.meetings[0].duration_seconds == 300
 
     xlsx = client.expenses.export_report(format="xlsx", **kw)
     book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
@@ -179,11 +198,13 @@ def test_report_csv_xlsx_pdf(client: InterpreterClient, scanned: dict[int, epb.E
     assert sheet.max_row == 1 + len(scanned)
     totals = {row[0]: row for row in book["Totals"].iter_rows(min_row=2, values_only=True)}
     assert Decimal(str(totals["all"][3])) == expected_total
+    meetings = list(book["Meetings"].iter_rows(min_row=2, values_only=True))
+    assert [row[0] for row in meetings] == ["s-trip-meeting"] and meetings[0][3] == "en-US+ko-KR → ko-KR, en-US"
 
     pdf = client.expenses.export_report(format="pdf", **kw)
     reader = PdfReader(io.BytesIO(pdf.content))
     text = "\n".join(page.extract_text() for page in reader.pages)
-    assert "Expense report" in text and "Totals" in text
+    assert "Expense report" in text and "Totals" in text and "s-trip-meeting" in text
     assert len(reader.pages) >= 1 + len(scanned)  # a page per receipt photo
     photos = [img for page in reader.pages for img in page.images]
     assert len(photos) == len(scanned)
