@@ -131,7 +131,7 @@ def test_reconnects_with_the_token_resends_unacknowledged_audio_and_skips_events
     kinds = [type(e) for e in script.events]
     assert kinds == [SessionStarted, FinalTranscript, FinalTranscript, Reconnecting, SessionResumed, FinalTranscript]
     assert [e.text for e in script.events if isinstance(e, FinalTranscript)] == ["good morning", "thank you", "see you"]
-    assert len(script.sleeps) == 1 and 0.17 <= script.sleeps[0] <= 0.33  # 0.25 s +-30 %
+    assert len(script.sleeps) == 1 and 0.2 <= script.sleeps[0] <= 0.3  # 0.25 s +-20 % (tongyeok_client.backoff)
 
 
 def test_backoff_grows_and_a_moving_token_replaces_the_old_one() -> None:
@@ -157,7 +157,7 @@ def test_backoff_grows_and_a_moving_token_replaces_the_old_one() -> None:
     assert script.done.wait(10)
     bases = [min(4.0, 0.25 * 2**i) for i in range(len(script.sleeps))]
     for slept, base in zip(script.sleeps, bases, strict=True):
-        assert base * 0.7 <= slept <= base * 1.3
+        assert base * 0.8 <= slept <= base * 1.2
     assert [e.attempt for e in script.events if isinstance(e, Reconnecting)] == [1, 2, 3, 4]
 
 

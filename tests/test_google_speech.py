@@ -198,7 +198,7 @@ def test_a_callers_cancel_reaches_google_as_a_disconnect_at_once(stub, tts: Fake
 
 
 def test_a_transient_failure_before_any_audio_is_retried(stub, tts: FakeTextToSpeech, monkeypatch) -> None:
-    monkeypatch.setattr(google_engine, "BACKOFF_INITIAL_S", 0.01)
+    monkeypatch.setattr(google_engine, "BACKOFF", google_engine.Backoff(0.01, 0.01))
     tts.fail(grpc.StatusCode.UNAVAILABLE, method="StreamingSynthesize")
     events = events_of(stub.TranslateText(request(), timeout=60))
     assert not of_kind(events, "notice")

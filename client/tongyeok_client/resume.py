@@ -14,8 +14,8 @@ How it works (``ResumingStream``):
   replaced by a ``resume_token_update``).
 - When the call breaks (UNAVAILABLE, a reset, a keepalive that went
   unanswered: see ``channel.KEEPALIVE_OPTIONS``) the stream yields a
-  ``Reconnecting`` event, waits with exponential backoff and jitter (0.25 s
-  doubling to 4 s, +-30 %), and opens a new call whose first message is
+  ``Reconnecting`` event, waits with the one back-off policy
+  (``backoff.py``: 0.25 s doubling to 4 s, +-20 %), and opens a new call whose first message is
   ``resume`` (the token, the last sequence number). The server answers
   ``session_resumed`` with the byte to resend from; the stream resends the
   buffered audio from there and goes on with the source. Events the
@@ -40,6 +40,7 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
+from .backoff import Backoff
 from .errors import TongyeokError
 from .events import Event, Reconnecting, event_from_proto
 from .proto import interpreter_pb2 as pb
@@ -49,6 +50,10 @@ RESUMABLE = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 )
 DEFAULT_WINDOW_S = 120.0
+
+
+#: Waits between reconnects: 0.25 s doubling to 4 s (a network that is back is found within a second or two).
+RECONNECT_BACKOFF = Backoff(0.25, 4.0)
 
 
 class AudioBuffer:
@@ -225,7 +230,7 @@ class ResumingStream:
                     self.reconnects += 1
                     details = error.details() if isinstance(error, grpc.Call) else str(error)
                     yield _reconnecting(tries, f"{code.name}: {details}")
-                    self._sleep(min(4.0, 0.25 * 2 ** (tries - 1)) * self._rng.uniform(0.7, 1.3))
+                    self._sleep(RECONNECT_BACKOFF.delay_s(tries, self._rng))
                     attempt = _Attempt(
                         pb.InterpretRequest(
                             resume=pb.ResumeRequest(

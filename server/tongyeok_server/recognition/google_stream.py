@@ -61,7 +61,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -72,6 +71,7 @@ import grpc
 import grpc.aio
 from google.cloud.speech_v2.types import cloud_speech
 
+from tongyeok_client.backoff import Backoff
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition import google_errors
 from tongyeok_server.recognition.base import (
@@ -553,10 +553,10 @@ class GoogleRecognizerStream(RecognizerStream):
     async def _back_off(self, failure: Failure, attempt: int) -> None:
         """Tell the caller (RECOGNIZER_RETRYING) and the log, then wait before the next attempt."""
         policy = self._policy
-        initial, most = policy.backoff_initial_s, policy.backoff_max_s
+        backoff = Backoff(policy.backoff_initial_s, policy.backoff_max_s)
         if failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            initial, most = policy.quota_backoff_initial_s, policy.quota_backoff_max_s
-        delay = min(most, initial * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+            backoff = Backoff(policy.quota_backoff_initial_s, policy.quota_backoff_max_s)
+        delay = backoff.delay_s(attempt)
         self.retries += 1
         log.warning(
             "%s: %s (%s); retry %d of %d in %.1f s",

@@ -32,6 +32,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from tongyeok_client.backoff import Backoff
 from tongyeok_server.session import events as ev
 from tongyeok_server.store import ops
 from tongyeok_server.store.database import write
@@ -42,6 +43,8 @@ LINGER_S = 0.2  # a record a fraction of a second behind costs nothing; fewer wa
 MAX_BATCH = 500
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
+# A store that is down is tried again at these waits (the one policy, tongyeok_client.backoff).
+RETRY_BACKOFF = Backoff(RETRY_MIN_S, RETRY_MAX_S)
 _ESSENTIAL = (ops.OpenSession, ops.EndSession, ops.MarkIncomplete)
 _DATA_ERRORS = (IntegrityError, DataError)  # this write is wrong (e.g. its session was deleted); others may be fine
 
@@ -243,7 +246,7 @@ class RecordWriter:
     # -- the writer thread ---------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = RETRY_MIN_S
+        failures = 0
         while True:
             with self._cond:
                 self._waiting = True
@@ -263,10 +266,10 @@ class RecordWriter:
                 with self._cond:
                     if self._stopping and time.monotonic() >= self._stop_deadline:
                         return
-                    self._cond.wait(backoff)
-                backoff = min(backoff * 2, RETRY_MAX_S)
+                    failures += 1
+                    self._cond.wait(RETRY_BACKOFF.delay_s(failures))
                 continue
-            backoff = RETRY_MIN_S
+            failures = 0
             with self._cond:
                 if not self._stopping:
                     # Let a batch gather: fewer, larger transactions cost the database and this process less.

@@ -49,6 +49,7 @@ from google.cloud.texttospeech_v1.services.text_to_speech.transports import Text
 from google.cloud.texttospeech_v1.services.text_to_speech.transports.base import DEFAULT_CLIENT_INFO
 from google.cloud.texttospeech_v1.types import cloud_tts
 
+from tongyeok_client.backoff import Backoff
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.recognition.google_auth import (
@@ -74,8 +75,8 @@ ROLE = "speech synthesizer"
 
 # Retries of a call that failed before any of its audio was sent.
 MAX_RETRIES = 3
-BACKOFF_INITIAL_S = 0.25
-QUOTA_BACKOFF_INITIAL_S = 1.0
+BACKOFF = Backoff(0.25, 4.0)
+QUOTA_BACKOFF = Backoff(1.0, 8.0)
 CALL_TIMEOUT_S = 30.0  # one clause, or ListVoices; a streaming call has none (it lasts the utterance)
 # Google's limit on one input's text (UTF-8 bytes), for SynthesizeSpeech and each streaming input.
 MAX_INPUT_BYTES = 5000
@@ -330,8 +331,8 @@ class GoogleSynthesizer(Synthesizer):
             if failure.action not in (Action.RETRY, Action.RECHECK) or audio_sent() or retries >= MAX_RETRIES:
                 raise failure.ending(retries)
             quota = failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED
-            await asyncio.sleep((QUOTA_BACKOFF_INITIAL_S if quota else BACKOFF_INITIAL_S) * 2**retries)
             retries += 1
+            await asyncio.sleep((QUOTA_BACKOFF if quota else BACKOFF).delay_s(retries))
 
     async def _renew(self) -> Failure | None:
         return None if self._keeper is None else await self._keeper.ensure_valid()

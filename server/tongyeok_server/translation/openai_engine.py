@@ -28,11 +28,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 from collections.abc import Sequence
 from itertools import permutations
 from urllib.parse import urlsplit
 
+from tongyeok_client.backoff import Backoff
 from tongyeok_server import languages
 from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
@@ -142,9 +142,8 @@ class OpenAITranslator(Translator):
                         raise failure.error from None
                     retries += 1
                     delay = failure.delay_s
-                    if delay is None:
-                        delay = min(self.backoff_s * 2 ** (retries - 1), self.max_backoff_s)
-                        delay *= 1 - 0.25 * random.random()  # jitter: many sessions hit the same limit at once
+                    if delay is None:  # no Retry-After: the one policy (jittered: many sessions fail at once)
+                        delay = Backoff(self.backoff_s, self.max_backoff_s).delay_s(retries)
                     log.info(
                         "%stranslation attempt failed: %s (%s); retry %d of %d in %.2f s",
                         who,
