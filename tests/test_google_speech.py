@@ -28,6 +28,7 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech
 from tests.support.fake_tts import FakeTextToSpeech, heard_tones, tones_of
 from tests.support.speech_audio import decode, utterance_audio
+from tongyeok_client.backoff import Backoff
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
@@ -198,7 +199,7 @@ def test_a_callers_cancel_reaches_google_as_a_disconnect_at_once(stub, tts: Fake
 
 
 def test_a_transient_failure_before_any_audio_is_retried(stub, tts: FakeTextToSpeech, monkeypatch) -> None:
-    monkeypatch.setattr(google_engine, "BACKOFF", google_engine.Backoff(0.01, 0.01))
+    monkeypatch.setattr(google_engine, "BACKOFF", Backoff(0.01, 0.01))
     tts.fail(grpc.StatusCode.UNAVAILABLE, method="StreamingSynthesize")
     events = events_of(stub.TranslateText(request(), timeout=60))
     assert not of_kind(events, "notice")

@@ -13,8 +13,8 @@ from tests.support.speech import Speech
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.auth.caller import ANONYMOUS
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.recognition.base import (
-    EngineDescription,
     RecognitionConfig,
     RecognitionEnded,
     RecognitionListener,

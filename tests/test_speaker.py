@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.session import events as ev
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 from tongyeok_server.synthesis.config import SpeechOutput

@@ -6,7 +6,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import speech
-from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
 from tongyeok_server.translation.base import Style, TranslationOptions

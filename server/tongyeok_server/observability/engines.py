@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tongyeok_server.audio.format import AudioSpec
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.recognition.base import (
-    EngineDescription,
     RecognitionConfig,
     RecognitionEnded,
     RecognitionEvent,

@@ -29,15 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tongyeok_server.audio.format import AudioSpec
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-
-
-@dataclass(frozen=True)
-class EngineDescription:
-    """Name and detail of an engine, as shown to callers (never a credential)."""
-
-    name: str
-    detail: str = ""
 
 
 @dataclass(frozen=True)

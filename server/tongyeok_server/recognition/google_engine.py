@@ -8,8 +8,8 @@ Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS`` or
 ``--google-ca-file`` trusts another CA than the system's for the endpoint.
 
 The restart, pause and retry policy lives in ``google_stream``, what each
-status means in ``google_errors``, and the renewal of the credential (before
-each call, by the engine rather than by gRPC's plugin) in ``google_auth``.
+status means in ``google/status.py``, and the renewal of the credential (before
+each call, by the engine rather than by gRPC's plugin) in ``google/auth.py``.
 
 Every stream runs on the server's asyncio event loop over ``grpc.aio`` (no
 thread per stream, and no loop or thread of the engine's own):
@@ -37,19 +37,19 @@ from google.cloud.speech_v2.types import cloud_speech
 
 from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec, Encoding
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition.base import (
-    EngineDescription,
-    RecognitionConfig,
-    RecognitionListener,
-    Recognizer,
-    RecognizerStream,
-)
-from tongyeok_server.recognition.google_auth import (
+from tongyeok_server.google.auth import (
     CredentialKeeper,
     ca_file_credentials,
     load_credentials,
     transport_factory,
+)
+from tongyeok_server.recognition.base import (
+    RecognitionConfig,
+    RecognitionListener,
+    Recognizer,
+    RecognizerStream,
 )
 from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy
 from tongyeok_server.settings import ServerSettings

@@ -25,11 +25,11 @@ A ``GoogleRecognizerStream`` hides Google's limits from the session:
 - **Errors.** UNAVAILABLE and friends, and RESOURCE_EXHAUSTED (Google's
   quota, with a longer back-off), are retried with bounded exponential
   back-off, resending the unfinalised audio; everything else ends the stream
-  with a ``ServiceError``. ``google_errors`` classifies each status and words
+  with a ``ServiceError``. ``google/status.py`` classifies each status and words
   it: the caller gets the cause and what to do, the log (at WARNING, with
   the session id) Google's own message, which can name the project or an
   address. Before each call the engine's ``before_call`` (the credential
-  check, ``google_auth``) may refuse or ask for a retry the same way.
+  check, ``google/auth.py``) may refuse or ask for a retry the same way.
 
 Threads: none of its own. A stream lives on one asyncio event loop (the
 server's; see ``google_engine``) as two
@@ -73,7 +73,8 @@ from google.cloud.speech_v2.types import cloud_speech
 
 from tongyeok_client.backoff import Backoff
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition import google_errors
+from tongyeok_server.google import status as google_status
+from tongyeok_server.google.status import Action, Failure
 from tongyeok_server.recognition.base import (
     RecognitionConfig,
     RecognitionEnded,
@@ -85,7 +86,6 @@ from tongyeok_server.recognition.base import (
     SpeechActivity,
     Transcript,
 )
-from tongyeok_server.recognition.google_errors import Action, Failure
 from tongyeok_server.recognition.stable_text import GOOGLE_STABLE, StableText
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ _END = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVI
 # serialised ``StreamingRecognizeRequest`` bytes as they are and reads raw
 # protobuf ``StreamingRecognizeResponse`` messages.
 CallOpener = Callable[[], Any]
-# Awaited before each call (on the stream's loop): None to go on, or why not (see google_auth).
+# Awaited before each call (on the stream's loop): None to go on, or why not (see google/auth.py).
 BeforeCall = Callable[[], Awaitable[Failure | None]]
 
 
@@ -548,7 +548,7 @@ class GoogleRecognizerStream(RecognizerStream):
         if planned:
             self._restarted(f"after {(leg.pos - leg.base) / self._bps:.0f} s of audio", "at a final, as planned")
             return None
-        return google_errors.from_status(code, details, self._config.language_codes)
+        return google_status.from_status(code, details, self._config.language_codes)
 
     async def _back_off(self, failure: Failure, attempt: int) -> None:
         """Tell the caller (RECOGNIZER_RETRYING) and the log, then wait before the next attempt."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.recognition import pocketsphinx_worker
 from tongyeok_server.recognition.base import (
-    EngineDescription,
     RecognitionConfig,
     RecognitionListener,
     Recognizer,

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tongyeok_server import languages
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.recognition import whisper_model, whisper_worker
 from tongyeok_server.recognition.base import (
-    EngineDescription,
     RecognitionConfig,
     RecognitionListener,
     Recognizer,

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from tongyeok_server import languages
-from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.synthesis.config import SpeechEncoding
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis import espeak_engine, piper_engine
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice

@@ -27,8 +27,8 @@ import grpc
 import soundfile
 
 from tongyeok_server import languages
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 

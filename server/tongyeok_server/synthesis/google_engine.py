@@ -1,7 +1,7 @@
 """Google Cloud Text-to-Speech (v1), behind the ``Synthesizer`` interface.
 
 Selected with ``--synthesizer google``. Credentials as for Speech-to-Text
-(``recognition/google_auth.py``): Application Default Credentials, renewed
+(``google/auth.py``): Application Default Credentials, renewed
 by the engine before each call, a refusal is UNAUTHENTICATED at once;
 ``--google-tts-location`` picks the regional endpoint
 (``eu-texttospeech.googleapis.com``), ``--google-tts-endpoint`` any other,
@@ -27,7 +27,7 @@ Two paths, by voice:
 Failures: a transient status (UNAVAILABLE, quota, ...) is retried, with
 back-off, as long as no audio of the call has been sent (a clause's call:
 always; a streaming call: until its first audio); then the utterance's
-speech ends with ``SYNTHESIS_FAILED`` in the words of ``google_errors``
+speech ends with ``SYNTHESIS_FAILED`` in the words of ``google/status.py``
 (Google's own words, which can name the project, only in the server log).
 The voices come from ``ListVoices`` at start-up; if Google cannot be asked
 then, a built-in list of Chirp 3: HD voices stands in, and the log says why.
@@ -50,15 +50,15 @@ from google.cloud.texttospeech_v1.services.text_to_speech.transports.base import
 from google.cloud.texttospeech_v1.types import cloud_tts
 
 from tongyeok_client.backoff import Backoff
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition.base import EngineDescription
-from tongyeok_server.recognition.google_auth import (
+from tongyeok_server.google.auth import (
     CredentialKeeper,
     ca_file_credentials,
     load_credentials,
     transport_factory,
 )
-from tongyeok_server.recognition.google_errors import Action, Failure, common_failure
+from tongyeok_server.google.status import Action, Failure, common_failure
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis import google_voices
 from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice

@@ -29,8 +29,8 @@ import grpc
 import openai
 from openai import AsyncOpenAI
 
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 from tongyeok_server.translation.openai_errors import KEY_LIKE

@@ -30,8 +30,8 @@ from typing import Any
 import grpc
 import numpy as np
 
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 

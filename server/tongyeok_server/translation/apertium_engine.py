@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tongyeok_server import languages
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError, invalid_argument
-from tongyeok_server.recognition.base import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation import glossary
 from tongyeok_server.translation.apertium_pipeline import ApertiumPipeline

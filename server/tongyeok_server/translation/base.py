@@ -23,7 +23,7 @@ import enum
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
-from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.engines import EngineDescription
 
 
 class Style(enum.Enum):

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from tongyeok_client.backoff import Backoff
 from tongyeok_server import languages
-from tongyeok_server.recognition.base import EngineDescription
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.translation import prompts
 from tongyeok_server.translation.base import (

@@ -20,7 +20,7 @@ answer (``TransportError``, a retryable ``RefreshError``: retried like an
 outage). The plugin then finds a valid token and does nothing but add it.
 
 Should the plugin still fail (a token that expired between the check and
-the call), the stream sees the plugin's status (``google_errors.PLUGIN_FAILED``)
+the call), the stream sees the plugin's status (``status.PLUGIN_FAILED``)
 and renews the credential itself at once, which classifies the failure; and
 ``quiet_plugin_tracebacks`` keeps that plugin's traceback for a google-auth
 error out of the log (the engine reports the failure itself, once, with the
@@ -42,7 +42,7 @@ from google.auth.credentials import Credentials
 from google.auth.transport.requests import Request
 
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.recognition.google_errors import Action, Failure
+from tongyeok_server.google.status import Action, Failure
 
 log = logging.getLogger(__name__)
 
