@@ -36,8 +36,8 @@ from tests.support.fake_speech import FakeSpeech, word_for_id
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
+from tongyeok_server.recognition.google_call import StreamPolicy
 from tongyeok_server.recognition.google_engine import GoogleRecognizer
-from tongyeok_server.recognition.google_stream import StreamPolicy
 from tongyeok_server.settings import ServerSettings
 
 PROJECT = "acme-prod-4711"

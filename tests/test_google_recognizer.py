@@ -38,8 +38,9 @@ from tongyeok_server.recognition.base import (
     SpeechActivity,
     Transcript,
 )
+from tongyeok_server.recognition.google_call import StreamPolicy, audio_request
 from tongyeok_server.recognition.google_engine import GoogleRecognizer
-from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy, audio_request
+from tongyeok_server.recognition.google_stream import GoogleRecognizerStream
 from tongyeok_server.settings import ServerSettings
 
 RATE = 16000

@@ -51,7 +51,8 @@ from tongyeok_server.recognition.base import (
     Recognizer,
     RecognizerStream,
 )
-from tongyeok_server.recognition.google_stream import GoogleRecognizerStream, StreamPolicy
+from tongyeok_server.recognition.google_call import StreamPolicy
+from tongyeok_server.recognition.google_stream import GoogleRecognizerStream
 from tongyeok_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)

@@ -63,9 +63,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -83,109 +82,24 @@ from tongyeok_server.recognition.base import (
     RecognizerNotice,
     RecognizerNoticeKind,
     RecognizerStream,
-    SpeechActivity,
-    Transcript,
 )
-from tongyeok_server.recognition.stable_text import GOOGLE_STABLE, StableText
+from tongyeok_server.recognition.google_call import (
+    EOF,
+    MAX_REQUEST_AUDIO_BYTES,
+    WRITE_RACE,
+    BeforeCall,
+    CallOpener,
+    Leg,
+    StreamPolicy,
+    audio_request,
+    status_after_write_race,
+)
+from tongyeok_server.recognition.google_results import GoogleResults
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 
-# Google's documented per-request audio limit (the proto comment; the quota page says 25 KB).
-MAX_REQUEST_AUDIO_BYTES = 15360
-
-_EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
-
-# grpc.aio replaces a call's status with this when a write fails because the
-# call has just ended (grpc/grpc#36066): Google's OUT_OF_RANGE or
-# PERMISSION_DENIED would look like a retryable INTERNAL. The server's status
-# is kept from the call's done callback when it came first, and when it comes
-# second it overwrites this one a moment later.
-_WRITE_RACE = (grpc.StatusCode.INTERNAL, "Internal error from Core")
-_PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
-_BEGIN = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_BEGIN)
-_END = int(cloud_speech.StreamingRecognizeResponse.SpeechEventType.SPEECH_ACTIVITY_END)
-
-# Opens one Google streaming call (on the stream's loop) and returns the
-# grpc.aio call: ``write``/``done_writing``/``read``/``cancel``. It writes
-# serialised ``StreamingRecognizeRequest`` bytes as they are and reads raw
-# protobuf ``StreamingRecognizeResponse`` messages.
-CallOpener = Callable[[], Any]
-# Awaited before each call (on the stream's loop): None to go on, or why not (see google/auth.py).
-BeforeCall = Callable[[], Awaitable[Failure | None]]
-
-
-def audio_request(audio: bytes | bytearray) -> bytes:
-    """``StreamingRecognizeRequest(audio=audio)``, serialised by raw protobuf (no proto-plus round trip)."""
-    serialized: bytes = _PB_REQUEST(audio=bytes(audio)).SerializeToString()
-    return serialized
-
-
-@dataclass(frozen=True)
-class StreamPolicy:
-    """Timings of the restart, pause and retry policy (seconds of audio or wall time)."""
-
-    soft_limit_s: float = 240.0  # audio per Google stream before restarting at the next final
-    hard_limit_s: float = 290.0  # audio per Google stream before half-closing regardless (cap is 305)
-    idle_close_s: float = 2.0  # wall time without caller audio before half-closing the Google stream
-    max_retries: int = 5  # consecutive failed attempts before giving up
-    backoff_initial_s: float = 0.25
-    backoff_max_s: float = 4.0
-    # Google's quotas are per minute: a quota retry waits longer (1+2+4+8+8 s, within
-    # what the buffer below holds, so no word is lost while it waits).
-    quota_backoff_initial_s: float = 1.0
-    quota_backoff_max_s: float = 8.0
-    # write() blocks above these (flow control). Unfinalised audio is what a
-    # restart must resend: ~48 s of 16 kHz LINEAR16. If a speaker goes on that
-    # long without a final, the writer waits, the idle rule half-closes the
-    # Google stream, Google finalises, and the buffer empties.
-    max_unfinalised_bytes: int = 1536 * 1024
-    max_unsent_bytes: int = 256 * 1024
-
-
-class _Leg:
-    """One Google streaming call: where it started in the caller's audio and how far it got."""
-
-    __slots__ = ("abandoned", "base", "half_closed", "opened", "pos", "progress", "status", "stop")
-
-    def __init__(self, base: int) -> None:
-        self.base = base  # absolute byte position of this call's offset 0
-        self.pos = base  # absolute byte position of the next byte to send
-        self.opened = time.monotonic()
-        self.half_closed = False  # our sender half-closed: Google will finalise and close
-        self.stop = False  # the sender must end now, without half-closing (restart or cancel)
-        self.abandoned = False  # cancelled unfinalised because the caller is away (its audio resent later)
-        self.progress = False  # Google sent at least one result
-        self.status: tuple[grpc.StatusCode, str] | None = None  # how the call ended, as first reported
-
-    def record_status(self, call: Any) -> None:
-        """Done callback of the call: keep the status it ended with (see ``_WRITE_RACE``)."""
-        code = _settled(call.code())
-        if code is not None:
-            self.status = (code, _settled(call.details()) or "")
-
-
-async def _status_after_write_race(call: Any) -> tuple[grpc.StatusCode, str]:
-    """The server's status of a call whose failed write was noticed first (``_WRITE_RACE``)."""
-    status = _WRITE_RACE
-    for _ in range(50):  # the status is on its way: a few loop turns, 0.5 s at most
-        await asyncio.sleep(0.01)
-        status = (await call.code(), await call.details() or "")
-        if status != _WRITE_RACE:
-            break
-    return status
-
-
-def _settled(coroutine: Coroutine[Any, Any, _T]) -> _T | None:
-    """The value of a coroutine that completes without waiting (a call's status once it is done), else None."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        value: _T = done.value
-        return value
-    coroutine.close()
-    return None
+DEFAULT_POLICY = StreamPolicy()
 
 
 class GoogleRecognizerStream(RecognizerStream):
@@ -198,7 +112,7 @@ class GoogleRecognizerStream(RecognizerStream):
         open_call: CallOpener,
         first_request: cloud_speech.StreamingRecognizeRequest,
         loop: asyncio.AbstractEventLoop,
-        policy: StreamPolicy = StreamPolicy(),
+        policy: StreamPolicy = DEFAULT_POLICY,
         on_close: Callable[[], None] | None = None,
         name: str = "google-stt",
         before_call: BeforeCall | None = None,
@@ -217,7 +131,6 @@ class GoogleRecognizerStream(RecognizerStream):
         frame = config.audio.frame_bytes
         self._frame = frame
         self._chunk = MAX_REQUEST_AUDIO_BYTES // frame * frame  # whole frames only
-        self._languages = {c.lower(): c for c in config.language_codes}
 
         # Touched only on the loop, except the three flags, which other
         # threads set (finish, cancel) and read (write) as plain attributes.
@@ -236,15 +149,12 @@ class GoogleRecognizerStream(RecognizerStream):
         self._room = asyncio.Event()  # the buffer shrank: a waiting writer re-checks
         self._room_waiters = 0
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._leg: _Leg | None = None
+        self._leg: Leg | None = None
         self._call: Any = None
         self._sender: asyncio.Task[None] | None = None
         self._task: asyncio.Task[ServiceError | None] | None = None
         self._done = threading.Event()  # the run task has ended (for join)
-        self._last_final_end_s = 0.0
-        self._speech_began_s: float | None = None
-        # The stable prefix of the utterance in progress (kept across a restart: the same utterance goes on).
-        self._stable = StableText()
+        self._results = GoogleResults(config)  # what the responses mean (transcripts, offsets, stable text)
         self.restarts = 0  # for tests and logs
         self.retries = 0
 
@@ -439,7 +349,7 @@ class GoogleRecognizerStream(RecognizerStream):
 
     # ------------------------------------------------------------------ sender task (one per Google call)
 
-    async def _send(self, call: Any, leg: _Leg) -> None:
+    async def _send(self, call: Any, leg: Leg) -> None:
         policy = self._policy
         hard_end = leg.base + int(policy.hard_limit_s * self._bps)
         most = self._chunk
@@ -500,7 +410,7 @@ class GoogleRecognizerStream(RecognizerStream):
             failure = await self._before_call() if self._before_call is not None else None
             progress = False
             if failure is None:
-                leg = _Leg(self._buf_start)
+                leg = Leg(self._buf_start)
                 failure = await self._attempt(leg)
                 if failure is None:
                     failures = 0
@@ -522,7 +432,7 @@ class GoogleRecognizerStream(RecognizerStream):
             else:  # RECHECK, the first time: the next attempt renews the credential itself
                 log.info("%s: %s (%s); renewing the credential", self._who, failure.cause, failure.detail)
 
-    async def _attempt(self, leg: _Leg) -> Failure | None:
+    async def _attempt(self, leg: Leg) -> Failure | None:
         """One Google call from ``leg``'s start; None if it ended as planned, else what went wrong."""
         self._leg = leg
         call = self._open_call()
@@ -576,13 +486,13 @@ class GoogleRecognizerStream(RecognizerStream):
         )
         await asyncio.sleep(delay)
 
-    async def _read(self, call: Any, leg: _Leg) -> tuple[grpc.StatusCode, str, bool]:
+    async def _read(self, call: Any, leg: Leg) -> tuple[grpc.StatusCode, str, bool]:
         """Deliver the call's responses; (final status, details, ended by a planned restart)."""
         soft_bytes = self._policy.soft_limit_s * self._bps
         try:
             while True:
                 response = await call.read()
-                if response is _EOF:  # ended with OK
+                if response is EOF:  # ended with OK
                     return grpc.StatusCode.OK, "stream ended", False
                 final = self._on_response(leg, response)
                 if final and leg.pos - leg.base >= soft_bytes and not leg.half_closed:
@@ -592,8 +502,8 @@ class GoogleRecognizerStream(RecognizerStream):
                     return grpc.StatusCode.CANCELLED, "planned restart", True
         except grpc.aio.AioRpcError as exc:
             status = leg.status or (exc.code(), exc.details() or "")
-            if status == _WRITE_RACE:
-                status = await _status_after_write_race(call)
+            if status == WRITE_RACE:
+                status = await status_after_write_race(call)
             return status[0], status[1], False
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -603,85 +513,17 @@ class GoogleRecognizerStream(RecognizerStream):
             # channels (shutdown), or the sender failed.
             return grpc.StatusCode.CANCELLED, "the call was cancelled locally", False
 
-    def _on_response(self, leg: _Leg, response: Any) -> bool:
-        """Turn one response into events; True if it carried a final result."""
-        base_s = leg.base / self._bps
-        got_final = False
-        if response.speech_event_type in (_BEGIN, _END):
-            offset = base_s + response.speech_event_offset.ToNanoseconds() / 1e9
-            if response.speech_event_type == _BEGIN:
-                self._speech_began_s = offset
-            if self._config.voice_activity_events:
-                self._emit(SpeechActivity(began=response.speech_event_type == _BEGIN, offset_s=offset))
-        interim_text: list[str] = []
-        interim_stability = 1.0
-        interim_end = self._last_final_end_s
-        interim_language = ""
-        # Google's stable results lead a response (stability 0.9, the rest 0.01); a model that
-        # gives no stability (0.0 means not set) leaves it to two successive interims to agree.
-        stable: list[str] | None = []
-        leading = True
-        for result in response.results:
+    def _on_response(self, leg: Leg, response: Any) -> bool:
+        """Turn one response into events (``google_results``); True if it carried a final result."""
+        read = self._results.read(response, leg.base)
+        if read.results:
             leg.progress = True
-            if not result.alternatives:
-                continue
-            best = result.alternatives[0]
-            end_ns = result.result_end_offset.ToNanoseconds()
-            end_s = base_s + end_ns / 1e9
-            language = self._language(result.language_code)
-            if result.is_final:
-                got_final = True
-                self._final(best.transcript, language, end_ns, best.confidence, leg)
-            else:
-                interim_text.append(best.transcript)
-                interim_stability = min(interim_stability, result.stability)
-                if result.stability == 0.0:
-                    stable = None
-                elif stable is not None and leading and result.stability >= GOOGLE_STABLE:
-                    stable.append(best.transcript)
-                else:
-                    leading = False
-                interim_end = max(interim_end, end_s)
-                interim_language = interim_language or language
-        text = "".join(interim_text).strip()
-        if text and self._config.interim_results:
-            text, stable_text = self._stable.update(text, None if stable is None else "".join(stable))
-            self._emit(
-                Transcript(
-                    text=text,
-                    language_code=interim_language,
-                    is_final=False,
-                    start_offset_s=self._utterance_start(),
-                    end_offset_s=interim_end,
-                    stability=interim_stability,
-                    stable_text=stable_text,
-                )
-            )
-        return got_final
-
-    def _final(self, text: str, language: str, end_ns: int, confidence: float, leg: _Leg) -> None:
-        # Google's offsets count from the start of this call; the call started at leg.base.
-        end_pos = leg.base + end_ns * self._bps // 1_000_000_000
-        end_pos -= (end_pos - leg.base) % self._frame
-        end_s = max(end_pos / self._bps, self._last_final_end_s)
-        start_s = self._utterance_start()
-        # Audio up to this final's end never needs resending.
-        self._trim_to(min(max(end_pos, self._buf_start), leg.pos))
-        self._last_final_end_s = end_s
-        self._speech_began_s = None
-        self._stable.reset()
-        if text.strip():
-            self._emit(Transcript(text.strip(), language, True, start_s, end_s, stability=1.0, confidence=confidence))
-
-    def _utterance_start(self) -> float:
-        began = self._speech_began_s
-        return max(began, self._last_final_end_s) if began is not None else self._last_final_end_s
-
-    def _language(self, reported: str) -> str:
-        """Google reports ``ko-kr``; callers configured ``ko-KR``."""
-        if not reported:
-            return self._config.language_codes[0]
-        return self._languages.get(reported.lower(), reported)
+        for end_pos in read.final_ends:
+            # Audio up to this final's end never needs resending.
+            self._trim_to(min(max(end_pos, self._buf_start), leg.pos))
+        for event in read.events:
+            self._emit(event)
+        return bool(read.final_ends)
 
     def _restarted(self, why: str, detail: str) -> None:
         """Say that a new Google stream resends the audio after the last final (``why`` for the caller too)."""
