@@ -33,7 +33,7 @@ from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.settings import ServerSettings
-from tongyeok_server.synthesis import google_engine
+from tongyeok_server.synthesis import google_calls, google_engine
 from tongyeok_server.synthesis.extension import SpeechExtension
 from tongyeok_server.synthesis.google_engine import GoogleSynthesizer
 
@@ -368,12 +368,12 @@ def test_a_clause_over_googles_input_limit_is_cut_within_it(tts: FakeTextToSpeec
         async def one() -> AsyncIterator[str]:
             yield text
 
-        return [p async for p in google_engine._within_input_limit(one())]
+        return [p async for p in google_calls.within_input_limit(one())]
 
     for text in (long_korean, unbroken, "short"):
         cut = asyncio.run(pieces(text))
         assert "".join(cut).replace(" ", "") == text.replace(" ", "")
-        assert all(len(p.encode()) <= google_engine.MAX_INPUT_BYTES for p in cut)
+        assert all(len(p.encode()) <= google_calls.MAX_INPUT_BYTES for p in cut)
     channel = grpc.insecure_channel(tts.address)
     with channel:
         synthesize = channel.unary_unary(

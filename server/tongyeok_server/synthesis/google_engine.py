@@ -58,28 +58,31 @@ from tongyeok_server.google.auth import (
     load_credentials,
     transport_factory,
 )
-from tongyeok_server.google.status import Action, Failure, common_failure
+from tongyeok_server.google.status import Action, Failure
 from tongyeok_server.settings import ServerSettings
 from tongyeok_server.synthesis import google_voices
 from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
 from tongyeok_server.synthesis.config import SpeechEncoding
 from tongyeok_server.synthesis.google_audio import OggPages, WavPayload, wav_payload
+from tongyeok_server.synthesis.google_calls import (
+    Calls,
+    Inputs,
+    classify,
+    voice_params,
+    within_input_limit,
+    write_inputs,
+)
 from tongyeok_server.synthesis.google_voices import streams
 
 log = logging.getLogger(__name__)
 _EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 
-SERVICE = "google.cloud.texttospeech.v1.TextToSpeech"
-API = "Text-to-Speech"
-ROLE = "speech synthesizer"
 
 # Retries of a call that failed before any of its audio was sent.
 MAX_RETRIES = 3
 BACKOFF = Backoff(0.25, 4.0)
 QUOTA_BACKOFF = Backoff(1.0, 8.0)
 CALL_TIMEOUT_S = 30.0  # one clause, or ListVoices; a streaming call has none (it lasts the utterance)
-# Google's limit on one input's text (UTF-8 bytes), for SynthesizeSpeech and each streaming input.
-MAX_INPUT_BYTES = 5000
 LIST_TIMEOUT_S = 10.0
 
 _STREAMING_ENCODINGS = {
@@ -93,38 +96,6 @@ _CLAUSE_ENCODINGS = {
     SpeechEncoding.MULAW: cloud_tts.AudioEncoding.MULAW,
     SpeechEncoding.ALAW: cloud_tts.AudioEncoding.ALAW,
 }
-
-
-def _rpc_names() -> dict[str, tuple[str, Any, Any]]:
-    return {
-        "stream": (f"/{SERVICE}/StreamingSynthesize", cloud_tts.StreamingSynthesizeRequest, cloud_tts.StreamingSynthesizeResponse),
-        "clause": (f"/{SERVICE}/SynthesizeSpeech", cloud_tts.SynthesizeSpeechRequest, cloud_tts.SynthesizeSpeechResponse),
-        "voices": (f"/{SERVICE}/ListVoices", cloud_tts.ListVoicesRequest, cloud_tts.ListVoicesResponse),
-    }  # fmt: skip
-
-
-class _Calls:
-    """The three methods on one ``grpc.aio`` channel (made on the loop that uses it), proto-plus on the wire."""
-
-    def __init__(self, channel: grpc.aio.Channel, transport: TextToSpeechGrpcAsyncIOTransport | None) -> None:
-        self.channel = channel
-        self.transport = transport
-        names = _rpc_names()
-        path, req, resp = names["stream"]
-        self.stream = channel.stream_stream(
-            path, request_serializer=req.serialize, response_deserializer=resp.deserialize
-        )
-        path, req, resp = names["clause"]
-        self.clause = channel.unary_unary(
-            path, request_serializer=req.serialize, response_deserializer=resp.deserialize
-        )
-        path, req, resp = names["voices"]
-        self.voices = channel.unary_unary(
-            path, request_serializer=req.serialize, response_deserializer=resp.deserialize
-        )
-
-    async def close(self) -> None:
-        await self.channel.close(None)
 
 
 class GoogleSynthesizer(Synthesizer):
@@ -151,7 +122,7 @@ class GoogleSynthesizer(Synthesizer):
             self._ssl_credentials = ca_file_credentials(settings.google_ca_file)
             self._keeper, _, self._problem = load_credentials(credentials, "google synthesizer")
         self._metadata = (DEFAULT_CLIENT_INFO.to_grpc_metadata(),)  # type: ignore[no-untyped-call]
-        self._calls: _Calls | None = None
+        self._calls: Calls | None = None
         self._calls_loop: asyncio.AbstractEventLoop | None = None
         # Until start() lists Google's (on the server's loop): the built-in Chirp 3: HD list.
         self._voices: list[Voice] = google_voices.order(google_voices.built_in(self._preferred), self._preferred)
@@ -200,7 +171,7 @@ class GoogleSynthesizer(Synthesizer):
                     )
                     return list(response.voices)
                 except grpc.aio.AioRpcError as err:
-                    failure = _classify(err)
+                    failure = classify(err)
             return failure.ending()
         finally:
             await calls.close()
@@ -230,7 +201,7 @@ class GoogleSynthesizer(Synthesizer):
         """One streaming call for the utterance, or one call per clause (see the module docstring)."""
         if self._problem is not None:
             raise self._problem
-        clauses = _within_input_limit(clauses)
+        clauses = within_input_limit(clauses)
         if streams(request.voice.name):
             async for audio in self._speak_streaming(request, clauses):
                 yield audio
@@ -244,7 +215,7 @@ class GoogleSynthesizer(Synthesizer):
         wanted = self.output_encoding(request)
         call = cloud_tts.SynthesizeSpeechRequest(
             input=cloud_tts.SynthesisInput(text=text),
-            voice=_voice_params(request),
+            voice=voice_params(request),
             audio_config=cloud_tts.AudioConfig(
                 audio_encoding=_CLAUSE_ENCODINGS[wanted],
                 sample_rate_hertz=request.sample_rate_hz,
@@ -263,10 +234,10 @@ class GoogleSynthesizer(Synthesizer):
     # -- streaming ----------------------------------------------------------------
 
     async def _speak_streaming(self, request: SpeechRequest, clauses: AsyncIterator[str]) -> AsyncIterator[bytes]:
-        inputs = _Inputs(clauses)
+        inputs = Inputs(clauses)
         config = cloud_tts.StreamingSynthesizeRequest(
             streaming_config=cloud_tts.StreamingSynthesizeConfig(
-                voice=_voice_params(request),
+                voice=voice_params(request),
                 streaming_audio_config=cloud_tts.StreamingAudioConfig(
                     audio_encoding=_STREAMING_ENCODINGS[request.encoding],
                     sample_rate_hertz=request.sample_rate_hz,
@@ -284,7 +255,7 @@ class GoogleSynthesizer(Synthesizer):
             # Each call is a new Ogg stream (or WAV): what a failed call held back is void.
             frame = OggPages() if request.encoding is SpeechEncoding.OGG_OPUS else WavPayload()
             call: Any = calls.stream(metadata=self._metadata)  # type: ignore[call-arg] # writes its own requests
-            writer = asyncio.get_running_loop().create_task(_write(call, config, inputs))
+            writer = asyncio.get_running_loop().create_task(write_inputs(call, config, inputs))
             try:
                 while (response := await call.read()) is not _EOF:
                     audio = frame.feed(response.audio_content)
@@ -325,7 +296,7 @@ class GoogleSynthesizer(Synthesizer):
                 try:
                     return await attempt()
                 except grpc.aio.AioRpcError as err:
-                    failure = _classify(err)
+                    failure = classify(err)
                 if failure.action is Action.RECHECK:  # gRPC's plugin could not get a token: renew it ourselves, say why
                     failure = await self._renew() or failure
             if failure.action not in (Action.RETRY, Action.RECHECK) or audio_sent() or retries >= MAX_RETRIES:
@@ -337,9 +308,9 @@ class GoogleSynthesizer(Synthesizer):
     async def _renew(self) -> Failure | None:
         return None if self._keeper is None else await self._keeper.ensure_valid()
 
-    def _make_calls(self) -> _Calls:
+    def _make_calls(self) -> Calls:
         if self._insecure:
-            return _Calls(grpc.aio.insecure_channel(self._endpoint), None)
+            return Calls(grpc.aio.insecure_channel(self._endpoint), None)
         assert self._keeper is not None  # else speak raised self._problem
         client = TextToSpeechAsyncClient(
             credentials=self._keeper.credentials,
@@ -348,9 +319,9 @@ class GoogleSynthesizer(Synthesizer):
         )
         transport = client.transport
         assert isinstance(transport, TextToSpeechGrpcAsyncIOTransport)
-        return _Calls(transport.grpc_channel, transport)
+        return Calls(transport.grpc_channel, transport)
 
-    def _loop_calls(self) -> _Calls:
+    def _loop_calls(self) -> Calls:
         """The channel of the running loop (a ``grpc.aio`` channel belongs to the loop it was made on)."""
         loop = asyncio.get_running_loop()
         if self._calls is None or self._calls_loop is not loop:
@@ -374,107 +345,6 @@ class GoogleSynthesizer(Synthesizer):
                 asyncio.run_coroutine_threadsafe(calls.close(), loop).result(timeout=5)
             except Exception as exc:  # shutdown goes on
                 log.warning("google synthesizer: closing the channel failed (%s)", type(exc).__name__)
-
-
-class _Inputs:
-    """The utterance's clauses, read once from the speaker and replayable by a retried call.
-
-    One task reads the speaker's iterator (cancelling a call's writer must
-    not cancel it mid-``__anext__``, which would close it); each call's
-    writer replays what was read and waits for more.
-    """
-
-    def __init__(self, clauses: AsyncIterator[str]) -> None:
-        self.read: list[str] = []
-        self.ended = False
-        self._changed = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._pump(clauses))
-
-    async def _pump(self, clauses: AsyncIterator[str]) -> None:
-        try:
-            async for clause in clauses:
-                self.read.append(clause)
-                self._changed.set()
-        finally:
-            self.ended = True
-            self._changed.set()
-
-    async def each(self) -> AsyncIterator[str]:
-        """Every clause from the first, as they come."""
-        i = 0
-        while True:
-            while i < len(self.read):
-                yield self.read[i]
-                i += 1
-            if self.ended:
-                return
-            self._changed.clear()
-            await self._changed.wait()
-
-    def close(self) -> None:
-        self._task.cancel()
-
-
-async def _write(call: Any, config: cloud_tts.StreamingSynthesizeRequest, inputs: _Inputs) -> None:
-    """The config, then one input per clause, then the half-close."""
-    await call.write(config)
-    async for clause in inputs.each():
-        await call.write(cloud_tts.StreamingSynthesizeRequest(input=cloud_tts.StreamingSynthesisInput(text=clause)))
-    await call.done_writing()
-
-
-async def _within_input_limit(clauses: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The clauses, a clause over Google's input limit cut at spaces (or anywhere) into pieces within it.
-
-    Google refuses an input over ``MAX_INPUT_BYTES`` (UTF-8) with
-    INVALID_ARGUMENT; a long unpunctuated run of speech must still be spoken.
-    """
-    async for clause in clauses:
-        if len(clause.encode()) <= MAX_INPUT_BYTES:
-            yield clause
-            continue
-        piece = ""
-        for word in clause.split(" "):
-            while len(word.encode()) > MAX_INPUT_BYTES:  # one "word" over the limit (no spaces: CJK)
-                if piece:
-                    yield piece
-                    piece = ""
-                cut = len(word.encode()[:MAX_INPUT_BYTES].decode(errors="ignore"))
-                yield word[:cut]
-                word = word[cut:]
-            candidate = f"{piece} {word}" if piece else word
-            if len(candidate.encode()) > MAX_INPUT_BYTES:
-                yield piece
-                candidate = word
-            piece = candidate
-        if piece:
-            yield piece
-
-
-def _voice_params(request: SpeechRequest) -> cloud_tts.VoiceSelectionParams:
-    voice = request.voice
-    return cloud_tts.VoiceSelectionParams(language_code=voice.language_codes[0], name=voice.name)
-
-
-def _classify(err: grpc.aio.AioRpcError) -> Failure:
-    code, details = err.code(), err.details() or ""
-    if code is grpc.StatusCode.INVALID_ARGUMENT:
-        return Failure(
-            Action.FAIL,
-            code,
-            "Google Text-to-Speech rejected the speech settings (INVALID_ARGUMENT)",
-            "check the voice, speaking rate and sample rate asked for; Google's own words are in the server log",
-            details,
-        )
-    if code is grpc.StatusCode.NOT_FOUND:
-        return Failure(
-            Action.FAIL,
-            grpc.StatusCode.FAILED_PRECONDITION,
-            "Google Text-to-Speech does not know the voice (NOT_FOUND)",
-            "choose another voice from ListLanguages",
-            details,
-        )
-    return common_failure(code, details, API, ROLE)
 
 
 def create(settings: ServerSettings) -> GoogleSynthesizer:
