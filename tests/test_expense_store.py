@@ -141,3 +141,55 @@ def test_report_totals_per_currency_and_converted() -> None:
     assert report.date_from == date(2026, 11, 3) and report.date_to == date(2026, 11, 4)
     assert report.converted_total == sum(report.converted_by_category.values())
     assert set(report.days[date(2026, 11, 3)]) == {(Category.MEALS, "KRW"), (Category.TRANSPORT, "USD")}
+
+
+def test_report_files_never_turn_text_into_formulas() -> None:
+    import csv
+    import io
+
+    import openpyxl
+
+    from tongyeok_server.expenses.model import Expense
+    from tongyeok_server.expenses.report import files
+
+    hostile = ReceiptReading(
+        merchant='=HYPERLINK("http://x.invalid","pay")', date=date(2026, 11, 3), total=Decimal(1), currency="KRW"
+    )
+    report = build(
+        [Expense("e1", "key:a", NOW, NOW, hostile)],
+        trip="",
+        date_from=None,
+        date_to=None,
+        currency="",
+        rates={},
+        meetings=[],
+    )
+    rows = list(csv.reader(io.StringIO(files.csv_file(report).content.decode("utf-8-sig"))))
+    assert rows[1][1] == "'" + hostile.merchant
+    cell = openpyxl.load_workbook(io.BytesIO(files.xlsx_file(report).content))["Expenses"]["B2"]
+    assert cell.value == hostile.merchant and cell.data_type == "s"
+
+
+def test_report_pdf_prints_markup_as_text() -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from tongyeok_server.expenses.model import Expense
+    from tongyeok_server.expenses.report import files
+
+    odd = ReceiptReading(
+        merchant="<b>Bar & Grill</b> <unclosed", date=date(2026, 11, 3), total=Decimal(1), currency="KRW"
+    )
+    report = build(
+        [Expense("e1", "key:a", NOW, NOW, odd)],
+        trip="<trip>",
+        date_from=None,
+        date_to=None,
+        currency="",
+        rates={},
+        meetings=[],
+    )
+    pdf = files.pdf_file(report, lambda _e: None)
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "<b>Bar & Grill</b> <unclosed" in text and "<trip>" in text

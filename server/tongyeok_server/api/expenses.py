@@ -28,6 +28,7 @@ from tongyeok_server.expenses import images
 from tongyeok_server.expenses import store as expense_store
 from tongyeok_server.expenses.messages import (
     CATEGORIES,
+    MAX_TEXT,
     NAME_PREFIX,
     corrections,
     expense_message,
@@ -76,9 +77,14 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
             config, data = await _receive(request_iterator)
             if len(config.request_id) > 64:
                 raise invalid_argument("config.request_id is longer than 64 characters")
-            if len(config.trip) > 200:
-                raise invalid_argument("config.trip is longer than 200 characters")
+            if len(config.trip) > 200 or len(config.note) > MAX_TEXT:
+                raise invalid_argument(f"config.trip is at most 200 characters, config.note {MAX_TEXT}")
             image = images.check(data)
+            if config.request_id and not config.validate_only:
+                # A retry after a lost answer: the first scan's expense, without reading the photo again.
+                earlier = await self._db(expense_store.by_request, owner, config.request_id)
+                if earlier is not None:
+                    return expense_message(earlier)
             self._limits.admit_scan(current_caller())
             try:
                 reading = await self._reader.read(image)
@@ -247,7 +253,15 @@ class ExpensesServicer(epb_grpc.ExpensesServicer):
                     engine, owner, trip=request.trip, date_from=date_from, date_to=date_to, currency=currency
                 )
             )
-            rendered = await self._db_call(lambda: self._reports.render(engine, owner, report, fmt))
+            try:
+                rendered = await self._db_call(lambda: self._reports.render(engine, owner, report, fmt))
+            except ServiceError:
+                raise
+            except Exception:
+                log.exception("rendering a %s expense report failed", fmt)
+                raise ServiceError(
+                    grpc.StatusCode.INTERNAL, f"rendering the {fmt} report failed inside the server; report it"
+                ) from None
             content = rendered.content
             span = f"{report.date_from or 'undated'}-{report.date_to or 'undated'}"
             header = epb.ExportReportResponse(

@@ -102,7 +102,7 @@ def insert(
     """Keep a scanned expense and its photo, both or neither; a repeated ``request_id`` returns the first one."""
     when = now or datetime.now(UTC)
     if request_id:
-        earlier = _by_request(engine, owner, request_id)
+        earlier = by_request(engine, owner, request_id)
         if earlier is not None:
             return earlier
     values = {
@@ -123,7 +123,7 @@ def insert(
             conn.execute(_I.insert(), {"expense_id": expense_id, "created_at": when, "data": image.data})
     except IntegrityError:
         # The same request_id raced us (two retries at once): the first one's expense is the answer.
-        earlier = _by_request(engine, owner, request_id) if request_id else None
+        earlier = by_request(engine, owner, request_id) if request_id else None
         if earlier is None:
             raise
         return earlier
@@ -132,7 +132,8 @@ def insert(
     return found
 
 
-def _by_request(engine: Engine, owner: str, request_id: str) -> Expense | None:
+def by_request(engine: Engine, owner: str, request_id: str) -> Expense | None:
+    """The expense ``owner`` scanned with ``request_id`` (AIP-155), or None."""
     with engine.connect() as conn:
         row = conn.execute(_query().where(and_(_E.c.caller_id == owner, _E.c.request_id == request_id))).first()
     return None if row is None else _expense(row)

@@ -34,6 +34,7 @@ from decimal import Decimal
 
 from tongyeok_server.expenses.extract import labels
 from tongyeok_server.expenses.extract.amounts import (
+    MINOR_UNITS,
     Amount,
     amounts_in,
     clean_numbers,
@@ -101,7 +102,8 @@ def extract(lines: Sequence[OcrLine], engine: str = "", detail: str = "") -> Rec
     subtotal_line = _first(parsed, "subtotal")
     tax = quantize(tax_line.amount.value, currency) if tax_line and tax_line.amount else None
     subtotal = quantize(subtotal_line.amount.value, currency) if subtotal_line and subtotal_line.amount else None
-    if total is not None and tax is not None and subtotal is not None and subtotal + tax != total:
+    cents = MINOR_UNITS.get(currency, 2) > 0
+    if cents and total is not None and tax is not None and subtotal is not None and subtotal + tax != total:
         # One of the two lost its decimal point to OCR ("1512" for 15.12): the other two decide it.
         if tax_line and tax_line.amount and not tax_line.amount.has_decimals and total - subtotal >= 0:
             tax = total - subtotal

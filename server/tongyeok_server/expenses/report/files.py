@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from tongyeok_server.expenses.model import Category, Expense
 from tongyeok_server.expenses.report.build import Report
@@ -66,6 +67,16 @@ def _rows(report: Report) -> list[list[object]]:
     return rows
 
 
+# A text cell starting with one of these is a formula to spreadsheet programs (CSV injection): a receipt's
+# printed merchant or a caller's correction must never run as one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(value: object) -> object:
+    """``value``, with a text that a spreadsheet would take for a formula prefixed by ' (OWASP's advice)."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def _title(report: Report) -> str:
     span = f"{report.date_from or '?'} to {report.date_to or '?'}"
     return f"Expense report: {report.trip + ', ' if report.trip else ''}{span}"
@@ -76,7 +87,7 @@ def csv_file(report: Report) -> RenderedFile:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(HEADER)
-    writer.writerows(_rows(report))
+    writer.writerows([[_csv_safe(v) for v in row] for row in _rows(report)])
     writer.writerow([])
     for code, amount in report.totals.items():
         writer.writerow(["total", "", "", amount, code])
@@ -97,6 +108,9 @@ def xlsx_file(report: Report) -> RenderedFile:
     sheet.append(list(HEADER))
     for row in _rows(report):
         sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # text, never a formula (openpyxl makes "=..." one)
     days = book.create_sheet("By day")
     days.append(["date", "category", "currency", "amount", f"in {report.currency}" if report.currency else ""])
     for day, amounts in report.days.items():
@@ -173,7 +187,8 @@ def pdf_file(report: Report, photo: Callable[[Expense], bytes | None]) -> Render
         t.setStyle(grid)
         return t
 
-    story: list[object] = [Paragraph(_title(report), styles["Title"])]
+    # Paragraphs parse reportlab's markup: text from receipts and callers is escaped.
+    story: list[object] = [Paragraph(escape(_title(report)), styles["Title"])]
     summary: list[list[object]] = [["currency", "total", "rate", f"in {report.currency}" if report.currency else ""]]
     for code, amount in report.totals.items():
         r = report.rates.get(code)
@@ -209,7 +224,7 @@ def pdf_file(report: Report, photo: Callable[[Expense], bytes | None]) -> Render
         read = e.reading
         shown = read.total if read.total is not None else "?"
         caption = f"{read.date or '?'}  {read.merchant or '?'}  {shown} {read.currency}  ({e.expense_id})"
-        story += [PageBreak(), Paragraph(caption, styles["Heading3"])]
+        story += [PageBreak(), Paragraph(escape(caption), styles["Heading3"])]
         if jpeg is None:
             story.append(Paragraph("photo no longer kept (retention period over)", styles["Normal"]))
             continue
