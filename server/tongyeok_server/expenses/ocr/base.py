@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -21,6 +21,7 @@ class OcrLine:
     confidence: float
     top: int
     height: int
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, top, right, bottom in ``OcrResult.picture``
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class OcrResult:
     lines: tuple[OcrLine, ...]
     engine: str
     detail: str
+    picture: Image.Image | None = None  # the prepared picture the lines' boxes refer to
 
     @property
     def text(self) -> str:
@@ -44,4 +46,13 @@ class OcrEngine(Protocol):
 
     def read(self, picture: Image.Image, text_px: float) -> OcrResult:
         """Read ``picture`` (upright, RGB or grey), its text scaled to about ``text_px`` pixels high."""
+        ...
+
+
+@runtime_checkable
+class LineReader(Protocol):
+    """An engine that can read one line again, closer (Tesseract)."""
+
+    def read_line(self, picture: Image.Image, box: tuple[int, int, int, int]) -> str:
+        """The text of the line at ``box`` of ``picture`` (an ``OcrResult.picture``), read on its own."""
         ...

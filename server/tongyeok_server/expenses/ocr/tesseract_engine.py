@@ -24,6 +24,7 @@ from tongyeok_server.expenses.ocr.base import OcrLine, OcrResult
 from tongyeok_server.expenses.ocr.preprocess import TARGET_LINE_PX, prepare
 
 TIMEOUT_S = 30.0
+LINE_SCALE = 1.5
 WORD_GAP = 0.35
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
@@ -77,7 +78,23 @@ class TesseractEngine:
             raise ServiceError(
                 grpc.StatusCode.INTERNAL, "the OCR engine failed on this picture", detail=str(error)[:300]
             ) from None
-        return OcrResult(_lines(data), self.name, f"tesseract {self.version}, {self.languages}")
+        return OcrResult(_lines(data), self.name, f"tesseract {self.version}, {self.languages}", prepared)
+
+    def read_line(self, picture: Image.Image, box: tuple[int, int, int, int]) -> str:
+        """One line read on its own, larger, as a single line (page segmentation mode 7).
+
+        A Korean date printed small (``2026년 12월 5일``) loses its 년 and 월 to digits in the
+        page's reading (``202644 12852``) and keeps them read alone, 1.5 times larger, with the
+        Korean model only.
+        """
+        pad = max(4, (box[3] - box[1]) // 3)
+        crop = picture.crop((0, max(0, box[1] - pad), picture.width, min(picture.height, box[3] + pad)))
+        crop = crop.resize((round(crop.width * LINE_SCALE), round(crop.height * LINE_SCALE)), Image.Resampling.LANCZOS)
+        language = "kor" if "kor" in self.languages.split("+") else self.languages
+        try:
+            return str(pytesseract.image_to_string(crop, lang=language, config="--psm 7", timeout=TIMEOUT_S))
+        except (RuntimeError, pytesseract.TesseractError):
+            return ""
 
 
 def _lines(data: dict[str, list[object]]) -> tuple[OcrLine, ...]:
@@ -111,7 +128,8 @@ def _lines(data: dict[str, list[object]]) -> tuple[OcrLine, ...]:
             text += ("" if gap < height * WORD_GAP and _joinable(previous[1], entry[1]) else " ") + entry[1]
         confidence = sum(e[2] for e in entries) / len(entries)
         top = min(e[3] for e in entries)
-        lines.append(OcrLine(text, confidence, top, height))
+        box = (entries[0][0], top, max(e[0] + e[5] for e in entries), max(e[3] + e[4] for e in entries))
+        lines.append(OcrLine(text, confidence, top, height, box))
     lines.sort(key=lambda line: line.top)
     return tuple(lines)
 

@@ -9,8 +9,11 @@ RESOURCE_EXHAUSTED rather than left to time out.
 
 **A second look.** When the first reading lacks the date or the total, or
 is unsure of the total, the picture is read again with its text scaled
-larger (Hangul with small print gains most: ``년``/``월`` are easily lost),
-and each missing or weak field is taken from the better of the two.
+larger, and each missing or weak field is taken from the better of the two.
+A date still missing is read again line by line: the lines that look like
+one (a year, 년, 월) are cropped and read alone, larger (Tesseract's page
+reading loses ``년``/``월`` of a small Korean date to digits; a line alone
+keeps them).
 
 **Which OCR for which script** (``--receipt-engine``): ``tesseract`` reads
 Korean and English in one pass (``kor+eng``); ``rapidocr`` (PP-OCR, Latin
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,8 +39,10 @@ from PIL import Image
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.expenses import images
 from tongyeok_server.expenses.extract import extract
+from tongyeok_server.expenses.extract.dates import find_date
+from tongyeok_server.expenses.extract.text import normalize
 from tongyeok_server.expenses.model import ReceiptImage, ReceiptReading
-from tongyeok_server.expenses.ocr.base import OcrEngine
+from tongyeok_server.expenses.ocr.base import LineReader, OcrEngine, OcrResult
 from tongyeok_server.expenses.ocr.preprocess import TARGET_LINE_PX
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,8 @@ MAX_WAITING = 8
 SURE_TOTAL = 0.65
 SECOND_LOOK_SCALE = 1.35
 _FIELDS = ("merchant", "date", "total", "currency_code", "tax", "subtotal")
+_DATE_LIKE = re.compile(r"(?<!\d)(19|20)\d\d|[년월]")
+MAX_DATE_LINES = 3
 _ATTR = {"currency_code": "currency"}
 
 
@@ -113,13 +121,14 @@ class EmbeddedReader:
         """The whole read on the calling thread (the bench times this)."""
         picture = images.decode(image)
         engine = self._engine.get()
-        first = self._read(engine, picture)
+        first, result = self._read(engine, picture)
         reading = first
         if self._weak(reading):
-            second = self._read(engine, picture, SECOND_LOOK_SCALE)
-            reading = merge(reading, second)
+            reading = merge(reading, self._read(engine, picture, SECOND_LOOK_SCALE)[0])
         if self._latin is not None and reading.language != "ko" and self._weak(reading):
-            reading = merge(reading, self._read(self._latin.get(), picture))
+            reading = merge(reading, self._read(self._latin.get(), picture)[0])
+        if reading.date is None:
+            reading = date_from_lines(reading, engine, result)
         return reading
 
     @staticmethod
@@ -127,13 +136,26 @@ class EmbeddedReader:
         return reading.date is None or reading.total is None or reading.confidence.get("total", 0) < SURE_TOTAL
 
     @staticmethod
-    def _read(engine: OcrEngine, picture: Image.Image, scale: float = 1.0) -> ReceiptReading:
+    def _read(engine: OcrEngine, picture: Image.Image, scale: float = 1.0) -> tuple[ReceiptReading, OcrResult]:
         result = engine.read(picture, TARGET_LINE_PX * scale)
-        return extract(result.lines, result.engine, result.detail)
+        return extract(result.lines, result.engine, result.detail), result
 
     def close(self) -> None:
         """Stop the OCR threads (reads in progress finish)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def date_from_lines(reading: ReceiptReading, engine: OcrEngine, result: OcrResult) -> ReceiptReading:
+    """``reading`` with the date read again from the lines that look like one (a year, 년, 월), one by one."""
+    if not isinstance(engine, LineReader) or result.picture is None:
+        return reading
+    candidates = [line for line in result.lines if _DATE_LIKE.search(line.text)][:MAX_DATE_LINES]
+    for line in candidates:
+        found = find_date(normalize(engine.read_line(result.picture, line.box)), month_first=reading.currency == "USD")
+        if found:
+            confidence = {**reading.confidence, "date": round(found[1] * 0.85, 2)}
+            return dataclasses.replace(reading, date=found[0], confidence=confidence)
+    return reading
 
 
 def merge(first: ReceiptReading, second: ReceiptReading) -> ReceiptReading:
