@@ -197,6 +197,7 @@ def test_unchanged_files_are_not_reloaded_at_each_handshake(pki) -> None:
     assert creds.reloads == 0
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1 is deprecated:DeprecationWarning")  # the client we refuse
 def test_failed_handshakes_are_counted_in_the_log_not_written_one_by_one(pki) -> None:
     # Issue 24: gRPC core wrote an INFO line per failed TLS handshake to the process's stderr, so anyone who
     # could reach the port could fill the log. The server's stderr now passes through a filter that counts them.
