@@ -614,3 +614,19 @@ def _hmac_with_public_key(signer: Signer) -> str:
     )
     sig = part(hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest())
     return f"{head}.{body}.{sig}"
+
+
+@pytest.mark.parametrize("edge", [b"\n", b" ", b"\t\x0b"])
+def test_a_raw_random_secret_whose_bytes_look_like_whitespace_is_taken_as_it_is(tmp_path, edge: bytes) -> None:
+    from tongyeok_server.session.resume_token import load_secret
+
+    # `head -c 32 /dev/urandom` starts or ends with a whitespace byte about once in eight files.
+    raw = edge + b"\x93" * (32 - 2 * len(edge)) + edge
+    secret = tmp_path / "resume-secret"
+    secret.write_bytes(raw)
+    assert load_secret(str(secret)) == load_secret(str(secret))  # loads, and always to the same key
+    text = tmp_path / "text-secret"
+    text.write_bytes(b"\x93" * 32 + b"\n")  # a secret with a trailing newline is the secret without it
+    same = tmp_path / "same-secret"
+    same.write_bytes(b"\x93" * 32)
+    assert load_secret(str(text)) == load_secret(str(same))

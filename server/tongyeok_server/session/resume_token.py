@@ -38,13 +38,16 @@ class InvalidResumeToken(Exception):
 def load_secret(path: str) -> bytes:
     """The key made from the secret in ``path`` (32+ bytes, raw or base64). Raises ``ValueError``."""
     try:
-        raw = Path(path).read_bytes().strip()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise ValueError(f"cannot read the resume secret {path}: {e.strerror}") from None
+    raw = data.strip()  # a text secret's trailing newline is not part of it
     try:
         material = base64.b64decode(raw, validate=True)
     except binascii.Error:
-        material = raw
+        # Raw random bytes may begin or end with what strip() takes for whitespace (1 file in ~8 made
+        # with `head -c 32 /dev/urandom`): such a file is its bytes as they are.
+        material = raw if len(raw) >= SECRET_BYTES else data
     if len(material) < SECRET_BYTES:
         raise ValueError(
             f"the resume secret {path} holds {len(material)} bytes; at least {SECRET_BYTES} are needed "
