@@ -55,11 +55,14 @@ class LocalAgreement:
         """The committed words as text, for the next pass to be forced to start with."""
         return " ".join(self.stable)
 
-    def update(self, hypothesis: str) -> Interim | None:
-        """Take one pass's text (which starts with ``prefix``); the interim to publish if it changed, else None."""
+    def update(self, hypothesis: str, commit: bool = True) -> Interim | None:
+        """Take one pass's text (which starts with ``prefix``); the interim to publish if it changed, else None.
+
+        ``commit=False``: show the pass, but commit nothing yet (the caller is not sure of it).
+        """
         words = hypothesis.split()
         previous, self._previous = self._previous, words
-        if previous is not None:
+        if previous is not None and commit:
             agreed = 0
             for a, b in zip(previous, words, strict=False):
                 if _key(a) != _key(b) or not _key(a):

@@ -63,6 +63,9 @@ INTERIM_BEAM = 1
 INTERIM_STEP_S = 0.4
 # An interim pass needs this much of the utterance (pre-roll included) to hear a word at all.
 INTERIM_MIN_S = 0.6
+# In a two-language stream, a pass needs this much of the utterance (pre-roll included) before its
+# words may be committed: language identification on less than a second of speech is a guess.
+LANGUAGE_SETTLE_S = 1.5
 # Quiet this long inside an open utterance: decode its final already (see the module doc).
 SPECULATE_AFTER_S = 0.2
 # Audio after the cut beyond which the next interim pass aligns its words to move the cut (item 4).
@@ -109,6 +112,7 @@ class _Stream:
     committed: _Committed = field(default_factory=_Committed)
     passed_samples: int = 0  # utterance length at its last interim pass
     passed_at: float = 0.0  # when that pass ran
+    passed_language: str = ""  # the language that pass heard
     # A final decoded ahead: (voiced_until it heard, what was committed then, its result).
     speculation: tuple[int, _Committed, Decoded] | None = None
 
@@ -176,6 +180,7 @@ class WhisperWorker(worker_process.StreamWorker):
                 stream.agreement = LocalAgreement()
                 stream.committed = _Committed()
                 stream.passed_samples = 0
+                stream.passed_language = ""
                 stream.speculation = None
                 if stream.vad:
                     self.emit(stream.sid, SpeechActivity(True, event.start_sample / SAMPLE_RATE_HZ))
@@ -258,7 +263,13 @@ class WhisperWorker(worker_process.StreamWorker):
         long_window = len(committed.window(audio)) / 2 > WINDOW_S * SAMPLE_RATE_HZ
         heard = self._decode(stream, audio, committed, INTERIM_BEAM, timings=long_window)
         _log_pass("interim", stream.sid, committed.window(audio), stream.passed_at)
-        interim = stream.agreement.update(heard.text)
+        # Two languages: words are committed (and with them the language) only once two passes
+        # over enough speech heard the same language; before that, interims still show the words.
+        settled = len(stream.languages) == 1 or (
+            heard.language == stream.passed_language and len(audio) / 2 >= LANGUAGE_SETTLE_S * SAMPLE_RATE_HZ
+        )
+        stream.passed_language = heard.language
+        interim = stream.agreement.update(heard.text, commit=settled or bool(committed.words))
         stable = tuple(stream.agreement.stable)
         if len(stable) > len(committed.words):
             # Committed words keep the language they were heard in.
