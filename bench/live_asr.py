@@ -29,7 +29,9 @@ The machine is shared: the load average is recorded before and after.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -40,8 +42,8 @@ import grpc
 import numpy as np
 
 from bench import stats
-from bench.offline_asr import SENTENCES, Audio, Result, make_audio, match_finals, run_streams
-from bench.procs import LOOPBACK, Children, free_port, server_command, wait_for_grpc
+from bench.offline_asr import SENTENCES, Audio, Result, cpu_seconds, make_audio, match_finals, run_streams
+from bench.procs import LOOPBACK, ROOT, Children, free_port, python, server_command, wait_for_grpc
 from tests.support.calls import config
 from tests.support.speech import synthesize, word_error_rate
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
@@ -198,15 +200,19 @@ def _refused_while_full(address: str) -> str:
     return "OK"
 
 
-def _step(address: str, n: int, kind: str, sentences: list[str], work_dir: Path, probe: bool) -> dict[str, Any]:
+def _step(
+    address: str, pid: int, n: int, kind: str, sentences: list[str], work_dir: Path, probe: bool
+) -> dict[str, Any]:
     audios = [make_audio(VOICES[i % len(VOICES)], "16k", sentences, work_dir) for i in range(n)]
     load_before = os.getloadavg()[0]
+    cpu_before = cpu_seconds(pid)
     refused: list[str] = []
     prober = None
     if probe:
         prober = threading.Timer(3.0, lambda: refused.append(_refused_while_full(address)))
         prober.start()
     results = run_streams(address, audios, paced=True)
+    cpu = cpu_seconds(pid) - cpu_before
     if prober is not None:
         prober.join()
     firsts: list[float] = []
@@ -260,6 +266,9 @@ def _step(address: str, n: int, kind: str, sentences: list[str], work_dir: Path,
             "shorter": sum(1 for g in growth if g < 0),
         },
         "refused_beyond_capacity": refused[0] if refused else None,
+        # Server and workers, per second of audio of each stream (CPU time is less at the mercy of a
+        # busy machine than latency is).
+        "cpu_cores_per_stream": round(cpu / sum(len(a.data) / a.bytes_per_second for a in audios), 3),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -296,7 +305,7 @@ def _two_way(address: str, turns: int, work_dir: Path) -> dict[str, Any]:
 def run_live(options: LiveOptions, work_dir: Path, log: Any = print) -> dict[str, Any]:
     """Start a server on the default recogniser, measure each step; JSON-able."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {"options": options.__dict__, "steps": []}
+    out: dict[str, Any] = {"options": options.__dict__, "steps": [], "one_core": []}
     port = free_port()
     argv = [server_command(), "--host", LOOPBACK, "--port", str(port), "--log-level", "WARNING", *options.server_args]
     with Children() as children:
@@ -320,13 +329,26 @@ def run_live(options: LiveOptions, work_dir: Path, log: Any = print) -> dict[str
             for kind, sentences in sets:
                 log(f"live: {n} paced stream(s), {kind} sentences ...")
                 probe = n == max(options.streams) and kind == "short"
-                out["steps"].append(_step(address, n, kind, sentences, work_dir, probe))
+                out["steps"].append(_step(address, child.pid, n, kind, sentences, work_dir, probe))
+        out["workers"] = workers = len(os.sched_getaffinity(0))  # the default --offline-workers
+        for kind, _ in sets:
+            for per_worker in sorted({-(-n // workers) for n in options.streams}):
+                log(f"live: {per_worker} stream(s) on one worker with a core to itself (simulated), {kind} ...")
+                out["one_core"].append(_one_core(per_worker, kind, work_dir))
         if options.two_way_turns:
             log(f"live: two-way stream, {options.two_way_turns} turns en/es ...")
             out["two_way"] = _two_way(address, options.two_way_turns, work_dir)
         out["server_rss_mb_after"] = _rss_mb(child.pid)
         children.stop(child)
     return out
+
+
+def _one_core(per_worker: int, kind: str, work_dir: Path) -> dict[str, Any]:
+    """``bench.live_sim`` in a process of its own (it loads the model)."""
+    argv = [python(), "-m", "bench.live_sim", str(per_worker), kind, str(work_dir)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=True)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def _rss_mb(pid: int) -> float:

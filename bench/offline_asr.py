@@ -226,7 +226,7 @@ def _server(children: Children, engine: str, workers: int, streams_per_worker: i
     return child, address
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
@@ -265,10 +265,10 @@ def _engine(engine: str, options: AsrOptions, work_dir: Path, log: Any) -> dict[
         out["wer_by_audio"] = wer
         log(f"asr {engine}: latency and flicker, {2 * len(options.paced_voices)} paced streams ...")
         paced = [make_audio(v, fmt, SENTENCES, work_dir) for v in options.paced_voices for fmt in ("16k", "8k")]
-        cpu_before = _cpu_s(server.pid)
+        cpu_before = cpu_seconds(server.pid)
         results = run_streams(address, paced, paced=True)
         audio_s = sum(len(a.data) / a.bytes_per_second for a in paced)
-        out["cpu_cores_per_stream"] = round((_cpu_s(server.pid) - cpu_before) / audio_s, 3)
+        out["cpu_cores_per_stream"] = round((cpu_seconds(server.pid) - cpu_before) / audio_s, 3)
         # The machine is shared: how busy it was says how much the wall-clock figures can be trusted.
         out["load_average"] = round(os.getloadavg()[0], 2)
         finals: list[float] = []

@@ -58,6 +58,22 @@ def live_targets(live: dict[str, Any] | None) -> list[dict[str, Any]]:
     return out
 
 
+def _one_core(live: dict[str, Any], step: dict[str, Any]) -> str:
+    """The simulated figures for this step's streams per worker (``bench.live_sim``)."""
+    per_worker = -(-step["streams"] // live.get("workers", 1))
+    sim = next(
+        (
+            s
+            for s in live.get("one_core", [])
+            if (s["streams"], s["sentences_kind"]) == (per_worker, step["sentences_kind"])
+        ),
+        None,
+    )
+    if sim is None:
+        return "-"
+    return f"{_pair(sim['first_interim_s'])}; {_pair(sim['final_s'])}"
+
+
 def live_table(live: dict[str, Any]) -> Table:
     """Per step: latencies (ms, p50 / p95) beside the segmenter's floor, WER, stable_text, load."""
     table = Table(
@@ -73,9 +89,11 @@ def live_table(live: dict[str, Any]) -> Table:
         "final",
         f"target {FINAL_TARGET_S[0] * 1000:.0f} / {FINAL_TARGET_S[1] * 1000:.0f} (4: p95 {FINAL_P95_AT_4_S * 1000:.0f})",
         "floor (VAD end)",
+        "one core (sim): first / final p50, p95",
         "no interim",
         "words / interim",
         "paced WER",
+        "cores / stream",
         "load avg",
     ):
         table.add_column(column, justify="right")
@@ -95,9 +113,11 @@ def live_table(live: dict[str, Any]) -> Table:
             )
             else "missed",
             _pair(step["floor_final_s"]),
+            _one_core(live, step),
             f"{step['sentences_without_interim']}/{step['sentences']}",
             "-" if words["mean"] is None else f"{words['mean']:.1f}",
             f"{step['wer']:.1%}",
+            f"{step.get('cpu_cores_per_stream', 0):.2f}",
             " -> ".join(f"{v:.1f}" for v in step["load_average"]),
         )
     return table

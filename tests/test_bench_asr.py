@@ -92,6 +92,15 @@ def test_live_report_puts_each_latency_beside_its_target_and_floor() -> None:
         "server_rss_mb": 1200.0,
         "steps": [_step(1, 0.6, 0.8), _step(2, 1.1, 0.9, shrank=1), _step(4, 1.0, 1.9)],
         "two_way": {"utterances": 20, "labelled_right": 19, "share": 0.95},
+        "workers": 2,
+        "one_core": [
+            {
+                "streams": 1,
+                "sentences_kind": "short",
+                "first_interim_s": {"p50": 0.3, "p95": 0.4},
+                "final_s": {"p50": 0.7, "p95": 0.8},
+            }
+        ],
     }
     rows = {t["target"]: t["met"] for t in targets({"live": live})}
     assert rows["live, 1 stream(s), short sentences: speech start -> first interim"] is True
@@ -109,6 +118,7 @@ def test_live_report_puts_each_latency_beside_its_target_and_floor() -> None:
     render({"live": live}, console)
     text = console.export_text()
     assert "Live recognition" in text and "600 / 720" in text and "300 / 360" in text
+    assert "300 / 400; 700 / 800" in text  # 1 and 2 streams on 2 workers: one stream per worker
 
 
 def test_stable_checks_count_each_breach() -> None:
