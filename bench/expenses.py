@@ -46,9 +46,9 @@ def _cpu() -> float:
 def run_expenses(options: ExpensesOptions, log: Callable[[str], None]) -> dict[str, Any]:
     """Read the receipts; per-field accuracy per language, CPU per receipt, and the misses."""
     from tongyeok_server.expenses.readers.registry import create_reader
-    from tongyeok_server.settings import ServerSettings
+    from tongyeok_server.settings import ExpensesSettings
 
-    reader = create_reader(ServerSettings(receipt_engine=options.engine, receipt_threads=1))
+    reader = create_reader(ExpensesSettings.model_validate({"receipt_engine": options.engine, "receipt_threads": 1}))
     read_blocking = reader.read_blocking  # type: ignore[attr-defined]
     reader.warm_up()  # type: ignore[attr-defined]  # model loads are not reads
     rows: list[dict[str, Any]] = []

@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import stats
 from bench.procs import LOOPBACK, Children, free_port, python, wait_for_tcp
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings
 from tongyeok_server.translation import openai_engine, prompts
 from tongyeok_server.translation.base import TranslationRequest
 
@@ -74,8 +74,8 @@ async def _measure(base_url: str, rounds: int, translations: int, concurrency: i
     import openai
 
     os.environ.setdefault("OPENAI_API_KEY", "bench-not-a-secret")
-    settings = ServerSettings(translator="openai", openai_model="gpt-bench", openai_base_url=base_url)
-    translator = openai_engine.create(settings)
+    settings = Settings.of(translator="openai", openai_model="gpt-bench", openai_base_url=base_url)
+    translator = openai_engine.create(settings.translation, settings.openai)
     limits = openai.DEFAULT_CONNECTION_LIMITS
     sdk = openai.AsyncOpenAI(
         api_key="bench-not-a-secret",

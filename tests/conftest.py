@@ -7,7 +7,6 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -19,7 +18,7 @@ from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.speech import Speech, synthesize
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings
 
 # Short, common sentences: what a business traveller says, in words the
 # CMU model and the eng-spa pair both know.
@@ -89,12 +88,12 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
         "grace_period_s": 5.0,
         "data_dir": data_dir.name,
     }
-    settings = replace(ServerSettings(), **{**defaults, **overrides})
+    settings = Settings.of(**{**defaults, **overrides})
     if isinstance(recognizer, str):
-        settings = replace(settings, recognizer=recognizer)
+        settings = settings.replace(recognizer=recognizer)
         recognizer = None
     if isinstance(translator, str):
-        settings = replace(settings, translator=translator)
+        settings = settings.replace(translator=translator)
         translator = None
     with data_dir:
         server = TongyeokServer(settings, recognizer=recognizer, translator=translator, extensions=extensions)

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import OpenAISettings, TranslationSettings
 from tongyeok_server.translation import apertium_engine
 from tongyeok_server.translation.apertium_engine import (
     CONTEXT_IGNORED,
@@ -124,7 +124,7 @@ def test_missing_apertium_exits_with_install_hint(monkeypatch, tmp_path):
         ApertiumTranslator(modes_dir=tmp_path)
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(SystemExit, match=r"lt-proc.*not found.*apt-get install apertium apertium-eng-spa"):
-        apertium_engine.create(ServerSettings())
+        apertium_engine.create(TranslationSettings(), OpenAISettings())
 
 
 def test_unsupported_pair_is_invalid_argument(translator):

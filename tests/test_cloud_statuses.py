@@ -38,7 +38,7 @@ from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.recognition.google_call import StreamPolicy
 from tongyeok_server.recognition.google_engine import GoogleRecognizer
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings
 
 PROJECT = "acme-prod-4711"
 PROJECT_NUMBER = "123456789012"
@@ -90,10 +90,10 @@ def user_credentials(tokens: FakeTokenEndpoint) -> google.oauth2.credentials.Cre
 
 
 def secure_recognizer(speech: FakeSpeech, ca_file: Path, tokens: FakeTokenEndpoint) -> GoogleRecognizer:
-    settings = ServerSettings(
+    settings = Settings.of(
         recognizer="google", google_endpoint=speech.address, google_project=PROJECT, google_ca_file=str(ca_file)
     )
-    return GoogleRecognizer(settings, FAST, credentials=user_credentials(tokens))
+    return GoogleRecognizer(settings.recognition, settings.google, FAST, credentials=user_credentials(tokens))
 
 
 @pytest.fixture
@@ -115,10 +115,10 @@ def start_server(
 
 
 def insecure_recognizer(speech: FakeSpeech, policy: StreamPolicy = FAST) -> GoogleRecognizer:
-    settings = ServerSettings(
+    settings = Settings.of(
         recognizer="google", google_endpoint=speech.address, google_insecure=True, google_project=PROJECT
     )
-    return GoogleRecognizer(settings, policy)
+    return GoogleRecognizer(settings.recognition, settings.google, policy)
 
 
 class Outcome:

@@ -32,7 +32,7 @@ from tests.support.nginx import DEPLOY as NGINX_DIR
 from tests.support.nginx import nginx_binary
 from tongyeok_server.app import LIVENESS
 from tongyeok_server.observability.metrics import Metrics
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings, from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -90,7 +90,7 @@ def test_dockerfile_installs_what_the_makefile_installs() -> None:
     extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     (chosen,) = re.findall(r"^ARG EXTRAS=(\S+)$", dockerfile, re.MULTILINE)
     assert set(chosen.split(",")) <= extras and "piper" not in chosen, "piper is GPL: never by default"
-    assert ServerSettings().recognizer in chosen.split(","), "a flagless tongyeok-server in the image runs its default"
+    assert Settings().recognition.recognizer in chosen.split(","), "a flagless tongyeok-server in the image runs its default"
     for needed in ("pyproject.toml README.md", "server server", "client client"):
         assert f"COPY {needed}" in dockerfile
     # Non-root, the health check through the gRPC health service with the installed probe.
@@ -99,8 +99,8 @@ def test_dockerfile_installs_what_the_makefile_installs() -> None:
     assert "tongyeok-health" in scripts and f'"--service", "{LIVENESS}"' in dockerfile
     assert 'ENTRYPOINT ["tongyeok-server"]' in dockerfile
     env = dict(re.findall(r"(TONGYEOK_[A-Z_]+)=(\S+)", dockerfile))
-    settings = ServerSettings.from_args([], env)
-    assert (settings.port, settings.health_port, settings.metrics_port) == (50051, 8081, 9090)
+    settings = from_args([], env)
+    assert (settings.server.port, settings.server.health_port, settings.observability.metrics_port) == (50051, 8081, 9090)
 
 
 # -- Kubernetes ----------------------------------------------------------------------
@@ -132,8 +132,8 @@ def test_every_manifest_is_valid_kubernetes() -> None:
 def test_the_deployment_runs_the_server_as_it_is_documented() -> None:
     server = container()
     env = {e["name"]: e.get("value", "") for e in server["env"]}
-    settings = ServerSettings.from_args(server["args"], {**env, "TONGYEOK_HEALTH_PORT": "8081"})
-    assert settings.processes == 2 and settings.recognizer == "google"
+    settings = from_args(server["args"], {**env, "TONGYEOK_HEALTH_PORT": "8081"})
+    assert settings.server.processes == 2 and settings.recognition.recognizer == "google"
     ports = {p["name"]: p["containerPort"] for p in server["ports"]}
     assert ports == {"grpc": 50051, "health": 8081, "metrics": 9090}
     # gRPC probes on the plaintext health port: readiness "", liveness and startup "liveness".
@@ -143,7 +143,7 @@ def test_the_deployment_runs_the_server_as_it_is_documented() -> None:
     # The kubelet waits longer than the preStop pause plus the server's drain.
     spec = deployment()["spec"]["template"]["spec"]
     pause = int(server["lifecycle"]["preStop"]["exec"]["command"][-1])
-    assert spec["terminationGracePeriodSeconds"] >= pause + settings.grace_period_s + 10
+    assert spec["terminationGracePeriodSeconds"] >= pause + settings.server.grace_period_s + 10
     # Liveness must not kill a pod before it has drained.
     live = server["livenessProbe"]
     assert live["periodSeconds"] * live["failureThreshold"] >= 30
@@ -157,15 +157,15 @@ def test_the_deployment_runs_the_server_as_it_is_documented() -> None:
     assert set(secrets) == {"tls", "api-keys", "google", "openai", "postgres", "resume"}
     assert not any("subPath" in mounts[name] for name in secrets)
     for flag, volume in (
-        (settings.tls_cert, "tls"),
-        (settings.tls_key, "tls"),
-        (settings.peer_ca, "tls"),
-        (settings.api_keys, "api-keys"),
-        (settings.resume_secret, "resume"),
+        (settings.security.tls_cert, "tls"),
+        (settings.security.tls_key, "tls"),
+        (settings.resume.peer_ca, "tls"),
+        (settings.security.api_keys, "api-keys"),
+        (settings.resume.resume_secret, "resume"),
     ):
         assert flag.startswith(mounts[volume]["mountPath"] + "/")
     # Replicas relay resumes to each other at the pod's own address.
-    assert settings.advertise_address == "$(POD_IP):50051"
+    assert settings.resume.advertise_address == "$(POD_IP):50051"
     (pod_ip,) = [e for e in server["env"] if e["name"] == "POD_IP"]
     assert pod_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     for var, volume in (
@@ -175,7 +175,7 @@ def test_the_deployment_runs_the_server_as_it_is_documented() -> None:
     ):
         assert env[var].startswith(mounts[volume]["mountPath"] + "/")
     assert not any(e["name"] in ("OPENAI_API_KEY", "PGPASSWORD") for e in server["env"])
-    assert server["resources"]["requests"]["cpu"] == str(settings.processes), "a core per process"
+    assert server["resources"]["requests"]["cpu"] == str(settings.server.processes), "a core per process"
 
 
 def test_service_pdb_and_autoscaler_fit_together() -> None:
@@ -192,9 +192,9 @@ def test_service_pdb_and_autoscaler_fit_together() -> None:
     adapter = yaml.safe_load((K8S / "prometheus-adapter-values.yaml").read_text())
     (rule,) = adapter["rules"]["custom"]
     assert rule["name"]["as"] == gauge and gauge in rule["seriesQuery"]
-    settings = ServerSettings.from_args(container()["args"])
+    settings = from_args(container()["args"])
     target = float(metric["pods"]["target"]["averageValue"])
-    assert target < settings.processes * settings.max_streams, "pods are added before one is full"
+    assert target < settings.server.processes * settings.server.max_streams, "pods are added before one is full"
 
 
 # -- alerts --------------------------------------------------------------------------
@@ -263,10 +263,10 @@ def test_the_capacity_alert_fires_before_a_pod_is_full_and_after_the_autoscaler_
     rules = yaml.safe_load((DEPLOY / "prometheus" / "tongyeok-alerts.yaml").read_text())
     (alert,) = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == "TongyeokPodNearCapacity"]
     threshold = float(alert["expr"].rsplit(">", 1)[1])
-    settings = ServerSettings.from_args(container()["args"])
+    settings = from_args(container()["args"])
     (hpa,) = manifests("horizontalpodautoscaler.yaml")
     (metric,) = hpa["spec"]["metrics"]
-    assert float(metric["pods"]["target"]["averageValue"]) < threshold < settings.processes * settings.max_streams
+    assert float(metric["pods"]["target"]["averageValue"]) < threshold < settings.server.processes * settings.server.max_streams
 
 
 # -- balancers -----------------------------------------------------------------------
@@ -289,8 +289,8 @@ def _seconds(value: str) -> float:
 
 def test_nginx_timeouts_outlast_the_servers_own_limits() -> None:
     grpc = _directives(NGINX_DIR / "tongyeok-grpc.conf")
-    defaults = ServerSettings()
-    longest = max(defaults.idle_timeout_s, defaults.max_stream_duration_s)
+    defaults = Settings()
+    longest = max(defaults.session.idle_timeout_s, defaults.session.max_stream_duration_s)
     for name in ("client_body_timeout", "grpc_read_timeout", "grpc_send_timeout"):
         assert _seconds(grpc[name]) > longest, f"{name} must outlast the server's own limits"
     assert grpc["client_max_body_size"] == "0", "an hour of audio is one request body"
@@ -329,7 +329,7 @@ def test_the_envoy_config_has_the_same_policy() -> None:
     hcm = manager["typed_config"]
     (vhost,) = hcm["route_config"]["virtual_hosts"]
     (route,) = vhost["routes"]
-    idle = ServerSettings().idle_timeout_s
+    idle = Settings().session.idle_timeout_s
     assert _seconds(hcm["stream_idle_timeout"]) > idle and _seconds(route["route"]["idle_timeout"]) > idle
     assert route["route"]["timeout"] == "0s", "no limit on a stream's length"
     assert set(route["route"]["retry_policy"]["retry_on"].split(",")) == {"connect-failure", "refused-stream"}

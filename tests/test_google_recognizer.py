@@ -41,7 +41,11 @@ from tongyeok_server.recognition.base import (
 from tongyeok_server.recognition.google_call import StreamPolicy, audio_request
 from tongyeok_server.recognition.google_engine import GoogleRecognizer
 from tongyeok_server.recognition.google_stream import GoogleRecognizerStream
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import (
+    GoogleSettings,
+    RecognitionSettings,
+    Settings,
+)
 
 RATE = 16000
 PCM16 = AudioSpec(Encoding.LINEAR16, RATE, 1)
@@ -104,11 +108,15 @@ def open_stream(recognizer: GoogleRecognizer, cfg: RecognitionConfig, listener: 
     return _loop[0].call(recognizer.open_stream, cfg, listener)
 
 
+def _groups(settings: Settings) -> tuple[RecognitionSettings, GoogleSettings]:
+    return settings.recognition, settings.google
+
+
 def recognizer_for(fake: FakeSpeech, **policy: float) -> GoogleRecognizer:
-    settings = ServerSettings(
+    settings = Settings.of(
         recognizer="google", google_endpoint=fake.address, google_insecure=True, google_project="test-project"
     )
-    return GoogleRecognizer(settings, StreamPolicy(**policy) if policy else None)  # type: ignore[arg-type]
+    return GoogleRecognizer(settings.recognition, settings.google, StreamPolicy(**policy) if policy else None)  # type: ignore[arg-type]
 
 
 def config(languages: Sequence[str] = ("en-US",), audio: AudioSpec = PCM16, **kw: Any) -> RecognitionConfig:
@@ -324,7 +332,7 @@ def test_missing_credentials_fail_the_stream_not_the_server(monkeypatch: pytest.
     key.write_text('{"type": "service_account", "private_key": "SECRET-KEY-MATERIAL"}')
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     monkeypatch.setenv("NO_GCE_CHECK", "True")
-    recognizer = GoogleRecognizer(ServerSettings(recognizer="google", google_project="p"))
+    recognizer = GoogleRecognizer(*_groups(Settings.of(recognizer="google", google_project="p")))
     with pytest.raises(ServiceError) as info:
         open_stream(recognizer, config(), Collector())
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
@@ -334,17 +342,17 @@ def test_missing_credentials_fail_the_stream_not_the_server(monkeypatch: pytest.
 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     with pytest.raises(ServiceError) as info:
-        open_stream(GoogleRecognizer(ServerSettings(recognizer="google")), config(), Collector())
+        open_stream(GoogleRecognizer(*_groups(Settings.of(recognizer="google"))), config(), Collector())
     assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_regional_endpoint_and_recognizer_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = ServerSettings(
+    settings = Settings.of(
         recognizer="google", google_location="eu", google_project="acme", google_recognizer="r1", google_model="chirp_2"
     )
     recognizer = GoogleRecognizer.__new__(GoogleRecognizer)
     monkeypatch.setattr(GoogleRecognizer, "_load_credentials", lambda self, credentials: None)
-    GoogleRecognizer.__init__(recognizer, settings)
+    GoogleRecognizer.__init__(recognizer, settings.recognition, settings.google)
     assert recognizer._endpoint == "eu-speech.googleapis.com"
     request = recognizer.first_request(config(("ko-KR", "en-US", "ja-JP", "fr-FR")))
     assert request.recognizer == "projects/acme/locations/eu/recognizers/r1"

@@ -32,7 +32,7 @@ from tongyeok_client.backoff import Backoff
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings
 from tongyeok_server.synthesis import google_calls, google_engine
 from tongyeok_server.synthesis.extension import SpeechExtension
 from tongyeok_server.synthesis.google_engine import GoogleSynthesizer
@@ -304,10 +304,8 @@ def test_a_refused_credential_is_unauthenticated_at_once_and_never_reaches_googl
     credentials = tokens.user_credentials()
     server_credentials = grpc.ssl_server_credentials([(certs.server_key_pem, certs.server_cert_pem)])
     with FakeTextToSpeech(server_credentials=server_credentials) as tls_tts:
-        settings = ServerSettings(
-            synthesizer="google", google_tts_endpoint=tls_tts.address, google_ca_file=str(ca_file)
-        )
-        synthesizer = GoogleSynthesizer(settings, credentials=credentials)
+        settings = Settings.of(synthesizer="google", google_tts_endpoint=tls_tts.address, google_ca_file=str(ca_file))
+        synthesizer = GoogleSynthesizer(settings.synthesis, settings.google, credentials=credentials)
         with (
             caplog.at_level(logging.WARNING),
             running_server(translator="apertium", extensions=[SpeechExtension(synthesizer)]) as server,
@@ -340,10 +338,8 @@ def test_every_call_carries_the_renewed_token_and_the_fake_checks_it(tokens: Fak
     with FakeTextToSpeech(
         server_credentials=server_credentials, accept_token=lambda token: token in tokens.issued
     ) as tls_tts:
-        settings = ServerSettings(
-            synthesizer="google", google_tts_endpoint=tls_tts.address, google_ca_file=str(ca_file)
-        )
-        synthesizer = GoogleSynthesizer(settings, credentials=tokens.user_credentials())
+        settings = Settings.of(synthesizer="google", google_tts_endpoint=tls_tts.address, google_ca_file=str(ca_file))
+        synthesizer = GoogleSynthesizer(settings.synthesis, settings.google, credentials=tokens.user_credentials())
         with running_server(translator="apertium", extensions=[SpeechExtension(synthesizer)]) as server:
             assert "built-in" not in synthesizer.description.detail  # Google's list: the token was accepted
             channel, stub = stub_for(server)
@@ -353,7 +349,7 @@ def test_every_call_carries_the_renewed_token_and_the_fake_checks_it(tokens: Fak
         assert [c.method for c in tls_tts.calls] == ["ListVoices", "StreamingSynthesize"]
         assert all(c.authorization.removeprefix("Bearer ") in tokens.issued for c in tls_tts.calls)
         tls_tts.accept_token = lambda token: False  # a token Google no longer accepts
-        refused = GoogleSynthesizer(settings, credentials=tokens.user_credentials())
+        refused = GoogleSynthesizer(settings.synthesis, settings.google, credentials=tokens.user_credentials())
         asyncio.run(refused.load_voices())
         assert "built-in" in refused.description.detail
         assert tls_tts.calls[-1].status == grpc.StatusCode.UNAUTHENTICATED

@@ -15,7 +15,7 @@ from tongyeok_client.channel import KEEPALIVE_OPTIONS
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.auth.server_security import keepalive_options
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings
 
 
 def quiet_stream(stub: pb_grpc.InterpreterStub, seconds: float) -> grpc.StatusCode:
@@ -37,10 +37,10 @@ def quiet_stream(stub: pb_grpc.InterpreterStub, seconds: float) -> grpc.StatusCo
 
 def test_our_clients_ping_rate_is_one_the_server_accepts() -> None:
     client = dict(KEEPALIVE_OPTIONS)
-    server = dict(keepalive_options(ServerSettings()))
+    server = dict(keepalive_options(Settings().server, Settings().session.max_stream_duration_s))
     assert client["grpc.keepalive_time_ms"] >= server["grpc.http2.min_ping_interval_without_data_ms"]
     # And a connection asked to go (rebalancing) lets the longest stream finish first.
-    assert server["grpc.max_connection_age_grace_ms"] > ServerSettings().max_stream_duration_s * 1000
+    assert server["grpc.max_connection_age_grace_ms"] > Settings().session.max_stream_duration_s * 1000
 
 
 @pytest.mark.parametrize(("ping_ms", "expected"), [(3500, grpc.StatusCode.OK), (1000, grpc.StatusCode.UNAVAILABLE)])

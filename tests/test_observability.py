@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,13 @@ from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.observability import logs
 from tongyeok_server.observability.exporter import MultiprocessDirectory
-from tongyeok_server.settings import ServerSettings, load_secret_files, usable_cores
+from tongyeok_server.settings import (
+    Settings,
+    SettingsError,
+    from_args,
+    load_secret_files,
+    usable_cores,
+)
 
 UTTERANCES = [[1, 2, 3, 4], [5, 6, 7]]
 
@@ -74,7 +79,7 @@ def test_traces_an_rpc_its_recogniser_stream_and_each_translation(fakes) -> None
     settings = {"host": "127.0.0.1", "port": 0, "grace_period_s": 2.0, **cloud(*fakes)}
     with running_server(**settings) as plain:
         assert plain.observability.tracing is None  # off unless asked for
-    server = TongyeokServer(replace(ServerSettings(), **settings), tracer_provider=provider)
+    server = TongyeokServer(Settings.of(**settings), tracer_provider=provider)
     server.start()
     try:
         channel, stub = stub_for(server)
@@ -195,8 +200,7 @@ def test_while_draining_readiness_is_off_and_liveness_on(fakes) -> None:
     streams_before = len(speech.streams)
     health_port = free_port()
     server = TongyeokServer(
-        replace(
-            ServerSettings(),
+        Settings.of(
             host="127.0.0.1",
             port=0,
             grace_period_s=10.0,
@@ -264,17 +268,17 @@ def test_a_dead_process_stops_counting_as_open_but_its_totals_stay(tmp_path: Pat
 
 
 def test_processes_auto_is_one_per_usable_core(tmp_path: Path) -> None:
-    assert ServerSettings.from_args(["--processes", "auto"]).processes == usable_cores()
-    assert ServerSettings.from_args([], {"TONGYEOK_PROCESSES": "auto"}).processes == usable_cores()
+    assert from_args(["--processes", "auto"]).server.processes == usable_cores()
+    assert from_args([], {"TONGYEOK_PROCESSES": "auto"}).server.processes == usable_cores()
     cpu_max = tmp_path / "cpu.max"
     cpu_max.write_text("150000 100000\n")  # a Kubernetes limit of 1.5 CPUs: one process, never throttled
     assert usable_cores(str(cpu_max)) == 1
     cpu_max.write_text("max 100000\n")
     assert usable_cores(str(cpu_max)) == len(os.sched_getaffinity(0))
-    with pytest.raises(SystemExit):
-        ServerSettings.from_args(["--processes", "0"])
-    with pytest.raises(SystemExit, match="TONGYEOK_PROCESSES"):
-        ServerSettings.from_args([], {"TONGYEOK_PROCESSES": "many"})
+    with pytest.raises(SettingsError, match="--processes '0'"):
+        from_args(["--processes", "0"])
+    with pytest.raises(SettingsError, match="TONGYEOK_PROCESSES"):
+        from_args([], {"TONGYEOK_PROCESSES": "many"})
 
 
 def _status(health: Any, service: str) -> str:
@@ -303,8 +307,8 @@ def test_a_secret_can_come_from_the_file_its_variable_names(tmp_path: Path) -> N
     env = {"OPENAI_API_KEY_FILE": str(key)}
     load_secret_files(env)
     assert env["OPENAI_API_KEY"] == "sk-from-a-mounted-secret"
-    with pytest.raises(SystemExit, match="not both"):
+    with pytest.raises(SettingsError, match="not both"):
         load_secret_files({"OPENAI_API_KEY_FILE": str(key), "OPENAI_API_KEY": "sk-other"})
-    with pytest.raises(SystemExit, match="cannot read") as missing:
+    with pytest.raises(SettingsError, match="cannot read") as missing:
         load_secret_files({"PGPASSWORD_FILE": str(tmp_path / "nope")})
     assert "sk-" not in str(missing.value)

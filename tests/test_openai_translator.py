@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.fake_openai import FakeOpenAI, Rule, fake_tokens, fake_translation
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import OpenAISettings, Settings, TranslationSettings, from_args
 from tongyeok_server.translation import openai_engine, openai_sse
 from tongyeok_server.translation.base import (
     ContextSentence,
@@ -71,14 +71,14 @@ def make_translator(
 ) -> OpenAITranslator:
     """Build it the way the server does (``create``), with a short back-off for speed."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    settings = ServerSettings(
+    settings = Settings.of(
         translator="openai",
         openai_model="gpt-test",
         openai_base_url=fake.base_url,
         openai_max_retries=max_retries,
         openai_timeout_s=timeout_s,
     )
-    translator = openai_engine.create(settings)
+    translator = openai_engine.create(settings.translation, settings.openai)
     translator.backoff_s = 0.02
     _made.append(translator)
     return translator
@@ -753,7 +753,7 @@ def test_translations_start_no_thread(fake: FakeOpenAI, translator: OpenAITransl
 def test_missing_key_fails_at_startup_saying_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(SystemExit) as info:
-        openai_engine.create(ServerSettings(translator="openai"))
+        openai_engine.create(TranslationSettings(translator="openai"), OpenAISettings())
     message = str(info.value)
     assert "OPENAI_API_KEY is not set" in message
     assert "--openai-base-url" in message
@@ -777,8 +777,8 @@ def test_description_and_languages(translator: OpenAITranslator, fake: FakeOpenA
 def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI) -> None:
     """OPENAI_BASE_URL reaches the client through ServerSettings.from_args."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    settings = ServerSettings.from_args(["--translator", "openai"], {"OPENAI_BASE_URL": fake.base_url})
-    translator = openai_engine.create(settings)
+    settings = from_args(["--translator", "openai"], {"OPENAI_BASE_URL": fake.base_url})
+    translator = openai_engine.create(settings.translation, settings.openai)
     _made.append(translator)
     assert translate(translator, "hi") == "[ko] hi"
     assert len(fake.requests) == 1

@@ -23,6 +23,7 @@ from tests.support.waiting import wait_until
 from tongyeok_client import InterpreterClient, TongyeokError
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.settings import SettingsError
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ def test_reload_rereads_files_that_look_unchanged(server_factory, pki) -> None:
     ],
 )
 def test_incomplete_tls_flags_stop_the_start_with_a_message(server_factory, flags, message) -> None:
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(SettingsError, match=message):
         server_factory(**flags)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.recognition import whisper_model
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings
 
 
 def copy_of_packaged(tmp_path: Path) -> whisper_model.ModelSource:
@@ -72,8 +72,7 @@ def test_the_server_refuses_to_start_on_a_corrupted_model_directory(tmp_path: Pa
     for name, path in packaged.side.items():
         shutil.copy(path, tmp_path / name)
     flip_one_byte(tmp_path / "model.bin", 99_999_999)
-    settings = replace(
-        ServerSettings(),
+    settings = Settings.of(
         host="127.0.0.1",
         port=0,
         recognizer="whisper",

@@ -42,7 +42,7 @@ from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.recognition.registry import create_recognizer
 from tongyeok_server.session.watchdog import StreamWatchdog
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import Settings, WebSettings
 from tongyeok_server.store import RecordExtension, record_extension
 from tongyeok_server.translation.base import Translator
 from tongyeok_server.translation.registry import create_translator
@@ -71,7 +71,7 @@ class TongyeokServer:
 
     def __init__(
         self,
-        settings: ServerSettings,
+        settings: Settings,
         recognizer: Recognizer | None = None,
         translator: Translator | None = None,
         extensions: list[SessionExtension] | None = None,
@@ -80,38 +80,45 @@ class TongyeokServer:
         serve_metrics: bool = True,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        """Engines and extensions as given, or as ``settings`` say.
+        """Engines and extensions as given, or as ``settings`` say; each component gets its group of them.
 
         ``serve_metrics`` False: a process of a ``--processes`` supervisor,
         which serves the metrics of all of them; ``tracer_provider``: trace
         into this provider (tests) rather than as ``--otel`` says.
         """
         self.settings = settings
-        self.observability = Observability(settings, serve_metrics=serve_metrics, tracer_provider=tracer_provider)
+        self.observability = Observability(
+            settings.observability,
+            host=settings.server.host,
+            serve_metrics=serve_metrics,
+            tracer_provider=tracer_provider,
+        )
         # First: a wrong certificate or keys file should fail the start before engines load.
-        self.security = ServerSecurity.from_settings(settings, self.observability.refusals)
+        self.security = ServerSecurity.from_settings(settings.security, self.observability.refusals)
         # First: a record store that cannot be opened stops the start before any engine has started.
         self.extensions = [
             *(_extensions(settings, self.observability.metrics) if extensions is None else extensions),
             *self.observability.extensions,
         ]
-        self.translator = translator or create_translator(settings)
-        self.recognizer = recognizer or create_recognizer(settings)
+        self.translator = translator or create_translator(settings.translation, settings.openai)
+        self.recognizer = recognizer or create_recognizer(settings.recognition, settings.google)
         authenticator = self.security.authenticator
         self.watchdog = StreamWatchdog(
-            settings.idle_timeout_s,
-            settings.max_stream_duration_s,
-            settings.first_message_timeout_s,
+            settings.session.idle_timeout_s,
+            settings.session.max_stream_duration_s,
+            settings.session.first_message_timeout_s,
             authenticator.revoked if authenticator is not None else None,
         )
-        self.resumption = ResumeSetup.from_settings(settings, tls=self.security.tls is not None)
+        self.resumption = ResumeSetup.from_settings(
+            settings.resume, tls=self.security.tls is not None, runtime_dir=settings.server.runtime_dir
+        )
         recognizer_seen = self.observability.recognizer(self.recognizer)
         translator_seen = self.observability.translator(self.translator)
         #: The Interpret session layer, which the gRPC servicer and the WebSocket gateway both drive.
         self.interpret = InterpretFlow(
             recognizer_seen,
             translator_seen,
-            settings.max_streams,
+            settings.server.max_streams,
             self.extensions,
             self.security.limits,
             self.watchdog,
@@ -122,9 +129,16 @@ class TongyeokServer:
         self.record = next((e.record for e in self.extensions if isinstance(e, RecordExtension)), None)
         self.transcripts = TranscriptsServicer(self.record)
         #: Expenses from receipts, in the record's database (``expenses/``).
-        self.expenses = expenses_component(settings, self.record, self.security.limits, receipt_reader)
+        self.expenses = expenses_component(
+            settings.expenses,
+            self.record,
+            self.security.limits,
+            receipt_reader,
+            google=settings.google,
+            openai=settings.openai,
+        )
         #: The web page and WebSocket gateway (--web-port), driving the same session layer.
-        self.web = _web_gateway(settings, self) if settings.web_port else None
+        self.web = _web_gateway(settings.web, settings.server.runtime_dir, self) if settings.web.web_port else None
         self.web_port = 0
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="tongyeok-loop", daemon=True)
@@ -154,9 +168,11 @@ class TongyeokServer:
         # gRPC lets a second server bind a port already in use (SO_REUSEPORT)
         # unless told not to: then two servers started by mistake would share
         # callers silently. Only --processes asks for it.
-        reuse_port = ("grpc.so_reuseport", 1 if self.settings.processes > 1 else 0)
+        serving = self.settings.server
+        reuse_port = ("grpc.so_reuseport", 1 if serving.processes > 1 else 0)
+        keepalive = keepalive_options(serving, self.settings.session.max_stream_duration_s)
         server = grpc.aio.server(
-            options=[*_OPTIONS, *keepalive_options(self.settings), reuse_port],
+            options=[*_OPTIONS, *keepalive, reuse_port],
             interceptors=[*self.observability.interceptors, *self.security.interceptors],
         )
         self._health = health_aio.HealthServicer()
@@ -164,7 +180,7 @@ class TongyeokServer:
         handlers.add_transcripts(self.transcripts, server)
         handlers.add_expenses(self.expenses.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        if self.settings.reflection:
+        if serving.reflection:
             reflection.enable_server_reflection(
                 (
                     SERVICE_NAME,
@@ -176,22 +192,22 @@ class TongyeokServer:
                 server,
             )
         try:
-            port = self.security.add_port(server, f"{self.settings.host}:{self.settings.port}")
+            port = self.security.add_port(server, f"{serving.host}:{serving.port}")
         except RuntimeError:
             port = 0
         if not port:
             # start() says so; SystemExit raised on the loop would kill the loop instead
-            self._start_error = f"cannot listen on {self.settings.host}:{self.settings.port}: is the port in use?"
+            self._start_error = f"cannot listen on {serving.host}:{serving.port}: is the port in use?"
             return 0
         if self.resumption.process_socket:
             # Where the other processes of --processes relay resumes of this process's sessions.
             server.add_insecure_port(self.resumption.process_socket)
-        if self.settings.health_port and not await self._start_health_port(reuse_port):
+        if serving.health_port and not await self._start_health_port(reuse_port):
             return 0
         if self.web is not None and not await self._start_web(reuse_port[1] == 1):
             return 0
         await server.start()
-        self.security.warn_if_exposed(self.settings.host)
+        self.security.warn_if_exposed(serving.host)
         self._server = server
         for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE, EXPENSES_SERVICE, LIVENESS):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -199,11 +215,12 @@ class TongyeokServer:
 
     async def _start_web(self, reuse_port: bool) -> bool:
         assert self.web is not None
-        host = self.settings.web_host or self.settings.host
+        host = self.settings.web.web_host or self.settings.server.host
+        port = self.settings.web.web_port
         tls = self.security.tls.ssl_context() if self.security.tls is not None else None
-        self.web_port = await self.web.start(host, self.settings.web_port, reuse_port=reuse_port, tls=tls)
+        self.web_port = await self.web.start(host, port, reuse_port=reuse_port, tls=tls)
         if not self.web_port:
-            self._start_error = f"cannot listen on {host}:{self.settings.web_port} (--web-port): is the port in use?"
+            self._start_error = f"cannot listen on {host}:{port} (--web-port): is the port in use?"
             return False
         return True
 
@@ -212,7 +229,7 @@ class TongyeokServer:
         assert self._health is not None
         health_server = grpc.aio.server(options=[reuse_port])
         health_pb2_grpc.add_HealthServicer_to_server(self._health, health_server)
-        address = f"{self.settings.host}:{self.settings.health_port}"
+        address = f"{self.settings.server.host}:{self.settings.server.health_port}"
         try:
             bound = health_server.add_insecure_port(address)
         except RuntimeError:
@@ -231,7 +248,7 @@ class TongyeokServer:
         """
         if self._stopped.is_set():
             return
-        grace = self.settings.grace_period_s if grace_s is None else grace_s
+        grace = self.settings.server.grace_period_s if grace_s is None else grace_s
         if self._server is not None:
             self._on_loop(self._stop(grace))
         # Before the loop stops: an engine on the loop closes its channels there.
@@ -294,7 +311,7 @@ class TongyeokServer:
         self._stopped.wait()
 
 
-def _extensions(settings: ServerSettings, metrics: Metrics | None = None) -> list[SessionExtension]:
+def _extensions(settings: Settings, metrics: Metrics | None = None) -> list[SessionExtension]:
     """The capabilities that follow every session, as configured (each package builds its own).
 
     ``metrics`` (None when off) is for those that have figures of their own
@@ -304,15 +321,15 @@ def _extensions(settings: ServerSettings, metrics: Metrics | None = None) -> lis
     from tongyeok_server.synthesis.registry import create_synthesizer
 
     extensions: list[SessionExtension] = [
-        SpeechExtension(create_synthesizer(settings)),
-        record_extension(settings, metrics.store_observer() if metrics is not None else None),
+        SpeechExtension(create_synthesizer(settings.synthesis, settings.google, settings.openai)),
+        record_extension(settings.store, metrics.store_observer() if metrics is not None else None),
     ]
     return extensions
 
 
-def _web_gateway(settings: ServerSettings, server: TongyeokServer) -> WebGateway:
+def _web_gateway(settings: WebSettings, runtime_dir: str, server: TongyeokServer) -> WebGateway:
     """The gateway of ``--web-port``: the server's session layer, servicers and security, tickets of its own."""
-    used_dir = Path(settings.runtime_dir) / "tickets" if settings.runtime_dir else None
+    used_dir = Path(runtime_dir) / "tickets" if runtime_dir else None
     return WebGateway(
         GatewayParts(
             server.interpret,

@@ -28,23 +28,28 @@ from tongyeok_server.app import TongyeokServer
 from tongyeok_server.observability import core_log, logs
 from tongyeok_server.observability.exporter import MULTIPROC_ENV, MetricsExporter, MultiprocessDirectory
 from tongyeok_server.session.resume_token import new_secret
-from tongyeok_server.settings import PROCESS_INDEX_ENV, ServerSettings, load_secret_files
+from tongyeok_server.settings import PROCESS_INDEX_ENV, Settings, SettingsError, from_args, load_secret_files
 
 log = logging.getLogger("tongyeok_server")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    settings = ServerSettings.from_args(argv)
-    load_secret_files()  # OPENAI_API_KEY_FILE and the like: secrets mounted as files
+    """Entry point; returns the exit status (2: a setting has a value the server cannot run with)."""
+    try:
+        settings = from_args(argv)
+        load_secret_files()  # OPENAI_API_KEY_FILE and the like: secrets mounted as files
+    except SettingsError as error:
+        print(f"tongyeok-server: {error}", file=sys.stderr)
+        return 2
     index = os.environ.get(PROCESS_INDEX_ENV)
-    logs.configure(settings.log_level, index, settings.log_format)
-    if settings.tls_cert:
-        core_log.filter_stderr(settings.log_format, index)  # gRPC core's line per failed handshake, counted instead
-    if settings.translation_threads and index is None:  # once, not per process of --processes
+    seen = settings.observability
+    logs.configure(seen.log_level, index, seen.log_format)
+    if settings.security.tls_cert:
+        core_log.filter_stderr(seen.log_format, index)  # gRPC core's line per failed handshake, counted instead
+    if settings.server.translation_threads and index is None:  # once, not per process of --processes
         log.warning("--translation-threads is deprecated and ignored: translations run on the event loop")
     stop = _stop_on_signals(settings)
-    if settings.processes > 1 and index is None:
+    if settings.server.processes > 1 and index is None:
         return _supervise(settings, list(sys.argv[1:] if argv is None else argv), stop)
     # A supervised process writes its metrics for the supervisor to serve.
     server = TongyeokServer(settings, serve_metrics=index is None)
@@ -54,21 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     security = server.security
     log.info(
         "listening on %s:%d (%s, %s; recognizer=%s, translator=%s, max %d streams)",
-        settings.host,
+        settings.server.host,
         port,
-        ("mutual TLS" if settings.tls_client_ca else "TLS") if security.tls else "plaintext",
+        ("mutual TLS" if settings.security.tls_client_ca else "TLS") if security.tls else "plaintext",
         "authentication on" if security.authenticator else "no authentication",
         server.recognizer.description.name,
         server.translator.description.name,
-        settings.max_streams,
+        settings.server.max_streams,
     )
     if server.web_port:
         scheme = "https" if security.tls else "http"
-        host = settings.web_host or settings.host
+        host = settings.web.web_host or settings.server.host
         shown = "localhost" if host.strip("[]") in ("::", "0.0.0.0", "127.0.0.1", "::1") else host
         log.info("meeting page on %s://%s:%d/", scheme, shown, server.web_port)
     if server.observability.metrics_port:
-        host = settings.metrics_host or settings.host
+        host = seen.metrics_host or settings.server.host
         log.info("metrics on http://%s:%d/metrics", host, server.observability.metrics_port)
     while not stop.wait(1.0):
         pass
@@ -77,11 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _stop_on_signals(settings: ServerSettings) -> threading.Event:
+def _stop_on_signals(settings: Settings) -> threading.Event:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: stopping (grace %.1fs)", signal.Signals(signum).name, settings.grace_period_s)
+        log.info("%s: stopping (grace %.1fs)", signal.Signals(signum).name, settings.server.grace_period_s)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -89,23 +94,20 @@ def _stop_on_signals(settings: ServerSettings) -> threading.Event:
     return stop
 
 
-def _supervise(settings: ServerSettings, argv: list[str], stop: threading.Event) -> int:
-    """Run ``settings.processes`` servers on one port until a signal, or until one of them exits."""
-    if settings.port == 0:
-        raise SystemExit("--processes needs a fixed --port: with port 0 each process would listen somewhere else")
+def _supervise(settings: Settings, argv: list[str], stop: threading.Event) -> int:
+    """Run ``--processes`` servers on one port until a signal, or until one of them exits."""
+    seen = settings.observability
     metrics_dir: MultiprocessDirectory | None = None
     exporter: MetricsExporter | None = None
     shared: dict[str, str] = {}
-    if settings.metrics_port:
+    if seen.metrics_port:
         metrics_dir = MultiprocessDirectory()
         shared[MULTIPROC_ENV] = str(metrics_dir.path)
-        exporter = MetricsExporter(
-            metrics_dir.registry(), settings.metrics_host or settings.host, settings.metrics_port
-        )
+        exporter = MetricsExporter(metrics_dir.registry(), seen.metrics_host or settings.server.host, seen.metrics_port)
         exporter.start()
         log.info("metrics of all of them on http://%s:%d/metrics", exporter.host, exporter.port)
     try:
-        with tempfile.TemporaryDirectory(prefix=f"tongyeok-{settings.port}-") as runtime:
+        with tempfile.TemporaryDirectory(prefix=f"tongyeok-{settings.server.port}-") as runtime:
             shared |= _shared_env(settings, Path(runtime))
             return _run_children(settings, argv, stop, shared, metrics_dir)
     finally:
@@ -115,10 +117,10 @@ def _supervise(settings: ServerSettings, argv: list[str], stop: threading.Event)
             metrics_dir.remove()
 
 
-def _shared_env(settings: ServerSettings, runtime: Path) -> dict[str, str]:
+def _shared_env(settings: Settings, runtime: Path) -> dict[str, str]:
     """What every server process of the supervisor shares: a directory for their sockets, a resume secret."""
     env = {"TONGYEOK_RUNTIME_DIR": str(runtime)}
-    if not settings.resume_secret:
+    if not settings.resume.resume_secret:
         # One secret for all processes, so that a resume landing on any of them opens the token.
         secret = runtime / "resume-secret"
         secret.touch(mode=0o600)
@@ -128,7 +130,7 @@ def _shared_env(settings: ServerSettings, runtime: Path) -> dict[str, str]:
 
 
 def _run_children(
-    settings: ServerSettings,
+    settings: Settings,
     argv: list[str],
     stop: threading.Event,
     shared: dict[str, str],
@@ -139,9 +141,11 @@ def _run_children(
             [sys.executable, "-m", "tongyeok_server", *argv],
             env={**os.environ, **shared, PROCESS_INDEX_ENV: str(i)},
         )
-        for i in range(settings.processes)
+        for i in range(settings.server.processes)
     ]
-    log.info("supervising %d server processes on port %d: %s", len(children), settings.port, [c.pid for c in children])
+    log.info(
+        "supervising %d server processes on port %d: %s", len(children), settings.server.port, [c.pid for c in children]
+    )
 
     def forward_hup(_signum: int, _frame: FrameType | None) -> None:
         for child in children:

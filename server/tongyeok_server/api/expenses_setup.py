@@ -14,7 +14,7 @@ from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.expenses.readers.registry import create_reader
 from tongyeok_server.expenses.report.rates import RatesFile
 from tongyeok_server.expenses.report.service import ReportMaker
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import ExpensesSettings, GoogleSettings, OpenAISettings
 from tongyeok_server.store.recorder import MeetingRecord
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,13 @@ class ExpensesSetup:
 
 
 def expenses_component(
-    settings: ServerSettings,
+    settings: ExpensesSettings,
     record: MeetingRecord | None,
     limits: CallerLimits,
     reader: ReceiptReader | None = None,
+    *,
+    google: GoogleSettings | None = None,
+    openai: OpenAISettings | None = None,
 ) -> ExpensesSetup:
     """The Expenses service as ``settings`` configure it; ``SystemExit`` with what to fix on a bad flag or file."""
     rates = None
@@ -65,7 +68,7 @@ def expenses_component(
             rates = RatesFile(Path(settings.expense_rates))
         except FileConfigError as e:
             raise SystemExit(f"tongyeok-server: --expense-rates: {e}") from None
-    return ExpensesSetup(reader or create_reader(settings), record, limits, rates)
+    return ExpensesSetup(reader or create_reader(settings, google, openai), record, limits, rates)
 
 
 __all__ = ["ExpensesSetup", "expenses_component"]

@@ -21,7 +21,7 @@ import grpc
 from tongyeok_server.api.forwarding import Forwarder
 from tongyeok_server.api.resume import ResumeDesk
 from tongyeok_server.session.resume_token import ResumeTokens, load_secret, new_secret
-from tongyeok_server.settings import PROCESS_INDEX_ENV, ServerSettings
+from tongyeok_server.settings import PROCESS_INDEX_ENV, ResumeSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,11 @@ class ResumeSetup:
     secret: bytes  # the key that seals resume tokens (the web gateway derives its tickets' key from it)
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings, tls: bool) -> ResumeSetup:
-        """Raises ``SystemExit`` with a message when the secret cannot be used."""
+    def from_settings(cls, settings: ResumeSettings, tls: bool, runtime_dir: str = "") -> ResumeSetup:
+        """Raises ``SystemExit`` with a message when the secret cannot be used.
+
+        ``runtime_dir``: the --processes' shared directory, where this process listens for relayed resumes.
+        """
         if settings.resume_secret:
             try:
                 secret = load_secret(settings.resume_secret)
@@ -47,8 +50,8 @@ class ResumeSetup:
             secret = new_secret()
         index = os.environ.get(PROCESS_INDEX_ENV)
         process_socket = ""
-        if index is not None and settings.runtime_dir:
-            path = Path(settings.runtime_dir) / f"p{index}.sock"
+        if index is not None and runtime_dir:
+            path = Path(runtime_dir) / f"p{index}.sock"
             path.unlink(missing_ok=True)
             process_socket = f"unix:{path}"
         forwarder = None
@@ -61,7 +64,7 @@ class ResumeSetup:
 
 
 def _peer_credentials(
-    settings: ServerSettings, tls: bool
+    settings: ResumeSettings, tls: bool
 ) -> tuple[grpc.ChannelCredentials | None, list[tuple[str, str]]]:
     """How to reach the other replicas: as callers do (TLS when this server speaks it)."""
     if not tls:

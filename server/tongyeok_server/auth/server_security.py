@@ -25,7 +25,7 @@ from tongyeok_server.auth.limits import CallerLimits, LimitDefaults
 from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 from tongyeok_server.auth.tls import ReloadingServerCredentials, TlsFiles
 from tongyeok_server.auth.watched_files import FileConfigError
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import SecuritySettings, ServingSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
+def keepalive_options(settings: ServingSettings, max_stream_duration_s: float) -> list[tuple[str, int]]:
     """Server options for phones on flaky networks and for balancers that rebalance.
 
     A dead peer is noticed within ``keepalive_time_s + keepalive_timeout_s``
@@ -45,9 +45,9 @@ def keepalive_options(settings: ServerSettings) -> list[tuple[str, int]]:
     every ``min_client_ping_interval_s``, with or without calls in flight
     (our client pings less often). Connections are asked to go after
     ``max_connection_age_s``; streams on them get the longest stream's
-    duration to end.
+    duration (``max_stream_duration_s``, 0 = none) to end.
     """
-    grace = settings.max_stream_duration_s + CONNECTION_AGE_GRACE_MARGIN_S if settings.max_stream_duration_s else 0
+    grace = max_stream_duration_s + CONNECTION_AGE_GRACE_MARGIN_S if max_stream_duration_s else 0
     options = [
         ("grpc.keepalive_time_ms", _ms(settings.keepalive_time_s)),
         ("grpc.keepalive_timeout_ms", _ms(settings.keepalive_timeout_s)),
@@ -84,8 +84,8 @@ class ServerSecurity:
     refusals: RefusalObserver = IGNORE
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings, refusals: RefusalObserver = IGNORE) -> ServerSecurity:
-        """Build from the flags; raises ``SystemExit`` with a message if they or their files are wrong.
+    def from_settings(cls, settings: SecuritySettings, refusals: RefusalObserver = IGNORE) -> ServerSecurity:
+        """Build from the flags (checked by ``settings/``); ``SystemExit`` with a message if their files are wrong.
 
         ``refusals`` hears about every refused call and limit (the metrics).
         """
@@ -126,13 +126,9 @@ class ServerSecurity:
         )
 
 
-def _tls(settings: ServerSettings) -> ReloadingServerCredentials | None:
-    if not settings.tls_cert and not settings.tls_key:
-        if settings.tls_client_ca:
-            raise SystemExit("tongyeok-server: --tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
+def _tls(settings: SecuritySettings) -> ReloadingServerCredentials | None:
+    if not settings.tls_cert:  # settings/ checked that --tls-key and --tls-client-ca come with it
         return None
-    if not settings.tls_cert or not settings.tls_key:
-        raise SystemExit("tongyeok-server: --tls-cert and --tls-key go together")
     files = TlsFiles(
         Path(settings.tls_cert),
         Path(settings.tls_key),
@@ -141,7 +137,7 @@ def _tls(settings: ServerSettings) -> ReloadingServerCredentials | None:
     return ReloadingServerCredentials(files)
 
 
-def _authenticator(settings: ServerSettings) -> Authenticator | None:
+def _authenticator(settings: SecuritySettings) -> Authenticator | None:
     keys = ApiKeyStore(Path(settings.api_keys)) if settings.api_keys else None
     verifier = None
     if settings.jwt_jwks:
@@ -154,14 +150,12 @@ def _authenticator(settings: ServerSettings) -> Authenticator | None:
                 settings.jwt_max_lifetime_s,
             )
         )
-    elif settings.jwt_issuer or settings.jwt_audience:
-        raise SystemExit("tongyeok-server: --jwt-issuer/--jwt-audience need --jwt-jwks (the keys that sign the JWTs)")
     if keys is None and verifier is None:
         return None
     return Authenticator(keys, verifier)
 
 
-def _limits(settings: ServerSettings, refusals: RefusalObserver) -> CallerLimits:
+def _limits(settings: SecuritySettings, refusals: RefusalObserver) -> CallerLimits:
     defaults = LimitDefaults(
         settings.caller_max_streams,
         settings.caller_streams_per_minute,

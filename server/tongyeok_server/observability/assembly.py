@@ -17,7 +17,7 @@ from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.observability.session_metrics import MetricsExtension
 from tongyeok_server.observability.tracing import Tracing
 from tongyeok_server.recognition.base import Recognizer
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import ObservabilitySettings
 from tongyeok_server.translation.base import Translator
 
 if TYPE_CHECKING:
@@ -28,9 +28,18 @@ class Observability:
     """The metrics, their extension and endpoint, and tracing, of one server."""
 
     def __init__(
-        self, settings: ServerSettings, *, serve_metrics: bool = True, tracer_provider: TracerProvider | None = None
+        self,
+        settings: ObservabilitySettings,
+        *,
+        host: str = "",
+        serve_metrics: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
-        """``serve_metrics`` False: a supervised process, whose supervisor serves the sum."""
+        """Metrics, their port and tracing as ``settings`` say.
+
+        ``host``: where the metrics port listens unless --metrics-host says;
+        ``serve_metrics`` False: a supervised process, whose supervisor serves the sum.
+        """
         self.settings = settings
         self.metrics = Metrics(caller_labels=settings.metrics_callers) if settings.metrics_port else None
         self.tracing = Tracing.from_settings(settings, tracer_provider)
@@ -38,7 +47,7 @@ class Observability:
         self._exporter: MetricsExporter | None = None
         if self.metrics is not None and serve_metrics:
             self._exporter = MetricsExporter(
-                self.metrics.registry, settings.metrics_host or settings.host, settings.metrics_port
+                self.metrics.registry, settings.metrics_host or host, settings.metrics_port
             )
         self.metrics_port = 0
 

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import ObservabilitySettings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -43,7 +43,10 @@ class Tracing:
 
     @classmethod
     def from_settings(
-        cls, settings: ServerSettings, provider: TracerProvider | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        settings: ObservabilitySettings,
+        provider: TracerProvider | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Tracing | None:
         """Tracing as ``--otel`` and the ``OTEL_*`` variables say, or None when off."""
         if provider is not None:

@@ -53,7 +53,7 @@ from tongyeok_server.recognition.base import (
 )
 from tongyeok_server.recognition.google_call import StreamPolicy
 from tongyeok_server.recognition.google_stream import GoogleRecognizerStream
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, RecognitionSettings
 
 log = logging.getLogger(__name__)
 
@@ -164,26 +164,29 @@ class GoogleRecognizer(Recognizer):
     """Streams each Interpret stream's audio into Google Speech-to-Text v2."""
 
     def __init__(
-        self, settings: ServerSettings, policy: StreamPolicy | None = None, credentials: Credentials | None = None
+        self,
+        settings: RecognitionSettings,
+        google: GoogleSettings,
+        policy: StreamPolicy | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         """``credentials``: use these instead of Application Default Credentials (not with ``--google-insecure``)."""
         self._settings = settings
+        self._insecure = google.google_insecure
         self._policy = policy or StreamPolicy()
         self._location = settings.google_location or "global"
-        self._project = settings.google_project
+        self._project = google.google_project
         self._keeper: CredentialKeeper | None = None
         self._ssl_credentials: grpc.ChannelCredentials | None = None
         self._problem: ServiceError | None = None
-        if settings.google_insecure:
-            if not settings.google_endpoint:
-                raise SystemExit("--google-insecure needs --google-endpoint host:port")
+        if self._insecure:  # settings/ checked that --google-endpoint is given with it
             self._project = self._project or "local"
             self._endpoint = settings.google_endpoint
         else:
             self._endpoint = settings.google_endpoint or (
                 "speech.googleapis.com" if self._location == "global" else f"{self._location}-speech.googleapis.com"
             )
-            self._ssl_credentials = ca_file_credentials(settings.google_ca_file)
+            self._ssl_credentials = ca_file_credentials(google.google_ca_file)
             self._load_credentials(credentials)
         self._recognizer_path = (
             f"projects/{self._project}/locations/{self._location}/recognizers/{settings.google_recognizer or '_'}"
@@ -205,7 +208,7 @@ class GoogleRecognizer(Recognizer):
 
     def _make_transport(self) -> SpeechGrpcAsyncIOTransport:
         """A transport over a new ``grpc.aio`` channel; called on the streams' loop."""
-        if self._settings.google_insecure:
+        if self._insecure:
             channel = grpc.aio.insecure_channel(self._endpoint, options=[_OWN_CONNECTION])
             return SpeechGrpcAsyncIOTransport(channel=channel)
         assert self._keeper is not None  # else open_stream raised self._problem
@@ -339,6 +342,6 @@ class GoogleRecognizer(Recognizer):
             closing.close()
 
 
-def create(settings: ServerSettings) -> Recognizer:
+def create(settings: RecognitionSettings, google: GoogleSettings) -> Recognizer:
     """Factory used by the registry (``--recognizer google``)."""
-    return GoogleRecognizer(settings)
+    return GoogleRecognizer(settings, google)

@@ -20,7 +20,7 @@ from tongyeok_server.recognition.base import (
     RecognizerStream,
 )
 from tongyeok_server.recognition.worker_pool import WorkerPool
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, RecognitionSettings
 
 
 class PocketsphinxRecognizer(Recognizer):
@@ -60,7 +60,7 @@ class PocketsphinxRecognizer(Recognizer):
         self._pool.close()
 
 
-def create(settings: ServerSettings) -> Recognizer:
+def create(settings: RecognitionSettings, google: GoogleSettings) -> Recognizer:
     """Factory used by the registry."""
     return PocketsphinxRecognizer(
         settings.offline_workers, settings.offline_streams_per_worker, settings.pocketsphinx_second_pass

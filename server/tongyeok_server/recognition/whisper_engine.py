@@ -29,7 +29,7 @@ from tongyeok_server.recognition.base import (
     RecognizerStream,
 )
 from tongyeok_server.recognition.worker_pool import WorkerPool, WorkerStartError
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, RecognitionSettings
 
 DEVICES = ("cpu", "cuda", "auto")
 # BCP-47 primary tags Whisper spells differently.
@@ -90,7 +90,7 @@ class WhisperRecognizer(Recognizer):
         self._pool.close()
 
 
-def create(settings: ServerSettings) -> Recognizer:
+def create(settings: RecognitionSettings, google: GoogleSettings) -> Recognizer:
     """Factory used by the registry: the packaged Whisper base unless ``--whisper-model DIR``."""
     if settings.whisper_model:
         source = whisper_model.directory_source(Path(settings.whisper_model), settings.whisper_model_sha256)

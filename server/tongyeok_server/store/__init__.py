@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import StoreSettings
 from tongyeok_server.store.database import StoreUrlError, database_url, describe
 from tongyeok_server.store.extension import RecordExtension
 from tongyeok_server.store.recorder import MeetingRecord, RecordOptions
 from tongyeok_server.store.writer import WriterObserver
 
 
-def record_extension(settings: ServerSettings, observer: WriterObserver | None = None) -> RecordExtension:
+def record_extension(settings: StoreSettings, observer: WriterObserver | None = None) -> RecordExtension:
     """The record as ``settings`` configure it (migrated and writing), or a disabled one for ``--store none``.
 
     ``observer`` (the server's metrics, when on) is told of the writes' lag and failures.

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import SettingsError, from_args
 from tongyeok_server.store import migrate
 from tongyeok_server.store.database import StoreUrlError, database_url, describe, open_engine
 from tongyeok_server.store.relabel import relabel_jwt_callers
@@ -33,25 +33,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="upgrade to the newest schema, show it, or give records of old JWT caller ids to today's",
     )
     args, rest = parser.parse_known_args(argv)
-    settings = ServerSettings.from_args(rest)
+    try:
+        # The server's flags, each group checked; not the rules between groups (--jwt-issuer alone is fine here).
+        settings = from_args(rest, prog="python -m tongyeok_server.store", rules=False)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        url = database_url(settings.store, settings.data_dir)
+        url = database_url(settings.store.store, settings.store.data_dir)
     except StoreUrlError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if url is None:
         print("error: --store none: there is no record to migrate", file=sys.stderr)
         return 2
-    if args.command == "relabel-jwt-callers" and not settings.jwt_issuer:
+    if args.command == "relabel-jwt-callers" and not settings.security.jwt_issuer:
         print(
             "error: relabel-jwt-callers needs --jwt-issuer: the issuer the records' callers came from", file=sys.stderr
         )
         return 2
     try:
         if args.command == "relabel-jwt-callers":
-            return _relabel(url, settings.jwt_issuer)
+            return _relabel(url, settings.security.jwt_issuer)
         if args.command == "migrate":
             migrate.upgrade(url)
         print(f"{describe(url)}: schema {migrate.current(url) or '(empty)'} (newest {migrate.head()})")

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from tongyeok_server.engines import EngineDescription
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis import espeak_engine, piper_engine
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 
@@ -62,7 +62,7 @@ class EmbeddedSynthesizer(ClauseSynthesizer):
             engine.close()
 
 
-def create(settings: ServerSettings) -> EmbeddedSynthesizer:
+def create(settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISettings) -> EmbeddedSynthesizer:
     """Factory used by the registry (``--synthesizer embedded``, the default)."""
     engines: list[ClauseSynthesizer] = []
     if piper_engine.available():

@@ -29,7 +29,7 @@ import soundfile
 from tongyeok_server import languages
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,6 @@ def _pcm(wav: bytes) -> bytes:
     return bytes(samples.tobytes())
 
 
-def create(settings: ServerSettings) -> EspeakSynthesizer:
+def create(settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISettings) -> EspeakSynthesizer:
     """Factory used by the registry (``--synthesizer espeak``)."""
     return EspeakSynthesizer()

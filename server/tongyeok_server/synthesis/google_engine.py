@@ -59,7 +59,7 @@ from tongyeok_server.google.auth import (
     transport_factory,
 )
 from tongyeok_server.google.status import Action, Failure
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis import google_voices
 from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
 from tongyeok_server.synthesis.config import SpeechEncoding
@@ -101,17 +101,17 @@ _CLAUSE_ENCODINGS = {
 class GoogleSynthesizer(Synthesizer):
     """Speaks translations with Google Cloud Text-to-Speech."""
 
-    def __init__(self, settings: ServerSettings, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self, settings: SynthesisSettings, google: GoogleSettings, credentials: Credentials | None = None
+    ) -> None:
         """``credentials``: use these instead of Application Default Credentials (not with ``--google-insecure``)."""
-        self._insecure = settings.google_insecure
+        self._insecure = google.google_insecure
         self._location = settings.google_tts_location or "global"
         self._preferred = settings.google_tts_voice
         self._keeper: CredentialKeeper | None = None
         self._problem: ServiceError | None = None
         self._ssl_credentials: grpc.ChannelCredentials | None = None
-        if self._insecure:
-            if not settings.google_tts_endpoint:
-                raise SystemExit("--synthesizer google with --google-insecure needs --google-tts-endpoint host:port")
+        if self._insecure:  # settings/ checked that --google-tts-endpoint is given with it
             self._endpoint = settings.google_tts_endpoint
         else:
             self._endpoint = settings.google_tts_endpoint or (
@@ -119,7 +119,7 @@ class GoogleSynthesizer(Synthesizer):
                 if self._location == "global"
                 else f"{self._location}-texttospeech.googleapis.com"
             )
-            self._ssl_credentials = ca_file_credentials(settings.google_ca_file)
+            self._ssl_credentials = ca_file_credentials(google.google_ca_file)
             self._keeper, _, self._problem = load_credentials(credentials, "google synthesizer")
         self._metadata = (DEFAULT_CLIENT_INFO.to_grpc_metadata(),)  # type: ignore[no-untyped-call]
         self._calls: Calls | None = None
@@ -347,6 +347,7 @@ class GoogleSynthesizer(Synthesizer):
                 log.warning("google synthesizer: closing the channel failed (%s)", type(exc).__name__)
 
 
-def create(settings: ServerSettings) -> GoogleSynthesizer:
+def create(settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISettings) -> GoogleSynthesizer:
     """Factory used by the registry (``--synthesizer google``)."""
-    return GoogleSynthesizer(settings)  # its voices are listed by start(), on the server's loop
+    del openai
+    return GoogleSynthesizer(settings, google)  # its voices are listed by start(), on the server's loop

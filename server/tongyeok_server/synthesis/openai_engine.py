@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 
 import grpc
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, Timeout
 
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 from tongyeok_server.translation.openai_errors import KEY_LIKE
 
@@ -227,23 +227,23 @@ class OpenAISynthesizer(ClauseSynthesizer):
         """The client's pool closes with the loop; nothing to hold on to."""
 
 
-def create(settings: ServerSettings) -> OpenAISynthesizer:
+def create(settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISettings) -> OpenAISynthesizer:
     """Factory used by the registry (``--synthesizer openai``)."""
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
         raise SystemExit(MISSING_KEY)
     client = AsyncOpenAI(
         api_key=key,
-        base_url=settings.openai_tts_base_url or settings.openai_base_url or None,
-        max_retries=settings.openai_max_retries,
-        timeout=openai.Timeout(settings.openai_timeout_s, connect=min(5.0, settings.openai_timeout_s)),
+        base_url=settings.openai_tts_base_url or openai.openai_base_url or None,
+        max_retries=openai.openai_max_retries,
+        timeout=Timeout(openai.openai_timeout_s, connect=min(5.0, openai.openai_timeout_s)),
     )
     return OpenAISynthesizer(
         client,
         settings.openai_tts_model,
         settings.openai_tts_voice,
         settings.openai_tts_instructions,
-        settings.openai_timeout_s,
+        openai.openai_timeout_s,
     )
 
 

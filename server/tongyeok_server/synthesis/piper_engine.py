@@ -32,7 +32,7 @@ import numpy as np
 
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class PiperSynthesizer(ClauseSynthesizer):
         return np.concatenate(chunks).astype("<i2").tobytes() if chunks else b""
 
 
-def create(settings: ServerSettings) -> PiperSynthesizer:
+def create(settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISettings) -> PiperSynthesizer:
     """Factory used by the registry (``--synthesizer piper``)."""
     if not available():
         raise SystemExit(

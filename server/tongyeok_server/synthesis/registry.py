@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tongyeok_server.engine_loader import load_engine
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis.base import Synthesizer
 
-# name -> "module:factory"; the factory takes ServerSettings. "none" turns speech output off.
+# name -> "module:factory"; the factory takes the synthesis settings and both clouds' connections. "none" turns speech output off.
 SYNTHESIZERS = {
     "embedded": "tongyeok_server.synthesis.embedded_engine:create",
     "espeak": "tongyeok_server.synthesis.espeak_engine:create",
@@ -16,9 +16,11 @@ SYNTHESIZERS = {
 }
 
 
-def create_synthesizer(settings: ServerSettings) -> Synthesizer | None:
+def create_synthesizer(
+    settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISettings
+) -> Synthesizer | None:
     """Build the synthesizer ``settings.synthesizer`` names (None for "none")."""
     if settings.synthesizer == "none":
         return None
-    synthesizer: Synthesizer = load_engine("synthesizer", SYNTHESIZERS, settings.synthesizer, settings)
+    synthesizer: Synthesizer = load_engine("synthesizer", SYNTHESIZERS, settings.synthesizer, settings, google, openai)
     return synthesizer

@@ -26,7 +26,7 @@ from pathlib import Path
 from tongyeok_server import languages
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError, invalid_argument
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import OpenAISettings, TranslationSettings
 from tongyeok_server.translation import glossary
 from tongyeok_server.translation.apertium_pipeline import ApertiumPipeline
 from tongyeok_server.translation.base import (
@@ -190,7 +190,7 @@ class ApertiumTranslator(Translator):
         await asyncio.gather(*(pipeline.close() for pipeline in self._pipelines.values()))
 
 
-def create(settings: ServerSettings) -> ApertiumTranslator:
+def create(settings: TranslationSettings, openai: OpenAISettings) -> ApertiumTranslator:
     """Build the translator (registry factory); SystemExit when Apertium is not installed."""
-    del settings  # nothing to configure: pairs come from the installed packages
+    del settings, openai  # nothing to configure: pairs come from the installed packages
     return ApertiumTranslator()

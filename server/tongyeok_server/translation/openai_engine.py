@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from tongyeok_client.backoff import Backoff
 from tongyeok_server import languages
 from tongyeok_server.engines import EngineDescription
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import OpenAISettings, TranslationSettings
 from tongyeok_server.translation import prompts
 from tongyeok_server.translation.base import (
     TokenDelta,
@@ -160,18 +160,18 @@ class OpenAITranslator(Translator):
                     await asyncio.sleep(delay)
 
 
-def create(settings: ServerSettings) -> OpenAITranslator:
+def create(settings: TranslationSettings, openai: OpenAISettings) -> OpenAITranslator:
     """Build the translator from settings and ``OPENAI_API_KEY``; exits with a message if the key is missing."""
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
         raise SystemExit(MISSING_KEY_MESSAGE)
     translator = OpenAITranslator(
         # "" means OPENAI_BASE_URL was unset too: OpenAI's own API.
-        settings.openai_base_url,
+        openai.openai_base_url,
         key,
         model=settings.openai_model,
-        max_retries=settings.openai_max_retries,
-        timeout_s=settings.openai_timeout_s,
+        max_retries=openai.openai_max_retries,
+        timeout_s=openai.openai_timeout_s,
     )
     # The address is for the operator's log only; callers see the model (description).
     log.info("openai translator: model %s at %s", translator.model, translator.endpoint)

@@ -30,7 +30,7 @@ from tongyeok_server.expenses import images
 from tongyeok_server.expenses.extract.amounts import quantize
 from tongyeok_server.expenses.extract.fields import category_for
 from tongyeok_server.expenses.model import LineItem, Payment, ReceiptImage, ReceiptReading
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import ExpensesSettings, GoogleSettings
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,13 @@ class DocumentAiReader:
         self._client: Any = None
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings) -> DocumentAiReader:
+    def from_settings(cls, settings: ExpensesSettings, connection: GoogleSettings) -> DocumentAiReader:
         """The reader as the flags configure it."""
         try:
             import google.cloud.documentai_v1  # noqa: F401
         except ImportError:
             raise SystemExit("--receipt-engine documentai needs `pip install 'tongyeok[google]'`") from None
-        return cls(settings.documentai_processor, settings.documentai_endpoint, insecure=settings.google_insecure)
+        return cls(settings.documentai_processor, settings.documentai_endpoint, insecure=connection.google_insecure)
 
     def _connect(self) -> Any:
         from google.cloud import documentai_v1 as documentai

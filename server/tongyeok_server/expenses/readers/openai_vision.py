@@ -26,7 +26,7 @@ import grpc
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.expenses import images
 from tongyeok_server.expenses.model import Category, LineItem, Payment, ReceiptImage, ReceiptReading
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import ExpensesSettings, OpenAISettings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class OpenAiVisionReader:
         self._client: Any = None
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings) -> OpenAiVisionReader:
+    def from_settings(cls, settings: ExpensesSettings, connection: OpenAISettings) -> OpenAiVisionReader:
         """The reader as the flags configure it; ``SystemExit`` without a key."""
         try:
             import openai  # noqa: F401
@@ -104,9 +104,9 @@ class OpenAiVisionReader:
             raise SystemExit("--receipt-engine openai needs OPENAI_API_KEY (or OPENAI_API_KEY_FILE)")
         return cls(
             settings.openai_vision_model,
-            settings.openai_base_url,
-            settings.openai_timeout_s,
-            settings.openai_max_retries,
+            connection.openai_base_url,
+            connection.openai_timeout_s,
+            connection.openai_max_retries,
         )
 
     async def read(self, image: ReceiptImage) -> ReceiptReading:

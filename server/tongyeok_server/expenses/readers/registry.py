@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import typing
 
 from tongyeok_server.expenses.readers.base import ReceiptReader
-from tongyeok_server.settings import ServerSettings
+from tongyeok_server.settings import ExpensesSettings, GoogleSettings, OpenAISettings
+from tongyeok_server.settings.engines import ReceiptEngineName
 
-ENGINES = ("embedded", "tesseract", "rapidocr", "documentai", "openai")
+ENGINES: tuple[str, ...] = typing.get_args(ReceiptEngineName)
 
 
-def create_reader(settings: ServerSettings) -> ReceiptReader:
-    """The reader ``settings.receipt_engine`` names; ``SystemExit`` with what to fix when it cannot start."""
+def create_reader(
+    settings: ExpensesSettings, google: GoogleSettings | None = None, openai: OpenAISettings | None = None
+) -> ReceiptReader:
+    """The reader ``settings.receipt_engine`` names; ``SystemExit`` with what to fix when it cannot start.
+
+    ``google``/``openai``: the clouds' connections (their defaults when not given).
+    """
     name = settings.receipt_engine
     if name in ("embedded", "tesseract", "rapidocr"):
         from tongyeok_server.expenses.ocr.rapidocr_engine import RapidOcrEngine
@@ -41,9 +48,9 @@ def create_reader(settings: ServerSettings) -> ReceiptReader:
     if name == "documentai":
         from tongyeok_server.expenses.readers.documentai import DocumentAiReader
 
-        return DocumentAiReader.from_settings(settings)
+        return DocumentAiReader.from_settings(settings, google or GoogleSettings())
     if name == "openai":
         from tongyeok_server.expenses.readers.openai_vision import OpenAiVisionReader
 
-        return OpenAiVisionReader.from_settings(settings)
-    raise SystemExit(f"--receipt-engine {name!r}: use one of {', '.join(ENGINES)}")
+        return OpenAiVisionReader.from_settings(settings, openai or OpenAISettings())
+    raise AssertionError(f"--receipt-engine {name!r} passed settings/ but has no reader")
