@@ -71,7 +71,7 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
 
     ``recognizer=`` / ``translator=`` may be engine objects (used as they
     are) or names; ``extensions=`` a list of ``SessionExtension``s; other
-    keywords are ``ServerSettings`` fields.
+    keywords are settings by name (``Settings.of``).
     """
     recognizer = overrides.pop("recognizer", None)
     translator = overrides.pop("translator", None)

@@ -90,7 +90,9 @@ def test_dockerfile_installs_what_the_makefile_installs() -> None:
     extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     (chosen,) = re.findall(r"^ARG EXTRAS=(\S+)$", dockerfile, re.MULTILINE)
     assert set(chosen.split(",")) <= extras and "piper" not in chosen, "piper is GPL: never by default"
-    assert Settings().recognition.recognizer in chosen.split(","), "a flagless tongyeok-server in the image runs its default"
+    assert Settings().recognition.recognizer in chosen.split(","), (
+        "a flagless tongyeok-server in the image runs its default"
+    )
     for needed in ("pyproject.toml README.md", "server server", "client client"):
         assert f"COPY {needed}" in dockerfile
     # Non-root, the health check through the gRPC health service with the installed probe.
@@ -100,7 +102,11 @@ def test_dockerfile_installs_what_the_makefile_installs() -> None:
     assert 'ENTRYPOINT ["tongyeok-server"]' in dockerfile
     env = dict(re.findall(r"(TONGYEOK_[A-Z_]+)=(\S+)", dockerfile))
     settings = from_args([], env)
-    assert (settings.server.port, settings.server.health_port, settings.observability.metrics_port) == (50051, 8081, 9090)
+    assert (settings.server.port, settings.server.health_port, settings.observability.metrics_port) == (
+        50051,
+        8081,
+        9090,
+    )
 
 
 # -- Kubernetes ----------------------------------------------------------------------
@@ -266,7 +272,11 @@ def test_the_capacity_alert_fires_before_a_pod_is_full_and_after_the_autoscaler_
     settings = from_args(container()["args"])
     (hpa,) = manifests("horizontalpodautoscaler.yaml")
     (metric,) = hpa["spec"]["metrics"]
-    assert float(metric["pods"]["target"]["averageValue"]) < threshold < settings.server.processes * settings.server.max_streams
+    assert (
+        float(metric["pods"]["target"]["averageValue"])
+        < threshold
+        < settings.server.processes * settings.server.max_streams
+    )
 
 
 # -- balancers -----------------------------------------------------------------------

@@ -775,7 +775,7 @@ def test_description_and_languages(translator: OpenAITranslator, fake: FakeOpenA
 
 
 def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI) -> None:
-    """OPENAI_BASE_URL reaches the client through ServerSettings.from_args."""
+    """OPENAI_BASE_URL reaches the client through settings.from_args."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     settings = from_args(["--translator", "openai"], {"OPENAI_BASE_URL": fake.base_url})
     translator = openai_engine.create(settings.translation, settings.openai)
