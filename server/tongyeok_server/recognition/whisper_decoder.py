@@ -33,6 +33,8 @@ TRAILING_SILENCE_S = 1.0
 # Whisper's own thresholds (openai/whisper transcribe.py): text this repetitive is a loop;
 # a pass this sure there is no speech, and this unsure of its words, heard none.
 COMPRESSION_RATIO_LIMIT = 2.4
+# Whisper's decoder has 448 positions, the prompt's included.
+MAX_TOKENS = 448
 # Of the words said before the audio decoded, the decoder is given the last this many tokens (Whisper: up to 223).
 MAX_PREVIOUS_TOKENS = 120
 NO_SPEECH_PROB = 0.6
@@ -140,7 +142,7 @@ class WhisperDecoder:
             encoded,
             [prompt],
             beam_size=beam,
-            max_length=len(prompt) + int(24 + 8 * duration),
+            max_length=min(MAX_TOKENS, len(prompt) + int(24 + 8 * duration)),
             return_scores=True,
             return_no_speech_prob=True,
         )[0]

@@ -9,7 +9,9 @@ by ``vad.Segmenter`` as it arrives, so an utterance's end is known at once.
 Decoding happens in the worker's idle time, in this order:
 
 1. **Finals** of ended utterances, oldest first, with beam search (5): the
-   whole utterance, language chosen by Whisper among the stream's languages.
+   utterance (its window, item 4), starting with its committed words in
+   their language, or with the language chosen by Whisper among the
+   stream's languages when nothing was committed.
 2. **Speculative finals**: once an open utterance has been quiet for
    ``SPECULATE_AFTER_S``, the final's decode runs then, while the endpointer
    waits for the rest of its silence window; if nobody spoke again before
