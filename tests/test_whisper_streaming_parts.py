@@ -54,6 +54,19 @@ def test_committed_words_stay_when_later_passes_hear_them_otherwise() -> None:
     )
 
 
+def test_a_pause_does_not_commit_the_end_of_a_sentence() -> None:
+    # Two passes over "Thank you for coming" (a pause) both end it with a full stop; the speaker
+    # goes on with "to our office today". Committed with its stop, it would end the sentence.
+    policy = LocalAgreement()
+    policy.update("Thank you for coming.")
+    assert shown(policy, "Thank you for coming.") == ("Thank you for coming", "Thank you for coming")
+    assert policy.prefix == "Thank you for coming"
+    assert shown(policy, "Thank you for coming to our office") == (
+        "Thank you for coming to our office",
+        "Thank you for coming",
+    )
+
+
 def test_stability_grows_with_the_share_of_stable_words() -> None:
     policy = LocalAgreement()
     first = policy.update("Thank you for")

@@ -49,6 +49,7 @@ class LocalAgreement:
         self._previous: list[str] | None = None
         self.stable: list[str] = []  # committed words, as the passes spelled them
         self._shown: list[str] = []
+        self._shown_stable = 0
 
     @property
     def prefix(self) -> str:
@@ -70,11 +71,17 @@ class LocalAgreement:
                 agreed += 1
             if agreed > len(self.stable):
                 # Committed words never change: only what lies beyond them is added.
-                self.stable = self.stable + words[len(self.stable) : agreed]
+                new = words[len(self.stable) : agreed]
+                if agreed == len(words):
+                    # The pass's last word: a full stop or comma there says only that the audio
+                    # ended there (a pause); forced into later passes it would end the sentence.
+                    new[-1] = _TRAILING.sub("", new[-1]) or new[-1]
+                self.stable = self.stable + new
         shown = self.stable + words[len(self.stable) :]
-        if [_key(w) for w in shown] == [_key(w) for w in self._shown] or not any(_key(w) for w in shown):
-            return None
-        self._shown = shown
+        same = [_key(w) for w in shown] == [_key(w) for w in self._shown]
+        if (same and len(self.stable) == self._shown_stable) or not any(_key(w) for w in shown):
+            return None  # neither the words nor how many of them are stable changed
+        self._shown, self._shown_stable = shown, len(self.stable)
         text = interim_text(shown)
         stable = interim_text(self.stable) if len(self.stable) < len(shown) else text
         share = len(self.stable) / len(shown)
