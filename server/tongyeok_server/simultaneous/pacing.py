@@ -1,0 +1,164 @@
+"""How far a simultaneous translation trails the speaker, per direction, and what it may spend.
+
+Two figures set the lag of a direction (source language into target):
+
+- **holdback**: how many of the last stable words wait for the words after
+  them before they are translated (``source``);
+- **agreement**: how many successive re-translations must agree before a
+  word is committed (``agreement``).
+
+Korean, Japanese, Turkish, Hindi and the other verb-final (SOV) languages
+put the verb that carries the meaning last, and particles and modifiers
+before the word they belong to, so their words need more of what follows
+before they can be translated: a verb-final *source* gets one more word of
+holdback. A verb-final *target* needs nothing extra: the agreement of
+successive re-translations already waits when the target's word order is
+still open (en→ko commits the subject, then waits for the object and verb).
+
+================  ====================  ==================  =========
+level             holdback (SVO source)  holdback (SOV source)  agreement
+================  ====================  ==================  =========
+low               0                     1                   2
+balanced          1                     2                   2
+accurate          3                     4                   3
+================  ====================  ==================  =========
+
+The operator moves the balanced holdback per source language or direction
+(``--simultaneous-holdback ko=3,en-ko=0``; low is one less, accurate two
+more) and chooses the level callers get by default
+(``--simultaneous-latency``); a caller chooses its level per stream
+(``TranslationOptions.latency``).
+
+Engines paid per request (OpenAI) are also held to a budget: at most
+``--simultaneous-requests-per-s`` requests per second of speech on
+average, the final's included (``RequestBudget``). Local engines (Apertium,
+1-4 ms a pass) re-translate whenever the stable text grows.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tongyeok_server import languages
+
+
+class Latency(enum.Enum):
+    """The caller's choice between lag and quality (mirrors ``tongyeok.v1.SimultaneousLatency``)."""
+
+    LOW = "low"
+    BALANCED = "balanced"
+    ACCURATE = "accurate"
+
+
+#: Languages whose sentences put the verb last (subject-object-verb): their words wait longer.
+VERB_FINAL = frozenset(
+    "ko ja tr hi ur bn fa ta te kn ml mr gu pa ne si my mn az uz kk ky tk am eu hy ka la".split()  # noqa: SIM905
+)
+BALANCED_HOLDBACK = 1
+BALANCED_HOLDBACK_VERB_FINAL = 2
+_LEVEL_OFFSET = {Latency.LOW: -1, Latency.BALANCED: 0, Latency.ACCURATE: 2}
+_LEVEL_AGREEMENT = {Latency.LOW: 2, Latency.BALANCED: 2, Latency.ACCURATE: 3}
+#: Requests per second of speech for engines paid per request, the final's included.
+DEFAULT_REQUESTS_PER_SPEECH_S = 1.5
+#: Requests a direction may make at once after a pause (the budget's bucket).
+REQUEST_BURST = 2.0
+
+_OVERRIDE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{2,3}))?=(\d{1,2})$")
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How one direction of a session is paced (``session_started`` reports it)."""
+
+    latency: Latency
+    holdback: int
+    agreement: int
+    #: 0: no limit (the engine is local and cheap).
+    max_requests_per_speech_s: float
+
+
+def parse_holdback(spec: str) -> dict[tuple[str, str], int]:
+    """``"ko=3,en-ko=0"`` -> ``{("ko", ""): 3, ("en", "ko"): 0}`` (balanced holdback per source or direction).
+
+    Raises ``ValueError`` with what is wrong.
+    """
+    out: dict[tuple[str, str], int] = {}
+    for item in (part.strip().lower() for part in spec.split(",")):
+        if not item:
+            continue
+        found = _OVERRIDE.match(item)
+        if found is None:
+            raise ValueError(
+                f"{item!r}: expected SOURCE=WORDS or SOURCE-TARGET=WORDS with language subtags, e.g. ko=3,en-ko=0"
+            )
+        out[(found.group(1), found.group(2) or "")] = int(found.group(3))
+    return out
+
+
+def balanced_holdback(source: str, target: str, overrides: Mapping[tuple[str, str], int]) -> int:
+    """The balanced level's holdback for ``source`` -> ``target`` (an operator's override first)."""
+    src, tgt = languages.primary(source), languages.primary(target)
+    for key in ((src, tgt), (src, "")):
+        if key in overrides:
+            return overrides[key]
+    return BALANCED_HOLDBACK_VERB_FINAL if src in VERB_FINAL else BALANCED_HOLDBACK
+
+
+def pacing(
+    source: str,
+    target: str,
+    latency: Latency,
+    *,
+    overrides: Mapping[tuple[str, str], int] | None = None,
+    max_requests_per_speech_s: float = 0.0,
+) -> Pacing:
+    """The pacing of one direction at ``latency``."""
+    holdback = max(0, balanced_holdback(source, target, overrides or {}) + _LEVEL_OFFSET[latency])
+    return Pacing(latency, holdback, _LEVEL_AGREEMENT[latency], max_requests_per_speech_s)
+
+
+class RequestBudget:
+    """At most ``rate`` requests per second of speech on average, ``burst`` in a row (a token bucket).
+
+    The bucket fills with speech, not wall time: a pause in the conversation
+    earns nothing. Re-translations ``take`` a request only when one is
+    available; the final's translation is always made and ``charge``s one
+    (the bucket may go below zero, and the next re-translations wait). A
+    rate of 0 means no limit.
+    """
+
+    def __init__(self, rate: float, burst: float = REQUEST_BURST) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        #: Requests made, and seconds of speech heard (for figures).
+        self.requests = 0
+        self.speech_s = 0.0
+
+    @property
+    def unlimited(self) -> bool:
+        """Whether there is no limit."""
+        return self.rate <= 0
+
+    def add_speech(self, seconds: float) -> None:
+        """``seconds`` more of speech were heard."""
+        if seconds > 0:
+            self.speech_s += seconds
+            self._tokens = min(self.burst, self._tokens + seconds * self.rate)
+
+    def take(self) -> bool:
+        """Spend one request if one is available (a re-translation); whether it was."""
+        if self.unlimited or self._tokens >= 1.0:
+            self._tokens -= 0.0 if self.unlimited else 1.0
+            self.requests += 1
+            return True
+        return False
+
+    def charge(self) -> None:
+        """Spend one request whatever the balance (the final's translation is always made)."""
+        self.requests += 1
+        if not self.unlimited:
+            self._tokens -= 1.0
