@@ -59,6 +59,11 @@ def speaking(request: pb.InterpretRequest) -> pb.InterpretRequest:
         ),
         ([config(context_sentences=51)], "context_sentences is 51; at most 50"),
         ([config(glossary=[pb.GlossaryEntry(source_term=" ")])], "glossary[0].source_term is empty"),
+        ([config(mode=7)], "translation_options.mode is 7; supported: CONSECUTIVE, SIMULTANEOUS"),
+        (
+            [config(mode=pb.INTERPRETATION_MODE_SIMULTANEOUS, latency=9)],
+            "translation_options.latency is 9; supported: LOW, BALANCED, ACCURATE",
+        ),
     ],
     ids=[
         "empty-stream",
@@ -81,6 +86,8 @@ def speaking(request: pb.InterpretRequest) -> pb.InterpretRequest:
         "no-audio-format",
         "too-much-context",
         "blank-glossary-term",
+        "unknown-mode",
+        "unknown-latency",
     ],
 )
 def test_bad_stream_is_invalid_argument_with_clear_message(offline_stub, requests, needle) -> None:
@@ -120,6 +127,29 @@ def test_effective_config_fills_defaults(offline_stub) -> None:
     # Nothing was asked for, so nothing is reported as ignored.
     assert list(started.ignored_options) == []
     assert started.session_id
+    assert eff.translation_options.mode == pb.INTERPRETATION_MODE_CONSECUTIVE
+    assert not started.simultaneous_directions
+
+
+def test_simultaneous_mode_reports_the_pacing_the_server_chose(offline_stub) -> None:
+    request = config(mode=pb.INTERPRETATION_MODE_SIMULTANEOUS, tentative_translations=True)
+    events = events_of(offline_stub.Interpret(iter([request]), timeout=30))
+    (started,) = of_kind(events, "session_started")
+    options = started.effective_config.translation_options
+    assert options.mode == pb.INTERPRETATION_MODE_SIMULTANEOUS
+    assert options.latency == pb.SIMULTANEOUS_LATENCY_BALANCED  # the server's default, filled in
+    assert options.tentative_translations
+    (direction,) = started.simultaneous_directions
+    assert (direction.source_language_code, direction.target_language_code) == ("en-US", "es")
+    assert (direction.latency, direction.holdback_words, direction.agreement) == (
+        pb.SIMULTANEOUS_LATENCY_BALANCED,
+        1,
+        2,
+    )
+    assert direction.max_requests_per_speech_second == 0  # Apertium is local: no request budget
+    low = config(mode=pb.INTERPRETATION_MODE_SIMULTANEOUS, latency=pb.SIMULTANEOUS_LATENCY_LOW)
+    (started,) = of_kind(events_of(offline_stub.Interpret(iter([low]), timeout=30)), "session_started")
+    assert started.simultaneous_directions[0].holdback_words == 0
 
 
 def test_requested_options_the_engine_cannot_honour_are_reported(offline_stub) -> None:
@@ -148,6 +178,15 @@ def test_list_languages(offline_stub) -> None:
         ({"text": "hi", "source_language_code": "en"}, "target_language_codes is empty"),
         ({"text": "hi", "source_language_code": "en", "target_language_codes": ["ja"]}, "cannot translate en into ja"),
         ({"text": "x" * 5001, "source_language_code": "en", "target_language_codes": ["es"]}, "at most 5000"),
+        (
+            {
+                "text": "hi",
+                "source_language_code": "en",
+                "target_language_codes": ["es"],
+                "translation_options": pb.TranslationOptions(mode=pb.INTERPRETATION_MODE_SIMULTANEOUS),
+            },
+            "simultaneous interpretation follows speech in an Interpret stream",
+        ),
     ],
 )
 def test_translate_text_bad_requests(offline_stub, request_kwargs, needle) -> None:

@@ -8,7 +8,7 @@ from typing import TypeAlias
 from .audio import AudioFormat, normalize_encoding
 from .proto import interpreter_pb2 as pb
 
-__all__ = ["Glossary", "as_list", "config", "translation_options"]
+__all__ = ["LATENCIES", "Glossary", "as_list", "config", "translation_options"]
 
 
 _STYLES: dict[str, pb.TranslationStyle] = {
@@ -16,6 +16,14 @@ _STYLES: dict[str, pb.TranslationStyle] = {
     "neutral": pb.TRANSLATION_STYLE_NEUTRAL,
     "literal": pb.TRANSLATION_STYLE_LITERAL,
 }
+
+_LATENCIES: dict[str, pb.SimultaneousLatency] = {
+    "low": pb.SIMULTANEOUS_LATENCY_LOW,
+    "balanced": pb.SIMULTANEOUS_LATENCY_BALANCED,
+    "accurate": pb.SIMULTANEOUS_LATENCY_ACCURATE,
+}
+#: The latency levels of simultaneous mode, shortest lag first.
+LATENCIES = tuple(_LATENCIES)
 
 #: A glossary: ``{term: rendering}`` ("" = keep the term), or a list of terms to keep,
 #: ``(term, rendering)`` / ``(term, rendering, target_language)`` tuples, or ``GlossaryEntry`` protos.
@@ -54,6 +62,9 @@ def translation_options(
     style: str | None = None,
     glossary: Glossary | None = None,
     context_sentences: int = 0,
+    simultaneous: bool = False,
+    latency: str | None = None,
+    tentative: bool | None = None,
 ) -> pb.TranslationOptions:
     """Build ``TranslationOptions``.
 
@@ -61,9 +72,13 @@ def translation_options(
         style: ``"business"`` (the server's default), ``"neutral"`` or ``"literal"``; ``None`` = server default.
         glossary: Terms with a fixed rendering; see :data:`Glossary`.
         context_sentences: Preceding sentences sent as context; 0 = server default, negative = none.
+        simultaneous: Translate while the speaker is still talking (``Interpret`` only); see :func:`config`.
+        latency: With ``simultaneous``: ``"low"``, ``"balanced"`` or ``"accurate"``; ``None`` = server default.
+        tentative: With ``simultaneous``: also receive ``TranslationTentative`` events; ``None`` = yes.
 
     Raises:
-        ValueError: unknown style or malformed glossary entry.
+        ValueError: unknown style or latency, a latency or tentative without ``simultaneous``, or a malformed
+            glossary entry.
 
     """
     opts = pb.TranslationOptions(glossary=_glossary_entries(glossary), context_sentences=context_sentences)
@@ -72,6 +87,17 @@ def translation_options(
         if key not in _STYLES:
             raise ValueError(f"unknown translation style {style!r}; use one of {', '.join(_STYLES)}")
         opts.style = _STYLES[key]
+    if not simultaneous:
+        if latency is not None or tentative:
+            raise ValueError("latency and tentative apply to simultaneous interpretation: pass simultaneous=True")
+        return opts
+    opts.mode = pb.INTERPRETATION_MODE_SIMULTANEOUS
+    opts.tentative_translations = True if tentative is None else tentative
+    if latency is not None:
+        key = latency.strip().lower().removeprefix("simultaneous_latency_")
+        if key not in _LATENCIES:
+            raise ValueError(f"unknown latency {latency!r}; use one of {', '.join(_LATENCIES)}")
+        opts.latency = _LATENCIES[key]
     return opts
 
 
@@ -90,6 +116,9 @@ def config(
     voice_activity: bool = False,
     speech: pb.SpeechOutputConfig | None = None,
     store_transcript: bool | None = None,
+    simultaneous: bool = False,
+    latency: str | None = None,
+    tentative: bool | None = None,
 ) -> pb.InterpretConfig:
     """Build the ``InterpretConfig`` that opens an ``Interpret`` stream.
 
@@ -108,9 +137,16 @@ def config(
         voice_activity: Whether to receive speech begin/end events.
         speech: Speak the translations too (see :func:`tongyeok_client.speech.speech_output`).
         store_transcript: Whether the server keeps the meeting record; ``None`` = the server's default.
+        simultaneous: Simultaneous interpretation: each sentence is translated while it is spoken, a few
+            seconds behind the speaker. :class:`TranslationToken` events then carry committed text only (never
+            reset, possibly before the sentence's :class:`FinalTranscript`), and :class:`TranslationTentative`
+            events the rest as the server would say it now. Off: consecutive (each sentence after its final).
+        latency: With ``simultaneous``: ``"low"``, ``"balanced"`` or ``"accurate"`` (more lag, fewer awkward
+            commitments); ``None`` = the server's default. :class:`SessionStarted` says what each direction got.
+        tentative: With ``simultaneous``: whether to receive :class:`TranslationTentative` events; ``None`` = yes.
 
     Raises:
-        ValueError: unknown encoding or style, malformed glossary.
+        ValueError: unknown encoding, style or latency, a latency without ``simultaneous``, malformed glossary.
 
     """
     if audio is not None:
@@ -125,7 +161,14 @@ def config(
         source_language_codes=as_list(source),
         target_language_codes=as_list(target),
         interim_results=interim,
-        translation_options=translation_options(style=style, glossary=glossary, context_sentences=context_sentences),
+        translation_options=translation_options(
+            style=style,
+            glossary=glossary,
+            context_sentences=context_sentences,
+            simultaneous=simultaneous,
+            latency=latency,
+            tentative=tentative,
+        ),
         voice_activity_events=voice_activity,
         speech_output=speech,
         store_transcript=store_transcript,

@@ -25,11 +25,13 @@ __all__ = [
     "Reconnecting",
     "SessionResumed",
     "SessionStarted",
+    "SimultaneousDirection",
     "TranslateTextStarted",
     "TranslationAudio",
     "TranslationComplete",
     "TranslationEvent",
     "TranslationReset",
+    "TranslationTentative",
     "TranslationToken",
     "VoiceActivity",
     "event_from_proto",
@@ -47,6 +49,22 @@ class Engine:
 
 
 @dataclass(frozen=True)
+class SimultaneousDirection:
+    """How a simultaneous session paces one direction (``source`` into ``target``), as the server chose it."""
+
+    source_language_code: str
+    target_language_code: str
+    #: ``"low"``, ``"balanced"`` or ``"accurate"``.
+    latency: str
+    #: The last stable words of the speech that wait for the words after them before they are translated.
+    holdback_words: int
+    #: How many successive re-translations must agree before a word is committed.
+    agreement: int
+    #: The most translation requests per second of speech (0: no limit, a local engine).
+    max_requests_per_speech_second: float
+
+
+@dataclass(frozen=True)
 class SessionStarted:
     """The first event of a session: its id, the effective config and the engines."""
 
@@ -59,6 +77,13 @@ class SessionStarted:
     raw: Message = field(repr=False, compare=False)
     #: Whether the server keeps this session's meeting record (``client.transcripts``).
     transcript_stored: bool = False
+    #: Simultaneous mode: how each direction is paced; empty in consecutive mode.
+    simultaneous_directions: tuple[SimultaneousDirection, ...] = ()
+
+    @property
+    def simultaneous(self) -> bool:
+        """Whether the session interprets simultaneously (translations while the speaker talks)."""
+        return self.effective_config.translation_options.mode == pb.INTERPRETATION_MODE_SIMULTANEOUS
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,23 @@ class TranslationToken:
 @dataclass(frozen=True)
 class TranslationComplete:
     """The whole translation of one utterance into one language."""
+
+    utterance_id: int
+    source_language_code: str
+    target_language_code: str
+    text: str
+    raw: Message = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TranslationTentative:
+    """Simultaneous mode: what a translation would say now after its committed tokens; the next one replaces it.
+
+    ``text`` follows the text of the tokens received so far for this
+    utterance and language (with its leading space, if any), may change or
+    disappear (``""``), and is never part of :class:`TranslationComplete`:
+    show it greyed after the committed text.
+    """
 
     utterance_id: int
     source_language_code: str
@@ -200,6 +242,7 @@ Event: TypeAlias = (
     | InterimTranscript
     | FinalTranscript
     | TranslationToken
+    | TranslationTentative
     | TranslationComplete
     | TranslationReset
     | VoiceActivity
@@ -307,6 +350,17 @@ def event_from_proto(response: pb.InterpretResponse) -> Event | None:
             tuple(s.ignored_options),
             response,
             transcript_stored=s.transcript_stored,
+            simultaneous_directions=tuple(
+                SimultaneousDirection(
+                    d.source_language_code,
+                    d.target_language_code,
+                    pb.SimultaneousLatency.Name(d.latency).removeprefix("SIMULTANEOUS_LATENCY_").lower(),
+                    d.holdback_words,
+                    d.agreement,
+                    d.max_requests_per_speech_second,
+                )
+                for d in s.simultaneous_directions
+            ),
         )
     if kind == "session_resumed":
         r = response.session_resumed
@@ -335,6 +389,9 @@ def event_from_proto(response: pb.InterpretResponse) -> Event | None:
             tuple(f.target_language_codes),
             response,
         )
+    if kind == "translation_tentative":
+        t = response.translation_tentative
+        return TranslationTentative(t.utterance_id, t.source_language_code, t.target_language_code, t.text, response)
     if kind == "voice_activity":
         v = response.voice_activity
         kinds: dict[int, Literal["begin", "end"]] = {

@@ -43,6 +43,7 @@ from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.recognition.registry import create_recognizer
 from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.settings import Settings, WebSettings
+from tongyeok_server.simultaneous.options import ServerDefaults
 from tongyeok_server.store import RecordExtension, record_extension
 from tongyeok_server.translation.base import Translator
 from tongyeok_server.translation.registry import create_translator
@@ -123,6 +124,7 @@ class TongyeokServer:
             self.security.limits,
             self.watchdog,
             self.resumption.desk,
+            ServerDefaults.from_settings(settings.simultaneous),
         )
         self.servicer = InterpreterServicer(self.interpret, recognizer_seen, translator_seen, self.extensions)
         #: The meeting record (None with --store none, or when the test's extensions leave it out).
@@ -341,3 +343,4 @@ def _web_gateway(settings: WebSettings, runtime_dir: str, server: TongyeokServer
             server.security.refusals,
         )
     )
+

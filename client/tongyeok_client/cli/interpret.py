@@ -12,6 +12,7 @@ from rich.console import Console
 
 from ..audio import AudioStream, open_audio, paced
 from ..client import InterpreterClient, config
+from ..configs import LATENCIES
 from ..events import Event
 from ..microphone import Microphone, input_devices
 from ..speech import NoAudioDevice
@@ -46,6 +47,26 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--no-interim", dest="interim", action="store_false", help="do not ask for interim transcripts")
     p.add_argument("--context", type=int, default=0, metavar="N", help="preceding sentences sent as context")
     p.add_argument("--voice-activity", action="store_true", help="ask for speech begin/end events")
+    simultaneous = p.add_argument_group("simultaneous interpretation")
+    simultaneous.add_argument(
+        "--simultaneous",
+        action="store_true",
+        help="translate while the speaker is still talking, a few seconds behind (committed text, then the "
+        "tentative rest greyed); default: consecutive, each sentence once it is finished",
+    )
+    simultaneous.add_argument(
+        "--latency",
+        choices=LATENCIES,
+        default=None,
+        help="with --simultaneous: lag against quality (default: the server's, balanced)",
+    )
+    simultaneous.add_argument(
+        "--no-tentative",
+        dest="tentative",
+        action="store_false",
+        default=None,
+        help="with --simultaneous: committed text only, no greyed tentative text",
+    )
     p.add_argument(
         "--record",
         action=argparse.BooleanOptionalAction,
@@ -143,6 +164,8 @@ def _interpret(
     # A two-way stream translates each sentence into the other language: those are what can be spoken.
     spoken = args.target or (args.source if len(args.source) == 2 else [])
     speech = Speech(args, spoken)
+    if not args.simultaneous and (args.latency is not None or args.tentative is not None):
+        raise UsageError("--latency and --no-tentative need --simultaneous")
     try:
         cfg = config(
             source=args.source,
@@ -155,6 +178,9 @@ def _interpret(
             voice_activity=args.voice_activity,
             speech=speech.config,
             store_transcript=args.record,
+            simultaneous=args.simultaneous,
+            latency=args.latency,
+            tentative=args.tentative,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None

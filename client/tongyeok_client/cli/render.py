@@ -19,6 +19,7 @@ from ..client import (
     TranslateTextStarted,
     TranslationComplete,
     TranslationReset,
+    TranslationTentative,
     TranslationToken,
     VoiceActivity,
 )
@@ -43,6 +44,7 @@ class _Block:
     header: Text | None
     targets: list[str]
     partial: dict[str, str] = field(default_factory=dict)
+    tentative: dict[str, str] = field(default_factory=dict)  # simultaneous: the greyed rest after the tokens
     done: dict[str, Text] = field(default_factory=dict)
     header_printed: bool = False
 
@@ -53,6 +55,7 @@ class _Block:
     def finish(self, lang: str, line: Text) -> None:
         self.done[lang] = line
         self.partial.pop(lang, None)
+        self.tentative.pop(lang, None)
         if lang not in self.targets:
             self.targets.append(lang)
 
@@ -104,7 +107,11 @@ class HumanRenderer:
                 if lang in block.done:
                     lines.append(block.done[lang])
                 else:
-                    lines.append(self._translation_line(block, lang, block.partial.get(lang, ""), partial=True))
+                    lines.append(
+                        self._translation_line(
+                            block, lang, block.partial.get(lang, ""), partial=True, tentative=block.tentative.get(lang)
+                        )
+                    )
         if self.reconnecting is not None:
             lines.append(Text(f"reconnecting… (attempt {self.reconnecting.attempt})", "yellow"))
         if self.interim is not None:
@@ -122,13 +129,23 @@ class HumanRenderer:
 
     # -- formatting
 
-    def _translation_line(self, block: _Block, lang: str, text: str, *, partial: bool = False) -> Text:
+    @property
+    def simultaneous(self) -> bool:
+        """Whether the session interprets simultaneously (its tokens are committed, never taken back)."""
+        return self.session is not None and self.session.simultaneous
+
+    def _translation_line(
+        self, block: _Block, lang: str, text: str, *, partial: bool = False, tentative: str | None = None
+    ) -> Text:
         line = Text("   ")
         if block.header_printed and self.label:
             line.append(f"#{block.utterance_id} ", style="cyan")
         line.append(f"{lang:<6}", style="green")
         line.append(" ")
-        line.append(text.strip(), style="dim" if partial else "")
+        # Simultaneous tokens are committed: shown as final text, with the tentative rest greyed after them.
+        line.append(text.strip(), style="dim" if partial and not self.simultaneous else "")
+        if tentative:
+            line.append(tentative if text.strip() else tentative.lstrip(), style="dim italic")
         if partial:
             line.append(" …", style="dim")
         return line
@@ -180,8 +197,15 @@ class HumanRenderer:
         if isinstance(event, SessionStarted):
             self.session = event
             record = " · record kept" if event.transcript_stored else ""
+            mode = ""
+            if event.simultaneous:
+                paced = ", ".join(
+                    f"{d.source_language_code}→{d.target_language_code} {d.latency} (holds {d.holdback_words})"
+                    for d in event.simultaneous_directions
+                )
+                mode = f" · simultaneous: {paced}" if paced else " · simultaneous"
             line = Text(
-                f"session {event.session_id} · {event.recognizer.name} → {event.translator.name}{record}", "dim"
+                f"session {event.session_id} · {event.recognizer.name} → {event.translator.name}{record}{mode}", "dim"
             )
             self._print(line)
             for opt in event.ignored_options:
@@ -210,6 +234,10 @@ class HumanRenderer:
             block = self._block(event.utterance_id, event.target_language_code)
             lang = event.target_language_code
             block.partial[lang] = block.partial.get(lang, "") + event.text
+        elif isinstance(event, TranslationTentative):
+            block = self._block(event.utterance_id, event.target_language_code)
+            if event.target_language_code not in block.done:
+                block.tentative[event.target_language_code] = event.text
         elif isinstance(event, TranslationReset):
             self._block(event.utterance_id, event.target_language_code).partial.pop(event.target_language_code, None)
         elif isinstance(event, TranslationComplete):

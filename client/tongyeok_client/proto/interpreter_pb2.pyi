@@ -25,6 +25,19 @@ class TranslationStyle(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSLATION_STYLE_NEUTRAL: _ClassVar[TranslationStyle]
     TRANSLATION_STYLE_LITERAL: _ClassVar[TranslationStyle]
 
+class InterpretationMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTERPRETATION_MODE_UNSPECIFIED: _ClassVar[InterpretationMode]
+    INTERPRETATION_MODE_CONSECUTIVE: _ClassVar[InterpretationMode]
+    INTERPRETATION_MODE_SIMULTANEOUS: _ClassVar[InterpretationMode]
+
+class SimultaneousLatency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIMULTANEOUS_LATENCY_UNSPECIFIED: _ClassVar[SimultaneousLatency]
+    SIMULTANEOUS_LATENCY_LOW: _ClassVar[SimultaneousLatency]
+    SIMULTANEOUS_LATENCY_BALANCED: _ClassVar[SimultaneousLatency]
+    SIMULTANEOUS_LATENCY_ACCURATE: _ClassVar[SimultaneousLatency]
+
 class SpeechEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SPEECH_ENCODING_UNSPECIFIED: _ClassVar[SpeechEncoding]
@@ -59,6 +72,13 @@ TRANSLATION_STYLE_UNSPECIFIED: TranslationStyle
 TRANSLATION_STYLE_BUSINESS: TranslationStyle
 TRANSLATION_STYLE_NEUTRAL: TranslationStyle
 TRANSLATION_STYLE_LITERAL: TranslationStyle
+INTERPRETATION_MODE_UNSPECIFIED: InterpretationMode
+INTERPRETATION_MODE_CONSECUTIVE: InterpretationMode
+INTERPRETATION_MODE_SIMULTANEOUS: InterpretationMode
+SIMULTANEOUS_LATENCY_UNSPECIFIED: SimultaneousLatency
+SIMULTANEOUS_LATENCY_LOW: SimultaneousLatency
+SIMULTANEOUS_LATENCY_BALANCED: SimultaneousLatency
+SIMULTANEOUS_LATENCY_ACCURATE: SimultaneousLatency
 SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding
 SPEECH_ENCODING_LINEAR16: SpeechEncoding
 SPEECH_ENCODING_OGG_OPUS: SpeechEncoding
@@ -129,14 +149,20 @@ class GlossaryEntry(_message.Message):
     def __init__(self, source_term: _Optional[str] = ..., target_term: _Optional[str] = ..., target_language_code: _Optional[str] = ...) -> None: ...
 
 class TranslationOptions(_message.Message):
-    __slots__ = ("style", "glossary", "context_sentences")
+    __slots__ = ("style", "glossary", "context_sentences", "mode", "latency", "tentative_translations")
     STYLE_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    TENTATIVE_TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     style: TranslationStyle
     glossary: _containers.RepeatedCompositeFieldContainer[GlossaryEntry]
     context_sentences: int
-    def __init__(self, style: _Optional[_Union[TranslationStyle, str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., context_sentences: _Optional[int] = ...) -> None: ...
+    mode: InterpretationMode
+    latency: SimultaneousLatency
+    tentative_translations: bool
+    def __init__(self, style: _Optional[_Union[TranslationStyle, str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., context_sentences: _Optional[int] = ..., mode: _Optional[_Union[InterpretationMode, str]] = ..., latency: _Optional[_Union[SimultaneousLatency, str]] = ..., tentative_translations: _Optional[bool] = ...) -> None: ...
 
 class InterpretConfig(_message.Message):
     __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output", "store_transcript", "resumption")
@@ -181,7 +207,7 @@ class SpeechOutputConfig(_message.Message):
     def __init__(self, voices: _Optional[_Iterable[_Union[VoiceSelection, _Mapping]]] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., speaking_rate: _Optional[float] = ...) -> None: ...
 
 class InterpretResponse(_message.Message):
-    __slots__ = ("session_started", "interim_transcript", "final_transcript", "translation_token", "translation_complete", "translation_reset", "voice_activity", "notice", "translation_audio", "session_resumed", "audio_acknowledged", "resume_token_update", "sequence_number")
+    __slots__ = ("session_started", "interim_transcript", "final_transcript", "translation_token", "translation_complete", "translation_reset", "voice_activity", "notice", "translation_audio", "session_resumed", "audio_acknowledged", "resume_token_update", "translation_tentative", "sequence_number")
     SESSION_STARTED_FIELD_NUMBER: _ClassVar[int]
     INTERIM_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     FINAL_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +220,7 @@ class InterpretResponse(_message.Message):
     SESSION_RESUMED_FIELD_NUMBER: _ClassVar[int]
     AUDIO_ACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_TENTATIVE_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     session_started: SessionStarted
     interim_transcript: InterimTranscript
@@ -207,8 +234,9 @@ class InterpretResponse(_message.Message):
     session_resumed: SessionResumed
     audio_acknowledged: AudioAcknowledged
     resume_token_update: ResumeTokenUpdate
+    translation_tentative: TranslationTentative
     sequence_number: int
-    def __init__(self, session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., interim_transcript: _Optional[_Union[InterimTranscript, _Mapping]] = ..., final_transcript: _Optional[_Union[FinalTranscript, _Mapping]] = ..., translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., voice_activity: _Optional[_Union[VoiceActivity, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ..., audio_acknowledged: _Optional[_Union[AudioAcknowledged, _Mapping]] = ..., resume_token_update: _Optional[_Union[ResumeTokenUpdate, _Mapping]] = ..., sequence_number: _Optional[int] = ...) -> None: ...
+    def __init__(self, session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., interim_transcript: _Optional[_Union[InterimTranscript, _Mapping]] = ..., final_transcript: _Optional[_Union[FinalTranscript, _Mapping]] = ..., translation_token: _Optional[_Union[TranslationToken, _Mapping]] = ..., translation_complete: _Optional[_Union[TranslationComplete, _Mapping]] = ..., translation_reset: _Optional[_Union[TranslationReset, _Mapping]] = ..., voice_activity: _Optional[_Union[VoiceActivity, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., translation_audio: _Optional[_Union[TranslationAudio, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ..., audio_acknowledged: _Optional[_Union[AudioAcknowledged, _Mapping]] = ..., resume_token_update: _Optional[_Union[ResumeTokenUpdate, _Mapping]] = ..., translation_tentative: _Optional[_Union[TranslationTentative, _Mapping]] = ..., sequence_number: _Optional[int] = ...) -> None: ...
 
 class SessionResumed(_message.Message):
     __slots__ = ("session_id", "resend_from_byte", "resend_from_offset", "next_sequence_number", "detached_for", "moved")
@@ -251,7 +279,7 @@ class EngineInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer", "transcript_stored", "resume_token", "resume_window")
+    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer", "transcript_stored", "resume_token", "resume_window", "simultaneous_directions")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     RECOGNIZER_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +289,7 @@ class SessionStarted(_message.Message):
     TRANSCRIPT_STORED_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     RESUME_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SIMULTANEOUS_DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     effective_config: InterpretConfig
     recognizer: EngineInfo
@@ -270,7 +299,24 @@ class SessionStarted(_message.Message):
     transcript_stored: bool
     resume_token: str
     resume_window: _duration_pb2.Duration
-    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ..., resume_token: _Optional[str] = ..., resume_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    simultaneous_directions: _containers.RepeatedCompositeFieldContainer[SimultaneousDirection]
+    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ..., resume_token: _Optional[str] = ..., resume_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., simultaneous_directions: _Optional[_Iterable[_Union[SimultaneousDirection, _Mapping]]] = ...) -> None: ...
+
+class SimultaneousDirection(_message.Message):
+    __slots__ = ("source_language_code", "target_language_code", "latency", "holdback_words", "agreement", "max_requests_per_speech_second")
+    SOURCE_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    HOLDBACK_WORDS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUESTS_PER_SPEECH_SECOND_FIELD_NUMBER: _ClassVar[int]
+    source_language_code: str
+    target_language_code: str
+    latency: SimultaneousLatency
+    holdback_words: int
+    agreement: int
+    max_requests_per_speech_second: float
+    def __init__(self, source_language_code: _Optional[str] = ..., target_language_code: _Optional[str] = ..., latency: _Optional[_Union[SimultaneousLatency, str]] = ..., holdback_words: _Optional[int] = ..., agreement: _Optional[int] = ..., max_requests_per_speech_second: _Optional[float] = ...) -> None: ...
 
 class InterimTranscript(_message.Message):
     __slots__ = ("utterance_id", "text", "language_code", "stability", "audio_start_offset", "audio_end_offset", "stable_text")
@@ -321,6 +367,18 @@ class TranslationToken(_message.Message):
     def __init__(self, utterance_id: _Optional[int] = ..., source_language_code: _Optional[str] = ..., target_language_code: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class TranslationComplete(_message.Message):
+    __slots__ = ("utterance_id", "source_language_code", "target_language_code", "text")
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    utterance_id: int
+    source_language_code: str
+    target_language_code: str
+    text: str
+    def __init__(self, utterance_id: _Optional[int] = ..., source_language_code: _Optional[str] = ..., target_language_code: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class TranslationTentative(_message.Message):
     __slots__ = ("utterance_id", "source_language_code", "target_language_code", "text")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]

@@ -53,6 +53,7 @@ from tongyeok_server.session.event_log import EventsNoLongerKept
 from tongyeok_server.session.registry import Attachment, Managed, SessionRegistry
 from tongyeok_server.session.session import Session
 from tongyeok_server.session.watchdog import StreamWatchdog
+from tongyeok_server.simultaneous.options import ServerDefaults
 from tongyeok_server.translation.base import Translator
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,10 @@ class InterpretFlow:
         limits: CallerLimits,
         watchdog: StreamWatchdog,
         desk: ResumeDesk,
+        simultaneous: ServerDefaults | None = None,
     ) -> None:
         self._recognizer = recognizer
+        self._simultaneous = simultaneous or ServerDefaults()
         self._translator = translator
         self._max_streams = max_streams
         self._extensions = tuple(extensions)
@@ -260,7 +263,7 @@ class InterpretFlow:
         return first
 
     def _config_from(self, config: pb.InterpretConfig) -> SessionConfig:
-        return validation.interpret_config(config, self._recognizer, self._translator)
+        return validation.interpret_config(config, self._recognizer, self._translator, self._simultaneous)
 
     # -- opening -------------------------------------------------------------
 
@@ -339,6 +342,7 @@ class InterpretFlow:
             recognizer=wire.engine(self._recognizer.description),
             translator=wire.engine(self._translator.description),
             ignored_options=self._translator.ignored_options(session.config.translation),
+            simultaneous_directions=wire.simultaneous_directions(session.config),
         )
         if managed.resumable:
             started.effective_config.resumption.enabled = True

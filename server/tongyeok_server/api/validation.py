@@ -23,6 +23,8 @@ from tongyeok_server.audio.format import (
 from tongyeok_server.errors import invalid_argument
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session.config import SessionConfig
+from tongyeok_server.simultaneous.options import ServerDefaults, SimultaneousConfig
+from tongyeok_server.simultaneous.pacing import Latency
 from tongyeok_server.translation.base import (
     DEFAULT_CONTEXT_SENTENCES,
     GlossaryTerm,
@@ -49,6 +51,18 @@ _STYLES = {
     pb.TRANSLATION_STYLE_BUSINESS: Style.BUSINESS,
     pb.TRANSLATION_STYLE_NEUTRAL: Style.NEUTRAL,
     pb.TRANSLATION_STYLE_LITERAL: Style.LITERAL,
+}
+
+_MODES = {
+    pb.INTERPRETATION_MODE_UNSPECIFIED: False,
+    pb.INTERPRETATION_MODE_CONSECUTIVE: False,
+    pb.INTERPRETATION_MODE_SIMULTANEOUS: True,
+}
+_LATENCIES = {
+    pb.SIMULTANEOUS_LATENCY_UNSPECIFIED: None,
+    pb.SIMULTANEOUS_LATENCY_LOW: Latency.LOW,
+    pb.SIMULTANEOUS_LATENCY_BALANCED: Latency.BALANCED,
+    pb.SIMULTANEOUS_LATENCY_ACCURATE: Latency.ACCURATE,
 }
 
 
@@ -194,8 +208,36 @@ def translation_options(field: str, opts: pb.TranslationOptions) -> TranslationO
     return TranslationOptions(style, tuple(glossary), max(0, context), requested)
 
 
-def interpret_config(config: pb.InterpretConfig, recognizer: Recognizer, translator: Translator) -> SessionConfig:
-    """Validate the first message of an Interpret stream."""
+def simultaneous_mode(
+    field: str,
+    opts: pb.TranslationOptions,
+    pairs: Sequence[tuple[str, str]],
+    translator: Translator,
+    defaults: ServerDefaults,
+) -> SimultaneousConfig | None:
+    """Validate ``mode``, ``latency`` and ``tentative_translations``; None in consecutive mode."""
+    if opts.mode not in _MODES:
+        raise invalid_argument(f"{field}.mode is {opts.mode}; supported: CONSECUTIVE, SIMULTANEOUS")
+    if opts.latency not in _LATENCIES:
+        raise invalid_argument(f"{field}.latency is {opts.latency}; supported: LOW, BALANCED, ACCURATE")
+    if not _MODES[opts.mode]:
+        return None  # latency and tentative_translations are documented as ignored in consecutive mode
+    return SimultaneousConfig.build(
+        _LATENCIES[opts.latency],
+        opts.tentative_translations,
+        pairs,
+        defaults,
+        paid_per_request=translator.paid_per_request,
+    )
+
+
+def interpret_config(
+    config: pb.InterpretConfig,
+    recognizer: Recognizer,
+    translator: Translator,
+    simultaneous: ServerDefaults | None = None,
+) -> SessionConfig:
+    """Validate the first message of an Interpret stream (``simultaneous``: the operator's defaults)."""
     audio = audio_spec(config.audio_format, config.HasField("audio_format"))
     recognizer.check_audio(audio)
     sources = source_languages(config.source_language_codes, recognizer)
@@ -205,6 +247,7 @@ def interpret_config(config: pb.InterpretConfig, recognizer: Recognizer, transla
             "config.speech_output needs a language to speak: name it in config.target_language_codes "
             "(a stream without target languages only transcribes)"
         )
+    pairs = [(s, t) for s in sources for t in targets if not languages.same_language(s, t)]
     return SessionConfig(
         audio=audio,
         source_languages=sources,
@@ -216,6 +259,13 @@ def interpret_config(config: pb.InterpretConfig, recognizer: Recognizer, transla
         if config.HasField("speech_output")
         else None,
         store_transcript=config.store_transcript if config.HasField("store_transcript") else None,
+        simultaneous=simultaneous_mode(
+            "config.translation_options",
+            config.translation_options,
+            pairs,
+            translator,
+            simultaneous or ServerDefaults(),
+        ),
     )
 
 
@@ -264,5 +314,10 @@ def translate_text(request: pb.TranslateTextRequest, translator: Translator) -> 
     context = tuple(
         plain_text(f"context[{i}]", sentence, MAX_CONTEXT_TEXT_CHARS) for i, sentence in enumerate(request.context)
     )
+    if request.translation_options.mode == pb.INTERPRETATION_MODE_SIMULTANEOUS:
+        raise invalid_argument(
+            "translation_options.mode is SIMULTANEOUS: simultaneous interpretation follows speech in an Interpret "
+            "stream; TranslateText translates a whole text (leave mode unset)"
+        )
     options = translation_options("translation_options", request.translation_options)
     return TextToTranslate(text, source, targets, options, context)

@@ -9,6 +9,7 @@ from tongyeok_server.api import speech
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
+from tongyeok_server.simultaneous.pacing import Latency
 from tongyeok_server.translation.base import Style, TranslationOptions
 
 _ENCODINGS = {"LINEAR16": pb.AUDIO_ENCODING_LINEAR16, "MULAW": pb.AUDIO_ENCODING_MULAW, "ALAW": pb.AUDIO_ENCODING_ALAW}
@@ -16,6 +17,12 @@ _STYLES = {
     Style.BUSINESS: pb.TRANSLATION_STYLE_BUSINESS,
     Style.NEUTRAL: pb.TRANSLATION_STYLE_NEUTRAL,
     Style.LITERAL: pb.TRANSLATION_STYLE_LITERAL,
+}
+
+_LATENCIES = {
+    Latency.LOW: pb.SIMULTANEOUS_LATENCY_LOW,
+    Latency.BALANCED: pb.SIMULTANEOUS_LATENCY_BALANCED,
+    Latency.ACCURATE: pb.SIMULTANEOUS_LATENCY_ACCURATE,
 }
 
 
@@ -33,7 +40,7 @@ def engine(desc: EngineDescription) -> pb.EngineInfo:
 def effective_config(config: SessionConfig, applied: TranslationOptions | None = None) -> pb.InterpretConfig:
     """The config as the server applies it, defaults filled in; ``applied``: the translation options the engine uses."""
     opts = applied or config.translation
-    return pb.InterpretConfig(
+    wire = pb.InterpretConfig(
         audio_format=pb.AudioFormat(
             encoding=_ENCODINGS[config.audio.encoding.value],
             sample_rate_hertz=config.audio.sample_rate_hz,
@@ -45,6 +52,31 @@ def effective_config(config: SessionConfig, applied: TranslationOptions | None =
         voice_activity_events=config.voice_activity_events,
         translation_options=translation_options(opts.style, opts.glossary, opts.context_sentences),
     )
+    options = wire.translation_options
+    if config.simultaneous is None:
+        options.mode = pb.INTERPRETATION_MODE_CONSECUTIVE
+    else:
+        options.mode = pb.INTERPRETATION_MODE_SIMULTANEOUS
+        options.latency = _LATENCIES[config.simultaneous.latency]
+        options.tentative_translations = config.simultaneous.tentative
+    return wire
+
+
+def simultaneous_directions(config: SessionConfig) -> list[pb.SimultaneousDirection]:
+    """How each direction of a simultaneous session is paced (empty when consecutive)."""
+    if config.simultaneous is None:
+        return []
+    return [
+        pb.SimultaneousDirection(
+            source_language_code=d.source,
+            target_language_code=d.target,
+            latency=_LATENCIES[d.pacing.latency],
+            holdback_words=d.pacing.holdback,
+            agreement=d.pacing.agreement,
+            max_requests_per_speech_second=d.pacing.max_requests_per_speech_s,
+        )
+        for d in config.simultaneous.directions
+    ]
 
 
 def translation_options(style: Style, glossary: tuple, context_sentences: int) -> pb.TranslationOptions:  # type: ignore[type-arg]
@@ -128,6 +160,15 @@ def interpret_response(event: ev.SessionEvent) -> pb.InterpretResponse:
         return pb.InterpretResponse(translation_token=token(event))
     if isinstance(event, ev.Complete):
         return pb.InterpretResponse(translation_complete=complete(event))
+    if isinstance(event, ev.Tentative):
+        return pb.InterpretResponse(
+            translation_tentative=pb.TranslationTentative(
+                utterance_id=event.utterance_id,
+                source_language_code=event.source_language,
+                target_language_code=event.target_language,
+                text=event.text,
+            )
+        )
     if isinstance(event, ev.Reset):
         return pb.InterpretResponse(translation_reset=reset(event))
     if isinstance(event, ev.Activity):

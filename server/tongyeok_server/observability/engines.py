@@ -189,6 +189,7 @@ class TracedTranslator(Translator):
         self.inner = inner
         self._tracer = tracer
         self._spans = spans
+        self.paid_per_request = inner.paid_per_request  # a class attribute __getattr__ would not reach
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

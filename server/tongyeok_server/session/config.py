@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec
+from tongyeok_server.simultaneous.options import SimultaneousConfig
 from tongyeok_server.synthesis.config import SpeechOutput
 from tongyeok_server.translation.base import TranslationOptions
 
@@ -23,6 +24,13 @@ class SessionConfig:
     speech: SpeechOutput | None = None  # speak the translations (synthesis/); None: text only
     #: Whether the caller asked for the meeting record to be kept; None = the server's default.
     store_transcript: bool | None = None
+    #: Simultaneous interpretation (translate while the speaker talks); None: consecutive.
+    simultaneous: SimultaneousConfig | None = None
+
+    @property
+    def mode(self) -> str:
+        """``"simultaneous"`` or ``"consecutive"`` (for logs and the meeting record)."""
+        return "simultaneous" if self.simultaneous is not None else "consecutive"
 
     @property
     def two_way(self) -> bool:

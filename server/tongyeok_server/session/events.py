@@ -51,6 +51,16 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Tentative:
+    """Simultaneous mode: what a translation would say now after its committed tokens (replaces the previous)."""
+
+    utterance_id: int
+    source_language: str
+    target_language: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Complete:
     """A whole translation."""
 
@@ -108,4 +118,4 @@ class End:
     moved: bool = False
 
 
-SessionEvent = Interim | Final | Token | Complete | Reset | Activity | Notice | Audio | End
+SessionEvent = Interim | Final | Token | Tentative | Complete | Reset | Activity | Notice | Audio | End

@@ -1,7 +1,8 @@
 """The server's settings: typed, validated groups built once by ``main`` and handed out one group per component.
 
 - ``fields``: how a setting is declared; its flag, variable and accepted values derived from its name and type.
-- ``groups``: the service's groups (serving, security, sessions, resumption, record, web, observability).
+- ``groups``: the service's groups (serving, security, sessions, resumption, record, web, observability,
+  simultaneous interpretation).
 - ``engines``: the engines' groups (recognition, translation, speech output, receipts) and the clouds' connections.
 - ``root``: ``Settings``, every group, and the rules that tie groups together.
 - ``cli``: flags and ``TONGYEOK_*`` variables in, ``Settings`` or one ``SettingsError`` line out; secret files.
@@ -24,6 +25,7 @@ from tongyeok_server.settings.groups import (
     SecuritySettings,
     ServingSettings,
     SessionSettings,
+    SimultaneousSettings,
     StoreSettings,
     WebSettings,
     usable_cores,
@@ -46,6 +48,7 @@ __all__ = [
     "SessionSettings",
     "Settings",
     "SettingsError",
+    "SimultaneousSettings",
     "StoreSettings",
     "SynthesisSettings",
     "TranslationSettings",

@@ -215,3 +215,28 @@ class WebSettings(Group):
         "comma-separated origins (https://app.example.com) whose pages may use the gateway besides "
         "the server's own page; * for any",
     )
+
+
+class SimultaneousSettings(Group):
+    """Simultaneous interpretation: the level callers get by default, what each direction holds back, the budget."""
+
+    simultaneous_latency: Literal["low", "balanced", "accurate"] = option(
+        "balanced", "the latency level of simultaneous streams that leave it unset: low, balanced or accurate"
+    )
+    simultaneous_holdback: str = option(
+        "",
+        "stable words held back at the balanced level, per source language or direction, e.g. "
+        "ko=2,en-ko=1 (default: 1 for verb-final sources such as Korean, 0 for the others)",
+        accepts="SOURCE=WORDS or SOURCE-TARGET=WORDS, comma-separated, with language subtags (ko=2,en-ko=1)",
+    )
+    simultaneous_request_rate: float = option(
+        1.5, "translation requests per second of speech, at most, for engines paid per request (openai)", gt=0
+    )
+
+    @field_validator("simultaneous_holdback")
+    @classmethod
+    def _holdback(cls, value: str) -> str:
+        from tongyeok_server.simultaneous.pacing import parse_holdback
+
+        parse_holdback(value)  # ValueError: the setting is refused with what it accepts
+        return value

@@ -22,6 +22,7 @@ from tongyeok_server.settings.groups import (
     SecuritySettings,
     ServingSettings,
     SessionSettings,
+    SimultaneousSettings,
     StoreSettings,
     WebSettings,
 )
@@ -42,6 +43,7 @@ class Settings(BaseModel):
     resume: ResumeSettings = Field(default_factory=ResumeSettings)
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
     translation: TranslationSettings = Field(default_factory=TranslationSettings)
+    simultaneous: SimultaneousSettings = Field(default_factory=SimultaneousSettings)
     synthesis: SynthesisSettings = Field(default_factory=SynthesisSettings)
     google: GoogleSettings = Field(default_factory=GoogleSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)

@@ -121,6 +121,10 @@ TranslationStream = AsyncGenerator[TranslationChunk, None]
 class Translator(abc.ABC):
     """A translation engine, shared by all sessions of a server."""
 
+    #: Whether each request costs money and a round trip (a cloud model): simultaneous mode then keeps
+    #: to a budget of requests per second of speech; a local engine re-translates as often as it helps.
+    paid_per_request: bool = False
+
     @property
     @abc.abstractmethod
     def description(self) -> EngineDescription:

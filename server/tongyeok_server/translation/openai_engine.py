@@ -64,6 +64,8 @@ TEMPERATURE = 0.2
 class OpenAITranslator(Translator):
     """Translates with a chat model; one connection pool on the server's loop serves all sessions."""
 
+    paid_per_request = True
+
     def __init__(
         self,
         base_url: str,
