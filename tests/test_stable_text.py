@@ -19,6 +19,16 @@ def test_successive_hypotheses_agree_on_a_growing_stable_prefix() -> None:
     assert s.update("thank you") == ("thank you", "")
 
 
+def test_a_revised_stable_word_stands_and_the_prefix_still_grows_past_it() -> None:
+    s = StableText()
+    s.update("we would lie")
+    assert s.update("we would lie to") == ("we would lie to", "we would lie")
+    # pocketsphinx now hears "like"; the caller was told "lie" was stable, so "lie" stays, and the words
+    # after it that two hypotheses agree on become stable as usual.
+    assert s.update("we would like to discuss") == ("we would lie to discuss", "we would lie")
+    assert s.update("we would like to discuss the") == ("we would lie to discuss the", "we would lie to discuss")
+
+
 def test_the_engines_own_stable_prefix_is_taken_and_never_shrinks() -> None:
     s = StableText()
     assert s.update("to be a", stable="") == ("to be a", "")
@@ -39,3 +49,15 @@ def test_the_text_always_starts_with_the_stable_text() -> None:
         assert text.startswith(stable)
         stables.append(stable)
     assert all(b.startswith(a) for a, b in itertools.pairwise(stables)), stables
+
+
+def test_hypotheses_must_agree_over_a_span_of_audio() -> None:
+    s = StableText(span_s=0.4)
+    assert s.update("we", at_s=0.1) == ("we", "")
+    assert s.update("we would", at_s=0.2) == ("we would", "")  # agreed, but over 0.1 s only
+    assert s.update("we would like", at_s=0.3)[1] == ""
+    assert s.update("we would like to", at_s=0.5) == ("we would like to", "we")  # 0.1 .. 0.5: all say "we"
+    assert s.update("we wood like to do", at_s=0.6)[1] == "we"  # "would" not agreed by every one since 0.2
+    assert s.update("we would like to do", at_s=1.0)[1] == "we"  # the window 0.6 .. 1.0 still holds "wood"
+    assert s.update("we would like to do it", at_s=1.1)[1] == "we"  # 0.7 .. 1.1 reaches back to it too
+    assert s.update("we would like to do it now", at_s=1.5)[1] == "we would like to do it"

@@ -48,6 +48,9 @@ ENDPOINT_WINDOW_S = 0.3
 VAD_MODE = 2
 # Audio before the detected start of speech that the decoder hears too.
 PREROLL_S = 0.25
+# An interim's stable text is what every hypothesis of the last 0.4 s of audio agrees on (stable_text.py has
+# the measurement: agreement of two successive hypotheses left 29 % of "stable" words wrong).
+STABLE_SPAN_S = 0.4
 # Which streams get a second, batch-CMN pass at each endpoint (see the module doc).
 SECOND_PASS_MODES = ("narrowband", "always", "never")
 _BYTES_PER_SAMPLE = 2
@@ -71,7 +74,7 @@ class _Stream:
     utterance_audio: bytearray = field(default_factory=bytearray)  # for the second pass
     last_interim: tuple[str, str] = ("", "")  # text, stable text
     # What successive hypotheses of the utterance agree on (the interims' stable_text).
-    stable: StableText = field(default_factory=StableText)
+    stable: StableText = field(default_factory=lambda: StableText(STABLE_SPAN_S))
 
 
 class PocketsphinxWorker(worker_process.StreamWorker):
@@ -176,7 +179,7 @@ class PocketsphinxWorker(worker_process.StreamWorker):
             text = english_text.words(hyp.hypstr) if hyp is not None else ""
             stable = ""
             if text:
-                text, stable = stream.stable.update(text)
+                text, stable = stream.stable.update(text, at_s=self._now_s(stream))
             # A hypothesis heard again is news too: its words have become stable.
             if text and (text, stable) != stream.last_interim:
                 stream.last_interim = (text, stable)
