@@ -181,6 +181,16 @@ def test_the_holdback_keeps_the_last_stable_words_back() -> None:
     assert source.unit_count("저희는 다음 주에") == 3
 
 
+def test_a_glossary_term_is_never_cut_in_two() -> None:
+    terms = ["delivery date", "Q3 sales report"]
+    assert source.without_open_terms("the delivery", terms) == "the"
+    assert source.without_open_terms("the delivery date", terms) == "the delivery date"
+    assert source.without_open_terms("our q3 sales", terms) == "our"
+    assert source.without_open_terms("our Q3", terms) == "our"
+    assert source.without_open_terms("the date", terms) == "the date"
+    assert source.without_open_terms("the delivery", []) == "the delivery"
+
+
 # --------------------------------------------------------------------------- pacing
 
 
@@ -210,21 +220,46 @@ def test_the_operator_moves_the_holdback_per_source_or_direction() -> None:
 
 
 def test_the_request_budget_fills_with_speech_not_time() -> None:
-    budget = RequestBudget(1.5, burst=2.0)
-    assert budget.take() and budget.take()
-    assert not budget.take()  # the burst is spent; no speech, no more
-    budget.add_speech(0.5)
-    assert not budget.take()  # 0.75 of a request
-    budget.add_speech(0.2)
+    budget = RequestBudget(1.5, burst=4.0)
+    assert budget.take(opening=True) and budget.take(opening=True)  # a first sentence opens at once
+    assert not budget.take(opening=True)  # no speech, no more
+    budget.add_speech(0.7)
+    assert budget.take(opening=True)  # 1.05 requests earned
+    budget.add_speech(1.4)
+    assert not budget.take()  # mid-sentence: 2.1 in the bucket, and two stay for the final and the next opening
+    budget.add_speech(0.7)
     assert budget.take()
     budget.charge()  # the final goes whatever the balance
+    budget.charge()
+    budget.charge()
     budget.add_speech(1.0)
-    assert not budget.take()  # it paid back the final first
+    assert not budget.take(opening=True)  # it paid back the finals first
     budget.add_speech(100.0)
-    assert budget.take() and budget.take() and not budget.take()  # never more than the burst
-    assert budget.requests == 6
+    assert all(budget.take(opening=True) for _ in range(4))
+    assert not budget.take(opening=True)  # never more than the bucket holds
+    assert budget.requests == 11
     unlimited = RequestBudget(0.0)
     assert all(unlimited.take() for _ in range(100))
+
+
+def test_a_sentence_saves_what_the_next_one_opens_with() -> None:
+    """Re-translations at every word of 9 s sentences: each opens with two requests, and the rate holds."""
+    budget = RequestBudget(1.5)
+    opened_at_once = []
+    for _ in range(10):
+        made = 0
+        first_two_at = []
+        for word in range(26):  # 0.35 s a word
+            budget.add_speech(0.35)
+            if budget.take(opening=made < 2):
+                made += 1
+                if made <= 2:
+                    first_two_at.append(word)
+        budget.charge()
+        opened_at_once.append(first_two_at == [0, 1])
+    assert all(opened_at_once[1:])
+    assert budget.requests <= 1.5 * budget.speech_s + 2  # the rate, and the two a session opens with
+
 
 
 def test_the_operators_defaults_are_checked_and_shape_every_direction() -> None:
@@ -249,3 +284,12 @@ def test_the_operators_defaults_are_checked_and_shape_every_direction() -> None:
         ServerSettings.from_args(["--simultaneous-holdback", "korean"], environ={})
     settings = ServerSettings.from_args([], environ={"TONGYEOK_SIMULTANEOUS_LATENCY": "low"})
     assert settings.simultaneous_latency == "low" and settings.simultaneous_request_rate == 1.5
+
+
+def test_a_word_committed_in_another_form_is_not_said_again() -> None:
+    agreement = Agreement()
+    agreement.commit("Nosotros")
+    assert agreement.rest_of("Nos gustaría hablar del contrato hoy.") == " gustaría hablar del contrato hoy."
+    agreement = Agreement()
+    agreement.commit("Nos gusta")
+    assert agreement.rest_of("Nos gustaría hablar.") == " hablar."

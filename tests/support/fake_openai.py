@@ -13,6 +13,17 @@ language read from the system prompt's ``Target language: Name (tag)`` line::
 
     fake_translation("good morning everyone", "ko") == "[ko] everyone morning good"
 
+Simultaneous requests (a ``<committed>`` block before the sentence, which is
+marked ``partial="true"`` while it is being spoken) get what a model told to
+continue a committed translation would answer (``fake_continuation``): the
+words in the source's order, labelled, except that a Korean verb (a word
+ending in 다 or 요, which ends its clause) moves to the second place of its
+clause when the target is not Korean, as English puts its verb after the
+subject; and of that, only the words the committed text does not already
+have. So a partial translation is extended by the next one until a clause's
+verb arrives and reorders that clause, as a real model's would be, and a
+continuation never repeats the committed words.
+
 It also serves text-to-speech (``/v1/audio/speech``, ``response_format`` pcm):
 24 kHz 16-bit mono PCM streamed in chunks of ``speech_chunk_s`` every
 ``speech_chunk_s / speech_speed`` seconds, deterministic from the input text
@@ -48,6 +59,7 @@ import sys
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,8 +67,10 @@ from typing import Any
 
 import numpy as np
 
-_SENTENCE = re.compile(r"<sentence>(.*?)</sentence>", re.DOTALL)
+_SENTENCE = re.compile(r"<sentence( partial=\"true\")?>(.*?)</sentence>", re.DOTALL)
+_COMMITTED = re.compile(r"<committed>(.*?)</committed>", re.DOTALL)
 _TARGET = re.compile(r"Target language: [^\n]*\(([A-Za-z0-9-]+)\)\s*$", re.MULTILINE)
+_SOURCE = re.compile(r"^Source language: [^\n]*\(([A-Za-z0-9-]+)\)\s*$", re.MULTILINE)
 
 
 def fake_translation(text: str, target_language: str) -> str:
@@ -68,6 +82,34 @@ def fake_tokens(text: str, target_language: str) -> list[str]:
     """The content deltas the fake streams, in order (they concatenate to ``fake_translation``)."""
     words = fake_translation(text, target_language).split(" ")
     return [words[0]] + [" " + w for w in words[1:]]
+
+
+def _korean_verb(word: str) -> bool:
+    return word.endswith(("다", "요"))
+
+
+def fake_continuation(text: str, source_language: str, target_language: str, committed: str) -> str:
+    """What the fake answers a simultaneous request for ``text`` after ``committed`` (see the module docstring)."""
+    words = text.split()
+    if source_language.split("-")[0] == "ko" and target_language.split("-")[0] != "ko":
+        reordered: list[str] = []
+        clause: list[str] = []
+        for word in words:
+            if _korean_verb(word):
+                clause = clause[:1] + [word] + clause[1:]  # subject, verb, the rest of the clause
+                reordered += clause
+                clause = []
+            else:
+                clause.append(word)
+        words = reordered + clause
+    owed = Counter(committed.split())
+    out = []
+    for word in [f"[{target_language}]", *words]:
+        if owed[word] > 0:
+            owed[word] -= 1
+        else:
+            out.append(word)
+    return " ".join(out)
 
 
 SPEECH_RATE_HZ = 24000
@@ -138,9 +180,23 @@ class RecordedRequest:
     sentence: str
     target_language: str
     outcome: str = "pending"  # completed, cut, stream error, error <status>, disconnected
+    source_language: str = ""
+    #: Simultaneous requests: the committed translation the answer continues (None: a consecutive request).
+    committed: str | None = None
+    #: Simultaneous requests: the sentence is still being spoken.
+    partial: bool = False
     client_port: int = 0  # the client's end of the TCP connection: equal for requests on one connection
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        """``"sentence"`` (consecutive), ``"partial"`` or ``"final"`` (simultaneous), ``"speech"``."""
+        if self.path.rstrip("/").endswith("/audio/speech"):
+            return "speech"
+        if self.committed is None:
+            return "sentence"
+        return "partial" if self.partial else "final"
 
     @property
     def system_prompt(self) -> str:
@@ -383,8 +439,10 @@ class _Handler(BaseHTTPRequestHandler):
             elif m.get("role") in {"system", "developer"}:
                 system = str(m.get("content", ""))
         found = _SENTENCE.search(user)
-        sentence = found.group(1) if found else user
+        sentence = found.group(2) if found else user
         target = _TARGET.search(system)
+        source = _SOURCE.search(system)
+        committed = _COMMITTED.search(user)
         req = RecordedRequest(
             index=-1,
             path=self.path,
@@ -393,6 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
             sentence=sentence,
             target_language=target.group(1) if target else "xx",
             client_port=int(self.client_address[1]),
+            source_language=source.group(1) if source else "",
+            committed=committed.group(1) if committed else None,
+            partial=bool(found and found.group(1)),
         )
         rule = fake._record(req)
         outcome = "error"
@@ -590,7 +651,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunks(self, req: RecordedRequest, chunk_id: str, created: int, rule: Rule | None) -> Iterator[dict[str, Any]]:
         base = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": self.server_fake.model}
         yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
-        tokens = fake_tokens(req.sentence, req.target_language)
+        if req.committed is None:
+            tokens = fake_tokens(req.sentence, req.target_language)
+        else:
+            answer = fake_continuation(req.sentence, req.source_language, req.target_language, req.committed)
+            tokens = [w if i == 0 else " " + w for i, w in enumerate(answer.split())]
         finish = "stop" if rule is None else rule.finish_reason
         if finish == "content_filter":
             tokens = tokens[: len(tokens) // 2]  # the filter stops the answer part-way

@@ -114,6 +114,7 @@ class ResumeDesk:
                 "next_sequence_number": continuation.next_sequence_number,
                 "audio_bytes": continuation.audio_bytes,
                 "history": continuation.history,
+                "committed": continuation.committed,
             }
         )
 
@@ -160,6 +161,7 @@ class ResumeDesk:
                 int(claims["next_sequence_number"]),
                 int(claims["audio_bytes"]),
                 list(claims.get("history", [])),
+                {str(k): str(v) for k, v in dict(claims.get("committed", {})).items()},
             )
             # Checked before restoring: a session restored and then refused would be held by nobody.
             _check_moved_sequence(continuation.next_sequence_number, last)

@@ -189,7 +189,9 @@ class TracedTranslator(Translator):
         self.inner = inner
         self._tracer = tracer
         self._spans = spans
-        self.paid_per_request = inner.paid_per_request  # a class attribute __getattr__ would not reach
+        # Class attributes, which __getattr__ would not reach.
+        self.paid_per_request = inner.paid_per_request
+        self.continues_committed = inner.continues_committed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

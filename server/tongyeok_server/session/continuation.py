@@ -19,3 +19,5 @@ class Continuation:
     next_sequence_number: int
     audio_bytes: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: Simultaneous mode: the translation already given of the sentence in progress, per target language.
+    committed: dict[str, str] = field(default_factory=dict)

@@ -53,6 +53,7 @@ from tongyeok_server.session.history import History, Sentence
 from tongyeok_server.session.observer import ObserverList, SessionObserver
 from tongyeok_server.session.serial_lane import SerialLane
 from tongyeok_server.session.translation_job import run_translation
+from tongyeok_server.simultaneous.session_part import SimultaneousPart
 from tongyeok_server.translation.base import TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,10 @@ class Session:
         #: Audio the session will never need again, wherever it continues: up to the end of the last final.
         self.acknowledged_bytes = start.audio_bytes
         self._lanes = {target: SerialLane() for target in config.target_languages}
+        # Simultaneous mode: the utterance in progress is translated while it is spoken (simultaneous/).
+        self._simultaneous = SimultaneousPart.for_session(
+            self.id, config, translator, self._emit, self._history, lambda target: not self._lanes[target].busy, start
+        )
         self._gate = EndGate(self._loop, lambda: self._end(self._shutdown_error))
         self._ended_by_caller = False
         self._draining = False
@@ -163,7 +168,8 @@ class Session:
         rc = RecognitionConfig(
             audio=self.config.audio,
             language_codes=self.config.source_languages,
-            interim_results=self.config.interim_results,
+            # Simultaneous mode translates the interims' stable text, whether or not the caller sees them.
+            interim_results=self.config.interim_results or self._simultaneous is not None,
             voice_activity_events=self.config.voice_activity_events,
             session_id=self.id,
         )
@@ -282,10 +288,18 @@ class Session:
         last final (``acknowledged_bytes``), so the sentence in progress is
         recognised again there, whole, and nothing finished is repeated.
         Meaningful once the session has ended after ``hand_over``: its
-        ``End`` is then the last event, and numbers go on after it.
+        ``End`` is then the last event, and numbers go on after it. In
+        simultaneous mode the caller may already have part of that
+        sentence's translation: it goes along (``committed``), and the new
+        server continues it rather than saying it again.
         """
+        committed = self._simultaneous.in_progress() if self._simultaneous is not None else {}
         return Continuation(
-            self._utterance_id, self.log.next_sequence_number, self.acknowledged_bytes, self._history.export()
+            self._utterance_id,
+            self.log.next_sequence_number,
+            self.acknowledged_bytes,
+            self._history.export(),
+            committed,
         )
 
     # -- internals ---------------------------------------------------------
@@ -321,6 +335,8 @@ class Session:
             stream.cancel()
         for lane in self._lanes.values():
             lane.cancel()  # queued translations dropped, the running one cancelled (its HTTP stream closed)
+        if self._simultaneous is not None:
+            self._simultaneous.cancel()  # re-translations in flight too
 
     # -- recognition (on the loop) ---------------------------------------------------------
 
@@ -343,8 +359,11 @@ class Session:
                 self._on_final(event)
             elif event.text and (event.text, event.stable_text) != self._last_interim:
                 self._last_interim = (event.text, event.stable_text)
-                self.stats.interims += 1
-                self._emit(ev.Interim(self._utterance_id, event))
+                if self.config.interim_results:
+                    self.stats.interims += 1
+                    self._emit(ev.Interim(self._utterance_id, event))
+                if self._simultaneous is not None:
+                    self._simultaneous.interim(self._utterance_id, event)
         elif isinstance(event, SpeechActivity):
             if self.config.voice_activity_events:
                 self._emit(ev.Activity(event))
@@ -371,13 +390,18 @@ class Session:
     def _on_final(self, transcript: Transcript) -> None:
         text = transcript.text.strip()
         end_bytes = min(self.config.audio.bytes_at(transcript.end_offset_s), self.audio_bytes_taken)
-        targets = self.config.targets_for(transcript.language_code) if text else ()
         # A final after a hand-over or the end does not count: it was not acknowledged and is not numbered.
         if self._moving or self._ended:
             return
         self.acknowledged_bytes = max(self.acknowledged_bytes, end_bytes)
+        committed: tuple[str, ...] = ()  # simultaneous: targets whose text went out, completed whatever happens
+        if self._simultaneous is not None:
+            transcript, committed = self._simultaneous.settle(self._utterance_id, transcript, self._last_interim[0])
+            text = transcript.text.strip()
         if not text:
             return
+        targets = self.config.targets_for(transcript.language_code)
+        targets += tuple(t for t in committed if t not in targets)
         utterance_id = self._utterance_id
         self._utterance_id += 1
         # Before the final is emitted, so that no check of the end can run between the final and its translations.
@@ -387,6 +411,8 @@ class Session:
         self._emit(ev.Final(utterance_id, transcript, targets))
         context = self._history.context(self.config.translation.context_sentences)
         entry = self._history.add(utterance_id, text, transcript.language_code)
+        if self._simultaneous is not None:
+            self._simultaneous.final(utterance_id, targets)
         for target in targets:
             request = TranslationRequest(
                 text, transcript.language_code, target, self.config.translation, context, session_id=self.id
@@ -401,7 +427,10 @@ class Session:
                 return
             # Context gets the translations finished since the job was queued.
             request = self._history.with_translations(request)
-            text = await run_translation(self._translator, request, entry.utterance_id, self._emit)
+            if self._simultaneous is not None:
+                text = await self._simultaneous.finish(entry.utterance_id, request)
+            else:
+                text = await run_translation(self._translator, request, entry.utterance_id, self._emit)
             if text is not None:
                 entry.translations[request.target_language] = text
                 self.stats.translations += 1

@@ -45,21 +45,26 @@ async def run_translation(
                     parts.clear()
                     emit(ev.Reset(utterance_id, target, chunk.reason))
     except ServiceError as error:
-        # Once per failure, with what the caller is not told (addresses, upstream words).
-        who = f"session {request.session_id}: " if request.session_id else ""
-        detail = f" ({error.detail})" if error.detail else ""
-        log.warning(
-            "%stranslation of utterance %d into %s failed: %s%s", who, utterance_id, target, error.message, detail
-        )
-        emit(
-            ev.Notice(
-                ev.NoticeCode.TRANSLATION_FAILED,
-                f"translation into {target} failed ({error.code.name}): {error.message}",
-                utterance_id,
-                target,
-            )
-        )
+        report_failure(request, utterance_id, error, emit)
         return None
     text = "".join(parts).strip()
     emit(ev.Complete(utterance_id, request.source_language, target, text))
     return text
+
+
+def report_failure(
+    request: TranslationRequest, utterance_id: int, error: ServiceError, emit: Callable[[ev.SessionEvent], None]
+) -> None:
+    """Log a failed translation once, with what the caller is not told (addresses, upstream words), and notify."""
+    target = request.target_language
+    who = f"session {request.session_id}: " if request.session_id else ""
+    detail = f" ({error.detail})" if error.detail else ""
+    log.warning("%stranslation of utterance %d into %s failed: %s%s", who, utterance_id, target, error.message, detail)
+    emit(
+        ev.Notice(
+            ev.NoticeCode.TRANSLATION_FAILED,
+            f"translation into {target} failed ({error.code.name}): {error.message}",
+            utterance_id,
+            target,
+        )
+    )

@@ -94,6 +94,11 @@ class Agreement:
         self._recent.clear()  # earlier re-translations no longer describe what follows
         return new
 
+    def append(self, piece: str) -> None:
+        """Commit ``piece`` as it is, right after the committed text (the next piece of a streamed answer)."""
+        self._committed += piece
+        self._recent.clear()
+
     def rest_of(self, complete: str) -> str:
         """The part of a whole translation ``complete`` that comes after the committed text.
 

@@ -30,9 +30,9 @@ more) and chooses the level callers get by default
 (``TranslationOptions.latency``).
 
 Engines paid per request (OpenAI) are also held to a budget: at most
-``--simultaneous-requests-per-s`` requests per second of speech on
-average, the final's included (``RequestBudget``). Local engines (Apertium,
-1-4 ms a pass) re-translate whenever the stable text grows.
+``--simultaneous-request-rate`` requests per second of speech on average,
+the final's included (``RequestBudget``). Local engines (Apertium, 1-4 ms a
+pass) re-translate whenever the stable text grows.
 """
 
 from __future__ import annotations
@@ -63,8 +63,14 @@ _LEVEL_OFFSET = {Latency.LOW: -1, Latency.BALANCED: 0, Latency.ACCURATE: 2}
 _LEVEL_AGREEMENT = {Latency.LOW: 2, Latency.BALANCED: 2, Latency.ACCURATE: 3}
 #: Requests per second of speech for engines paid per request, the final's included.
 DEFAULT_REQUESTS_PER_SPEECH_S = 1.5
-#: Requests a direction may make at once after a pause (the budget's bucket).
-REQUEST_BURST = 2.0
+#: Requests a direction may have saved up (the budget's bucket).
+REQUEST_BURST = 4.0
+#: The first re-translations of a sentence, which go as soon as the budget has a request: two answers are
+#: what the first agreement needs, and the first committed words are what a listener waits for most.
+OPENING_REQUESTS = 2
+#: Requests the later re-translations of a sentence leave in the bucket: the final's, and the next sentence's
+#: first one.
+STEADY_RESERVE = 2.0
 
 _OVERRIDE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{2,3}))?=(\d{1,2})$")
 
@@ -121,19 +127,25 @@ def pacing(
 
 
 class RequestBudget:
-    """At most ``rate`` requests per second of speech on average, ``burst`` in a row (a token bucket).
+    """At most ``rate`` requests per second of speech on average, ``burst`` saved up (a token bucket).
 
     The bucket fills with speech, not wall time: a pause in the conversation
-    earns nothing. Re-translations ``take`` a request only when one is
-    available; the final's translation is always made and ``charge``s one
-    (the bucket may go below zero, and the next re-translations wait). A
-    rate of 0 means no limit.
+    earns nothing. It starts with the two requests a first sentence opens
+    with and holds at most ``burst``. Re-translations ``take`` a request
+    when one is available: a sentence's opening ones as soon as there is
+    one, the later ones only while ``STEADY_RESERVE`` more stay in the
+    bucket, so that a sentence leaves what its final and the next
+    sentence's first request need (without the reserve the final emptied
+    the bucket and every sentence's first words waited for speech to refill
+    it). The final's translation is always made and ``charge``s one (the
+    bucket may go below zero, and the next re-translations wait). A rate of
+    0 means no limit.
     """
 
     def __init__(self, rate: float, burst: float = REQUEST_BURST) -> None:
         self.rate = rate
         self.burst = burst
-        self._tokens = burst
+        self._tokens = float(OPENING_REQUESTS)
         #: Requests made, and seconds of speech heard (for figures).
         self.requests = 0
         self.speech_s = 0.0
@@ -149,13 +161,16 @@ class RequestBudget:
             self.speech_s += seconds
             self._tokens = min(self.burst, self._tokens + seconds * self.rate)
 
-    def take(self) -> bool:
-        """Spend one request if one is available (a re-translation); whether it was."""
-        if self.unlimited or self._tokens >= 1.0:
-            self._tokens -= 0.0 if self.unlimited else 1.0
+    def take(self, *, opening: bool = False) -> bool:
+        """Spend one request if one is available for a re-translation (``opening``: one of a sentence's first)."""
+        if self.unlimited:
             self.requests += 1
             return True
-        return False
+        if self._tokens < 1.0 + (0.0 if opening else STEADY_RESERVE):
+            return False
+        self._tokens -= 1.0
+        self.requests += 1
+        return True
 
     def charge(self) -> None:
         """Spend one request whatever the balance (the final's translation is always made)."""

@@ -11,6 +11,8 @@ direction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tongyeok_server.simultaneous import text
 
 
@@ -19,6 +21,23 @@ def translatable(stable_text: str, holdback: int) -> str:
     units = text.tokens(stable_text.strip())
     if holdback > 0:
         units = units[:-holdback] if len(units) > holdback else []
+    return "".join(units)
+
+
+def without_open_terms(prefix: str, terms: Sequence[str]) -> str:
+    """``prefix`` without a tail that could be the start of a longer glossary term.
+
+    "the delivery" when "delivery date" has a fixed rendering: "delivery"
+    waits for the next word, or the term's rendering could never apply.
+    """
+    units = text.tokens(prefix)
+    keys = [text.key(u) for u in units]
+    for term in terms:
+        term_keys = [text.key(u) for u in text.tokens(term)]
+        for n in range(min(len(term_keys) - 1, len(keys)), 0, -1):
+            if keys[-n:] == term_keys[:n]:
+                units, keys = units[:-n], keys[:-n]
+                break
     return "".join(units)
 
 

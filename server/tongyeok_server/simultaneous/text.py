@@ -106,10 +106,26 @@ def continuation_start(committed: Sequence[str], complete: Sequence[str]) -> int
     if b[: len(a)] == a:
         return len(a)
     # Edit distance of all of a against every prefix b[:j], one row per word of a.
-    row = list(range(len(b) + 1))  # a[:0] against b[:j]: j insertions
+    row: list[float] = [float(j) for j in range(len(b) + 1)]  # a[:0] against b[:j]: j insertions
     for i, word in enumerate(a, start=1):
-        previous, row = row, [i] + [0] * len(b)
+        previous, row = row, [float(i)] + [0.0] * len(b)
         for j in range(1, len(b) + 1):
-            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (0 if word == b[j - 1] else 1))
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + _substitution(word, b[j - 1]))
     best = min(row)
     return row.index(best)
+
+
+def _substitution(a: str, b: str) -> float:
+    """What putting one word for another costs: nothing if the same, half if one is a form of the other.
+
+    "Nosotros" for "Nos", "gusta" for "gustaría": the same word in another
+    form, so the rest follows it rather than repeating it.
+    """
+    if a == b:
+        return 0.0
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return 0.5 if shared >= 3 and shared >= min(len(a), len(b)) - 1 else 1.0

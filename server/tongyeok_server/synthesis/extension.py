@@ -58,7 +58,7 @@ class SpeechExtension(SessionExtension):
         if output is None:
             return None
         voices = self._resolve("config.speech_output", output)
-        return self._observer(output, voices, session, session.id)
+        return self._observer(output, voices, session, session.id, simultaneous=session.config.simultaneous is not None)
 
     def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
         """The synthesizer and the voices chosen, when the session speaks."""
@@ -105,11 +105,19 @@ class SpeechExtension(SessionExtension):
 
     # -- internals -----------------------------------------------------------
 
-    def _observer(self, output: SpeechOutput, voices: dict[str, Voice], sink: EventSink, label: str) -> SessionObserver:
+    def _observer(
+        self,
+        output: SpeechOutput,
+        voices: dict[str, Voice],
+        sink: EventSink,
+        label: str,
+        *,
+        simultaneous: bool = False,
+    ) -> SessionObserver:
         synthesizer = self.synthesizer
         assert synthesizer is not None  # _resolve refused otherwise
         synthesizer.warm_up()  # e.g. load a voice model while the first sentence is recognised
-        return _SpeakerObserver(Speaker(synthesizer, output, voices, sink, label))
+        return _SpeakerObserver(Speaker(synthesizer, output, voices, sink, label, simultaneous=simultaneous))
 
     def _resolve(self, field: str, output: SpeechOutput) -> dict[str, Voice]:
         """The voice for each language to speak, or the error that says what is available."""

@@ -8,7 +8,11 @@ Lanes run in parallel; within a lane an utterance is spoken only after the
 one before it has ended, so audio never interleaves within a language.
 
 - A clause goes to the engine as soon as the segmenter has it, long before
-  ``translation_complete``.
+  ``translation_complete``. In simultaneous mode the tokens are committed
+  text that arrives while the sentence is still spoken, usually without a
+  comma for a long while, so a clause is also cut at a word once it has
+  ``SIMULTANEOUS_MAX_CLAUSE_CHARS``: committed words are spoken as they
+  commit, not at the end of the sentence.
 - ``Reset``: the utterance's task is cancelled (its engine call closed) and a
   fresh one takes its place in the lane; sequence numbers start again at 0.
   Everything runs on the loop, so no chunk of the old task can follow the
@@ -34,10 +38,13 @@ from tongyeok_server.session import events as ev
 from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
 from tongyeok_server.synthesis.config import SpeechEncoding, SpeechOutput
 from tongyeok_server.synthesis.encoder import PassThrough, SpeechEncoder
-from tongyeok_server.synthesis.segmenter import ClauseSegmenter
+from tongyeok_server.synthesis.segmenter import MAX_CLAUSE_CHARS, ClauseSegmenter
 
 log = logging.getLogger(__name__)
 
+# Simultaneous mode: committed text is spoken once this much of it is waiting (about five words; white space
+# not counted), cut at a word, even without a comma; a consecutive translation keeps the segmenter's own limit.
+SIMULTANEOUS_MAX_CLAUSE_CHARS = 28
 # Raw audio (PCM, G.711) is sent in chunks of at most this many bytes; a
 # long clause at 48 kHz is several hundred kB, and a player starts sooner
 # on smaller pieces. Ogg chunks are not split (each holds whole pages).
@@ -111,7 +118,10 @@ class Speaker:
         voices: Mapping[str, Voice],
         sink: SpeechSink,
         label: str = "",
+        *,
+        simultaneous: bool = False,
     ) -> None:
+        self._max_clause = SIMULTANEOUS_MAX_CLAUSE_CHARS if simultaneous else MAX_CLAUSE_CHARS
         self._synthesizer = synthesizer
         self._output = output
         self._sink = sink
@@ -173,7 +183,7 @@ class Speaker:
         job = lane.find(utterance_id)
         if job is not None and not job.text_done:
             return job
-        job = _Job(utterance_id)
+        job = _Job(utterance_id, segmenter=ClauseSegmenter(max_clause=self._max_clause))
         lane.jobs.append(job)
         if lane.worker is None:
             release = self._sink.hold()
@@ -193,7 +203,7 @@ class Speaker:
             return
         if job.task is not None:
             job.task.cancel()  # closes its engine call; the worker moves on to the replacement
-        lane.jobs[lane.jobs.index(job)] = _Job(utterance_id)
+        lane.jobs[lane.jobs.index(job)] = _Job(utterance_id, segmenter=ClauseSegmenter(max_clause=self._max_clause))
 
     async def _work(self, lane: _Lane, release: Callable[[], None]) -> None:
         try:

@@ -88,6 +88,12 @@ class TranslationRequest:
     options: TranslationOptions = field(default_factory=TranslationOptions)
     context: tuple[ContextSentence, ...] = ()
     session_id: str = ""  # for log lines only (never part of a prompt)
+    #: Simultaneous mode: the translation of the sentence's beginning already given to the listener, which
+    #: cannot change; an engine that ``continues_committed`` answers only what follows it. None: consecutive.
+    committed: str | None = None
+    #: Simultaneous mode: ``text`` is only the beginning of a sentence still being spoken; translate what it
+    #: already says for certain, never how it might end.
+    partial: bool = False
 
     def glossary_for_target(self) -> tuple[GlossaryTerm, ...]:
         """The glossary entries that apply to this request's target language."""
@@ -124,6 +130,10 @@ class Translator(abc.ABC):
     #: Whether each request costs money and a round trip (a cloud model): simultaneous mode then keeps
     #: to a budget of requests per second of speech; a local engine re-translates as often as it helps.
     paid_per_request: bool = False
+    #: Whether the engine honours ``TranslationRequest.committed``, answering only what follows it (an
+    #: LLM told so). Otherwise it translates the text whole and the session aligns the answer to the
+    #: committed text (``simultaneous.text.continuation_start``).
+    continues_committed: bool = False
 
     @property
     @abc.abstractmethod

@@ -65,6 +65,7 @@ class OpenAITranslator(Translator):
     """Translates with a chat model; one connection pool on the server's loop serves all sessions."""
 
     paid_per_request = True
+    continues_committed = True
 
     def __init__(
         self,

@@ -18,6 +18,14 @@ Message layout, and why:
 The model is told to output only the translation of ``<sentence>``: no quotes,
 notes, tags or source text, since every token is streamed straight to a
 caller's screen.
+
+Simultaneous interpretation adds one block to the system message (the same
+for every request of such a session, so it caches too) and, in the user
+message, the translation already spoken inside ``<committed>`` before the
+sentence, which is marked ``partial="true"`` while it is still being spoken.
+The model answers only what follows the committed words: for a partial
+sentence, only what its words already say for certain, never a guess at its
+end; for the whole sentence, the end of the translation.
 """
 
 from __future__ import annotations
@@ -123,6 +131,25 @@ grammar requires; keep the source's register and idioms (translated word for wor
 where still understandable).""",
 }
 
+_SIMULTANEOUS_RULES = """\
+Simultaneous interpretation: the speaker is still talking. You interpret each sentence \
+while it is being spoken, and your words are spoken to the listener as soon as you \
+write them, so they can never be taken back.
+- <committed> holds your translation of this sentence so far, already spoken. Output \
+only what comes after it: the next words of that same translation, continuing exactly \
+where it stops. Never repeat or correct the committed words, even where you would have \
+worded them differently: build on them.
+- <sentence partial="true"> holds only the beginning of a sentence. Translate only what \
+those words already say for certain: stop where the words still to come could change \
+your translation, never guess or complete what has not been said, and do not end the \
+sentence (no final full stop or question mark). If nothing more is certain yet, output \
+nothing.
+- <sentence> without partial holds the whole sentence: finish the translation, so that \
+the committed words followed by your output are a complete translation of the whole \
+sentence, ending as the sentence ends.
+- The style rules hold for every part, partial ones included: the register is set by the \
+first words you commit."""
+
 # Target-language guidance per style. Korean <-> English is the case the
 # product is built for, so it gets the most specific rules.
 _TARGET_RULES: dict[tuple[Style, str], str] = {
@@ -199,6 +226,8 @@ def system_prompt(request: TranslationRequest) -> str:
     glossary = glossary_rules(request.glossary_for_target())
     if glossary:
         parts.append(glossary)
+    if request.committed is not None:
+        parts.append(_SIMULTANEOUS_RULES)
     # Machine-readable last line: a fixed place for the direction, which the
     # test double also reads.
     parts.append(
@@ -242,7 +271,10 @@ def user_prompt(request: TranslationRequest) -> str:
     context = context_block(request.context, request.options.context_sentences)
     if context:
         parts.append(context)
-    parts.append(f"<sentence>{_one_line(request.text)}</sentence>")
+    if request.committed is not None:
+        parts.append(f"<committed>{_one_line(request.committed)}</committed>")
+    opening = '<sentence partial="true">' if request.partial else "<sentence>"
+    parts.append(f"{opening}{_one_line(request.text)}</sentence>")
     return "\n\n".join(parts)
 
 
@@ -251,7 +283,7 @@ def build_messages(request: TranslationRequest) -> list[ChatMessage]:
     return [ChatMessage("system", system_prompt(request)), ChatMessage("user", user_prompt(request))]
 
 
-_TAGS = re.compile(r"</?(?:sentence|context)>", re.IGNORECASE)
+_TAGS = re.compile(r"</?(?:sentence|context|committed)(?:\s[^>]*)?>", re.IGNORECASE)
 
 
 def _one_line(text: str) -> str:
