@@ -6,6 +6,7 @@ import argparse
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from bench.record import BACKENDS, RecordOptions, run_record
 from bench.report import render, targets, write_json
 from bench.resume import ResumeOptions, run_resume
 from bench.scale import ScaleOptions, run_scale
+from bench.simultaneous import SimultaneousOptions, run_simultaneous
 from bench.speech import SpeechOptions, run_speech
 from bench.web import render_web, run_web
 
@@ -138,6 +140,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scale-streams", type=_streams, default=None, help="N of the processes comparison (default 150,250,350,450)"
     )
     parser.add_argument("--speech-only", action="store_true", help="only the speech-output part")
+    parser.add_argument(
+        "--skip-simultaneous", action="store_true", help="without simultaneous against consecutive interpretation"
+    )
+    parser.add_argument(
+        "--simultaneous-only", action="store_true", help="only simultaneous against consecutive interpretation"
+    )
+    parser.add_argument(
+        "--simultaneous-recognizer",
+        default="whisper",
+        choices=("whisper", "pocketsphinx"),
+        help="the embedded recogniser of the simultaneous part (default whisper)",
+    )
+    parser.add_argument(
+        "--simultaneous-levels",
+        default="",
+        help="latency levels measured besides the default, comma-separated (low,accurate)",
+    )
+    parser.add_argument(
+        "--simultaneous-paths",
+        default="embedded,fakes",
+        help="which paths of the simultaneous part run, comma-separated (default embedded,fakes)",
+    )
     parser.add_argument("--skip-resume", action="store_true", help="without the resumption part")
     parser.add_argument("--resume-only", action="store_true", help="only the resumption part")
     parser.add_argument(
@@ -187,6 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         args.skip_live = True
     if args.asr_only or args.speech_only or args.resume_only or args.scale_only or args.live_only or args.web_only:
         args.skip_expenses = True
+    if args.simultaneous_only:
+        args.skip_cloud = args.skip_offline = args.skip_speech = args.skip_resume = args.skip_scale = True
+        args.skip_live = args.skip_expenses = True
+        args.web_streams = 0
+    if (
+        args.asr_only
+        or args.speech_only
+        or args.resume_only
+        or args.scale_only
+        or args.live_only
+        or args.web_only
+        or args.expenses_only
+    ):
+        args.skip_simultaneous = True
     if not args.skip_cloud:
         cloud = CloudOptions(
             streams=args.streams or ((20,) if args.quick else (10, 100, 200, 500)),
@@ -241,6 +279,18 @@ def main(argv: list[str] | None = None) -> int:
             else SpeechOptions()
         )
         results["speech"] = run_speech(speech, work_dir / "speech", log)
+    if not args.skip_simultaneous:
+        paths = {p.strip() for p in args.simultaneous_paths.split(",")}
+        levels = tuple(v.strip() for v in args.simultaneous_levels.split(",") if v.strip())
+        simultaneous = SimultaneousOptions(
+            embedded="embedded" in paths,
+            fakes="fakes" in paths,
+            embedded_recognizer=args.simultaneous_recognizer,
+            extra_levels=levels,
+        )
+        if args.quick:
+            simultaneous = replace(simultaneous, sentences=3, fake_utterances=2, fake_streams=1)
+        results["simultaneous"] = run_simultaneous(simultaneous, work_dir / "simultaneous", log)
     if not args.skip_resume and (args.resume_only or not (args.asr_only or args.speech_only)):
         resume = ResumeOptions(streams=3, sentences=8, detached=20) if args.quick else ResumeOptions()
         results["resume"] = run_resume(resume, work_dir / "resume", log)

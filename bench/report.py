@@ -17,6 +17,7 @@ from bench.report_record import record_table, record_targets
 from bench.report_resume import resume_table, resume_targets
 from bench.report_scale import scale_tables, scale_targets
 from bench.report_security import security_table, security_targets
+from bench.report_simultaneous import simultaneous_table, simultaneous_targets
 from bench.report_speech import speech_table, speech_targets
 
 
@@ -70,6 +71,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.extend(security_targets(every))
     out.extend(record_targets(results.get("record")))
     out.extend(speech_targets(results.get("speech")))
+    out.extend(simultaneous_targets(results.get("simultaneous")))
     out.extend(resume_targets(results.get("resume")))
     out.extend(scale_targets(results.get("scale")))
     offline = results.get("offline")
@@ -199,6 +201,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         console.print(live_table(live))
     if results.get("speech"):
         console.print(speech_table(results["speech"]))
+    if results.get("simultaneous"):
+        console.print(simultaneous_table(results["simultaneous"]))
     if results.get("resume"):
         console.print(resume_table(results["resume"]))
     for table in scale_tables(results["scale"]) if results.get("scale") else ():
