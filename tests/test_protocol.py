@@ -143,13 +143,13 @@ def test_simultaneous_mode_reports_the_pacing_the_server_chose(offline_stub) -> 
     assert (direction.source_language_code, direction.target_language_code) == ("en-US", "es")
     assert (direction.latency, direction.holdback_words, direction.agreement) == (
         pb.SIMULTANEOUS_LATENCY_BALANCED,
-        1,
+        0,
         2,
     )
     assert direction.max_requests_per_speech_second == 0  # Apertium is local: no request budget
-    low = config(mode=pb.INTERPRETATION_MODE_SIMULTANEOUS, latency=pb.SIMULTANEOUS_LATENCY_LOW)
-    (started,) = of_kind(events_of(offline_stub.Interpret(iter([low]), timeout=30)), "session_started")
-    assert started.simultaneous_directions[0].holdback_words == 0
+    accurate = config(mode=pb.INTERPRETATION_MODE_SIMULTANEOUS, latency=pb.SIMULTANEOUS_LATENCY_ACCURATE)
+    (started,) = of_kind(events_of(offline_stub.Interpret(iter([accurate]), timeout=30)), "session_started")
+    assert (started.simultaneous_directions[0].holdback_words, started.simultaneous_directions[0].agreement) == (2, 3)
 
 
 def test_requested_options_the_engine_cannot_honour_are_reported(offline_stub) -> None:

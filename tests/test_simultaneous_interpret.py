@@ -198,10 +198,10 @@ def test_korean_into_english_with_the_documented_lag_default(stub: pb_grpc.Inter
     (started,) = of_kind(events, "session_started")
     (direction,) = started.simultaneous_directions
     assert (direction.source_language_code, direction.target_language_code) == ("ko-KR", "en")
-    # Korean is verb-final: two stable words held back (English sources: one), two agreeing passes.
+    # Korean is verb-final: one stable word held back (English sources: none), two agreeing passes.
     assert (direction.latency, direction.holdback_words, direction.agreement) == (
         pb.SIMULTANEOUS_LATENCY_BALANCED,
-        2,
+        1,
         2,
     )
     completes = check_committed(events)
@@ -209,9 +209,9 @@ def test_korean_into_english_with_the_documented_lag_default(stub: pb_grpc.Inter
     for final in of_kind(events, "final_transcript"):
         key = (final.utterance_id, "en")
         assert before.get(key), "nothing committed before the final"
-        # The last words of the sentence (the newest, unstable, and the two held back) were never in a partial.
+        # The last words of the sentence (the newest, unstable, and the one held back) were never in a partial.
         partials = [r for r in openai.requests if r.kind == "partial" and final.text.startswith(r.sentence)]
-        assert max(len(r.sentence.split()) for r in partials) <= len(final.text.split()) - 3
+        assert max(len(r.sentence.split()) for r in partials) <= len(final.text.split()) - 2
         # The final asked for the rest after what was committed, and the sentence's verb came with it.
         (last,) = [r for r in openai.requests if r.kind == "final" and r.sentence == final.text]
         assert last.committed and completes[key].startswith(last.committed)
@@ -246,7 +246,7 @@ def test_two_way_conversation(stub: pb_grpc.InterpreterStub, openai: FakeOpenAI)
     assert all(before.get(key) for key in completes), before
     (started,) = of_kind(events, "session_started")
     holdback = {d.source_language_code: d.holdback_words for d in started.simultaneous_directions}
-    assert holdback == {"en-US": 1, "ko-KR": 2}
+    assert holdback == {"en-US": 0, "ko-KR": 1}
 
 
 def test_several_targets_each_commit_their_own_text(stub: pb_grpc.InterpreterStub, openai: FakeOpenAI) -> None:

@@ -198,19 +198,19 @@ def test_verb_final_sources_wait_longer_than_svo_ones() -> None:
     ko_en = pacing.pacing("ko-KR", "en", Latency.BALANCED)
     en_ko = pacing.pacing("en-US", "ko", Latency.BALANCED)
     assert ko_en.holdback > en_ko.holdback
-    assert (ko_en.holdback, ko_en.agreement) == (2, 2)
-    assert (en_ko.holdback, en_ko.agreement) == (1, 2)
-    assert pacing.pacing("en", "es", Latency.LOW).holdback == 0
+    assert (ko_en.holdback, ko_en.agreement) == (1, 2)
+    assert (en_ko.holdback, en_ko.agreement) == (0, 2)
+    assert pacing.pacing("ko", "en", Latency.LOW).holdback == 0
     accurate = pacing.pacing("ko", "en", Latency.ACCURATE)
-    assert (accurate.holdback, accurate.agreement) == (4, 3)
+    assert (accurate.holdback, accurate.agreement) == (3, 3)
 
 
 def test_the_operator_moves_the_holdback_per_source_or_direction() -> None:
-    overrides = pacing.parse_holdback("ko=3, en-ko=0")
-    assert overrides == {("ko", ""): 3, ("en", "ko"): 0}
+    overrides = pacing.parse_holdback("ko=3, en-ko=1")
+    assert overrides == {("ko", ""): 3, ("en", "ko"): 1}
     assert pacing.pacing("ko-KR", "en-US", Latency.BALANCED, overrides=overrides).holdback == 3
-    assert pacing.pacing("en-US", "ko", Latency.BALANCED, overrides=overrides).holdback == 0
-    assert pacing.pacing("en-US", "es", Latency.BALANCED, overrides=overrides).holdback == 1
+    assert pacing.pacing("en-US", "ko", Latency.BALANCED, overrides=overrides).holdback == 1
+    assert pacing.pacing("en-US", "es", Latency.BALANCED, overrides=overrides).holdback == 0
     assert pacing.pacing("en-US", "ko", Latency.LOW, overrides=overrides).holdback == 0
     assert pacing.pacing("ko", "en", Latency.ACCURATE, overrides=overrides).holdback == 5
     for bad in ("ko", "ko=x", "korean=2", "ko-en=100"):
@@ -261,7 +261,6 @@ def test_a_sentence_saves_what_the_next_one_opens_with() -> None:
     assert budget.requests <= 1.5 * budget.speech_s + 2  # the rate, and the two a session opens with
 
 
-
 def test_the_operators_defaults_are_checked_and_shape_every_direction() -> None:
     from tongyeok_server.settings import ServerSettings
     from tongyeok_server.simultaneous.options import ServerDefaults, SimultaneousConfig
@@ -269,7 +268,7 @@ def test_the_operators_defaults_are_checked_and_shape_every_direction() -> None:
     defaults = ServerDefaults.parse("Accurate", "ko=3", 2.0)
     config = SimultaneousConfig.build(None, True, [("ko-KR", "en"), ("en-US", "ko")], defaults, paid_per_request=True)
     assert config.latency is Latency.ACCURATE
-    assert config.pacing("ko-KR", "en").holdback == 5 and config.pacing("en-US", "ko").holdback == 3
+    assert config.pacing("ko-KR", "en").holdback == 5 and config.pacing("en-US", "ko").holdback == 2
     assert config.pacing("ko", "en-GB").max_requests_per_speech_s == 2.0
     local = SimultaneousConfig.build(Latency.LOW, False, [("en-US", "es")], defaults, paid_per_request=False)
     assert local.pacing("en-US", "es") == pacing.Pacing(Latency.LOW, 0, 2, 0.0)

@@ -96,7 +96,7 @@ def fake_continuation(text: str, source_language: str, target_language: str, com
         clause: list[str] = []
         for word in words:
             if _korean_verb(word):
-                clause = clause[:1] + [word] + clause[1:]  # subject, verb, the rest of the clause
+                clause = [*clause[:1], word, *clause[1:]]  # subject, verb, the rest of the clause
                 reordered += clause
                 clause = []
             else:
