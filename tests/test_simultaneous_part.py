@@ -85,10 +85,18 @@ class Scripted(Translator):
                 self.cancelled.append(request)
 
 
-def config(latency: Latency = Latency.BALANCED, *, paid: bool = False, tentative: bool = True) -> SimultaneousConfig:
+def config(
+    latency: Latency = Latency.BALANCED, *, paid: bool = False, tentative: bool = True, rate: float = 1.5
+) -> SimultaneousConfig:
     return SimultaneousConfig.build(
-        latency, tentative, [("en-US", "es"), ("ko-KR", "en")], ServerDefaults(), paid_per_request=paid
+        latency, tentative, [("en-US", "es"), ("ko-KR", "en")], ServerDefaults(request_rate=rate), paid_per_request=paid
     )
+
+
+def prefixes_asked(translator: Scripted) -> list[str]:
+    """The texts of the re-translations of an engine held to a budget (no witness translations)."""
+    assert translator.paid_per_request
+    return [r.text for r in translator.requests if r.partial]
 
 
 class Harness:
@@ -144,10 +152,12 @@ def test_committed_tokens_come_while_speaking_and_add_up_to_the_complete_transla
     # Tentative text: the latest re-translation beyond the committed words, replaced as it changes.
     tentatives = [e.text for e in h.events if isinstance(e, ev.Tentative)]
     assert tentatives and all(t.startswith(" ") or t == "" for t in tentatives[1:])
-    # A local engine re-translates every time the translatable prefix grows, never in parallel.
-    partials = [r for r in h.translator.requests if r.partial]
-    # (English holds no stable word back at the default level; the newest word is not stable yet.)
-    assert [r.text for r in partials] == [" ".join(WORDS[:n]) for n in range(1, len(WORDS))]
+    # A local engine re-translates every time the translatable prefix grows (English holds no stable word back
+    # at the default level; the newest word is not stable yet), and translates the whole interim beside it.
+    partials = [r.text for r in h.translator.requests if r.partial]
+    prefixes = [" ".join(WORDS[:n]) for n in range(1, len(WORDS))]
+    assert [t for t in partials if t in prefixes[:1]] == prefixes[:1]
+    assert set(partials) == set(prefixes) | {" ".join(WORDS)}  # the witnesses: every interim's whole text
     assert all(r.committed is not None for r in h.translator.requests)  # simultaneous prompts throughout
     final = h.translator.requests[-1]
     assert not final.partial and final.committed and h.completes()[0].startswith(final.committed)
@@ -155,12 +165,12 @@ def test_committed_tokens_come_while_speaking_and_add_up_to_the_complete_transla
 
 def test_the_holdback_keeps_the_last_stable_words_out_of_the_requests() -> None:
     async def main() -> Scripted:
-        h = Harness(Scripted(), config(Latency.ACCURATE))  # en: 3 words held back, 3 agreeing passes
+        # en at the accurate level: 2 words held back, 3 agreeing passes (a budget big enough to ask at every word)
+        h = Harness(Scripted(paid=True), config(Latency.ACCURATE, paid=True, rate=100))
         await h.speak(WORDS)
         return h.translator
 
-    translator = asyncio.run(main())
-    texts = [r.text for r in translator.requests]
+    texts = prefixes_asked(asyncio.run(main()))
     assert texts[0] == "we" and texts[-1] == " ".join(WORDS[: len(WORDS) - 1 - 2])  # stable minus the newest minus 2
 
 
@@ -288,12 +298,13 @@ def test_a_moved_session_continues_the_committed_text_of_its_sentence() -> None:
 
 def test_korean_waits_for_more_words_than_english() -> None:
     async def main() -> tuple[Scripted, Scripted]:
-        en, ko = Harness(Scripted()), Harness(Scripted())
+        cfg = config(paid=True, rate=100)
+        en, ko = Harness(Scripted(paid=True), cfg), Harness(Scripted(paid=True), cfg)
         await en.speak(WORDS[:6])
         await ko.speak(["저희는", "다음", "주에", "계약서에", "서명하고", "싶습니다", "감사합니다"], language="ko-KR")
         return en.translator, ko.translator
 
     en, ko = asyncio.run(main())
     # The newest word is not stable; of the stable ones English holds back none, Korean 1.
-    assert max(len(r.text.split()) for r in en.requests) == 6 - 1 - 0
-    assert max(len(r.text.split()) for r in ko.requests) == 7 - 1 - 1
+    assert max(len(t.split()) for t in prefixes_asked(en)) == 6 - 1 - 0
+    assert max(len(t.split()) for t in prefixes_asked(ko)) == 7 - 1 - 1

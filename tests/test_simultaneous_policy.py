@@ -96,6 +96,22 @@ def test_local_agreement_commits_what_two_successive_re_translations_share() -> 
     assert a.committed == "Nos gustaría"
 
 
+def test_a_witness_of_the_whole_hypothesis_commits_a_step_sooner() -> None:
+    a = Agreement(2)
+    # The stable prefix is "we would", the recogniser has heard "we would like to" so far.
+    step = a.offer("Nos gustaría", witness="Nos gustaría hablar")
+    assert step.committed == "Nos gustaría" and step.tentative == " hablar"  # the witness shows further
+    # What the following words change is not committed: "new" waits for its noun.
+    a = Agreement(2)
+    step = a.offer("las nuevas", witness="las máquinas nuevas")
+    assert step.committed == "las" and step.tentative == " máquinas nuevas"
+    # With three agreeing passes the witness stands in for the third: the last two prefixes must agree too.
+    a = Agreement(3)
+    assert a.offer("El", witness="El primer envío").committed == ""
+    assert a.offer("El primer", witness="El primer envío llegará").committed == "El"
+    assert a.offer("El primer envío", witness="El primer envío llegará a").committed == " primer"
+
+
 def test_three_way_agreement_waits_for_a_third_re_translation() -> None:
     a = Agreement(3)
     assert a.offer("We").committed == ""

@@ -66,20 +66,37 @@ class Agreement:
         """Everything committed so far: what the caller's tokens of this translation add up to."""
         return self._committed
 
-    def offer(self, translation: str) -> Step:
-        """Take a re-translation of a longer stable prefix of the sentence; return what it commits."""
+    def offer(self, translation: str, witness: str | None = None) -> Step:
+        """Take a re-translation of a longer stable prefix of the sentence; return what it commits.
+
+        ``witness``: the translation of the whole hypothesis heard so far,
+        the unstable words after the prefix included (a local engine makes
+        both). It stands in for the next re-translation: what the prefix's
+        translation and the witness agree on did not change when more words
+        followed, so it is committed a step sooner. The witness itself is
+        never committed beyond that agreement; it is the tentative text.
+        """
         self.offers += 1
         committed = text.tokens(self._committed)
-        said = text.without_sentence_end(text.tokens(translation))
-        aligned = committed + self._attached(committed, said[text.continuation_start(committed, said) :])
+        aligned = self._aligned(committed, translation)
         self._recent.append(aligned)
-        if len(self._recent) == self.agreement:
-            agreed = min(text.common_prefix(self._recent[0], other) for other in self._recent)
+        window = list(self._recent)
+        shown = aligned
+        if witness is not None:
+            shown = self._aligned(committed, witness)
+            window = [*window[len(window) - (self.agreement - 1) :], shown]
+        if len(window) == self.agreement:
+            agreed = min(text.common_prefix(window[0], other) for other in window)
             if agreed > len(committed):
                 new = "".join(aligned[len(committed) : agreed])
                 self._committed += new
-                return Step(new, "".join(aligned[agreed:]))
-        return Step("", "".join(aligned[len(committed) :]))
+                return Step(new, "".join(shown[agreed:]))
+        return Step("", "".join(shown[len(committed) :]))
+
+    def _aligned(self, committed: list[str], translation: str) -> list[str]:
+        """A partial translation as tokens, put in line with the committed ones (see the module docstring)."""
+        said = text.without_sentence_end(text.tokens(translation))
+        return committed + self._attached(committed, said[text.continuation_start(committed, said) :])
 
     def commit(self, more: str) -> str:
         """Commit ``more`` after the committed text (the final's rest, or a piece of it); the text to send.

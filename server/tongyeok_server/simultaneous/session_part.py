@@ -127,7 +127,7 @@ class SimultaneousPart:
             budget = self._budget(transcript.language_code, target)
             budget.add_speech(heard)
             translation.request = self._request_for(transcript.language_code, target)
-            translation.stable(transcript.stable_text)
+            translation.stable(transcript.stable_text, transcript.text)
 
     def _start(self, utterance_id: int, language: str, target: str) -> UtteranceTranslation:
         return UtteranceTranslation(

@@ -5,7 +5,9 @@ stable words minus the held-back tail, ``source``) grows, the prefix is
 translated again, at most one request at a time:
 
 - a **local engine** (no request budget) re-translates as soon as the last
-  pass is done, with the newest prefix;
+  pass is done, with the newest prefix, and translates the interim's whole
+  text beside it (the witness ``Agreement.offer`` commits a step sooner
+  with);
 - an engine **paid per request** re-translates when the budget allows one
   (``pacing.RequestBudget``: a sentence's opening requests first). A
   request in flight that has not begun to answer is then stale, and is
@@ -87,6 +89,7 @@ class UtteranceTranslation:
         if committed:  # a session that moved here mid-sentence: what the caller already has
             self.agreement.commit(committed)
         self._latest = ""  # the newest translatable prefix
+        self._hypothesis = ""  # the newest interim's whole text
         self._requested_units = 0  # units of the prefix last asked for
         self._task: asyncio.Task[None] | None = None
         self._answering = False  # the request in flight has begun to answer
@@ -109,10 +112,16 @@ class UtteranceTranslation:
         """The language the utterance is spoken in."""
         return self.request.source_language
 
-    def stable(self, stable_text: str) -> None:
-        """The utterance's stable text grew (or an interim came): re-translate if there is more to translate."""
+    def stable(self, stable_text: str, hypothesis: str = "") -> None:
+        """An interim came (its stable text may have grown): re-translate if there is more to translate.
+
+        ``hypothesis`` is the interim's whole text, the unstable words
+        included: a local engine translates it too, as the witness of what
+        the words after the prefix do to its translation (``Agreement.offer``).
+        """
         if self._closed:
             return
+        self._hypothesis = hypothesis
         prefix = source.translatable(stable_text, self.pacing.holdback)
         prefix = source.without_open_terms(prefix, [t.source for t in self.request.glossary_for_target()])
         if source.unit_count(prefix) > source.unit_count(self._latest):
@@ -148,27 +157,40 @@ class UtteranceTranslation:
 
     async def _retranslate(self, prefix: str) -> None:
         committed = self.agreement.committed
-        request = replace(self.request, text=prefix, partial=True, committed=committed)
-        parts: list[str] = []
+        # A local engine also translates the whole hypothesis (it costs a pass of a few milliseconds): the
+        # witness that lets the prefix's words be committed without waiting for the next re-translation.
+        hypothesis = self._hypothesis if self._budget.unlimited else ""
         try:
-            async with contextlib.aclosing(self._translator.translate(request)) as chunks:
-                async for chunk in chunks:
-                    self._answering = True
-                    if isinstance(chunk, TokenDelta):
-                        parts.append(chunk.text)
-                    elif isinstance(chunk, TranslationRestart):
-                        parts.clear()
+            answer = await self._ask(prefix, committed)
+            witness = None
+            if source.unit_count(hypothesis) > source.unit_count(prefix):
+                witness = await self._ask(hypothesis, committed)
         except ServiceError as error:
-            log.debug("session %s: a re-translation failed (%s); the final will do", request.session_id, error.message)
+            log.debug(
+                "session %s: a re-translation failed (%s); the final will do", self.request.session_id, error.message
+            )
         else:
-            answer = "".join(parts)
             self.answers += 1
-            self._take(self._after(committed, answer) if self._translator.continues_committed else answer)
+            self._take(answer, witness)
         self._answering = False
         self._cancelled_in_a_row = 0
         if self._pending:  # a longer prefix came meanwhile
             self._pending = False
             asyncio.get_running_loop().call_soon(self._maybe_request)
+
+    async def _ask(self, text: str, committed: str) -> str:
+        """The translation of the partial ``text``, as a whole (a continuation put after ``committed``)."""
+        request = replace(self.request, text=text, partial=True, committed=committed)
+        parts: list[str] = []
+        async with contextlib.aclosing(self._translator.translate(request)) as chunks:
+            async for chunk in chunks:
+                self._answering = True
+                if isinstance(chunk, TokenDelta):
+                    parts.append(chunk.text)
+                elif isinstance(chunk, TranslationRestart):
+                    parts.clear()
+        answer = "".join(parts)
+        return self._after(committed, answer) if self._translator.continues_committed else answer
 
     @staticmethod
     def _after(committed: str, answer: str) -> str:
@@ -178,10 +200,10 @@ class UtteranceTranslation:
         scratch.commit(answer)
         return scratch.committed
 
-    def _take(self, translation: str) -> None:
+    def _take(self, translation: str, witness: str | None = None) -> None:
         if self._closed:
             return
-        step = self.agreement.offer(translation)
+        step = self.agreement.offer(translation, witness)
         if step.committed:
             self._send(step.committed)
         if self._tentative and step.tentative != self._shown:
