@@ -123,6 +123,38 @@ def test_the_page_shows_the_spoken_words_and_their_translation(page: Any, web_se
     assert any("Good morning" in s.content for s in subtitles), [s.content for s in subtitles]
 
 
+def test_the_simultaneous_switch_interprets_while_the_speaker_talks(page: Any, web_server: TongyeokServer) -> None:
+    received: list[dict[str, Any]] = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda f: received.append(json.loads(f)) if isinstance(f, str) else None),
+    )
+    open_page(page, web_server, "source=en&target=es")
+    assert page.is_visible("#simultaneous-label")
+    page.check("#simultaneous")
+    page.click("#start")
+    row = said(page, "en", "Good morning")
+    assert "Buenos días" in translated(row, "es")
+    page.click("#start")
+    page.wait_for_selector("#status:has-text('Ended')", timeout=WAIT_MS)
+    (started,) = [m["sessionStarted"] for m in received if "sessionStarted" in m]
+    assert started["effectiveConfig"]["translationOptions"]["mode"] == "INTERPRETATION_MODE_SIMULTANEOUS"
+    assert started["simultaneousDirections"][0]["targetLanguageCode"] == "es"
+    # Committed tokens only, never reset: per utterance they add up to the complete translation.
+    assert not [m for m in received if "translationReset" in m]
+    tokens: dict[str, str] = {}
+    for m in received:
+        if "translationToken" in m:
+            t = m["translationToken"]
+            tokens[t["utteranceId"]] = tokens.get(t["utteranceId"], "") + t["text"]
+    completes = {
+        m["translationComplete"]["utteranceId"]: m["translationComplete"]["text"]
+        for m in received
+        if "translationComplete" in m
+    }
+    assert completes and all(tokens[u] == text for u, text in completes.items())
+
+
 def test_two_way_each_side_is_translated_into_the_other(page: Any, web_server: TongyeokServer) -> None:
     open_page(page, web_server, "source=en&source=es")
     assert page.is_hidden("#target-label")  # two-way: each side goes into the other

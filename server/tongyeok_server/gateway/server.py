@@ -23,7 +23,6 @@ import grpc
 from aiohttp import web
 from google.protobuf import json_format
 
-from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import transcripts_pb2 as tpb
 from tongyeok_server.api.interpret import InterpretFlow
 from tongyeok_server.api.servicer import InterpreterServicer
@@ -128,10 +127,8 @@ class WebGateway:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def _info(self, request: web.Request) -> web.Response:
-        """What the page must know before it starts: whether it needs a credential."""
-        return web.json_response(
-            {"authRequired": self.parts.authenticator is not None, "simultaneousField": _simultaneous_field()}
-        )
+        """What the page must know before it starts: whether it needs a credential, whether it may interpret live."""
+        return web.json_response({"authRequired": self.parts.authenticator is not None, "simultaneous": True})
 
     async def _preflight(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
@@ -215,11 +212,3 @@ def _listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     )
     sock.setblocking(False)
     return sock
-
-
-def _simultaneous_field() -> str:
-    """The JSON name of ``InterpretConfig``'s simultaneous-mode switch, when this build's proto has one."""
-    for field in pb.InterpretConfig.DESCRIPTOR.fields:
-        if "simultaneous" in field.name and field.type == field.TYPE_BOOL:
-            return str(field.json_name)
-    return ""

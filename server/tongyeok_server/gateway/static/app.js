@@ -83,7 +83,14 @@ function sessionConfig(rate) {
       sampleRateHertz: 24000,
     };
   }
-  if (state.info.simultaneousField && $("simultaneous").checked) config[state.info.simultaneousField] = true;
+  if (state.info.simultaneous && $("simultaneous").checked) {
+    // Translated while the speaker talks: committed tokens, then the tentative rest greyed (issue 19).
+    config.translationOptions = {
+      ...(config.translationOptions || {}),
+      mode: "INTERPRETATION_MODE_SIMULTANEOUS",
+      tentativeTranslations: true,
+    };
+  }
   return config;
 }
 
@@ -277,13 +284,17 @@ function onFrame(data) {
   }
 }
 
-// Simultaneous mode (issue 19): a tentative translation of a sentence still being said, shown greyed.
+// Simultaneous mode (issue 19): the committed text of a sentence still being said, then its tentative rest greyed.
 function tentative(m) {
-  const key = Object.keys(m).find((k) => k !== "sequenceNumber");
-  const t = key && key.toLowerCase().includes("tentative") ? m[key] : null;
+  const t = m.translationTentative;
   if (!t || !t.utteranceId || !t.targetLanguageCode) return;
   const el = translation(t.utteranceId, t.targetLanguageCode);
-  if (!el.classList.contains("complete")) labelled(el, t.targetLanguageCode, t.text || "", "tentative");
+  if (el.classList.contains("complete")) return;
+  labelled(el, t.targetLanguageCode, el.dataset.text, "");
+  const rest = document.createElement("span");
+  rest.className = "tentative";
+  rest.textContent = t.text || "";
+  el.append(rest);
 }
 
 // -- audio kept for a resume -------------------------------------------------------
@@ -345,7 +356,7 @@ async function download(format) {
 
 async function init() {
   state.info = await (await fetch("/v1/info")).json();
-  $("simultaneous-label").hidden = !state.info.simultaneousField;
+  $("simultaneous-label").hidden = !state.info.simultaneous;
   if (state.info.authRequired) {
     $("credential-row").hidden = false;
     $("credential").value = sessionStorage.getItem("tongyeok-credential") || "";
