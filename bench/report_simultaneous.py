@@ -58,7 +58,7 @@ def simultaneous_table(results: dict[str, Any]) -> Table:
         "end offset p50/p95 \\[floor] / target",
         "retracted chars, resets",
         "erasure",
-        "chrF ref (vs consecutive)",
+        "chrF ref (vs consecutive; vs its finals translated whole)",
         "requests / speech-s (cancelled)",
         "server cores / stream",
     ):
@@ -72,7 +72,9 @@ def simultaneous_table(results: dict[str, Any]) -> Table:
                 versus = embedded.get("chrf_simultaneous_vs_consecutive")
             elif "simultaneous-" in name:
                 versus = f.get("chrf_vs_consecutive")
-            chrf = f"{_s(f.get('chrf_reference'))}" + (f" ({_s(versus)})" if versus is not None else "")
+            chrf = _s(f.get("chrf_reference"))
+            if versus is not None:
+                chrf += f" ({_s(versus)}; {_s(f.get('chrf_same_finals'))})"
         requests = "-"
         if "requests_per_speech_s" in f:
             requests = f"{f['requests_per_speech_s']:.2f} ({f['cancelled']})"

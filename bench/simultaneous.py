@@ -266,6 +266,7 @@ def sentence_figures(stream: StreamLog, sentences: list[Sentence], target: str) 
                 "erased_words": erased,
                 "words": words,
                 "complete": translation.complete,
+                "final": stream.finals[uid][3],
                 # Floors: nothing can be translated before it is stable, nor completed before the final.
                 "floor_al_s": sm.average_lagging(stable, duration),
                 "floor_first_word_s": stable[0] if stable else None,
@@ -313,6 +314,29 @@ def chrf(hypotheses: list[str], references: list[str]) -> float | None:
         return None
     score: float = CHRF().corpus_score([h for h, _ in pairs], [[r for _, r in pairs]]).score
     return round(score, 2)
+
+
+def _translated(address: str, texts: list[str]) -> list[str]:
+    """Each text's whole translation into Spanish from the same server (TranslateText), "" for an empty one."""
+    out = []
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
+        for text in texts:
+            if not text.strip():
+                out.append("")
+                continue
+            request = pb.TranslateTextRequest(text=text, source_language_code="en", target_language_codes=["es"])
+            out.append(
+                next(
+                    (
+                        r.translation_complete.text
+                        for r in stub.TranslateText(request, timeout=30)
+                        if r.HasField("translation_complete")
+                    ),
+                    "",
+                )
+            )
+    return out
 
 
 def _completes(rows: list[dict[str, Any]], count: int) -> list[str]:
@@ -363,6 +387,11 @@ def _embedded(children: Children, options: SimultaneousOptions, work_dir: Path) 
                 "chrf_reference": chrf(completes[mode], REFERENCES_ES[: len(sentences)]),
                 "rows": rows,
             }
+            if mode != "consecutive":
+                # The recogniser does not hear a phase's speech exactly as the last one's: against what a
+                # consecutive translation of the same finals says, only the policy's effect is left.
+                same = _translated(address, [r.get("final", "") for r in rows])
+                out[mode]["chrf_same_finals"] = chrf([r.get("complete", "") for r in rows], same)
         out["chrf_simultaneous_vs_consecutive"] = chrf(completes["simultaneous"], completes["consecutive"])
         for mode in phases(options)[2:]:
             out[mode]["chrf_vs_consecutive"] = chrf(completes[mode], completes["consecutive"])
