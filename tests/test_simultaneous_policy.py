@@ -278,7 +278,7 @@ def test_a_sentence_saves_what_the_next_one_opens_with() -> None:
 
 
 def test_the_operators_defaults_are_checked_and_shape_every_direction() -> None:
-    from tongyeok_server.settings import ServerSettings
+    from tongyeok_server.settings import SettingsError, from_args
     from tongyeok_server.simultaneous.options import ServerDefaults, SimultaneousConfig
 
     defaults = ServerDefaults.parse("Accurate", "ko=3", 2.0)
@@ -295,10 +295,13 @@ def test_the_operators_defaults_are_checked_and_shape_every_direction() -> None:
     ):
         with pytest.raises(ValueError, match=needle):
             ServerDefaults.parse(*bad)
-    with pytest.raises(SystemExit):
-        ServerSettings.from_args(["--simultaneous-holdback", "korean"], environ={})
-    settings = ServerSettings.from_args([], environ={"TONGYEOK_SIMULTANEOUS_LATENCY": "low"})
+    with pytest.raises(SettingsError, match="--simultaneous-holdback 'korean': expected SOURCE=WORDS"):
+        from_args(["--simultaneous-holdback", "korean"], environ={})
+    with pytest.raises(SettingsError, match="TONGYEOK_SIMULTANEOUS_LATENCY='fast'"):
+        from_args([], environ={"TONGYEOK_SIMULTANEOUS_LATENCY": "fast"})
+    settings = from_args([], environ={"TONGYEOK_SIMULTANEOUS_LATENCY": "low"}).simultaneous
     assert settings.simultaneous_latency == "low" and settings.simultaneous_request_rate == 1.5
+    assert ServerDefaults.from_settings(settings).latency is Latency.LOW
 
 
 def test_a_word_committed_in_another_form_is_not_said_again() -> None:

@@ -343,4 +343,3 @@ def _web_gateway(settings: WebSettings, runtime_dir: str, server: TongyeokServer
             server.security.refusals,
         )
     )
-
