@@ -319,11 +319,13 @@ def _extensions(settings: Settings, metrics: Metrics | None = None) -> list[Sess
     ``metrics`` (None when off) is for those that have figures of their own
     to report (the meeting record's write lag and failures).
     """
+    from tongyeok_server.echo.extension import EchoExtension
     from tongyeok_server.synthesis.extension import SpeechExtension
     from tongyeok_server.synthesis.registry import create_synthesizer
 
     extensions: list[SessionExtension] = [
         SpeechExtension(create_synthesizer(settings.synthesis, settings.google, settings.openai)),
+        EchoExtension(settings.synthesis.echo_suppression, settings.synthesis.echo_max_delay_s),
         record_extension(settings.store, metrics.store_observer() if metrics is not None else None),
     ]
     return extensions

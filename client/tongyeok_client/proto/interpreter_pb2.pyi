@@ -64,6 +64,7 @@ class NoticeCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOTICE_CODE_SYNTHESIS_FAILED: _ClassVar[NoticeCode]
     NOTICE_CODE_LIMITS_LOCAL: _ClassVar[NoticeCode]
     NOTICE_CODE_LIMITS_SHARED: _ClassVar[NoticeCode]
+    NOTICE_CODE_ECHO_HEARD: _ClassVar[NoticeCode]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 AUDIO_ENCODING_LINEAR16: AudioEncoding
 AUDIO_ENCODING_MULAW: AudioEncoding
@@ -97,6 +98,7 @@ NOTICE_CODE_RECORD_RESTORED: NoticeCode
 NOTICE_CODE_SYNTHESIS_FAILED: NoticeCode
 NOTICE_CODE_LIMITS_LOCAL: NoticeCode
 NOTICE_CODE_LIMITS_SHARED: NoticeCode
+NOTICE_CODE_ECHO_HEARD: NoticeCode
 
 class InterpretRequest(_message.Message):
     __slots__ = ("config", "audio", "resume", "end")
@@ -165,7 +167,7 @@ class TranslationOptions(_message.Message):
     def __init__(self, style: _Optional[_Union[TranslationStyle, str]] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., context_sentences: _Optional[int] = ..., mode: _Optional[_Union[InterpretationMode, str]] = ..., latency: _Optional[_Union[SimultaneousLatency, str]] = ..., tentative_translations: _Optional[bool] = ...) -> None: ...
 
 class InterpretConfig(_message.Message):
-    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output", "store_transcript", "resumption")
+    __slots__ = ("audio_format", "source_language_codes", "target_language_codes", "interim_results", "translation_options", "voice_activity_events", "speech_output", "store_transcript", "resumption", "echo_suppression")
     AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +177,7 @@ class InterpretConfig(_message.Message):
     SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     STORE_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     RESUMPTION_FIELD_NUMBER: _ClassVar[int]
+    ECHO_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     audio_format: AudioFormat
     source_language_codes: _containers.RepeatedScalarFieldContainer[str]
     target_language_codes: _containers.RepeatedScalarFieldContainer[str]
@@ -184,7 +187,8 @@ class InterpretConfig(_message.Message):
     speech_output: SpeechOutputConfig
     store_transcript: bool
     resumption: SessionResumption
-    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ..., store_transcript: _Optional[bool] = ..., resumption: _Optional[_Union[SessionResumption, _Mapping]] = ...) -> None: ...
+    echo_suppression: bool
+    def __init__(self, audio_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language_codes: _Optional[_Iterable[str]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., interim_results: _Optional[bool] = ..., translation_options: _Optional[_Union[TranslationOptions, _Mapping]] = ..., voice_activity_events: _Optional[bool] = ..., speech_output: _Optional[_Union[SpeechOutputConfig, _Mapping]] = ..., store_transcript: _Optional[bool] = ..., resumption: _Optional[_Union[SessionResumption, _Mapping]] = ..., echo_suppression: _Optional[bool] = ...) -> None: ...
 
 class VoiceSelection(_message.Message):
     __slots__ = ("language_code", "voice")
@@ -279,7 +283,7 @@ class EngineInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer", "transcript_stored", "resume_token", "resume_window", "simultaneous_directions")
+    __slots__ = ("session_id", "effective_config", "recognizer", "translator", "ignored_options", "synthesizer", "transcript_stored", "resume_token", "resume_window", "simultaneous_directions", "echo_suppression")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     RECOGNIZER_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +294,7 @@ class SessionStarted(_message.Message):
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     RESUME_WINDOW_FIELD_NUMBER: _ClassVar[int]
     SIMULTANEOUS_DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    ECHO_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     effective_config: InterpretConfig
     recognizer: EngineInfo
@@ -300,7 +305,8 @@ class SessionStarted(_message.Message):
     resume_token: str
     resume_window: _duration_pb2.Duration
     simultaneous_directions: _containers.RepeatedCompositeFieldContainer[SimultaneousDirection]
-    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ..., resume_token: _Optional[str] = ..., resume_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., simultaneous_directions: _Optional[_Iterable[_Union[SimultaneousDirection, _Mapping]]] = ...) -> None: ...
+    echo_suppression: EngineInfo
+    def __init__(self, session_id: _Optional[str] = ..., effective_config: _Optional[_Union[InterpretConfig, _Mapping]] = ..., recognizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., translator: _Optional[_Union[EngineInfo, _Mapping]] = ..., ignored_options: _Optional[_Iterable[str]] = ..., synthesizer: _Optional[_Union[EngineInfo, _Mapping]] = ..., transcript_stored: _Optional[bool] = ..., resume_token: _Optional[str] = ..., resume_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., simultaneous_directions: _Optional[_Iterable[_Union[SimultaneousDirection, _Mapping]]] = ..., echo_suppression: _Optional[_Union[EngineInfo, _Mapping]] = ...) -> None: ...
 
 class SimultaneousDirection(_message.Message):
     __slots__ = ("source_language_code", "target_language_code", "latency", "holdback_words", "agreement", "max_requests_per_speech_second")
@@ -337,7 +343,7 @@ class InterimTranscript(_message.Message):
     def __init__(self, utterance_id: _Optional[int] = ..., text: _Optional[str] = ..., language_code: _Optional[str] = ..., stability: _Optional[float] = ..., audio_start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., audio_end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stable_text: _Optional[str] = ...) -> None: ...
 
 class FinalTranscript(_message.Message):
-    __slots__ = ("utterance_id", "text", "language_code", "confidence", "audio_start_offset", "audio_end_offset", "target_language_codes")
+    __slots__ = ("utterance_id", "text", "language_code", "confidence", "audio_start_offset", "audio_end_offset", "target_language_codes", "echo", "echo_of_utterance_id")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -345,6 +351,8 @@ class FinalTranscript(_message.Message):
     AUDIO_START_OFFSET_FIELD_NUMBER: _ClassVar[int]
     AUDIO_END_OFFSET_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
+    ECHO_FIELD_NUMBER: _ClassVar[int]
+    ECHO_OF_UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     text: str
     language_code: str
@@ -352,7 +360,9 @@ class FinalTranscript(_message.Message):
     audio_start_offset: _duration_pb2.Duration
     audio_end_offset: _duration_pb2.Duration
     target_language_codes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, utterance_id: _Optional[int] = ..., text: _Optional[str] = ..., language_code: _Optional[str] = ..., confidence: _Optional[float] = ..., audio_start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., audio_end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., target_language_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+    echo: bool
+    echo_of_utterance_id: int
+    def __init__(self, utterance_id: _Optional[int] = ..., text: _Optional[str] = ..., language_code: _Optional[str] = ..., confidence: _Optional[float] = ..., audio_start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., audio_end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., target_language_codes: _Optional[_Iterable[str]] = ..., echo: _Optional[bool] = ..., echo_of_utterance_id: _Optional[int] = ...) -> None: ...
 
 class TranslationToken(_message.Message):
     __slots__ = ("utterance_id", "source_language_code", "target_language_code", "text")

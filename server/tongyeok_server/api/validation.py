@@ -266,6 +266,7 @@ def interpret_config(
             translator,
             simultaneous or ServerDefaults(),
         ),
+        echo_suppression=config.echo_suppression if config.HasField("echo_suppression") else None,
     )
 
 

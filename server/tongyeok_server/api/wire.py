@@ -154,6 +154,8 @@ def interpret_response(event: ev.SessionEvent) -> pb.InterpretResponse:
                 audio_start_offset=duration(t.start_offset_s),
                 audio_end_offset=duration(t.end_offset_s),
                 target_language_codes=event.target_languages,
+                echo=bool(event.echo_of),
+                echo_of_utterance_id=event.echo_of,
             )
         )
     if isinstance(event, ev.Token):

@@ -107,5 +107,6 @@ def session_end_fields(session: Session, duration_s: float, audio_s: float, *, r
         "finals": s.finals,
         "translations": s.translations,
         "translation_failures": s.translation_failures,
+        "echo_finals": s.echo_finals,
         "resumes": resumes,
     }

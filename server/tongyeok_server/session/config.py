@@ -27,6 +27,9 @@ class SessionConfig:
     #: Simultaneous interpretation (translate while the speaker talks); None: consecutive.
     simultaneous: SimultaneousConfig | None = None
 
+    #: Whether the caller asked for echo suppression (``echo/``); None = the server's default.
+    echo_suppression: bool | None = None
+
     @property
     def mode(self) -> str:
         """``"simultaneous"`` or ``"consecutive"`` (for logs and the meeting record)."""

@@ -19,6 +19,7 @@ class NoticeCode(enum.Enum):
     RECORD_INCOMPLETE = 5
     RECORD_RESTORED = 6
     SYNTHESIS_FAILED = 7
+    ECHO_HEARD = 10
     LIMITS_LOCAL = 15
     LIMITS_SHARED = 16
 
@@ -38,6 +39,8 @@ class Final:
     utterance_id: int
     transcript: Transcript
     target_languages: tuple[str, ...]
+    #: Non-zero: this is the session's own speech of that utterance coming back (``echo/``): not translated.
+    echo_of: int = 0
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import grpc
 
 from tongyeok_server.auth.caller import ANONYMOUS, Caller
+from tongyeok_server.echo.base import EchoFilter
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import (
     RecognitionConfig,
@@ -84,6 +85,7 @@ class SessionStats:
     finals: int = 0
     translations: int = 0
     translation_failures: int = 0
+    echo_finals: int = 0  # finals that were the session's own speech coming back (not translated)
     first_final_latency_s: float | None = None
 
 
@@ -137,6 +139,7 @@ class Session:
         self._draining = False
         self._moving = False  # handing over to another server: recognition stopped, no final may follow
         self._ended = False
+        self._echo: EchoFilter | None = None
         self.outcome: str = "open"  # "ok", "cancelled" or a status code name, for the log line
 
     # -- lifecycle -------------------------------------------------------
@@ -144,6 +147,15 @@ class Session:
     def add_observer(self, observer: SessionObserver) -> None:
         """Let ``observer`` follow this session (before ``start``; see ``session/observer.py``)."""
         self._observers.add(observer)
+
+    def set_echo_filter(self, echo: EchoFilter) -> None:
+        """Keep the session's own speech out of its recognition (before ``start``; see ``echo/``)."""
+        self._echo = echo
+
+    @property
+    def echo_filter(self) -> EchoFilter | None:
+        """The echo filter set, if any."""
+        return self._echo
 
     def delivered(self, event: ev.SessionEvent) -> None:
         """The RPC wrote ``event`` to the caller's stream (on the loop): tell the observers that ask."""
@@ -185,6 +197,10 @@ class Session:
         self.last_audio_at = time.monotonic()
         if self._observers:  # before the engine: the record keeps what the caller sent, in order
             self._observers.notify(lambda observer: observer.on_audio(audio))
+        if self._echo is not None:  # the same length back, the session's own speech taken out
+            audio = await self._echo.clean(audio)
+            if self._stream is not stream:
+                return  # ended or handed over meanwhile
         await stream.write_async(audio)
 
     def caller_away(self, away: bool) -> None:
@@ -400,13 +416,22 @@ class Session:
             text = transcript.text.strip()
         if not text:
             return
-        targets = self.config.targets_for(transcript.language_code)
+        # The session's own speech heard again is not translated; in simultaneous mode, unless words of its
+        # translation already went out (committed): those are finished as promised (README: echo).
+        echo_of = self._echo.echo_of(transcript) if self._echo is not None and not committed else 0
+        targets = self.config.targets_for(transcript.language_code) if not echo_of else ()
         targets += tuple(t for t in committed if t not in targets)
         utterance_id = self._utterance_id
         self._utterance_id += 1
         # Before the final is emitted, so that no check of the end can run between the final and its translations.
         self._gate.expect_translations(len(targets))
         self._last_interim = ("", "")
+        if echo_of:  # its own speech heard again: shown for what it is, never translated, spoken or recorded
+            self.stats.echo_finals += 1
+            if self._simultaneous is not None:
+                self._simultaneous.final(utterance_id, ())  # its tentative re-translations stop
+            self._emit(ev.Final(utterance_id, transcript, (), echo_of))
+            return
         self.stats.finals += 1
         self._emit(ev.Final(utterance_id, transcript, targets))
         context = self._history.context(self.config.translation.context_sentences)

@@ -78,7 +78,7 @@ class TranslationSettings(Group):
 
 
 class SynthesisSettings(Group):
-    """Speech output: which engine and its voices."""
+    """Speech output: which engine, its voices, and keeping it out of the recognition (echo suppression)."""
 
     synthesizer: SynthesizerName = option(
         "embedded", "speech output engine: embedded (Piper + espeak-ng), espeak, piper, openai, google or none"
@@ -102,6 +102,14 @@ class SynthesisSettings(Group):
         "Chirp3-HD-Charon",
         "Google voice 'default' selects in each locale, without the locale (streaming: Chirp3-HD)",
         min_length=1,
+    )
+    echo_suppression: bool = option(
+        True,
+        "keep the server's spoken translations out of recognition when a caller's microphone hears them "
+        "(a session may turn it off with config.echo_suppression)",
+    )
+    echo_max_delay_s: float = option(
+        4.0, "longest delay (seconds) between sending speech and hearing it that echo is looked for", ge=0.5, le=15.0
     )
     google_tts_endpoint: str = option(
         "", "Text-to-Speech host:port (default: the location's); --google-insecure/--google-ca-file apply"

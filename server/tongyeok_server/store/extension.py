@@ -115,6 +115,8 @@ class RecordObserver(SessionObserver):
 
     def on_event(self, event: ev.SessionEvent) -> None:
         sid = self._session.id
+        if isinstance(event, ev.Final) and event.echo_of:
+            return  # the session's own speech heard again: not something anyone said
         if isinstance(event, ev.Final):
             t = event.transcript
             self._languages[event.utterance_id] = t.language_code

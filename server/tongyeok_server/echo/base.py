@@ -1,0 +1,17 @@
+"""The small interface the session uses: clean the caller's audio, judge a final."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tongyeok_server.recognition.base import Transcript
+
+
+class EchoFilter(Protocol):
+    """Keeps one session's own speech out of its recognition (``echo.guard.EchoGuard``)."""
+
+    async def clean(self, audio: bytes) -> bytes:
+        """One chunk of the caller's audio (caller's format) -> the same length, the session's speech removed."""
+
+    def echo_of(self, transcript: Transcript) -> int:
+        """The utterance whose spoken translation ``transcript`` (a final) is the echo of, or 0 (any thread)."""

@@ -1,0 +1,81 @@
+"""What the recogniser heard, per 10 ms of the caller's audio: its energy, and whether it was echo.
+
+A final's span is then judged by how much of what the recogniser heard in
+it was the session's own speech: frames that passed before the delay was
+found and turned out to hold the speech (``leaked``), and frames the
+canceller brought down by more than ``ECHO_ONLY_DB`` (nothing much but echo
+was there). A person talking over the speech leaves frames the canceller
+barely changes, which count as theirs.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import numpy.typing as npt
+
+ECHO_ONLY_DB = 10.0
+#: Frames remembered (10 ms each): two minutes, longer than any utterance.
+RING = 12000
+
+
+class FrameLog:
+    """A ring of per-frame figures by position in the caller's audio; written by one thread, read by any."""
+
+    def __init__(self, frame: int) -> None:
+        self.frame = frame
+        self._heard = np.zeros(RING, dtype=np.float64)  # energy passed to the recogniser
+        self._echo = np.zeros(RING, dtype=bool)  # that energy was (mostly) the session's speech
+        self._index = np.full(RING, -1, dtype=np.int64)  # which frame each slot holds
+        self._lock = threading.Lock()
+
+    def add(self, start: int, heard: npt.NDArray[np.int16], taken: npt.NDArray[np.int16] | None = None) -> None:
+        """Frames from sample ``start``: what the recogniser got (``heard``), and (if it ran) what the canceller took."""
+        f = self.frame
+        first = -(-start // f)  # whole frames only
+        skip = first * f - start
+        n = (len(heard) - skip) // f
+        if n <= 0:
+            return
+        out = heard[skip : skip + n * f].astype(np.float64).reshape(n, f)
+        energy = (out * out).sum(axis=1)
+        echo = np.zeros(n, dtype=bool)
+        if taken is not None:
+            before = taken[skip : skip + n * f].astype(np.float64).reshape(n, f)
+            before_energy = (before * before).sum(axis=1)
+            echo = before_energy > energy * 10 ** (ECHO_ONLY_DB / 10)
+        slots = np.arange(first, first + n) % RING
+        with self._lock:
+            self._heard[slots] = energy
+            self._echo[slots] = echo
+            self._index[slots] = np.arange(first, first + n)
+
+    def mark_leaked(self, start: int, end: int, reference_energy: npt.NDArray[np.float64]) -> None:
+        """Frames in [start, end) that passed uncancelled while the speech (``reference_energy`` per frame) played."""
+        f = self.frame
+        first = -(-start // f)
+        frames = np.arange(first, first + len(reference_energy))
+        frames = frames[frames * f < end]
+        if not len(frames):
+            return
+        voiced = reference_energy[: len(frames)] > 0
+        with self._lock:
+            slots = frames % RING
+            held = self._index[slots] == frames
+            self._echo[slots[held & voiced]] = True
+
+    def echo_share(self, start: int, end: int) -> float:
+        """Of the energy the recogniser heard in [start, end), the share that was the session's speech (0 if none)."""
+        f = self.frame
+        frames = np.arange(max(0, start // f), max(0, end // f))
+        if not len(frames):
+            return 0.0
+        frames = frames[-RING:]
+        with self._lock:
+            slots = frames % RING
+            held = self._index[slots] == frames
+            heard = self._heard[slots][held]
+            echo = self._echo[slots][held]
+        total = float(heard.sum())
+        return float(heard[echo].sum()) / total if total > 0 else 0.0

@@ -1,0 +1,219 @@
+"""One session's echo guard: the speech it sent as reference, the caller's audio cleaned, finals judged.
+
+Fed by the session on the event loop (``on_event`` as an observer: the
+speech chunks and texts it sends; ``clean`` for each chunk of the caller's
+audio, whose work runs on the loop's offload threads while the session's
+speech can still be heard, and costs nothing otherwise), and asked by the
+session at each final (``echo_of``, any thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from tongyeok_server.audio.format import AudioSpec
+from tongyeok_server.echo import aec
+from tongyeok_server.echo.align import find_delay
+from tongyeok_server.echo.frames import FrameLog
+from tongyeok_server.echo.pcm import Float32Array, Int16Array, SpeechDecoder, encode, mono, to_int16
+from tongyeok_server.echo.playout import PlayoutTrack
+from tongyeok_server.echo.words import SpokenWords
+from tongyeok_server.recognition.base import Transcript
+from tongyeok_server.session import events as ev
+from tongyeok_server.session.observer import EventSink, SessionObserver
+
+log = logging.getLogger(__name__)
+
+#: The stretch of the caller's audio correlated with the speech to find the delay.
+WINDOW_S = 0.3
+#: How often the delay is looked for while the speech can be heard: before one is found, and after.
+CHECK_UNLOCKED_S = 0.1
+CHECK_LOCKED_S = 1.0
+#: The canceller keeps running this long after the speech (as delayed) ends: the room's reverberation.
+TAIL_S = 0.5
+#: A delay found this far from the one in use replaces it (AEC3 follows smaller moves itself).
+RELOCK_S = 0.02
+#: Caller audio quieter than this (RMS, int16 scale; about -50 dBFS) is not correlated.
+VOICED_RMS = 100.0
+#: A final at least this much of whose heard energy was the session's speech is echo.
+ECHO_SHARE = 0.7
+
+
+@dataclass
+class EchoStats:
+    """Figures for the session's log line and the benchmark."""
+
+    echo_finals: int = 0
+    delay_ms: int | None = None
+    cancelled_s: float = 0.0
+
+
+class EchoGuard(SessionObserver):
+    """Keeps one session's own speech out of its recognition (see ``echo/__init__.py``)."""
+
+    def __init__(
+        self,
+        audio: AudioSpec,
+        sink: EventSink,
+        spoken_languages: tuple[str, ...],
+        *,
+        max_delay_s: float,
+        base_s: float = 0.0,
+        cancel: bool = True,
+    ) -> None:
+        self._spec = audio
+        self._sink = sink
+        self._languages = set(spoken_languages)
+        rate = self._rate = audio.sample_rate_hz
+        self._max_delay = int(max_delay_s * rate)
+        self._base = round(base_s * rate)
+        self._cancel = cancel and aec.available() and aec.supports_rate(rate)
+        self._track = PlayoutTrack(rate)
+        self._words = SpokenWords(self._max_delay, keep=int(60 * rate))
+        self._frames = FrameLog(max(1, rate // 100))
+        self._decoders: dict[tuple[int, str], SpeechDecoder] = {}
+        self._pos = 0  # caller samples taken so far
+        self._window = int(WINDOW_S * rate)
+        self._recent: collections.deque[Float32Array] = collections.deque()
+        self._recent_len = 0
+        self._next_check = 0
+        self._delay: int | None = None
+        self._tail = int(TAIL_S * rate)
+        self._aec: aec.Aec3 | None = None
+        self._heard = threading.Event()
+        self.stats = EchoStats()
+
+    @property
+    def cancels(self) -> bool:
+        """Whether the canceller runs (else only finals are judged)."""
+        return self._cancel
+
+    # -- the session's own speech (on the loop) ----------------------------------
+
+    def on_event(self, event: ev.SessionEvent) -> None:
+        if isinstance(event, ev.Audio):
+            self._spoke_audio(event)
+        elif isinstance(event, ev.Complete) and event.target_language in self._languages:
+            span = self._track.span(event.utterance_id, event.target_language) or (self._pos, self._pos)
+            self._words.spoken(event.utterance_id, event.target_language, event.text, *span)
+        elif isinstance(event, ev.Reset):
+            self._track.close(event.utterance_id, event.target_language)
+            self._decoders.pop((event.utterance_id, event.target_language), None)
+
+    def _spoke_audio(self, event: ev.Audio) -> None:
+        key = (event.utterance_id, event.target_language)
+        decoder = self._decoders.get(key)
+        if decoder is None or event.sequence_number == 0:
+            decoder = self._decoders[key] = SpeechDecoder(event.encoding, event.sample_rate_hz, self._rate)
+        samples = decoder.decode(event.audio, event.last)
+        if event.last:
+            self._decoders.pop(key, None)
+        segment = self._track.add(event.utterance_id, event.target_language, samples, self._pos, event.last)
+        self._words.spoken(event.utterance_id, event.target_language, "", segment.start, segment.end)
+
+    # -- the caller's audio ----------------------------------------------------------
+
+    async def clean(self, audio: bytes) -> bytes:
+        """The chunk with the session's speech cancelled; the chunk itself while none can be heard."""
+        samples = mono(audio, self._spec)
+        start = self._pos
+        self._pos += len(samples)
+        if not self._track.busy(start, self._pos, self._max_delay + self._tail):
+            self._forget_recent()
+            self._frames.add(start, samples)
+            return audio
+        loop = asyncio.get_running_loop()
+        cleaned = await loop.run_in_executor(None, self._process, samples, start)
+        return audio if cleaned is samples else encode(cleaned, self._spec)
+
+    def _process(self, samples: Int16Array, start: int) -> Int16Array:
+        """Find the delay, cancel (offload thread; one chunk of a session at a time, in order)."""
+        end = start + len(samples)
+        self._remember(samples.astype(np.float32))
+        if end >= self._next_check and self._recent_len >= self._window:
+            self._look_for_delay(end)
+        out = samples
+        if self._cancel and self._delay is not None:
+            head = int(aec.HEADROOM_S * self._rate)
+            at = start - self._delay + head
+            reference = self._track.reference(at - self._tail, end - self._delay + head)
+            if np.any(reference):
+                if self._aec is None:
+                    self._aec = aec.Aec3(self._rate)
+                out = self._aec.process(samples, to_int16(reference[self._tail :]))
+                self.stats.cancelled_s += len(samples) / self._rate
+        self._frames.add(start, out, samples if out is not samples else None)
+        return out
+
+    def _look_for_delay(self, end: int) -> None:
+        window = np.concatenate(list(self._recent))[-self._window :]
+        if float(np.sqrt(np.mean(window * window))) < VOICED_RMS:
+            return
+        check = CHECK_LOCKED_S if self._delay is not None else CHECK_UNLOCKED_S
+        self._next_check = end + int(check * self._rate)
+        reference = self._track.reference(end - self._window - self._max_delay, end)
+        found = find_delay(window, reference, self._rate)
+        if found is None:
+            return
+        if self._delay is not None and abs(found.samples - self._delay) <= RELOCK_S * self._rate:
+            return
+        log.debug("echo delay %.3f s (score %.2f)", found.samples / self._rate, found.score)
+        self._delay = found.samples
+        self.stats.delay_ms = int(1000 * found.samples / self._rate)
+        # What passed before: the speech at this delay was heard uncancelled.
+        lo = max(0, end - self._recent_len)
+        f = self._frames.frame
+        first = -(-lo // f)
+        n = max(0, (end - first * f) // f)
+        ref = self._track.reference(first * f - self._delay, first * f - self._delay + n * f)
+        energy = (ref.astype(np.float64).reshape(n, f) ** 2).sum(axis=1) if n else np.zeros(0)
+        self._frames.mark_leaked(first * f, end, energy)
+        self._echo_heard(self._utterance_at(end - self._delay))
+
+    def _remember(self, samples: Float32Array) -> None:
+        self._recent.append(samples)
+        self._recent_len += len(samples)
+        keep = self._window + self._rate  # the window, and a second of what came before (marked if it leaked)
+        while self._recent_len - len(self._recent[0]) >= keep:
+            self._recent_len -= len(self._recent.popleft())
+
+    def _forget_recent(self) -> None:
+        if self._recent:
+            self._recent.clear()
+            self._recent_len = 0
+
+    # -- finals (any thread) ----------------------------------------------------------
+
+    def echo_of(self, transcript: Transcript) -> int:
+        """The utterance whose spoken translation this final is the echo of, or 0."""
+        start = int(transcript.start_offset_s * self._rate) - self._base
+        end = int(transcript.end_offset_s * self._rate) - self._base
+        uid = self._words.match(transcript.text, transcript.language_code, start, end)
+        if not uid and self._frames.echo_share(start, end) >= ECHO_SHARE:
+            uid = self._utterance_at(start - (self._delay or 0))
+        if uid:
+            self.stats.echo_finals += 1
+            self._echo_heard(uid)
+        return uid
+
+    def _utterance_at(self, position: int) -> int:
+        return self._track.utterance_at(position, self._max_delay)
+
+    def _echo_heard(self, utterance_id: int) -> None:
+        if self._heard.is_set():
+            return
+        self._heard.set()
+        self._sink.emit(
+            ev.Notice(
+                ev.NoticeCode.ECHO_HEARD,
+                "the microphone hears the spoken translations; the server removes them, but headphones or "
+                "the device's echo cancellation work better",
+                utterance_id,
+            )
+        )
