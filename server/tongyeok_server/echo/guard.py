@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec
 from tongyeok_server.echo import aec
 from tongyeok_server.echo.align import find_delay
@@ -36,7 +37,7 @@ WINDOW_S = 0.3
 CHECK_UNLOCKED_S = 0.1
 CHECK_LOCKED_S = 1.0
 #: The canceller keeps running this long after the speech (as delayed) ends: the room's reverberation.
-TAIL_S = 0.5
+TAIL_S = 0.1
 #: A delay found this far from the one in use replaces it (AEC3 follows smaller moves itself).
 RELOCK_S = 0.02
 #: Caller audio quieter than this (RMS, int16 scale; about -50 dBFS) is not correlated.
@@ -99,12 +100,15 @@ class EchoGuard(SessionObserver):
     def on_event(self, event: ev.SessionEvent) -> None:
         if isinstance(event, ev.Audio):
             self._spoke_audio(event)
-        elif isinstance(event, ev.Complete) and event.target_language in self._languages:
+        elif isinstance(event, ev.Complete) and self._speaks(event.target_language):
             span = self._track.span(event.utterance_id, event.target_language) or (self._pos, self._pos)
             self._words.spoken(event.utterance_id, event.target_language, event.text, *span)
         elif isinstance(event, ev.Reset):
             self._track.close(event.utterance_id, event.target_language)
             self._decoders.pop((event.utterance_id, event.target_language), None)
+
+    def _speaks(self, language: str) -> bool:
+        return any(languages.same_language(language, spoken) for spoken in self._languages)
 
     def _spoke_audio(self, event: ev.Audio) -> None:
         key = (event.utterance_id, event.target_language)
@@ -174,7 +178,7 @@ class EchoGuard(SessionObserver):
         ref = self._track.reference(first * f - self._delay, first * f - self._delay + n * f)
         energy = (ref.astype(np.float64).reshape(n, f) ** 2).sum(axis=1) if n else np.zeros(0)
         self._frames.mark_leaked(first * f, end, energy)
-        self._echo_heard(self._utterance_at(end - self._delay))
+        self._echo_heard(self._track.utterance_in(end - self._window - self._delay, end - self._delay))
 
     def _remember(self, samples: Float32Array) -> None:
         self._recent.append(samples)
@@ -196,14 +200,12 @@ class EchoGuard(SessionObserver):
         end = int(transcript.end_offset_s * self._rate) - self._base
         uid = self._words.match(transcript.text, transcript.language_code, start, end)
         if not uid and self._frames.echo_share(start, end) >= ECHO_SHARE:
-            uid = self._utterance_at(start - (self._delay or 0))
+            delay = self._delay or 0
+            uid = self._track.utterance_in(start - delay, end - delay)
         if uid:
             self.stats.echo_finals += 1
             self._echo_heard(uid)
         return uid
-
-    def _utterance_at(self, position: int) -> int:
-        return self._track.utterance_at(position, self._max_delay)
 
     def _echo_heard(self, utterance_id: int) -> None:
         if self._heard.is_set():

@@ -84,12 +84,10 @@ class PlayoutTrack:
             found = [s for s in self._segments if s.utterance_id == utterance_id and s.language == language]
             return (found[0].start, found[-1].end) if found else None
 
-    def utterance_at(self, position: int, slack: int) -> int:
-        """The utterance whose speech is placed at ``position``, else the last one before it within ``slack``; 0 if none."""
+    def utterance_in(self, start: int, end: int) -> int:
+        """The last utterance whose speech is placed within [start, end); 0 if none."""
         with self._lock:
-            before = [s for s in self._segments if s.start <= position and s.end + slack >= position]
-        inside = [s for s in before if position < s.end]
-        found = inside or before
+            found = [s for s in self._segments if s.start < end and s.end > start]
         return found[-1].utterance_id if found else 0
 
     def busy(self, start: int, end: int, max_delay: int) -> bool:

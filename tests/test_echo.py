@@ -1,0 +1,208 @@
+"""The interpreter never interprets itself: its speech, heard again by the microphone, is not translated.
+
+At real-time pace (``tests/support/room.py``): a person says a sentence; the
+server's spoken translation comes back into the microphone 1-3 s after the
+final, at -6 dB and at 0 dB; the next person speaks right after it, or over
+its end. Whisper (multilingual, so in a two-way stream it recognises the
+Spanish echo as Spanish) and Apertium on the shared Whisper server; a
+one-way stream and a two-way stream run at the same time. Every sentence
+the person said must be recognised and translated exactly once, and the
+echo must never be translated (nor spoken, nor recorded).
+
+Without suppression the same room makes the server translate its own
+Spanish back into English (``make bench`` measures both ways); here the
+guard's parts are also checked on their own, quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tests.conftest import stub_for
+from tests.support.calls import config
+from tests.support.room import RoomRun, Turn, run_room
+from tests.support.speech import synthesize
+from tests.support.word_errors import word_error_rate
+from tongyeok_client.proto import interpreter_pb2 as pb
+from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.app import TongyeokServer
+from tongyeok_server.audio.format import AudioSpec, Encoding
+from tongyeok_server.echo import aec
+from tongyeok_server.echo.align import find_delay
+from tongyeok_server.echo.guard import EchoGuard
+from tongyeok_server.echo.words import SpokenWords
+from tongyeok_server.recognition.base import Transcript
+from tongyeok_server.session import events as ev
+
+SENTENCES = [
+    "We would like to discuss the contract today.",
+    "The delivery date is next Friday.",
+    "Thank you for your time.",
+]
+# How each sentence's speech comes back, and how the next person starts.
+ROOM = [
+    dict(gain_db=-6.0, delay_s=1.0, gap_s=0.3),  # the next person speaks right after the speech
+    dict(gain_db=0.0, delay_s=2.5, over_s=0.8),  # ... over its end, at full loudness
+    dict(gain_db=-6.0, delay_s=3.0),
+]
+WER_BOUND = 0.15  # Whisper base hears these sentences nearly word for word when there is no echo
+
+
+def _turns() -> list[Turn]:
+    speech = synthesize(SENTENCES, pause_s=0.0)
+    pcm = np.frombuffer(speech.pcm(), dtype="<i2")
+    ends = [0.0, *speech.sentence_end_s]
+    return [
+        Turn(pcm[int(ends[i] * 16000) : int(ends[i + 1] * 16000)], text, **ROOM[i])  # type: ignore[arg-type]
+        for i, text in enumerate(SENTENCES)
+    ]
+
+
+@pytest.fixture(scope="module")
+def rooms(whisper_server: TongyeokServer) -> Iterator[dict[str, RoomRun]]:
+    """The two streams, run once at the same time for every test of this module."""
+    turns = _turns()
+    runs: dict[str, RoomRun] = {}
+    errors: list[BaseException] = []
+
+    def go(name: str, sources: tuple[str, ...], targets: tuple[str, ...]) -> None:
+        channel, stub = stub_for(whisper_server)
+        with channel:
+            cfg = config(sources=sources, targets=targets).config
+            cfg.speech_output.CopyFrom(pb.SpeechOutputConfig(voices=[pb.VoiceSelection(language_code="es")]))
+            try:
+                runs[name] = run_room(stub, cfg, turns, language="es")
+            except BaseException as e:  # reported by the test, not lost in the thread
+                errors.append(e)
+
+    threads = [
+        threading.Thread(target=go, args=("two-way", ("en-US", "es-ES"), ())),
+        threading.Thread(target=go, args=("one-way", ("en-US",), ("es",))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    yield runs
+
+
+@pytest.mark.speech
+@pytest.mark.parametrize("mode", ["two-way", "one-way"])
+def test_every_sentence_translated_once_and_no_echo_translated(rooms: dict[str, RoomRun], mode: str) -> None:
+    run = rooms[mode]
+    people = run.people
+    heard = " ".join(f.text for f in people)
+    wer = word_error_rate(" ".join(SENTENCES), heard)
+    print(f"{mode}: heard {[(f.text, f.language_code) for f in people]}; echo {[f.text for f in run.echoes]}")
+    assert len(people) == len(SENTENCES), f"{mode}: the people's sentences came out as {heard!r}"
+    assert wer <= WER_BOUND, f"{mode}: WER {wer:.1%}: {heard!r}"
+    assert all(f.language_code.startswith("en") for f in people), "echo in Spanish reached the translator"
+    completes = run.of_kind("translation_complete")
+    translated = sorted(c.utterance_id for c in completes)
+    assert translated == sorted(f.utterance_id for f in people), "each sentence translated exactly once"
+    echo_ids = {f.utterance_id for f in run.echoes}
+    spoken = {a.utterance_id for a in run.of_kind("translation_audio")}
+    assert not echo_ids & (set(translated) | spoken), "an echo was translated or spoken"
+    assert len(run.echo_spans_s) == len(SENTENCES), "every translation was spoken and came back into the mic"
+
+
+@pytest.mark.speech
+def test_the_session_says_echo_suppression_is_on_and_that_it_heard_echo(rooms: dict[str, RoomRun]) -> None:
+    for mode, run in rooms.items():
+        (started,) = run.of_kind("session_started")
+        assert started.effective_config.echo_suppression
+        assert started.echo_suppression.name == "webrtc-aec3", mode
+        notices = [n for n in run.of_kind("notice") if n.code == pb.NOTICE_CODE_ECHO_HEARD]
+        assert len(notices) == 1, f"{mode}: one ECHO_HEARD notice, got {notices}"
+
+
+# -- the parts, quickly ---------------------------------------------------------------
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.events: list[ev.SessionEvent] = []
+
+    def emit(self, event: ev.SessionEvent) -> None:
+        self.events.append(event)
+
+    def hold(self):  # type: ignore[no-untyped-def]
+        return lambda: None
+
+
+def _tts_like(seconds: float, seed: int) -> np.ndarray:
+    """Speech-like noise (bursts of coloured noise), int16 scale."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    noise = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same")
+    envelope = (np.sin(np.arange(n) / 16000 * 2 * np.pi * 3) > -0.2).astype(float)
+    return (noise * envelope * 8000).astype(np.float32)
+
+
+def test_the_delay_is_found_on_the_signal_and_unrelated_speech_matches_nothing() -> None:
+    speech = _tts_like(2.0, 1)
+    reference = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(16000, np.float32)])
+    # The mic hears the speech 1.7 s after it was placed, at half the amplitude.
+    mic = np.zeros_like(reference)
+    mic[16000 + 27200 :] += 0.5 * speech[: len(mic) - 16000 - 27200]
+    end = 16000 + 27200 + 8000
+    found = find_delay(mic[end - 4800 : end], reference[max(0, end - 4800 - 64000) : end], 16000)
+    assert found is not None and abs(found.samples - 27200) <= 4, found
+    other = _tts_like(0.3, 2)
+    assert find_delay(other, reference[: 4800 + 40000], 16000) is None
+
+
+@pytest.mark.skipif(not aec.available(), reason="livekit (the canceller) is a server dependency")
+def test_the_guard_cancels_its_speech_and_keeps_a_person_talking_over_it() -> None:
+    sink = _Sink()
+    guard = EchoGuard(AudioSpec(Encoding.LINEAR16, 16000), sink, ("es",), max_delay_s=4.0)
+    speech, person = _tts_like(2.0, 3), _tts_like(1.5, 4)
+    mic = np.zeros(6 * 16000, dtype=np.float32)
+    echo_at, person_at = 16000 + 24000, 16000 + 24000 + 24000  # the person starts 0.5 s before the speech ends
+    mic[echo_at : echo_at + len(speech)] += 0.5 * speech
+    mic[person_at : person_at + len(person)] += person
+    pcm = np.clip(mic, -32768, 32767).astype(np.int16)
+
+    async def stream() -> np.ndarray:
+        out = []
+        for i in range(0, len(pcm), 1600):
+            if i == 16000:  # the speech is sent: it can play from here on
+                guard.on_event(ev.Audio(7, "es", 0, speech.astype("<i2").tobytes(), True, "LINEAR16", 16000))
+                guard.on_event(ev.Complete(7, "en", "es", "nos gustaría hablar del contrato hoy"))
+            out.append(np.frombuffer(await guard.clean(pcm[i : i + 1600].tobytes()), dtype=np.int16))
+        return np.concatenate(out).astype(np.float32)
+
+    out = asyncio.run(stream())
+
+    def db(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(x * x) + 1))
+
+    echo_only = slice(echo_at + 4800, person_at)
+    assert db(mic[echo_only]) - db(out[echo_only]) > 25, "the speech is cancelled"
+    talker = slice(person_at + 8000, person_at + len(person))
+    assert abs(db(out[talker]) - db(person[8000:])) < 2, "the person talking over its end is kept"
+    assert guard.stats.delay_ms == 1500
+    # A final made of what leaked before the delay was found is echo; the person's is not.
+    leaked = Transcript("mm", "en-US", True, start_offset_s=echo_at / 16000, end_offset_s=(echo_at + 3000) / 16000)
+    assert guard.echo_of(leaked) == 7
+    theirs = Transcript("the delivery date", "en-US", True, person_at / 16000, (person_at + len(person)) / 16000)
+    assert guard.echo_of(theirs) == 0
+    assert [e.code for e in sink.events if isinstance(e, ev.Notice)] == [ev.NoticeCode.ECHO_HEARD]
+
+
+def test_words_match_what_was_spoken_in_that_language_within_its_window() -> None:
+    words = SpokenWords(max_delay=4 * 16000, keep=60 * 16000)
+    words.spoken(3, "es", "La fecha de entrega es el próximo viernes.", 10 * 16000, 12 * 16000)
+    inside = (13 * 16000, 15 * 16000)
+    assert words.match("la fecha de entrega es el proximo", "es-ES", *inside) == 3  # accents aside
+    assert words.match("la fecha de entrega es el próximo viernes", "en-US", *inside) == 0  # another language
+    assert words.match("la fecha de entrega es el próximo viernes", "es", 20 * 16000, 21 * 16000) == 0  # too late
+    assert words.match("gracias", "es", *inside) == 0  # a word or two is an answer, not an echo
+    assert words.match("el viernes no podemos firmar el contrato", "es", *inside) == 0  # a real reply
