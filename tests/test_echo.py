@@ -29,7 +29,6 @@ from tests.support.room import RoomRun, Turn, run_room
 from tests.support.speech import synthesize
 from tests.support.word_errors import word_error_rate
 from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.audio.format import AudioSpec, Encoding
 from tongyeok_server.echo import aec
@@ -58,8 +57,7 @@ def _turns() -> list[Turn]:
     pcm = np.frombuffer(speech.pcm(), dtype="<i2")
     ends = [0.0, *speech.sentence_end_s]
     return [
-        Turn(pcm[int(ends[i] * 16000) : int(ends[i + 1] * 16000)], text, **ROOM[i])  # type: ignore[arg-type]
-        for i, text in enumerate(SENTENCES)
+        Turn(pcm[int(ends[i] * 16000) : int(ends[i + 1] * 16000)], text, **ROOM[i]) for i, text in enumerate(SENTENCES)
     ]
 
 
@@ -133,7 +131,7 @@ class _Sink:
     def emit(self, event: ev.SessionEvent) -> None:
         self.events.append(event)
 
-    def hold(self):  # type: ignore[no-untyped-def]
+    def hold(self):
         return lambda: None
 
 
@@ -143,7 +141,8 @@ def _tts_like(seconds: float, seed: int) -> np.ndarray:
     n = int(seconds * 16000)
     noise = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same")
     envelope = (np.sin(np.arange(n) / 16000 * 2 * np.pi * 3) > -0.2).astype(float)
-    return (noise * envelope * 8000).astype(np.float32)
+    result: np.ndarray = (noise * envelope * 8000).astype(np.float32)
+    return result
 
 
 def test_the_delay_is_found_on_the_signal_and_unrelated_speech_matches_nothing() -> None:
@@ -177,7 +176,7 @@ def test_the_guard_cancels_its_speech_and_keeps_a_person_talking_over_it() -> No
                 guard.on_event(ev.Audio(7, "es", 0, speech.astype("<i2").tobytes(), True, "LINEAR16", 16000))
                 guard.on_event(ev.Complete(7, "en", "es", "nos gustaría hablar del contrato hoy"))
             out.append(np.frombuffer(await guard.clean(pcm[i : i + 1600].tobytes()), dtype=np.int16))
-        return np.concatenate(out).astype(np.float32)
+        return np.asarray(np.concatenate(out), dtype=np.float32)
 
     out = asyncio.run(stream())
 

@@ -155,14 +155,15 @@ def run_room(
                     after_turn(i, mic.pos)
         elif kind == "translation_audio" and message.target_language_code.split("-")[0] == language:
             audio.setdefault(message.utterance_id, []).append(message.audio)
-            i = turn_of.get(message.utterance_id)
-            if message.last_chunk and i is not None and turns[i].gain_db is not None:
-                t = turns[i]
+            turn = turn_of.get(message.utterance_id)
+            gain = turns[turn].gain_db if turn is not None else None
+            if message.last_chunk and turn is not None and gain is not None:
+                t = turns[turn]
                 pcm = np.frombuffer(b"".join(audio.pop(message.utterance_id)), dtype="<i2").astype(np.float32)
-                echo = soxr.resample(pcm, SPEECH_RATE_HZ, rate) * 10 ** (t.gain_db / 20)
+                echo = soxr.resample(pcm, SPEECH_RATE_HZ, rate) * 10 ** (gain / 20)
                 at, end = mic.lay(echo, final_at[message.utterance_id] + int(t.delay_s * rate))
                 run.echo_spans_s.append((at / rate, end / rate))
-                after_turn(i, end)
+                after_turn(turn, end)
         if deadline and time.monotonic() > deadline[0] and next_turn - 1 not in turn_of.values():
             after_turn(next_turn - 1, mic.pos)  # its final never came: go on
     run.mic = mic.buf[: mic.pos].copy()
