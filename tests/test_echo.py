@@ -46,10 +46,12 @@ SENTENCES = [
 # How each sentence's speech comes back, and how the next person starts.
 ROOM = [
     dict(gain_db=-6.0, delay_s=1.0, gap_s=0.3),  # the next person speaks right after the speech
-    dict(gain_db=0.0, delay_s=2.5, over_s=0.8),  # ... over its end, at full loudness
+    dict(gain_db=0.0, delay_s=2.5, over_s=0.5),  # ... over its end, at full loudness
     dict(gain_db=-6.0, delay_s=3.0),
 ]
-WER_BOUND = 0.15  # Whisper base hears these sentences nearly word for word when there is no echo
+# Whisper base hears these sentences with 1 error in 19 words when there is no echo ("next for ID");
+# AEC3 mutes the first ~0.2 s of a person talking over the speech's end (README: echo suppression).
+WER_BOUND = 0.15
 
 
 def _turns() -> list[Turn]:
@@ -96,26 +98,27 @@ def rooms(whisper_server: TongyeokServer) -> Iterator[dict[str, RoomRun]]:
 def test_every_sentence_translated_once_and_no_echo_translated(rooms: dict[str, RoomRun], mode: str) -> None:
     run = rooms[mode]
     people = run.people
-    heard = " ".join(f.text for f in people)
-    wer = word_error_rate(" ".join(SENTENCES), heard)
-    print(f"{mode}: heard {[(f.text, f.language_code) for f in people]}; echo {[f.text for f in run.echoes]}")
-    assert len(people) == len(SENTENCES), f"{mode}: the people's sentences came out as {heard!r}"
-    assert wer <= WER_BOUND, f"{mode}: WER {wer:.1%}: {heard!r}"
-    assert all(f.language_code.startswith("en") for f in people), "echo in Spanish reached the translator"
+    said = [(f.text, f.language_code, run.turn_of(f)) for f in people]
+    print(f"{mode}: heard {said}; echo {[f.text for f in run.echoes]}; echo at {run.echo_spans_s}")
+    assert len(run.echo_spans_s) == len(SENTENCES), f"{mode}: every translation was spoken and came back: {said}"
+    # Every final not flagged as echo is a person's sentence: none is the speech heard again.
+    assert all(turn is not None for *_, turn in said), f"{mode}: a final made of echo was not flagged: {said}"
+    assert all(f.language_code.startswith("en") for f in people), f"{mode}: echo reached the translator: {said}"
+    assert sorted(turn for *_, turn in said) == list(range(len(SENTENCES))), f"{mode}: one final per sentence: {said}"
     completes = run.of_kind("translation_complete")
-    translated = sorted(c.utterance_id for c in completes)
-    assert translated == sorted(f.utterance_id for f in people), "each sentence translated exactly once"
+    assert sorted(c.utterance_id for c in completes) == sorted(f.utterance_id for f in people), "each translated once"
     echo_ids = {f.utterance_id for f in run.echoes}
     spoken = {a.utterance_id for a in run.of_kind("translation_audio")}
-    assert not echo_ids & (set(translated) | spoken), "an echo was translated or spoken"
-    assert len(run.echo_spans_s) == len(SENTENCES), "every translation was spoken and came back into the mic"
+    assert not echo_ids & ({c.utterance_id for c in completes} | spoken), "an echo was translated or spoken"
+    wer = word_error_rate(" ".join(SENTENCES), " ".join(f.text for f in people))
+    assert wer <= WER_BOUND, f"{mode}: WER {wer:.1%}: {said}"
 
 
 @pytest.mark.speech
-def test_the_session_says_echo_suppression_is_on_and_that_it_heard_echo(rooms: dict[str, RoomRun]) -> None:
+def test_the_session_says_echo_suppression_is_on(rooms: dict[str, RoomRun]) -> None:
     for mode, run in rooms.items():
         (started,) = run.of_kind("session_started")
-        assert started.effective_config.echo_suppression
+        assert started.effective_config.echo_suppression, mode
         assert started.echo_suppression.name == "webrtc-aec3", mode
         notices = [n for n in run.of_kind("notice") if n.code == pb.NOTICE_CODE_ECHO_HEARD]
         assert len(notices) == 1, f"{mode}: one ECHO_HEARD notice, got {notices}"

@@ -1,13 +1,16 @@
 """A phone on a meeting table, simulated at real-time pace: people's sentences, and the service's own speech coming back.
 
 The microphone is a timeline of samples sent 100 ms at a time, as a live
-microphone delivers them. A person's sentence is laid on it; when the
-server's spoken translation of that sentence has arrived, it is played
-"through the loudspeaker": mixed into the timeline at ``gain_db`` (relative
-to the speech as sent), ``delay_s`` after the mic had reached the
-sentence's final. The next person speaks either ``gap_s`` after that speech
-ends, or over its end (``over_s`` before it ends). Everything the server
-sends back is kept for the test to judge (``RoomRun``).
+microphone delivers them. A person's sentence is laid on it; once the
+server's final for that sentence and its spoken translation have arrived,
+the speech is played "through the loudspeaker": mixed into the timeline at
+``gain_db`` (relative to the speech as sent), ``delay_s`` after the mic had
+reached the final (or as soon as the speech has all arrived, if that is
+later). The next person speaks either ``gap_s`` after that speech ends, or
+over its end (``over_s`` before it ends). A final that does not come, or
+speech that does not, is waited for ``WAIT_S``; then the next person
+speaks anyway, so a run always ends. Everything the server sends back is
+kept for the test to judge (``RoomRun``).
 
 Used by ``tests/test_echo.py`` and the benchmark (``bench/echo.py``).
 """
@@ -28,8 +31,11 @@ from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 
 CHUNK_S = 0.1
 SPEECH_RATE_HZ = 24000
-#: A sentence whose final has not come this long after it ended is given up on (the next person speaks).
-FINAL_TIMEOUT_S = 8.0
+#: How long the room waits for a sentence's final, or for its speech, before the next person speaks.
+WAIT_S = 10.0
+#: Silence before the first person and after the last echo.
+LEAD_S = 0.5
+TRAIL_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,10 @@ class Turn:
 class RoomRun:
     """What a stream through the room gave back."""
 
+    rate: int = 16000
     events: list[tuple[str, Any]] = field(default_factory=list)
     mic: np.ndarray | None = None  # everything the microphone sent
+    turn_spans_s: list[tuple[float, float]] = field(default_factory=list)  # where each person spoke
     echo_spans_s: list[tuple[float, float]] = field(default_factory=list)  # where the speech came back
 
     def of_kind(self, kind: str) -> list[Any]:
@@ -66,25 +74,91 @@ class RoomRun:
         """Finals flagged as echo."""
         return [f for f in self.of_kind("final_transcript") if f.echo]
 
+    def turn_of(self, final: pb.FinalTranscript) -> int | None:
+        """The person's turn a final overlaps most (by at least a third of a second), if any."""
+        return _turn_of(final, self.turn_spans_s)
 
-class _Mic:
-    """The timeline and the sending position, shared by the request thread and the response reader."""
 
-    def __init__(self, rate: int) -> None:
+def _span_s(final: pb.FinalTranscript) -> tuple[float, float]:
+    return final.audio_start_offset.ToTimedelta().total_seconds(), final.audio_end_offset.ToTimedelta().total_seconds()
+
+
+def _turn_of(final: pb.FinalTranscript, spans: Sequence[tuple[float, float]]) -> int | None:
+    start, end = _span_s(final)
+    overlaps = [max(0.0, min(end, b) - max(start, a)) for a, b in spans]
+    if not overlaps or max(overlaps) < 0.33:
+        return None
+    return int(np.argmax(overlaps))
+
+
+class _Room:
+    """The timeline, the sending position and the turns' progress; shared by the sender and the reader."""
+
+    def __init__(self, rate: int, turns: Sequence[Turn], run: RoomRun) -> None:
         self.rate = rate
+        self.turns = turns
+        self.run = run
         self.buf = np.zeros(0, dtype=np.float32)
         self.pos = 0
         self.done = False
         self.lock = threading.Lock()
+        self.current = -1  # the turn being waited on
+        self.final_at: dict[int, int] = {}  # turn -> mic position when its final came
+        self.utterance_turn: dict[int, int] = {}
+        self.waiting_since = 0.0
+        self._speak(0, int(LEAD_S * rate))
 
-    def lay(self, samples: np.ndarray, at: int) -> tuple[int, int]:
+    def _lay(self, samples: np.ndarray, at: int) -> tuple[int, int]:
+        at = max(at, self.pos)
+        end = at + len(samples)
+        if end > len(self.buf):
+            self.buf = np.concatenate([self.buf, np.zeros(end - len(self.buf), dtype=np.float32)])
+        self.buf[at:end] += samples.astype(np.float32)
+        return at, end
+
+    def _speak(self, i: int, at: int) -> None:
+        at, end = self._lay(self.turns[i].pcm, at)
+        self.run.turn_spans_s.append((at / self.rate, end / self.rate))
+        self.current = i
+        self.waiting_since = time.monotonic() + (end - self.pos) / self.rate
+
+    def _next(self, after: int, over: int = 0) -> None:
+        """The next person speaks ``after`` (minus ``over``), or the room goes quiet and ends."""
+        i = self.current + 1
+        if i < len(self.turns):
+            self._speak(i, after - over)
+        else:
+            self.current = len(self.turns)
+            self._lay(np.zeros(int(TRAIL_S * self.rate), dtype=np.float32), after)
+            self.done = True
+
+    def final(self, message: pb.FinalTranscript) -> None:
         with self.lock:
-            at = max(at, self.pos)
-            end = at + len(samples)
-            if end > len(self.buf):
-                self.buf = np.concatenate([self.buf, np.zeros(end - len(self.buf), dtype=np.float32)])
-            self.buf[at:end] += samples.astype(np.float32)
-            return at, end
+            i = _turn_of(message, self.run.turn_spans_s)
+            if message.echo or i is None or i in self.final_at:
+                return
+            self.final_at[i] = self.pos
+            self.utterance_turn[message.utterance_id] = i
+            if i == self.current and self.turns[i].gain_db is None:
+                self._next(self.pos + int(self.turns[i].gap_s * self.rate))
+            elif i == self.current:
+                self.waiting_since = time.monotonic()
+
+    def speech(self, utterance_id: int, pcm: np.ndarray) -> None:
+        """The whole spoken translation of an utterance arrived: play it (if it is the turn waited on)."""
+        with self.lock:
+            i = self.utterance_turn.get(utterance_id)
+            gain_db = self.turns[i].gain_db if i is not None else None
+            if i is None or i != self.current or gain_db is None:
+                return
+            t = self.turns[i]
+            echo = soxr.resample(pcm.astype(np.float32), SPEECH_RATE_HZ, self.rate) * 10 ** (gain_db / 20)
+            at, end = self._lay(echo, self.final_at[i] + int(t.delay_s * self.rate))
+            self.run.echo_spans_s.append((at / self.rate, end / self.rate))
+            if t.over_s:
+                self._next(end, int(t.over_s * self.rate))
+            else:
+                self._next(end + int(t.gap_s * self.rate))
 
     def chunks(self, first: pb.InterpretRequest) -> Iterator[pb.InterpretRequest]:
         yield first
@@ -95,6 +169,8 @@ class _Mic:
             with self.lock:
                 if self.done and self.pos >= len(self.buf):
                     return
+                if not self.done and time.monotonic() - self.waiting_since > WAIT_S:
+                    self._next(self.pos)  # the final or the speech never came: go on
                 piece = np.zeros(n, dtype=np.float32)
                 have = self.buf[self.pos : self.pos + n]
                 piece[: len(have)] = have
@@ -110,61 +186,24 @@ def run_room(
     turns: Sequence[Turn],
     *,
     language: str,
-    timeout_s: float = 180.0,
+    timeout_s: float = 240.0,
 ) -> RoomRun:
     """Stream ``turns`` at real-time pace; ``language``: the spoken language that comes back into the mic."""
     rate = config.audio_format.sample_rate_hertz
     config.speech_output.sample_rate_hertz = SPEECH_RATE_HZ
-    mic = _Mic(rate)
-    run = RoomRun()
-    turn_of: dict[int, int] = {}  # utterance id -> turn
+    run = RoomRun(rate=rate)
+    room = _Room(rate, turns, run)
     audio: dict[int, list[bytes]] = {}
-    next_turn = 0
-    deadline: list[float] = []
-
-    def person(i: int, at: int) -> None:
-        nonlocal next_turn
-        next_turn = i + 1
-        _, end = mic.lay(turns[i].pcm, at)
-        deadline[:] = [time.monotonic() + (end - mic.pos) / rate + FINAL_TIMEOUT_S]
-        if next_turn == len(turns):
-            mic.lay(np.zeros(int(2.0 * rate), dtype=np.float32), end)
-
-    def after_turn(i: int, speech_end: int) -> None:
-        if i + 1 < len(turns):
-            t = turns[i]
-            at = speech_end - int(t.over_s * rate) if t.over_s else speech_end + int(t.gap_s * rate)
-            person(i + 1, at)
-        else:
-            mic.lay(np.zeros(int(4.0 * rate), dtype=np.float32), speech_end)
-            mic.done = True
-
-    person(0, int(0.5 * rate))
-    final_at: dict[int, int] = {}
-    responses = stub.Interpret(mic.chunks(pb.InterpretRequest(config=config)), timeout=timeout_s)
-    for response in responses:
+    for response in stub.Interpret(room.chunks(pb.InterpretRequest(config=config)), timeout=timeout_s):
         kind = response.WhichOneof("event")
         message = getattr(response, kind)
         run.events.append((kind, message))
-        if kind == "final_transcript" and not message.echo and message.utterance_id not in turn_of:
-            i = next_turn - 1
-            if i not in turn_of.values():
-                turn_of[message.utterance_id] = i
-                final_at[message.utterance_id] = mic.pos
-                if turns[i].gain_db is None:
-                    after_turn(i, mic.pos)
+        if kind == "final_transcript":
+            room.final(message)
         elif kind == "translation_audio" and message.target_language_code.split("-")[0] == language:
             audio.setdefault(message.utterance_id, []).append(message.audio)
-            turn = turn_of.get(message.utterance_id)
-            gain = turns[turn].gain_db if turn is not None else None
-            if message.last_chunk and turn is not None and gain is not None:
-                t = turns[turn]
-                pcm = np.frombuffer(b"".join(audio.pop(message.utterance_id)), dtype="<i2").astype(np.float32)
-                echo = soxr.resample(pcm, SPEECH_RATE_HZ, rate) * 10 ** (gain / 20)
-                at, end = mic.lay(echo, final_at[message.utterance_id] + int(t.delay_s * rate))
-                run.echo_spans_s.append((at / rate, end / rate))
-                after_turn(turn, end)
-        if deadline and time.monotonic() > deadline[0] and next_turn - 1 not in turn_of.values():
-            after_turn(next_turn - 1, mic.pos)  # its final never came: go on
-    run.mic = mic.buf[: mic.pos].copy()
+            if message.last_chunk:
+                pcm = np.frombuffer(b"".join(audio.pop(message.utterance_id)), dtype="<i2")
+                room.speech(message.utterance_id, pcm)
+    run.mic = room.buf[: room.pos].copy()
     return run

@@ -43,15 +43,37 @@ def find_delay(mic: Float32Array, reference: Float32Array, rate_hz: int) -> Dela
 
     ``reference`` ends where ``mic`` ends and starts ``len(reference) -
     len(mic)`` samples (the longest delay looked for) earlier. Returns the
-    best lag (0 = the speech plays at once) if it scores at least
-    ``MIN_SCORE``, else None.
+    best lag (0 = the speech plays at once), to the sample, if it scores at
+    least ``MIN_SCORE``, else None. The search runs at ``ALIGN_RATE_HZ``;
+    the lag found is then refined at the caller's rate, since the canceller
+    needs the same alignment to the sample from one utterance to the next.
     """
     if len(mic) == 0 or len(reference) < len(mic):
         return None
     factor = rate_hz / ALIGN_RATE_HZ
+    low_mic, low_reference = mic, reference
     if rate_hz != ALIGN_RATE_HZ:
-        mic = soxr.resample(mic, rate_hz, ALIGN_RATE_HZ, quality="LQ").astype(np.float32)
-        reference = soxr.resample(reference, rate_hz, ALIGN_RATE_HZ, quality="LQ").astype(np.float32)
+        low_mic = soxr.resample(mic, rate_hz, ALIGN_RATE_HZ, quality="LQ").astype(np.float32)
+        low_reference = soxr.resample(reference, rate_hz, ALIGN_RATE_HZ, quality="LQ").astype(np.float32)
+    coarse = _best_lag(low_mic, low_reference)
+    if coarse is None:
+        return None
+    lag, score = coarse
+    if score < MIN_SCORE:
+        return None
+    if rate_hz == ALIGN_RATE_HZ:
+        return Delay(lag, score)
+    around = round(lag * factor)
+    reach = int(np.ceil(factor)) + 1
+    fine = _scores_at(mic, reference, range(max(0, around - reach), around + reach + 1))
+    if not fine:
+        return Delay(around, score)
+    best = max(fine, key=lambda lag_score: lag_score[1])
+    return Delay(best[0], score)
+
+
+def _best_lag(mic: Float32Array, reference: Float32Array) -> tuple[int, float] | None:
+    """The lag (samples before the window's end) whose reference best matches ``mic``, and its score."""
     w = len(mic)
     if len(reference) < w or not np.any(reference):
         return None
@@ -69,7 +91,21 @@ def find_delay(mic: Float32Array, reference: Float32Array, rate_hz: int) -> Dela
         return None
     score = corr / np.sqrt(np.maximum(window_energy, floor) * mic_energy)
     best = int(np.argmax(score))
-    if score[best] < MIN_SCORE:
-        return None
-    lag = len(r) - w - best  # how far before the window's end the matching speech is placed
-    return Delay(round(lag * factor), float(score[best]))
+    return len(r) - w - best, float(score[best])
+
+
+def _scores_at(mic: Float32Array, reference: Float32Array, lags: range) -> list[tuple[int, float]]:
+    """The normalised correlation of ``mic`` with ``reference`` at each lag (as ``_best_lag`` counts them)."""
+    w = len(mic)
+    m = mic.astype(np.float64) - float(mic.mean())
+    mic_energy = float(np.dot(m, m))
+    out = []
+    for lag in lags:
+        at = len(reference) - w - lag
+        if at < 0 or lag < 0:
+            continue
+        r = reference[at : at + w].astype(np.float64)
+        energy = float(np.dot(r, r)) * mic_energy
+        if energy > 0.0:
+            out.append((lag, float(np.dot(r, m)) / float(np.sqrt(energy))))
+    return out

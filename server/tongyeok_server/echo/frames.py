@@ -2,10 +2,12 @@
 
 A final's span is then judged by how much of what the recogniser heard in
 it was the session's own speech: frames that passed before the delay was
-found and turned out to hold the speech (``leaked``), and frames the
-canceller brought down by more than ``ECHO_ONLY_DB`` (nothing much but echo
-was there). A person talking over the speech leaves frames the canceller
-barely changes, which count as theirs.
+found and turned out to hold the speech (``leaked``), and frames the guard
+found to be echo (``residual.ResidualGate``: no louder than the echo
+expected, or taken down by the canceller by more than ``ECHO_ONLY_DB``). A
+person talking over the speech is louder than its echo, and what the
+canceller leaves of them is far louder than what it leaves of the echo:
+those frames count as theirs.
 """
 
 from __future__ import annotations
@@ -28,27 +30,28 @@ class FrameLog:
         self._heard = np.zeros(RING, dtype=np.float64)  # energy passed to the recogniser
         self._echo = np.zeros(RING, dtype=bool)  # that energy was (mostly) the session's speech
         self._index = np.full(RING, -1, dtype=np.int64)  # which frame each slot holds
+        # Frames found afterwards to have carried the speech uncancelled (kept apart: they may be marked
+        # before the canceller's output for them is added).
+        self._leaked = np.full(RING, -1, dtype=np.int64)
         self._lock = threading.Lock()
 
-    def add(self, start: int, heard: npt.NDArray[np.int16], taken: npt.NDArray[np.int16] | None = None) -> None:
-        """Frames from sample ``start``: what the recogniser got (``heard``), and (if it ran) what the canceller took."""
+    def add(self, start: int, heard: npt.NDArray[np.int16], echo: npt.NDArray[np.bool_] | None = None) -> None:
+        """Frames from sample ``start``: what the recogniser got, and (per sample) whether it was echo."""
         f = self.frame
         first = -(-start // f)  # whole frames only
         skip = first * f - start
         n = (len(heard) - skip) // f
         if n <= 0:
             return
-        out = heard[skip : skip + n * f].astype(np.float64).reshape(n, f)
-        energy = (out * out).sum(axis=1)
-        echo = np.zeros(n, dtype=bool)
-        if taken is not None:
-            before = taken[skip : skip + n * f].astype(np.float64).reshape(n, f)
-            before_energy = (before * before).sum(axis=1)
-            echo = before_energy > energy * 10 ** (ECHO_ONLY_DB / 10)
+        x = heard[skip : skip + n * f].astype(np.float64).reshape(n, f)
+        energy = (x * x).sum(axis=1)
+        flags = (
+            echo[skip : skip + n * f].reshape(n, f).mean(axis=1) > 0.5 if echo is not None else np.zeros(n, dtype=bool)
+        )
         slots = np.arange(first, first + n) % RING
         with self._lock:
             self._heard[slots] = energy
-            self._echo[slots] = echo
+            self._echo[slots] = flags
             self._index[slots] = np.arange(first, first + n)
 
     def mark_leaked(self, start: int, end: int, reference_energy: npt.NDArray[np.float64]) -> None:
@@ -56,14 +59,10 @@ class FrameLog:
         f = self.frame
         first = -(-start // f)
         frames = np.arange(first, first + len(reference_energy))
-        frames = frames[frames * f < end]
-        if not len(frames):
-            return
         voiced = reference_energy[: len(frames)] > 0
+        frames = frames[(frames * f < end) & voiced[: len(frames)]]
         with self._lock:
-            slots = frames % RING
-            held = self._index[slots] == frames
-            self._echo[slots[held & voiced]] = True
+            self._leaked[frames % RING] = frames
 
     def echo_share(self, start: int, end: int) -> float:
         """Of the energy the recogniser heard in [start, end), the share that was the session's speech (0 if none)."""
@@ -76,6 +75,6 @@ class FrameLog:
             slots = frames % RING
             held = self._index[slots] == frames
             heard = self._heard[slots][held]
-            echo = self._echo[slots][held]
+            echo = (self._echo[slots] | (self._leaked[slots] == frames))[held]
         total = float(heard.sum())
         return float(heard[echo].sum()) / total if total > 0 else 0.0

@@ -16,14 +16,16 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec
 from tongyeok_server.echo import aec
 from tongyeok_server.echo.align import find_delay
-from tongyeok_server.echo.frames import FrameLog
+from tongyeok_server.echo.frames import ECHO_ONLY_DB, FrameLog
 from tongyeok_server.echo.pcm import Float32Array, Int16Array, SpeechDecoder, encode, mono, to_int16
 from tongyeok_server.echo.playout import PlayoutTrack
+from tongyeok_server.echo.residual import ResidualGate
 from tongyeok_server.echo.words import SpokenWords
 from tongyeok_server.recognition.base import Transcript
 from tongyeok_server.session import events as ev
@@ -37,13 +39,23 @@ WINDOW_S = 0.3
 CHECK_UNLOCKED_S = 0.1
 CHECK_LOCKED_S = 1.0
 #: The canceller keeps running this long after the speech (as delayed) ends: the room's reverberation.
-TAIL_S = 0.1
-#: A delay found this far from the one in use replaces it (AEC3 follows smaller moves itself).
-RELOCK_S = 0.02
+TAIL_S = 0.3
+#: A delay found this far from a segment's own replaces it (if it matched better): AEC3 follows smaller
+#: errors by itself as long as the reference stays ahead of the echo, and each change costs it its filter.
+RELOCK_S = 0.04
 #: Caller audio quieter than this (RMS, int16 scale; about -50 dBFS) is not correlated.
 VOICED_RMS = 100.0
 #: A final at least this much of whose heard energy was the session's speech is echo.
 ECHO_SHARE = 0.7
+
+
+def _taken(before: Int16Array, out: Int16Array, f: int) -> npt.NDArray[np.bool_]:
+    """Per sample: whether the canceller took its frame (``f`` samples) down by more than ``ECHO_ONLY_DB``."""
+    n = len(before) // f
+    b = (before[: n * f].astype(np.float64).reshape(n, f) ** 2).sum(axis=1)
+    o = (out[: n * f].astype(np.float64).reshape(n, f) ** 2).sum(axis=1)
+    flags = np.repeat(b > o * 10 ** (ECHO_ONLY_DB / 10), f)
+    return np.concatenate([flags, np.zeros(len(before) - len(flags), dtype=bool)])
 
 
 @dataclass
@@ -86,7 +98,10 @@ class EchoGuard(SessionObserver):
         self._next_check = 0
         self._delay: int | None = None
         self._tail = int(TAIL_S * rate)
-        self._aec: aec.Aec3 | None = None
+        self._canceller = aec.Canceller(rate) if self._cancel else None
+        self._aligned: int | None = None  # the delay the canceller's filter has learnt the echo at
+        self._gate = ResidualGate(rate)
+        self._gate_tail = 0  # the gate runs up to here (the speech's end and its reverberation)
         self._heard = threading.Event()
         self.stats = EchoStats()
 
@@ -128,57 +143,99 @@ class EchoGuard(SessionObserver):
         samples = mono(audio, self._spec)
         start = self._pos
         self._pos += len(samples)
-        if not self._track.busy(start, self._pos, self._max_delay + self._tail):
+        if not self._track.audible(start, self._pos, self._max_delay, self._tail):
             self._forget_recent()
-            self._frames.add(start, samples)
-            return audio
+            if self._canceller is None:
+                self._frames.add(start, samples)
+                return audio
+            out, _ = self._canceller.process(samples, None)  # nothing to cancel: only its constant delay
+            self._frames.add(start - self._canceller.latency, out)
+            return encode(out, self._spec)
         loop = asyncio.get_running_loop()
         cleaned = await loop.run_in_executor(None, self._process, samples, start)
         return audio if cleaned is samples else encode(cleaned, self._spec)
+
+    @property
+    def latency_s(self) -> float:
+        """How far the audio ``clean`` returns is behind the audio it takes (the canceller's constant delay)."""
+        return self._canceller.latency / self._rate if self._canceller is not None else 0.0
+
+    def flush(self) -> bytes:
+        """The audio held back (``latency_s`` of it) at the end of the caller's audio."""
+        if self._canceller is None:
+            return b""
+        out, _ = self._canceller.flush()
+        return encode(out, self._spec)
 
     def _process(self, samples: Int16Array, start: int) -> Int16Array:
         """Find the delay, cancel (offload thread; one chunk of a session at a time, in order)."""
         end = start + len(samples)
         self._remember(samples.astype(np.float32))
-        if end >= self._next_check and self._recent_len >= self._window:
+        unlocked = self._track.unlocked(start, end, self._max_delay)
+        if self._recent_len >= self._window and (unlocked or end >= self._next_check):
             self._look_for_delay(end)
-        out = samples
-        if self._cancel and self._delay is not None:
+        canceller = self._canceller
+        if canceller is None:  # words only: the delay still tells which finals were mostly echo
+            self._frames.add(start, samples)
+            return samples
+        reference = None
+        if self._delay is not None:
             head = int(aec.HEADROOM_S * self._rate)
-            at = start - self._delay + head
-            reference = self._track.reference(at - self._tail, end - self._delay + head)
-            if np.any(reference):
-                if self._aec is None:
-                    self._aec = aec.Aec3(self._rate)
-                out = self._aec.process(samples, to_int16(reference[self._tail :]))
+            heard = self._track.heard(start + head - self._tail, end + head, self._delay)
+            if np.any(heard):
+                aligned = self._track.delay_heard(start + head - self._tail, end + head, self._delay)
+                if aligned != self._aligned:
+                    if self._aligned is not None:
+                        lo, hi = canceller.history_span
+                        canceller.restart(to_int16(self._track.heard(lo + head, hi + head, self._delay)))
+                    self._aligned = aligned
+                reference = to_int16(heard[self._tail :])
                 self.stats.cancelled_s += len(samples) / self._rate
-        self._frames.add(start, out, samples if out is not samples else None)
+        out, before = canceller.process(samples, reference)
+        at = start - canceller.latency  # where ``out`` and ``before`` are in the caller's audio
+        echo = None
+        if reference is not None or self._gate_tail > at:
+            if reference is not None:
+                self._gate_tail = end + self._tail
+            expected = to_int16(self._track.heard(at, at + len(out), self._delay))
+            out, frames = self._gate.apply(out, before, expected)
+            echo = np.repeat(frames > 0, self._gate.frame)
+            echo = np.concatenate([echo, np.zeros(len(out) - len(echo), dtype=bool)])
+            echo |= _taken(before, out, self._gate.frame)
+        self._frames.add(at, out, echo)
         return out
 
     def _look_for_delay(self, end: int) -> None:
         window = np.concatenate(list(self._recent))[-self._window :]
         if float(np.sqrt(np.mean(window * window))) < VOICED_RMS:
             return
-        check = CHECK_LOCKED_S if self._delay is not None else CHECK_UNLOCKED_S
-        self._next_check = end + int(check * self._rate)
-        reference = self._track.reference(end - self._window - self._max_delay, end)
+        self._next_check = end + int(CHECK_LOCKED_S * self._rate)
+        reference = self._track.placed(end - self._window - self._max_delay, end)
         found = find_delay(window, reference, self._rate)
         if found is None:
             return
-        if self._delay is not None and abs(found.samples - self._delay) <= RELOCK_S * self._rate:
+        delay = found.samples
+        changed = self._track.lock(
+            end - self._window - delay, end - delay, delay, found.score, int(RELOCK_S * self._rate)
+        )
+        if not changed:
             return
-        log.debug("echo delay %.3f s (score %.2f)", found.samples / self._rate, found.score)
-        self._delay = found.samples
-        self.stats.delay_ms = int(1000 * found.samples / self._rate)
-        # What passed before: the speech at this delay was heard uncancelled.
+        log.debug("echo delay %.4f s (score %.2f) at %.2f", delay / self._rate, found.score, end / self._rate)
+        previous, self._delay = self._delay, delay
+        self.stats.delay_ms = int(1000 * delay / self._rate)
+        if previous != delay:
+            self._mark_leaked(end)  # what passed before was cancelled at another delay, or not at all
+        self._echo_heard(changed[-1][0].utterance_id)
+
+    def _mark_leaked(self, end: int) -> None:
+        """The recent frames where the speech, at the delays now known, played: heard uncancelled."""
         lo = max(0, end - self._recent_len)
         f = self._frames.frame
         first = -(-lo // f)
         n = max(0, (end - first * f) // f)
-        ref = self._track.reference(first * f - self._delay, first * f - self._delay + n * f)
+        ref = self._track.heard(first * f, first * f + n * f, self._delay)
         energy = (ref.astype(np.float64).reshape(n, f) ** 2).sum(axis=1) if n else np.zeros(0)
         self._frames.mark_leaked(first * f, end, energy)
-        self._echo_heard(self._track.utterance_in(end - self._window - self._delay, end - self._delay))
 
     def _remember(self, samples: Float32Array) -> None:
         self._recent.append(samples)
@@ -200,8 +257,7 @@ class EchoGuard(SessionObserver):
         end = int(transcript.end_offset_s * self._rate) - self._base
         uid = self._words.match(transcript.text, transcript.language_code, start, end)
         if not uid and self._frames.echo_share(start, end) >= ECHO_SHARE:
-            delay = self._delay or 0
-            uid = self._track.utterance_in(start - delay, end - delay)
+            uid = self._track.heard_utterance(start, end, self._delay or 0)
         if uid:
             self.stats.echo_finals += 1
             self._echo_heard(uid)
