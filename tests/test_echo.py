@@ -104,7 +104,8 @@ def test_every_sentence_translated_once_and_no_echo_translated(rooms: dict[str, 
     # Every final not flagged as echo is a person's sentence: none is the speech heard again.
     assert all(turn is not None for *_, turn in said), f"{mode}: a final made of echo was not flagged: {said}"
     assert all(f.language_code.startswith("en") for f in people), f"{mode}: echo reached the translator: {said}"
-    assert sorted(turn for *_, turn in said) == list(range(len(SENTENCES))), f"{mode}: one final per sentence: {said}"
+    turns = sorted(turn for *_, turn in said if turn is not None)
+    assert turns == list(range(len(SENTENCES))), f"{mode}: one final per sentence: {said}"
     completes = run.of_kind("translation_complete")
     assert sorted(c.utterance_id for c in completes) == sorted(f.utterance_id for f in people), "each translated once"
     echo_ids = {f.utterance_id for f in run.echoes}
@@ -186,14 +187,16 @@ def test_the_guard_cancels_its_speech_and_keeps_a_person_talking_over_it() -> No
     def db(x: np.ndarray) -> float:
         return float(10 * np.log10(np.mean(x * x) + 1))
 
-    echo_only = slice(echo_at + 4800, person_at)
-    assert db(mic[echo_only]) - db(out[echo_only]) > 25, "the speech is cancelled"
+    latency = round(guard.latency_s * 16000)
+    out = out[latency:]  # the canceller's constant delay
+    echo_only = slice(echo_at, person_at)
+    assert db(mic[echo_only]) - db(out[echo_only]) > 25, "the speech is cancelled from its first chunk on"
     talker = slice(person_at + 8000, person_at + len(person))
     assert abs(db(out[talker]) - db(person[8000:])) < 2, "the person talking over its end is kept"
     assert guard.stats.delay_ms == 1500
-    # A final made of what leaked before the delay was found is echo; the person's is not.
-    leaked = Transcript("mm", "en-US", True, start_offset_s=echo_at / 16000, end_offset_s=(echo_at + 3000) / 16000)
-    assert guard.echo_of(leaked) == 7
+    # A final where the recogniser heard (what is left of) the speech is echo; the person's is not.
+    residue = Transcript("mm", "en-US", True, start_offset_s=echo_at / 16000, end_offset_s=(echo_at + 6000) / 16000)
+    assert guard.echo_of(residue) == 7
     theirs = Transcript("the delivery date", "en-US", True, person_at / 16000, (person_at + len(person)) / 16000)
     assert guard.echo_of(theirs) == 0
     assert [e.code for e in sink.events if isinstance(e, ev.Notice)] == [ev.NoticeCode.ECHO_HEARD]

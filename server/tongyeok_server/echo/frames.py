@@ -34,24 +34,37 @@ class FrameLog:
         # before the canceller's output for them is added).
         self._leaked = np.full(RING, -1, dtype=np.int64)
         self._lock = threading.Lock()
+        # The end of the last call that is not a whole frame yet (the writer's only).
+        self._carry = np.zeros(0, dtype=np.int16)
+        self._carry_echo = np.zeros(0, dtype=bool)
+        self._carry_at = 0
 
     def add(self, start: int, heard: npt.NDArray[np.int16], echo: npt.NDArray[np.bool_] | None = None) -> None:
-        """Frames from sample ``start``: what the recogniser got, and (per sample) whether it was echo."""
+        """Samples from ``start`` on: what the recogniser got, and (per sample) whether it was echo.
+
+        Calls follow each other (each ``start`` where the last ended); a
+        frame split between two calls is logged when it is whole.
+        """
+        flags = echo if echo is not None else np.zeros(len(heard), dtype=bool)
+        if self._carry_at + len(self._carry) == start and len(self._carry):
+            start = self._carry_at
+            heard = np.concatenate([self._carry, heard])
+            flags = np.concatenate([self._carry_echo, flags])
         f = self.frame
         first = -(-start // f)  # whole frames only
         skip = first * f - start
-        n = (len(heard) - skip) // f
+        n = max(0, (len(heard) - skip) // f)
+        done = skip + n * f
+        self._carry, self._carry_echo, self._carry_at = heard[done:], flags[done:], start + done
         if n <= 0:
             return
-        x = heard[skip : skip + n * f].astype(np.float64).reshape(n, f)
+        x = heard[skip:done].astype(np.float64).reshape(n, f)
         energy = (x * x).sum(axis=1)
-        flags = (
-            echo[skip : skip + n * f].reshape(n, f).mean(axis=1) > 0.5 if echo is not None else np.zeros(n, dtype=bool)
-        )
+        frame_echo = flags[skip:done].reshape(n, f).mean(axis=1) > 0.5
         slots = np.arange(first, first + n) % RING
         with self._lock:
             self._heard[slots] = energy
-            self._echo[slots] = flags
+            self._echo[slots] = frame_echo
             self._index[slots] = np.arange(first, first + n)
 
     def mark_leaked(self, start: int, end: int, reference_energy: npt.NDArray[np.float64]) -> None:
@@ -77,4 +90,6 @@ class FrameLog:
             heard = self._heard[slots][held]
             echo = (self._echo[slots] | (self._leaked[slots] == frames))[held]
         total = float(heard.sum())
-        return float(heard[echo].sum()) / total if total > 0 else 0.0
+        if total <= 0.0:  # the recogniser heard nothing there: echo if the guard took it all
+            return 1.0 if echo.any() else 0.0
+        return float(heard[echo].sum()) / total

@@ -151,6 +151,8 @@ class Session:
     def set_echo_filter(self, echo: EchoFilter) -> None:
         """Keep the session's own speech out of its recognition (before ``start``; see ``echo/``)."""
         self._echo = echo
+        # The recogniser hears the audio that much later: its offsets are brought back to the caller's.
+        self._offset_s -= echo.latency_s
 
     @property
     def echo_filter(self) -> EchoFilter | None:
@@ -199,8 +201,8 @@ class Session:
             self._observers.notify(lambda observer: observer.on_audio(audio))
         if self._echo is not None:  # the same length back, the session's own speech taken out
             audio = await self._echo.clean(audio)
-            if self._stream is not stream:
-                return  # ended or handed over meanwhile
+            if self._stream is not stream or self._draining or self._ended:
+                return  # finished, ended or handed over meanwhile (the recogniser was told: no more audio)
         await stream.write_async(audio)
 
     def caller_away(self, away: bool) -> None:
@@ -230,6 +232,9 @@ class Session:
             return
         self._draining = True
         if self._stream is not None:
+            tail = self._echo.flush() if self._echo is not None else b""
+            if tail:  # what the echo filter still holds back (a few milliseconds)
+                self._stream.write(tail)
             self._stream.finish()
 
     def drain(self) -> None:
@@ -393,14 +398,15 @@ class Session:
 
     def _shifted(self, event: RecognitionEvent) -> RecognitionEvent:
         """An engine's event with its offsets moved to the session's time (a session continued here)."""
+        floor = self.config.audio.duration_s(self.audio_base_bytes)
         if isinstance(event, Transcript):
             return replace(
                 event,
-                start_offset_s=event.start_offset_s + self._offset_s,
-                end_offset_s=event.end_offset_s + self._offset_s,
+                start_offset_s=max(floor, event.start_offset_s + self._offset_s),
+                end_offset_s=max(floor, event.end_offset_s + self._offset_s),
             )
         if isinstance(event, SpeechActivity):
-            return replace(event, offset_s=event.offset_s + self._offset_s)
+            return replace(event, offset_s=max(floor, event.offset_s + self._offset_s))
         return event
 
     def _on_final(self, transcript: Transcript) -> None:
