@@ -23,8 +23,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.conftest import stub_for
+from tests.conftest import running_server, stub_for
+from tests.support import fake_speech
 from tests.support.calls import config
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_speech import FakeSpeech
+from tests.support.fake_tts import FakeTextToSpeech
 from tests.support.room import RoomRun, Turn, run_room
 from tests.support.speech import synthesize
 from tests.support.word_errors import word_error_rate
@@ -211,3 +215,80 @@ def test_words_match_what_was_spoken_in_that_language_within_its_window() -> Non
     assert words.match("la fecha de entrega es el próximo viernes", "es", 20 * 16000, 21 * 16000) == 0  # too late
     assert words.match("gracias", "es", *inside) == 0  # a word or two is an answer, not an echo
     assert words.match("el viernes no podemos firmar el contrato", "es", *inside) == 0  # a real reply
+
+
+# -- the cloud engines' path, through the fakes -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cloud_room() -> Iterator[tuple[RoomRun, FakeSpeech, list[str]]]:
+    """A one-way stream at real-time pace through fake Google STT, fake OpenAI and fake Google TTS (Ogg Opus).
+
+    The fake recogniser hears words only as runs of identical samples, which
+    no canceller leaves intact; the next person therefore speaks once the
+    speech and its window are over, and the test checks the signal the fake
+    received: the speech's echo cancelled, the people's words untouched.
+    """
+    sentences = [[1, 2, 3], [4, 5, 6, 7]]  # "good morning thank", "you for coming we"
+    timing = fake_speech.Timing(lead_in_s=0.0, utterance_gap_s=0.0)
+    turns = [
+        Turn(
+            np.frombuffer(fake_speech.synthesize([ids], 16000, timing), dtype="<i2"),
+            "",
+            gain_db=g,
+            delay_s=d,
+            gap_s=1.0,
+        )
+        for ids, g, d in zip(sentences, (0.0, -6.0), (1.0, 2.5), strict=True)
+    ]
+    with (
+        FakeSpeech(keep_audio=True) as stt,
+        FakeTextToSpeech() as tts,
+        FakeOpenAI() as openai,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setenv("OPENAI_API_KEY", "sk-test-echo")
+        with running_server(
+            recognizer="google",
+            google_endpoint=stt.address,
+            google_insecure=True,
+            google_project="test-project",
+            translator="openai",
+            openai_base_url=openai.base_url,
+            synthesizer="google",
+            google_tts_endpoint=tts.address,
+        ) as server:
+            channel, stub = stub_for(server)
+            with channel:
+                cfg = config(sources=("en-US",), targets=("es",)).config
+                cfg.speech_output.CopyFrom(
+                    pb.SpeechOutputConfig(
+                        voices=[pb.VoiceSelection(language_code="es")], encoding=pb.SPEECH_ENCODING_OGG_OPUS
+                    )
+                )
+                run = run_room(stub, cfg, turns, language="es")
+        yield run, stt, [" ".join(fake_speech.word_for_id(i)[0] for i in ids) for ids in sentences]
+
+
+@pytest.mark.speech
+def test_cloud_engines_the_echo_is_cancelled_before_google_and_every_sentence_translated_once(
+    cloud_room: tuple[RoomRun, FakeSpeech, list[str]],
+) -> None:
+    run, stt, expected = cloud_room
+    assert [f.text for f in run.of_kind("final_transcript")] == expected, "the people's words, and nothing else"
+    completes = run.of_kind("translation_complete")
+    assert sorted(c.utterance_id for c in completes) == sorted(f.utterance_id for f in run.people)
+    assert len(run.echo_spans_s) == len(expected), "every translation was spoken and came back"
+    (stream,) = stt.streams
+    assert stream.audio is not None and run.mic is not None
+    received = np.frombuffer(bytes(stream.audio), dtype="<i2").astype(np.float64)
+
+    def db(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(x * x) + 1))
+
+    for start_s, end_s in run.echo_spans_s:
+        span = slice(int(start_s * 16000) + 1600, int(end_s * 16000))  # after the first 100 ms (the delay is found)
+        heard, sent = db(run.mic[span].astype(np.float64)), db(received[span])
+        assert heard - sent > 20, f"echo at {start_s:.1f}-{end_s:.1f} s: {heard:.0f} dB in, {sent:.0f} dB to Google"
+    notices = [n for n in run.of_kind("notice") if n.code == pb.NOTICE_CODE_ECHO_HEARD]
+    assert len(notices) == 1

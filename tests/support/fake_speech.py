@@ -106,6 +106,9 @@ KOREAN_WORDS = (  # noqa: SIM905
 ).split()
 
 
+#: The shortest run of one sample value that is a word (``synthesize`` makes 0.3 s words).
+MIN_WORD_S = 0.02
+
 #: A Google interim result's stability: the words it will not revise, and the newest one.
 STABLE_STABILITY = 0.9
 UNSTABLE_STABILITY = 0.01
@@ -210,6 +213,7 @@ class StreamRecord:
     cancelled: bool = False  # the client cancelled (or went away)
     authorization: str = ""  # the call's ``authorization`` metadata ("Bearer <token>"), if any
     done: threading.Event = field(default_factory=threading.Event)
+    audio: bytearray | None = None  # every audio byte received, when the fake keeps them (``keep_audio``)
 
     @property
     def max_request_bytes(self) -> int:
@@ -294,7 +298,9 @@ class _Decoder:
         return out
 
     def _close_run(self, at: int, out: list[cloud_speech.StreamingRecognizeResponse]) -> None:
-        if self.run_value:
+        # A word is a run of one valid id lasting MIN_WORD_S; shorter runs and other values are noise
+        # (audio someone processed, e.g. an echo canceller's residue), which the fake hears as nothing.
+        if 0 < self.run_value <= 32767 and at - self.run_start >= MIN_WORD_S * self.rate:
             self.words.append(self.run_value)
             self.word_ends.append(at)
             if self.interim:
@@ -392,8 +398,10 @@ class FakeSpeech(AioFake):
         server_credentials: grpc.ServerCredentials | None = None,
         accept_token: Callable[[str], bool] | None = None,
         finalise_delay_s: float = 0.0,
+        keep_audio: bool = False,
     ) -> None:
         super().__init__()
+        self.keep_audio = keep_audio  # record each stream's audio (tests of what reached the recogniser)
         self.latency_s = latency_s
         self.server_credentials = server_credentials  # None: plaintext
         self.accept_token = accept_token  # None: no token needed (and none is checked)
@@ -466,7 +474,7 @@ class FakeSpeech(AioFake):
 
     async def _streaming_recognize(self, _requests: object, context: _Context) -> None:
         with self._lock:
-            record = StreamRecord(index=len(self.streams))
+            record = StreamRecord(index=len(self.streams), audio=bytearray() if self.keep_audio else None)
             self.streams.append(record)
 
         def on_done(_: object) -> None:
@@ -558,6 +566,8 @@ class FakeSpeech(AioFake):
                     f"Audio chunk of {size} bytes is too large; the limit is {MAX_AUDIO_BYTES} bytes per request.",
                 )
             record.audio_bytes += size
+            if record.audio is not None:
+                record.audio += audio
             record.audio_s = record.audio_bytes / bytes_per_s
             if record.audio_s > self.max_stream_audio_s:
                 raise _Abort(grpc.StatusCode.OUT_OF_RANGE, DURATION_MESSAGE)

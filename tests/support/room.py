@@ -28,6 +28,7 @@ import soxr
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_client.speech import decode_audio
 
 CHUNK_S = 0.1
 SPEECH_RATE_HZ = 24000
@@ -191,6 +192,8 @@ def run_room(
     """Stream ``turns`` at real-time pace; ``language``: the spoken language that comes back into the mic."""
     rate = config.audio_format.sample_rate_hertz
     config.speech_output.sample_rate_hertz = SPEECH_RATE_HZ
+    encoding = pb.SpeechEncoding.Name(config.speech_output.encoding or pb.SPEECH_ENCODING_LINEAR16)
+    encoding = encoding.removeprefix("SPEECH_ENCODING_")
     run = RoomRun(rate=rate)
     room = _Room(rate, turns, run)
     audio: dict[int, list[bytes]] = {}
@@ -203,7 +206,7 @@ def run_room(
         elif kind == "translation_audio" and message.target_language_code.split("-")[0] == language:
             audio.setdefault(message.utterance_id, []).append(message.audio)
             if message.last_chunk:
-                pcm = np.frombuffer(b"".join(audio.pop(message.utterance_id)), dtype="<i2")
+                pcm = decode_audio(b"".join(audio.pop(message.utterance_id)), encoding, SPEECH_RATE_HZ)
                 room.speech(message.utterance_id, pcm)
     run.mic = room.buf[: room.pos].copy()
     return run

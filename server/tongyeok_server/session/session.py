@@ -140,6 +140,7 @@ class Session:
         self._moving = False  # handing over to another server: recognition stopped, no final may follow
         self._ended = False
         self._echo: EchoFilter | None = None
+        self._flushing: asyncio.Task[None] | None = None  # the echo filter's last audio on its way (see finish_audio)
         self.outcome: str = "open"  # "ok", "cancelled" or a status code name, for the log line
 
     # -- lifecycle -------------------------------------------------------
@@ -233,9 +234,19 @@ class Session:
         self._draining = True
         if self._stream is not None:
             tail = self._echo.flush() if self._echo is not None else b""
-            if tail:  # what the echo filter still holds back (a few milliseconds)
-                self._stream.write(tail)
-            self._stream.finish()
+            if tail:  # what the echo filter still holds back (a few milliseconds), then the end
+                self._flushing = self._loop.create_task(self._finish_after(self._stream, tail))
+            else:
+                self._stream.finish()
+
+    async def _finish_after(self, stream: RecognizerStream, tail: bytes) -> None:
+        """Write the echo filter's last audio, then tell the recogniser the audio is over."""
+        try:
+            await stream.write_async(tail)
+        except Exception:  # the engine's stream failed: its own end reports that
+            log.debug("session %s: the last audio did not reach the recogniser", self.id, exc_info=True)
+        if self._stream is stream and not self._moving:
+            stream.finish()
 
     def drain(self) -> None:
         """Server shutdown: stop taking audio, finish what was heard, then UNAVAILABLE."""
