@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 from bench.cloud import CloudOptions, run_cloud
+from bench.echo import EchoOptions, echo_targets, render_echo, run_echo
 from bench.expenses import ExpensesOptions, render_expenses, run_expenses
 from bench.live_asr import LiveOptions, run_live
 from bench.offline import OfflineOptions, run_offline
@@ -168,6 +169,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--web-streams", type=int, default=None, help="streams of the web gateway part (default 50; 0 skips it)"
     )
     parser.add_argument("--web-only", action="store_true", help="only the web gateway part")
+    parser.add_argument("--skip-echo", action="store_true", help="without the echo-suppression part")
+    parser.add_argument(
+        "--echo-only", action="store_true", help="only the echo-suppression part (the room at real-time pace)"
+    )
     parser.add_argument("--skip-expenses", action="store_true", help="without the receipts part")
     parser.add_argument("--expenses-only", action="store_true", help="only the receipts part (OCR accuracy, CPU)")
     parser.add_argument("--receipts", type=int, default=None, help="receipts the expenses part reads (default 40)")
@@ -209,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.expenses_only:
         args.skip_cloud = args.skip_offline = args.skip_speech = args.skip_resume = args.skip_scale = True
         args.skip_live = True
+    if args.echo_only:
+        args.skip_cloud = args.skip_offline = args.skip_speech = args.skip_resume = args.skip_scale = True
+        args.skip_live = args.skip_expenses = args.skip_simultaneous = True
+        args.web_streams = 0
     if args.asr_only or args.speech_only or args.resume_only or args.scale_only or args.live_only or args.web_only:
         args.skip_expenses = True
     if args.simultaneous_only:
@@ -225,6 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         or args.expenses_only
     ):
         args.skip_simultaneous = True
+    if (
+        args.asr_only
+        or args.speech_only
+        or args.resume_only
+        or args.scale_only
+        or args.live_only
+        or args.web_only
+        or args.expenses_only
+        or args.simultaneous_only
+    ):
+        args.skip_echo = True
     if not args.skip_cloud:
         cloud = CloudOptions(
             streams=args.streams or ((20,) if args.quick else (10, 100, 200, 500)),
@@ -319,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_expenses:
         receipts = ExpensesOptions(args.receipts or (6 if args.quick else 40), args.receipt_engine)
         results["expenses"] = run_expenses(receipts, log)
-    results["targets"] = targets(results)
+    if not args.skip_echo:
+        echo = EchoOptions(sentences=3) if args.quick else EchoOptions()
+        results["echo"] = run_echo(echo, work_dir / "echo", log)
+    results["targets"] = targets(results) + echo_targets(results.get("echo"))
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(results, args.out)
     render(results)
@@ -327,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         print(render_web(results["web"]))
     if "expenses" in results:
         print("\n".join(render_expenses(results["expenses"])))
+    if "echo" in results:
+        print(render_echo(results["echo"]))
     print(f"JSON: {args.out}")
     return 0
 

@@ -119,6 +119,7 @@ def config(
     simultaneous: bool = False,
     latency: str | None = None,
     tentative: bool | None = None,
+    echo_suppression: bool | None = None,
 ) -> pb.InterpretConfig:
     """Build the ``InterpretConfig`` that opens an ``Interpret`` stream.
 
@@ -144,6 +145,9 @@ def config(
         latency: With ``simultaneous``: ``"low"``, ``"balanced"`` or ``"accurate"`` (more lag, fewer awkward
             commitments); ``None`` = the server's default. :class:`SessionStarted` says what each direction got.
         tentative: With ``simultaneous``: whether to receive :class:`TranslationTentative` events; ``None`` = yes.
+        echo_suppression: Whether the server keeps its own speech, heard again by the microphone, out of
+            the recognition; ``None`` = the server's default (on). Turn it off with headphones or a
+            platform echo canceller you trust.
 
     Raises:
         ValueError: unknown encoding, style or latency, a latency without ``simultaneous``, malformed glossary.
@@ -172,4 +176,5 @@ def config(
         voice_activity_events=voice_activity,
         speech_output=speech,
         store_transcript=store_transcript,
+        echo_suppression=echo_suppression,
     )

@@ -10,7 +10,7 @@ translated). ``sounddevice`` is the ``tongyeok[speak]`` extra's library.
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .audio import AudioFormat, AudioStream
@@ -41,10 +41,22 @@ def input_devices() -> list[str]:
 class Microphone:
     """One recording; ``stream()`` starts it, ``stop()`` ends the chunks (whole blocks only)."""
 
-    def __init__(self, device: str | None = None, chunk_ms: float = 100.0) -> None:
-        """``device``: a name (or part of one) or an index as ``sounddevice`` takes it; None is the default input."""
+    def __init__(
+        self, device: str | None = None, chunk_ms: float = 100.0, hold: Callable[[], bool] | None = None
+    ) -> None:
+        """``device``: a name (or part of one) or an index as ``sounddevice`` takes it; None is the default input.
+
+        ``hold``: while it returns True the microphone sends silence instead of
+        what it hears (half-duplex: hold it while the speech plays, e.g.
+        ``lambda: player.speaking``). Silence, not nothing: the server's
+        timeline, the sentence's end and the stream's pace stay as they are.
+        """
         self._sd = _sounddevice()
         self._device: str | int | None = int(device) if device and device.isdigit() else device
+        #: Held (sends silence) while this returns True; may be set after the microphone is made.
+        self.hold = hold
+        #: Blocks sent as silence because the microphone was held.
+        self.held_blocks = 0
         self._blocks: queue.Queue[bytes] = queue.Queue()
         self._frames = max(1, round(RATE_HZ * chunk_ms / 1000))
         self._input: Any = None
@@ -78,7 +90,11 @@ class Microphone:
     def _callback(self, data: Any, _frames: int, _time: Any, status: Any) -> None:
         if status:
             self.overflows += 1  # the stream fell behind the device: audio was lost (the summary says so)
-        self._blocks.put(bytes(data))
+        if self.hold is not None and self.hold():  # decided as it is recorded: the speech plays now
+            self.held_blocks += 1
+            self._blocks.put(bytes(len(data)))
+        else:
+            self._blocks.put(bytes(data))
 
     def _chunks(self) -> Iterator[bytes]:
         while True:

@@ -17,6 +17,13 @@ Example::
 file of its language, decoded to 16-bit PCM (Ogg Opus too). ``SpeechPlayer``
 plays the chunks as they arrive on the local audio device (``sounddevice``,
 the ``tongyeok[speak]`` extra, which needs PortAudio).
+
+A microphone in the same room hears that speech. The server removes it
+(``InterpretConfig.echo_suppression``), but a client does better before it
+sends: headphones; the system's echo canceller (``echo_cancelling_devices``:
+PulseAudio/PipeWire ``module-echo-cancel``), playing and recording through it;
+or half-duplex, the microphone held while a player speaks
+(``Microphone(hold=lambda: player.speaking)``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import io
 import queue
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +43,7 @@ import soundfile
 from .events import Event, TranslationAudio, TranslationEvent, TranslationReset
 from .proto import interpreter_pb2 as pb
 
-__all__ = ["NoAudioDevice", "SpeechPlayer", "SpeechWriter", "decode_audio", "speech_output"]
+__all__ = ["NoAudioDevice", "SpeechPlayer", "SpeechWriter", "decode_audio", "echo_cancelling_devices", "speech_output"]
 
 _ENCODINGS = {
     "LINEAR16": pb.SPEECH_ENCODING_LINEAR16,
@@ -155,19 +163,57 @@ class NoAudioDevice(RuntimeError):
     """There is no way to play audio here; the message says why and what to do instead."""
 
 
+#: How long after its speech ends a player still counts as speaking (the room's echo dies away).
+SPEAKING_TAIL_S = 0.3
+
+
+def echo_cancelling_devices() -> tuple[str, str] | None:
+    """(input, output) device names of the system's echo canceller, if it has one PortAudio sees.
+
+    PulseAudio's and PipeWire's ``module-echo-cancel`` (WebRTC's canceller)
+    add a source and a sink named ``echo-cancel``/``echocancel``: playing to
+    that sink and recording from that source removes the speech from the
+    microphone before it leaves the machine (``pactl load-module
+    module-echo-cancel`` turns it on). None where there is no such device
+    (or no PortAudio).
+    """
+    try:
+        import sounddevice
+    except (ImportError, OSError):
+        return None
+    try:
+        devices = list(sounddevice.query_devices())
+    except Exception:  # PortAudioError: no host API at all
+        return None
+
+    def named(kind: str) -> str | None:
+        for d in devices:
+            name = str(d.get("name", ""))
+            plain = name.lower().replace("-", "").replace("_", "").replace(" ", "")
+            if "echocancel" in plain and int(d.get(f"max_{kind}_channels", 0)) > 0:
+                return name
+        return None
+
+    source, sink = named("input"), named("output")
+    return (source, sink) if source and sink else None
+
+
 class SpeechPlayer:
-    """Plays one language's spoken translation on the default output device, chunk by chunk as it arrives.
+    """Plays one language's spoken translation on an output device, chunk by chunk as it arrives.
 
     Audio is written to the device from a thread of its own, so reading the
     stream never waits for the speaker. A reset cannot take back what was
     played; the chunks of the reset translation still queued are dropped.
+    ``speaking`` says whether it is playing (or about to, or its echo is
+    dying away): a microphone held while it speaks (``Microphone(hold=...)``,
+    ``--half-duplex``) never sends the speech back to the server.
 
     Raises:
         NoAudioDevice: sounddevice or PortAudio is missing, or there is no output device.
 
     """
 
-    def __init__(self, language: str, sample_rate_hertz: int) -> None:
+    def __init__(self, language: str, sample_rate_hertz: int, device: str | int | None = None) -> None:
         try:
             import sounddevice
         except (ImportError, OSError) as e:  # OSError: the PortAudio library is missing
@@ -177,17 +223,29 @@ class SpeechPlayer:
             ) from None
         try:
             sounddevice.query_devices(kind="output")
-            self._stream: Any = sounddevice.RawOutputStream(samplerate=sample_rate_hertz, channels=1, dtype="int16")
+            self._stream: Any = sounddevice.RawOutputStream(
+                samplerate=sample_rate_hertz, channels=1, dtype="int16", device=device
+            )
         except Exception as e:  # PortAudioError, ValueError: no device
             raise NoAudioDevice(
                 f"no audio output device ({e}); write the speech to a file with --speak-to FILE"
             ) from None
         self.language = language
+        self._rate = sample_rate_hertz
         self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
         self._dropped: set[int] = set()
+        self._lock = threading.Lock()
+        self._queued = 0  # chunks queued, not yet written to the device
+        self._until = 0.0  # when what was written will have played (monotonic)
         self._thread = threading.Thread(target=self._play, name="tongyeok-player", daemon=True)
         self._stream.start()
         self._thread.start()
+
+    @property
+    def speaking(self) -> bool:
+        """Whether speech is queued, playing, or ended less than ``SPEAKING_TAIL_S`` ago."""
+        with self._lock:
+            return self._queued > 0 or time.monotonic() < self._until + SPEAKING_TAIL_S
 
     def handle(self, event: Event | TranslationEvent) -> None:
         """Queue the audio of this player's language (LINEAR16 only); drop what a reset voids."""
@@ -196,16 +254,24 @@ class SpeechPlayer:
         elif isinstance(event, TranslationAudio) and event.target_language_code == self.language:
             if event.sequence_number == 0:
                 self._dropped.discard(event.utterance_id)
+            with self._lock:
+                self._queued += 1
             self._queue.put((event.utterance_id, event.audio))
 
     def _play(self) -> None:
+        latency = float(getattr(self._stream, "latency", 0.0) or 0.0)  # the device's own buffer
         while True:
             item = self._queue.get()
             if item is None:
                 return
             uid, audio = item
             if uid not in self._dropped:
+                with self._lock:
+                    start = max(time.monotonic(), self._until)
+                    self._until = start + len(audio) / 2 / self._rate + latency
                 self._stream.write(audio)
+            with self._lock:
+                self._queued -= 1
 
     def close(self) -> None:
         """Play what is queued, then release the device."""

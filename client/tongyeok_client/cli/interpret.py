@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -15,7 +16,7 @@ from ..client import InterpreterClient, config
 from ..configs import LATENCIES
 from ..events import Event
 from ..microphone import Microphone, input_devices
-from ..speech import NoAudioDevice
+from ..speech import NoAudioDevice, echo_cancelling_devices
 from .common import EXIT_OK, UsageError, glossary, print_json
 from .render import HumanRenderer
 from .speak import Speech
@@ -36,6 +37,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     mic.add_argument("--mic", action="store_true", help="interpret the microphone live (Ctrl-C ends the meeting)")
     mic.add_argument("--mic-device", metavar="NAME", help="the input device, by (part of its) name or index")
     mic.add_argument("--list-mics", action="store_true", help="list the input devices and exit")
+    mic.add_argument(
+        "--half-duplex",
+        action="store_true",
+        help="with --mic and --speak: hold the microphone (send silence) while the speech plays, so it is never "
+        "heard back; the people wait for it to end",
+    )
+    p.add_argument(
+        "--echo-suppression",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask the server to keep its own speech, heard back by the microphone, out of the recognition "
+        "(default: the server's choice, on); --no-echo-suppression with headphones",
+    )
     p.add_argument("--source", action="append", metavar="LANG", help="language spoken; twice = two-way (required)")
     p.add_argument(
         "--target",
@@ -121,12 +135,12 @@ class _Counter:
             yield chunk
 
 
-def _source(args: argparse.Namespace) -> tuple[AudioStream, Microphone | None]:
+def _source(args: argparse.Namespace, device: str | None) -> tuple[AudioStream, Microphone | None]:
     if args.mic or args.mic_device:
         if args.file:
             raise UsageError("give a FILE or --mic, not both")
         try:
-            microphone = Microphone(args.mic_device, args.chunk_ms)
+            microphone = Microphone(args.mic_device or device, args.chunk_ms)
             return microphone.stream(), microphone
         except NoAudioDevice as e:
             raise UsageError(str(e)) from None
@@ -146,9 +160,15 @@ def run(args: argparse.Namespace, client: InterpreterClient, console: Console) -
         return EXIT_OK
     if not args.source:
         raise UsageError("name the language spoken with --source LANG (twice for a two-way conversation)")
-    audio, microphone = _source(args)
+    live = bool(args.mic or args.mic_device)
+    if args.half_duplex and not live:
+        raise UsageError("--half-duplex holds the microphone while the speech plays: it needs --mic")
+    # Playing and recording in one room: the system's echo canceller, where it has one, takes the speech
+    # out of the microphone before it is sent (PulseAudio/PipeWire module-echo-cancel).
+    canceller = echo_cancelling_devices() if live and args.speak and not args.speak_to else None
+    audio, microphone = _source(args, canceller[0] if canceller else None)
     try:
-        return _interpret(args, client, console, audio, microphone)
+        return _interpret(args, client, console, audio, microphone, canceller[1] if canceller else None)
     finally:
         if microphone is not None:
             microphone.stop()
@@ -160,12 +180,15 @@ def _interpret(
     console: Console,
     audio: AudioStream,
     microphone: Microphone | None,
+    output_device: str | None = None,
 ) -> int:
     # A two-way stream translates each sentence into the other language: those are what can be spoken.
     spoken = args.target or (args.source if len(args.source) == 2 else [])
-    speech = Speech(args, spoken)
+    speech = Speech(args, spoken, output_device)
     if not args.simultaneous and (args.latency is not None or args.tentative is not None):
         raise UsageError("--latency and --no-tentative need --simultaneous")
+    if microphone is not None and speech.players:
+        _echo_advice(args, microphone, speech, output_device)
     try:
         cfg = config(
             source=args.source,
@@ -181,6 +204,7 @@ def _interpret(
             simultaneous=args.simultaneous,
             latency=args.latency,
             tentative=args.tentative,
+            echo_suppression=args.echo_suppression,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -214,6 +238,21 @@ def _interpret(
             _each(events, microphone, shown)
         renderer.summary(audio.format.duration_s(counter.bytes), time.monotonic() - started)
     return EXIT_OK
+
+
+def _echo_advice(args: argparse.Namespace, microphone: Microphone, speech: Speech, device: str | None) -> None:
+    """The microphone will hear the speech: hold it (--half-duplex), or say what is done about it."""
+    if args.half_duplex:
+        microphone.hold = speech.speaking
+        print("half-duplex: the microphone is held while the speech plays", file=sys.stderr)
+    elif device is not None:
+        print(f"playing and recording through the system's echo canceller ({device})", file=sys.stderr)
+    else:
+        print(
+            "note: the microphone hears the speech; the server removes it, but headphones, --half-duplex or the "
+            "system's echo canceller (pactl load-module module-echo-cancel) work better",
+            file=sys.stderr,
+        )
 
 
 def _each(events: Iterable[Event], microphone: Microphone | None, handle: Callable[[Event], None]) -> None:

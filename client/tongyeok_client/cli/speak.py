@@ -41,7 +41,7 @@ def speech_parent() -> argparse.ArgumentParser:
 class Speech:
     """What the speech flags asked for: the config to send, and where the audio goes."""
 
-    def __init__(self, args: argparse.Namespace, targets: Sequence[str]) -> None:
+    def __init__(self, args: argparse.Namespace, targets: Sequence[str], output_device: str | None = None) -> None:
         voices = dict(_voice(v) for v in args.voice)
         languages = list(dict.fromkeys([*args.speak, *voices]))
         if args.speak_to and not languages:
@@ -59,7 +59,7 @@ class Speech:
             if args.speech_encoding != "linear16":
                 raise UsageError("playing needs --speech-encoding linear16; use --speak-to FILE for other encodings")
             try:
-                self.players = [SpeechPlayer(lang, args.speech_rate) for lang in languages]
+                self.players = [SpeechPlayer(lang, args.speech_rate, output_device) for lang in languages]
             except NoAudioDevice as e:
                 print(f"warning: {e}; going on with the text only", file=sys.stderr)
                 return
@@ -72,6 +72,10 @@ class Speech:
             )
         except ValueError as e:
             raise UsageError(str(e)) from None
+
+    def speaking(self) -> bool:
+        """Whether a player is playing (or its echo is dying away): a half-duplex microphone is held."""
+        return any(player.speaking for player in self.players)
 
     def handle(self, event: Event | TranslationEvent) -> None:
         """Pass one event to the writer and players."""
