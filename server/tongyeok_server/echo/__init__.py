@@ -8,15 +8,18 @@ it again. Two layers, one per session (``guard.EchoGuard``):
 
 - **On the signal** (before the recogniser): the session's speech, decoded to
   the caller's rate, is laid on the timeline of the caller's audio where it
-  could start playing (``playout.PlayoutTrack``); the real playback delay is
-  found by cross-correlation (``align.find_delay``) and WebRTC's echo
-  canceller (AEC3, ``aec.Aec3``) removes it, so a person speaking over its
-  end is still heard. Outside the playback windows audio passes untouched.
+  could start playing (``playout.PlayoutTrack``); each utterance's playback
+  delay is found by cross-correlation (``align.find_delay``) and WebRTC's
+  echo canceller (AEC3, ``aec.Canceller``) removes it, so a person speaking
+  over its end is still heard; what it leaves of the echo is brought down
+  (``residual.ResidualGate``). Outside the playback windows the audio only
+  goes through the canceller's constant delay (``latency_s``, taken off the
+  recogniser's offsets by the session).
 - **On the words** (at each final): a final whose words are, in order, a
   translation the session spoke in that language within its playback
-  window (``words.SpokenWords``), or whose audio was mostly echo the
-  canceller found, is echo: the session marks it (``Final.echo_of``) and
-  never translates, speaks or records it.
+  window (``words.SpokenWords``), or whose audio was mostly echo
+  (``frames.FrameLog``), is echo: the session marks it (``Final.echo_of``)
+  and never translates, speaks or records it.
 
 ``extension.EchoExtension`` attaches a guard to every session that speaks
 (unless the session or the server turns it off).
