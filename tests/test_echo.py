@@ -38,6 +38,7 @@ from tongyeok_server.audio.format import AudioSpec, Encoding
 from tongyeok_server.echo import aec
 from tongyeok_server.echo.align import find_delay
 from tongyeok_server.echo.guard import EchoGuard
+from tongyeok_server.echo.linear import LinearEstimate
 from tongyeok_server.echo.words import SpokenWords
 from tongyeok_server.recognition.base import Transcript
 from tongyeok_server.session import events as ev
@@ -173,7 +174,7 @@ def test_the_guard_cancels_its_speech_and_keeps_a_person_talking_over_it() -> No
     speech, person = _tts_like(2.0, 3), _tts_like(1.5, 4)
     mic = np.zeros(6 * 16000, dtype=np.float32)
     echo_at, person_at = 16000 + 24000, 16000 + 24000 + 24000  # the person starts 0.5 s before the speech ends
-    mic[echo_at : echo_at + len(speech)] += 0.5 * speech
+    mic[echo_at : echo_at + len(speech)] += speech  # as loud as the person
     mic[person_at : person_at + len(person)] += person
     pcm = np.clip(mic, -32768, 32767).astype(np.int16)
 
@@ -193,10 +194,12 @@ def test_the_guard_cancels_its_speech_and_keeps_a_person_talking_over_it() -> No
 
     latency = round(guard.latency_s * 16000)
     out = out[latency:]  # the canceller's constant delay
-    echo_only = slice(echo_at, person_at)
-    assert db(mic[echo_only]) - db(out[echo_only]) > 25, "the speech is cancelled from its first chunk on"
+    echo_only = slice(echo_at + 3200, person_at)  # two windows agree on the delay: within 0.2 s
+    assert db(mic[echo_only]) - db(out[echo_only]) > 25, "the speech is cancelled"
     talker = slice(person_at + 8000, person_at + len(person))
     assert abs(db(out[talker]) - db(person[8000:])) < 2, "the person talking over its end is kept"
+    onset = slice(person_at, person_at + 4800)  # their first 0.3 s, under the echo: AEC3 alone mutes it
+    assert abs(db(out[onset]) - db(person[:4800])) < 3, "the person's first words, under the echo, are kept"
     assert guard.stats.delay_ms == 1500
     # A final where the recogniser heard (what is left of) the speech is echo; the person's is not.
     residue = Transcript("mm", "en-US", True, start_offset_s=echo_at / 16000, end_offset_s=(echo_at + 6000) / 16000)
@@ -292,3 +295,31 @@ def test_cloud_engines_the_echo_is_cancelled_before_google_and_every_sentence_tr
         assert heard - sent > 20, f"echo at {start_s:.1f}-{end_s:.1f} s: {heard:.0f} dB in, {sent:.0f} dB to Google"
     notices = [n for n in run.of_kind("notice") if n.code == pb.NOTICE_CODE_ECHO_HEARD]
     assert len(notices) == 1
+
+
+def test_a_person_the_canceller_mutes_under_the_echo_is_given_back_and_nothing_else() -> None:
+    rate, n = 16000, 1600
+    linear = LinearEstimate(rate)
+    pad = linear.pad
+    speech = _tts_like(3.0, 5)
+    person = _tts_like(0.1, 6)
+
+    def chunk(i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The padded reference of chunk i, and its echo as the microphone hears it (0.7x, 5 samples late)."""
+        reference = speech[i * n : (i + 1) * n + 2 * pad].astype(np.float64)
+        echo = 0.7 * reference[pad - 5 : pad - 5 + n]
+        return reference, echo
+
+    muted = np.zeros(n, dtype=np.int16)  # AEC3's output: all taken down
+    for i in range(10):  # echo alone: the estimate learns it
+        reference, echo = chunk(i)
+        out, given = linear.apply(muted, echo.astype(np.int16), reference)
+        assert not given.any() and out is muted
+    reference, echo = chunk(10)  # (the speech has no pause in this one)
+    talking = echo + person  # a person starts under the echo, and AEC3 mutes them
+    out, given = linear.apply(muted, talking.astype(np.int16), reference)
+    assert given.all(), "the person is given back"
+    assert np.abs(out.astype(np.float64) - person).max() < 40, "as the microphone heard them, less the echo"
+    reference, _ = chunk(11)  # the speech is expected, but not heard (a delay guessed wrong): nothing to give
+    out, given = linear.apply(muted, np.zeros(n, dtype=np.int16), reference)
+    assert not given.any()

@@ -21,8 +21,9 @@ import numpy.typing as npt
 from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec
 from tongyeok_server.echo import aec
-from tongyeok_server.echo.align import find_delay
+from tongyeok_server.echo.align import Delay, find_delay
 from tongyeok_server.echo.frames import ECHO_ONLY_DB, FrameLog
+from tongyeok_server.echo.linear import LinearEstimate
 from tongyeok_server.echo.pcm import Float32Array, Int16Array, SpeechDecoder, encode, mono, to_int16
 from tongyeok_server.echo.playout import PlayoutTrack
 from tongyeok_server.echo.residual import ResidualGate
@@ -40,6 +41,11 @@ CHECK_UNLOCKED_S = 0.1
 CHECK_LOCKED_S = 1.0
 #: The canceller keeps running this long after the speech (as delayed) ends: the room's reverberation.
 TAIL_S = 0.3
+#: A match this strong is the echo; a weaker one needs another window, not overlapping it, within
+#: ``AGREE_WITHIN_S`` to have found the same lag (within ``AGREE_S``).
+STRONG_SCORE = 0.5
+AGREE_S = 0.003
+AGREE_WITHIN_S = 1.5
 #: A delay found this far from a segment's own replaces it (if it matched better): AEC3 follows smaller
 #: errors by itself as long as the reference stays ahead of the echo, and each change costs it its filter.
 RELOCK_S = 0.04
@@ -99,8 +105,11 @@ class EchoGuard(SessionObserver):
         self._delay: int | None = None
         self._tail = int(TAIL_S * rate)
         self._canceller = aec.Canceller(rate) if self._cancel else None
+        self._finds: collections.deque[tuple[int, int]] = collections.deque()  # (window end, lag) of weak matches
+        self._agree = max(1, int(AGREE_S * rate))
         self._aligned: int | None = None  # the delay the canceller's filter has learnt the echo at
         self._gate = ResidualGate(rate)
+        self._linear = LinearEstimate(rate)
         self._gate_tail = 0  # the gate runs up to here (the speech's end and its reverberation)
         self._heard = threading.Event()
         self.stats = EchoStats()
@@ -188,6 +197,7 @@ class EchoGuard(SessionObserver):
                     if self._aligned is not None:
                         lo, hi = canceller.history_span
                         canceller.restart(to_int16(self._track.heard(lo + head, hi + head, self._delay)))
+                        self._linear.reset()
                     self._aligned = aligned
                 reference = to_int16(heard[self._tail :])
                 self.stats.cancelled_s += len(samples) / self._rate
@@ -197,8 +207,13 @@ class EchoGuard(SessionObserver):
         if reference is not None or self._gate_tail > at:
             if reference is not None:
                 self._gate_tail = end + self._tail
-            expected = to_int16(self._track.heard(at, at + len(out), self._delay))
-            out, frames = self._gate.apply(out, before, expected)
+            pad = self._linear.pad
+            padded = self._track.heard(at - pad, at + len(out) + pad, self._delay)
+            talking = None
+            if reference is not None:
+                out, talking = self._linear.apply(out, before, padded.astype(np.float64))
+            expected = to_int16(padded[pad : pad + len(out)])
+            out, frames = self._gate.apply(out, before, expected, talking)
             echo = np.repeat(frames > 0, self._gate.frame)
             echo = np.concatenate([echo, np.zeros(len(out) - len(echo), dtype=bool)])
             echo |= _taken(before, out, self._gate.frame)
@@ -212,7 +227,7 @@ class EchoGuard(SessionObserver):
         self._next_check = end + int(CHECK_LOCKED_S * self._rate)
         reference = self._track.placed(end - self._window - self._max_delay, end)
         found = find_delay(window, reference, self._rate)
-        if found is None:
+        if found is None or not self._believed(found, end):
             return
         delay = found.samples
         changed = self._track.lock(
@@ -226,6 +241,25 @@ class EchoGuard(SessionObserver):
         if previous != delay:
             self._mark_leaked(end)  # what passed before was cancelled at another delay, or not at all
         self._echo_heard(changed[-1][0].utterance_id)
+
+    def _believed(self, found: Delay, end: int) -> bool:
+        """Whether a match is the echo, not a person's speech matching the session's by chance.
+
+        Measured: the echo matched at 0.46-1.0 in a digital mix and 0.3-0.7 in
+        a reverberant room; people's speech against the session's matched at
+        0.30-0.38, at lags that wander. A strong match is believed at once; a
+        weaker one when a window that does not overlap this one found the
+        same lag (the echo matches at the same lag again and again).
+        """
+        if found.score >= STRONG_SCORE:
+            return True
+        while self._finds and self._finds[0][0] < end - int(AGREE_WITHIN_S * self._rate):
+            self._finds.popleft()
+        agreed = any(
+            at <= end - self._window and abs(samples - found.samples) <= self._agree for at, samples in self._finds
+        )
+        self._finds.append((end, found.samples))
+        return agreed
 
     def _mark_leaked(self, end: int) -> None:
         """The recent frames where the speech, at the delays now known, played: heard uncancelled."""

@@ -62,11 +62,18 @@ class ResidualGate:
         """The echo's energy over the reference's in this room, once learnt."""
         return None if self._log_erl is None else float(np.exp(self._log_erl))
 
-    def apply(self, out: Int16Array, before: Int16Array, reference: Int16Array) -> tuple[Int16Array, FloatArray]:
+    def apply(
+        self,
+        out: Int16Array,
+        before: Int16Array,
+        reference: Int16Array,
+        talking: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[Int16Array, FloatArray]:
         """Gate ``out`` (the canceller's, from ``before``); ``reference`` is the echo expected, unscaled.
 
-        All three are the same samples. Returns the gated audio and, per
-        whole frame, 1 where it was echo (else 0).
+        All three are the same samples; ``talking`` marks frames known to
+        hold a person (``linear.LinearEstimate``), left alone. Returns the
+        gated audio and, per whole frame, 1 where it was echo (else 0).
         """
         f = self.frame
         n = len(out) // f
@@ -84,6 +91,8 @@ class ResidualGate:
                 continue
             if r[i] >= 0.5 * envelope and o[i] * CANCELLED < b[i]:
                 self._learn(b[i] / r[i])
+            if talking is not None and i < len(talking) and talking[i]:
+                continue
             if self._log_erl is not None and b[i] <= ECHO_MARGIN * float(np.exp(self._log_erl)) * envelope:
                 echo[i] = 1.0
                 frame = slice(i * f, (i + 1) * f)
