@@ -232,7 +232,10 @@ def cloud_room() -> Iterator[tuple[RoomRun, FakeSpeech, list[str]]]:
     speech and its window are over, and the test checks the signal the fake
     received: the speech's echo cancelled, the people's words untouched.
     """
-    sentences = [[1, 2, 3], [4, 5, 6, 7]]  # "good morning thank", "you for coming we"
+    # Spanish words: their ids are loud samples (English ids are near-silent ones, which a final's
+    # energy could not tell from the echo around them).
+    base = fake_speech.SPANISH_BASE
+    sentences = [[base, base + 1, base + 2], [base + 3, base + 4, base + 5, base + 6]]
     timing = fake_speech.Timing(lead_in_s=0.0, utterance_gap_s=0.0)
     turns = [
         Turn(
@@ -263,13 +266,13 @@ def cloud_room() -> Iterator[tuple[RoomRun, FakeSpeech, list[str]]]:
         ) as server:
             channel, stub = stub_for(server)
             with channel:
-                cfg = config(sources=("en-US",), targets=("es",)).config
+                cfg = config(sources=("es-ES",), targets=("en",)).config
                 cfg.speech_output.CopyFrom(
                     pb.SpeechOutputConfig(
-                        voices=[pb.VoiceSelection(language_code="es")], encoding=pb.SPEECH_ENCODING_OGG_OPUS
+                        voices=[pb.VoiceSelection(language_code="en")], encoding=pb.SPEECH_ENCODING_OGG_OPUS
                     )
                 )
-                run = run_room(stub, cfg, turns, language="es")
+                run = run_room(stub, cfg, turns, language="en")
         yield run, stt, [" ".join(fake_speech.word_for_id(i)[0] for i in ids) for ids in sentences]
 
 
