@@ -18,10 +18,13 @@ is left alone.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 Int16Array = npt.NDArray[np.int16]
 FloatArray = npt.NDArray[np.float64]
@@ -80,28 +83,18 @@ class LinearEstimate:
         o = _energy(out, f, n)
         b = _energy(before, f, n)
         heard = b > float(f)  # frames with something in them (above about 1 in 32768)
-        if heard.sum() >= n / 2 and np.mean((o * CANCELLED < b)[heard]) >= 0.9 and np.any(reference):
-            self._learn(before, reference)
+        # AEC3 took it all down: echo alone, or a person it mutes (whom the estimate, once it has one, sees).
+        cancelled = heard.sum() >= n / 2 and np.mean((o * CANCELLED < b)[heard]) >= 0.9 and np.any(reference)
         given = np.zeros(n, dtype=bool)
-        if self._filter is None:
+        candidate = self._talking(out, before, reference, o, b) if self._filter is not None else None
+        if cancelled and (candidate is None or not candidate[0].any()):
+            self._learn(before, reference)
+        if candidate is None:
             return out, given
-        start = self._start
-        taps = reference[start : start + len(before) + TAPS - 1]
-        if len(taps) < len(before) + TAPS - 1:
-            return out, given
-        estimate = np.convolve(taps, self._filter[::-1], mode="valid")
-        residual = before.astype(np.float64) - estimate
-        e = _energy(residual, f, n)
-        r = _energy(reference[self.pad : self.pad + len(before)], f, n)
-        floor = self._residue * np.maximum(r, float(r.max(initial=0.0)) * 0.01) + 1.0
-        predicted = _energy(estimate, f, n)
-        # A person under the echo: the microphone heard the echo predicted (not a delay guessed wrong: then
-        # the "residual" is the prediction itself), AEC3 muted the frame, and much is left past the echo.
-        candidate = (e > TALK * floor) & (o * MUTED < e) & (b >= 0.5 * predicted) & (predicted > 0)
-        given = np.zeros(n, dtype=bool)  # a person talks for longer than a blip: runs of RUN frames or more
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], candidate.astype(np.int8), [0]])))
+        found, residual = candidate
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], found.astype(np.int8), [0]])))
         for lo, hi in zip(edges[::2], edges[1::2], strict=True):
-            if hi - lo >= RUN:
+            if hi - lo >= RUN:  # a person talks for longer than a blip: runs of RUN frames or more
                 given[lo:hi] = True
         if not given.any():
             return out, given
@@ -111,6 +104,27 @@ class LinearEstimate:
             result[frame] = np.clip(residual[frame], -32768, 32767).astype(np.int16)
         self.given_back += int(given.sum())
         return result, given
+
+    def _talking(
+        self, out: Int16Array, before: Int16Array, reference: FloatArray, o: FloatArray, b: FloatArray
+    ) -> tuple[npt.NDArray[np.bool_], FloatArray] | None:
+        """Per frame, whether a person is under the echo AEC3 took down; and the microphone less the estimate."""
+        assert self._filter is not None
+        f = self.frame
+        n = len(o)
+        taps = reference[self._start : self._start + len(before) + TAPS - 1]
+        if len(taps) < len(before) + TAPS - 1:
+            return None
+        estimate = np.convolve(taps, self._filter[::-1], mode="valid")
+        residual = before.astype(np.float64) - estimate
+        e = _energy(residual, f, n)
+        r = _energy(reference[self.pad : self.pad + len(before)], f, n)
+        floor = self._residue * np.maximum(r, float(r.max(initial=0.0)) * 0.01) + 1.0
+        predicted = _energy(estimate, f, n)
+        # A person under the echo: the microphone heard the echo predicted (not a delay guessed wrong: then
+        # the "residual" is the prediction itself), AEC3 muted the frame, and much is left past the echo.
+        found = (e > TALK * floor) & (o * MUTED < e) & (b >= 0.5 * predicted) & (predicted > 0)
+        return found, residual
 
     def _learn(self, before: Int16Array, reference: FloatArray) -> None:
         self._training.append((before.astype(np.float64), reference.copy()))
@@ -143,14 +157,24 @@ class LinearEstimate:
         left = mic - x @ g
         echo = float(np.dot(mic, mic))
         if echo <= 0 or float(np.dot(left, left)) * GOOD > echo:
-            self._filter = None  # a short filter cannot follow this echo: leave AEC3 alone
-            self._failed = True
+            log.debug("linear echo estimate: the fit left %.1f dB, not used", _db(float(np.dot(left, left)), echo))
+            if self._filter is None:  # a short filter cannot follow this echo: leave AEC3 alone
+                self._failed = True
+            else:  # keep the one that worked; this stretch was not echo alone
+                self._training.pop()
             return
+        log.debug(
+            "linear echo estimate: lag %d, the fit left %.1f dB", best - self.pad, _db(float(np.dot(left, left)), echo)
+        )
         self._filter, self._start = g, start
         played = sum(
             float(np.dot(r[self.pad : self.pad + len(m)], r[self.pad : self.pad + len(m)])) for m, r in self._training
         )
         self._residue = float(np.dot(left, left)) / max(played, 1.0)
+
+
+def _db(part: float, whole: float) -> float:
+    return float(10 * np.log10(max(part, 1e-12) / max(whole, 1e-12)))
 
 
 def _energy(samples: npt.NDArray[np.generic], f: int, n: int) -> FloatArray:

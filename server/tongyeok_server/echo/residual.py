@@ -12,12 +12,8 @@ final made mostly of such frames is the session's own speech). A person
 talking over the speech is louder than its echo: those frames are left as
 AEC3 gives them.
 
-Not done here, and why (measured): giving back a person whom AEC3's
-suppressor mutes for the first 100-200 ms of talking over the end of the
-speech. Their first syllables are softer than the echo they start under, so
-energy cannot tell them from it, and guessing gave raw echo back to the
-recogniser (whole Spanish sentences recognised). ``README`` says what it
-costs.
+A person AEC3 mutes under the echo is given back before this gate
+(``linear.LinearEstimate``), and its frames are left alone here.
 """
 
 from __future__ import annotations
