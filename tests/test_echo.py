@@ -326,3 +326,24 @@ def test_a_person_the_canceller_mutes_under_the_echo_is_given_back_and_nothing_e
     reference, _ = chunk(11)  # the speech is expected, but not heard (a delay guessed wrong): nothing to give
     out, given = linear.apply(muted, np.zeros(n, dtype=np.int16), reference)
     assert not given.any()
+
+
+@pytest.mark.skipif(not aec.available(), reason="livekit (the canceller) is a server dependency")
+def test_the_canceller_delays_everything_alike_so_starting_and_stopping_leave_no_seam() -> None:
+    canceller = aec.Canceller(16000)
+    latency = canceller.latency
+    audio = (np.random.default_rng(7).standard_normal(48000) * 2000).astype(np.int16)
+    out: list[np.ndarray] = []
+    i, sizes = 0, [1600, 333, 77, 2000, 160, 1]  # chunks of any length
+    while i < len(audio):
+        chunk = audio[i : i + sizes[len(out) % len(sizes)]]
+        playing = 1.0 <= i / 16000 < 2.0  # the canceller runs in the middle second only
+        out.append(canceller.process(chunk, np.zeros(len(chunk), np.int16) if playing else None)[0])
+        i += len(chunk)
+    out.append(canceller.flush()[0])
+    heard = np.concatenate(out)[latency:]
+    assert len(heard) == len(audio), "as many samples back as taken, once the held-back ones are flushed"
+    bypassed = np.r_[0:15000, 33000:48000]  # away from where it starts and stops
+    assert np.array_equal(heard[bypassed], audio[bypassed]), "bypassed audio is the audio, delayed"
+    running = slice(17000, 31000)  # with nothing playing, the canceller leaves a person as they were
+    assert np.corrcoef(heard[running].astype(float), audio[running].astype(float))[0, 1] > 0.9

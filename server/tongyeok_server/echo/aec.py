@@ -157,15 +157,19 @@ class Canceller:
             else:
                 self._active = False
             whole = len(taken) // f * f
-            outs, befores = [self._ready], [self._ready_before]
-            lag = self._module_latency
-            for i in range(0, whole, f):
-                frame = taken[i : i + f]
-                joined = np.concatenate([self._history, frame])
-                passed = joined[len(joined) - lag - f : len(joined) - lag]
-                befores.append(passed)
-                outs.append(self._module.process(frame, ref[i : i + f]) if self._active and self._module else passed)
-                self._history = joined[f:]
+            lag, kept = self._module_latency, len(self._history)
+            joined = np.concatenate([self._history, taken[:whole]])
+            passed = joined[kept - lag : len(joined) - lag]  # the audio, ``lag`` samples late
+            module = self._module if self._active else None
+            if module is None:
+                processed = passed
+            else:
+                processed = np.concatenate(
+                    [module.process(taken[i : i + f], ref[i : i + f]) for i in range(0, whole, f)]
+                    or [np.zeros(0, dtype=np.int16)]
+                )
+            self._history = joined[len(joined) - kept :]
+            outs, befores = [self._ready, processed], [self._ready_before, passed]
             self._taken += whole
             self._pending, self._pending_reference = taken[whole:], ref[whole:]
             out, before = np.concatenate(outs), np.concatenate(befores)
