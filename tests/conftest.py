@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.support import server_loop
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech
 from tests.support.postgres import PostgresServer, postgres_server
@@ -67,7 +68,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 @contextlib.contextmanager
 def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
-    """A TongyeokServer on a free local port; engines and settings as overridden.
+    """A TongyeokServer on a free local port, on a loop thread of its own; engines and settings as overridden.
 
     ``recognizer=`` / ``translator=`` may be engine objects (used as they
     are) or names; ``extensions=`` a list of ``SessionExtension``s; other
@@ -97,11 +98,11 @@ def running_server(**overrides: Any) -> Iterator[TongyeokServer]:
         translator = None
     with data_dir:
         server = TongyeokServer(settings, recognizer=recognizer, translator=translator, extensions=extensions)
-        server.start()
+        server_loop.start(server)
         try:
             yield server
         finally:
-            server.stop(2.0)
+            server_loop.stop(server, 2.0)
 
 
 @pytest.fixture(scope="session")

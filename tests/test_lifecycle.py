@@ -26,6 +26,7 @@ from tests.support.waiting import wait_until
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.app import StartError
 from tongyeok_server.auth.api_keys import hash_key, new_key
 from tongyeok_server.auth.caller import Caller, CallerKind
 from tongyeok_server.session.observer import SessionObserver
@@ -206,7 +207,7 @@ def test_generated_stubs_are_fresh() -> None:
 def test_a_second_server_on_a_busy_port_refuses_to_start(server_factory) -> None:
     first = server_factory(offline_workers=1)
     # gRPC's default (SO_REUSEPORT) would let this bind and silently share the callers.
-    with pytest.raises(SystemExit, match="in use"):
+    with pytest.raises(StartError, match="in use"):
         server_factory(offline_workers=1, port=first.port)
 
 

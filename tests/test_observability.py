@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.conftest import running_server, stub_for
-from tests.support import fake_speech
+from tests.support import fake_speech, server_loop
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech, word_for_id
@@ -79,8 +79,7 @@ def test_traces_an_rpc_its_recogniser_stream_and_each_translation(fakes) -> None
     settings = {"host": "127.0.0.1", "port": 0, "grace_period_s": 2.0, **cloud(*fakes)}
     with running_server(**settings) as plain:
         assert plain.observability.tracing is None  # off unless asked for
-    server = TongyeokServer(Settings.of(**settings), tracer_provider=provider)
-    server.start()
+    server = server_loop.start(TongyeokServer(Settings.of(**settings), tracer_provider=provider))
     try:
         channel, stub = stub_for(server)
         with channel:
@@ -91,7 +90,7 @@ def test_traces_an_rpc_its_recogniser_stream_and_each_translation(fakes) -> None
                 == health_pb2.HealthCheckResponse.SERVING
             )
     finally:
-        server.stop(2.0)
+        server_loop.stop(server, 2.0)
     assert len(of_kind(events, "translation_complete")) == len(UTTERANCES)
     spans = exporter.get_finished_spans()
     by_name: dict[str, list[Any]] = {}
@@ -208,7 +207,7 @@ def test_while_draining_readiness_is_off_and_liveness_on(fakes) -> None:
             **cloud(speech, openai),
         )
     )
-    server.start()
+    server_loop.start(server)
     release = threading.Event()
 
     def held() -> Iterator[pb.InterpretRequest]:
@@ -217,7 +216,7 @@ def test_while_draining_readiness_is_off_and_liveness_on(fakes) -> None:
         yield from audio_requests(words[: len(words) - 32000], 3200)  # no pause after it yet: no final
         release.wait(30)
 
-    stopping = threading.Thread(target=server.stop)
+    stopping = threading.Thread(target=server_loop.stop, args=(server,))
     with grpc.insecure_channel(f"127.0.0.1:{health_port}") as health_channel:
         health = health_pb2_grpc.HealthStub(health_channel)
         channel, stub = stub_for(server)

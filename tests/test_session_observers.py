@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 from tests.conftest import stub_for
+from tests.support import server_loop
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.speech import Speech
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -106,7 +107,7 @@ def test_observers_see_every_event_once_in_order_and_can_add_their_own(server_fa
         )
     assert len(recorder.threads) == 1, "observers run on the server's event loop only"
     assert recorder.closed == 1
-    server.stop(1.0)
+    server_loop.stop(server, 1.0)
     assert extension.closed
 
 

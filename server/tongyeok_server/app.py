@@ -1,20 +1,20 @@
 """Assembling and running the gRPC server: engines, servicer, health, reflection, shutdown.
 
-The server is gRPC's asyncio server, on an event loop in a thread of its own
-("tongyeok-loop"), so that ``TongyeokServer`` keeps a plain blocking API
-(``start``/``stop``) for ``main`` and for tests that embed it.
+The server is gRPC's asyncio server on the caller's event loop: ``main``
+runs it under ``asyncio.run`` (the loop is the process's main thread), and
+tests run it on a loop of their own (``tests/support/server_loop.py``).
+``start`` and ``stop`` are coroutines on that loop; engines, sessions and
+the web gateway all live there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import _async as health_aio  # grpc_health.v1.health.aio, which mypy cannot see
@@ -58,13 +58,20 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Interpreter"].full_name
 # Anything larger is refused by gRPC itself (RESOURCE_EXHAUSTED), as the proto says.
 MAX_MESSAGE_BYTES = MAX_AUDIO_CHUNK_BYTES + 4
 _OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-T = TypeVar("T")
 # How long streams ended at the end of the grace get to send their status before gRPC cancels them.
 CUT_MARGIN_S = 1.0
 # The health service's names: "" and the Interpreter's say whether to send new streams here (readiness:
 # NOT_SERVING from the first moment of a shutdown); LIVENESS says the process still serves (it stays
 # SERVING while open streams drain, so a liveness probe does not kill a pod that is finishing its meetings).
 LIVENESS = "liveness"
+
+
+class StartError(RuntimeError):
+    """The server could not start (a port in use, an engine that would not start); ``str()`` says what to fix.
+
+    Not ``SystemExit``: raised on the event loop, that would end the loop's
+    thread rather than reach the caller of ``start``.
+    """
 
 
 class TongyeokServer:
@@ -142,28 +149,32 @@ class TongyeokServer:
         #: The web page and WebSocket gateway (--web-port), driving the same session layer.
         self.web = _web_gateway(settings.web, settings.server.runtime_dir, self) if settings.web.web_port else None
         self.web_port = 0
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="tongyeok-loop", daemon=True)
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
         self._start_error = ""
-        self._stopped = threading.Event()
+        self._stopped = False
         self.port = 0
 
-    def start(self) -> int:
-        """Bind and start serving; returns the port (useful with port 0)."""
-        self.observability.start()  # /metrics (raises SystemExit if its port is taken)
-        self._loop_thread.start()
-        self.port = self._on_loop(self._start())
+    async def start(self) -> int:
+        """Bind and start serving on the running loop; returns the port (useful with port 0).
+
+        Raises ``StartError`` with the reason when a port cannot be bound or
+        an engine cannot start, after releasing what had started.
+        """
+        try:
+            self.observability.start()  # /metrics (raises SystemExit if its port is taken)
+            self.port = await self._start()
+        except SystemExit as error:  # an engine's or extension's start refused, with its message
+            self._start_error = str(error.code)
         if not self.port:
-            self.stop(0)
-            raise SystemExit(self._start_error)
+            await self.stop(0)
+            raise StartError(self._start_error)
         return self.port
 
     async def _start(self) -> int:
         # Engines whose write() may block (pocketsphinx) write from these threads (see RecognizerStream.write_async).
-        self._loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="offload"))
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="offload"))
         await self.translator.warm_up()  # the first sentence should not pay for starting the engine
         for extension in self.extensions:
             await extension.start()  # on the loop: e.g. Google's voices listed here, not on a private loop
@@ -243,33 +254,31 @@ class TongyeokServer:
         self._health_server = health_server
         return True
 
-    def stop(self, grace_s: float | None = None) -> None:
+    async def stop(self, grace_s: float | None = None) -> None:
         """Refuse new streams, let open ones finish their sentence within ``grace_s``, release engines.
 
-        Idempotent: a second call returns at once.
+        On the loop ``start`` ran on. Idempotent: a second call returns at once.
         """
-        if self._stopped.is_set():
+        if self._stopped:
             return
+        self._stopped = True
         grace = self.settings.server.grace_period_s if grace_s is None else grace_s
         if self._server is not None:
-            self._on_loop(self._stop(grace))
-        # Before the loop stops: an engine on the loop closes its channels there.
-        self.recognizer.close()
-        if self._loop_thread.is_alive():
-            self._on_loop(self.translator.close())
-        else:  # never started (or the loop died): nothing of the translator lives on a loop
-            asyncio.run(self.translator.close())
+            await self._drain(grace)
+        # The engines' and extensions' close() are blocking calls (threads joined, processes reaped, records
+        # flushed) that may wait for work of their own on this loop: a worker thread calls them, as the
+        # thread that ran ``main`` used to, while the loop keeps turning.
+        await asyncio.to_thread(self.recognizer.close)
+        await self.translator.close()
+        await asyncio.to_thread(self._close_blocking)
+
+    def _close_blocking(self) -> None:
         self.expenses.close()
         for extension in self.extensions:
             extension.close()
         self.observability.close()
-        if self._loop_thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop_thread.join()
-        self._loop.close()
-        self._stopped.set()
 
-    async def _stop(self, grace: float) -> None:
+    async def _drain(self, grace: float) -> None:
         assert self._server is not None and self._health is not None
         for service in ("", SERVICE_NAME, TRANSCRIPTS_SERVICE, EXPENSES_SERVICE):  # readiness off; liveness stays
             await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -300,17 +309,10 @@ class TongyeokServer:
         while self.interpret.open_streams and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
-    def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
     def reload(self) -> None:
         """Re-read certificates, keys and exchange-rates files (SIGHUP); open streams are not touched."""
         self.security.reload()
         self.expenses.reload()
-
-    def wait(self) -> None:
-        """Block until ``stop`` has finished."""
-        self._stopped.wait()
 
 
 def _extensions(settings: Settings, metrics: Metrics | None = None) -> list[SessionExtension]:

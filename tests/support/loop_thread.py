@@ -2,7 +2,7 @@
 
 Engines live on the server's event loop and are opened from coroutines on
 it; a test written as plain blocking code opens them through this (a thread
-named ``test-loop``), which is what the server's ``tongyeok-loop`` is.
+named ``test-loop``), which stands for the loop ``main`` runs with ``asyncio.run``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Why aiohttp: one library is the HTTP and WebSocket server (and the client
 the tests and the bench use); its ``AppRunner``/``SockSite`` run on a loop
-someone else owns (the server's ``tongyeok-loop``) from a socket we make, so
+someone else owns (the server's, under ``asyncio.run``) from a socket we make, so
 ``--processes`` can share the web port as they share the gRPC one
 (``SO_REUSEPORT``; tickets open in every process, see ``tickets.py``), with
 no signal handlers or event loop of its own to fight; and its WebSocket
