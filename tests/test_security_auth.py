@@ -467,7 +467,7 @@ def test_a_resume_token_sealed_before_the_upgrade_resumes_only_for_the_one_subje
     # the rolling upgrade goes on where that id named one subject; where several shared it, it does not.
     from tongyeok_server.session.resume_token import ResumeTokens, load_secret
 
-    tokens = ResumeTokens(load_secret(str(jwt_server.settings.resume_secret)))
+    tokens = ResumeTokens(load_secret(str(jwt_server.settings.resume.resume_secret)))
     channel, stub = stub_for(jwt_server)
     outcomes = {}
     with channel:

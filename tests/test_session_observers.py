@@ -11,8 +11,6 @@ from tests.conftest import stub_for
 from tests.support import server_loop
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.speech import Speech
-from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.auth.caller import ANONYMOUS
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.recognition.base import (
@@ -23,6 +21,7 @@ from tongyeok_server.recognition.base import (
     RecognizerStream,
 )
 from tongyeok_server.session import events as ev
+from tongyeok_server.session.extension import SessionExtension, StartNotes
 from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.session import Session
 
@@ -61,8 +60,8 @@ class Extension(SessionExtension):
         self.recorders.append(recorder)
         return recorder
 
-    def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
-        started.ignored_options.append("annotated by the extension")
+    def started(self, session: Session, notes: StartNotes) -> None:
+        notes.ignored_options.append("annotated by the extension")
 
     def close(self) -> None:
         self.closed = True

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
-from tongyeok_server.engines import EngineDescription
+from tongyeok_server.engines import EngineDescription, Voice
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.session import events as ev
-from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
-from tongyeok_server.synthesis.config import SpeechOutput
+from tongyeok_server.session.speech import SpeechOutput
+from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest
 from tongyeok_server.synthesis.speaker import Speaker
 
 VOICE = Voice("v", ("es",), "test voice")

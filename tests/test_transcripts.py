@@ -305,7 +305,7 @@ def test_retention_purges_expired_sessions_whole(meeting: Meeting, speech) -> No
     session_id = of_kind(events, "session_started")[0].session_id
     record = meeting.server.record
     assert row_counts(record.engine, session_id)["audio_blocks"] == 2
-    days = meeting.server.settings.retention_days
+    days = meeting.server.settings.store.retention_days
     assert record.purge_expired() == 0
     # Make it a meeting of a day past the retention period.
     past = datetime.now(UTC) - timedelta(days=days, hours=1)

@@ -25,7 +25,6 @@ from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import handlers
 from tongyeok_server.api.expenses import SERVICE_NAME as EXPENSES_SERVICE
 from tongyeok_server.api.expenses_setup import expenses_component
-from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.interpret import InterpretFlow
 from tongyeok_server.api.resume_setup import ResumeSetup
 from tongyeok_server.api.servicer import InterpreterServicer
@@ -41,6 +40,7 @@ from tongyeok_server.observability.assembly import Observability
 from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.recognition.registry import create_recognizer
+from tongyeok_server.session.extension import SessionExtension
 from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.settings import Settings, WebSettings
 from tongyeok_server.simultaneous.options import ServerDefaults

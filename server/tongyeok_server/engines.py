@@ -1,4 +1,4 @@
-"""What every engine (recogniser, translator, synthesizer) tells callers about itself.
+"""What every engine (recogniser, translator, synthesizer) tells callers about itself, and a synthesizer's voices.
 
 Neutral ground: ``recognition/``, ``translation/``, ``synthesis/``, the
 edge and observability all name engines, so the description lives beside
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tongyeok_server import languages
+
 
 @dataclass(frozen=True)
 class EngineDescription:
@@ -17,3 +19,16 @@ class EngineDescription:
 
     name: str
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice: its name (what callers select), the languages it speaks (BCP-47 tags), a description."""
+
+    name: str
+    language_codes: tuple[str, ...]
+    description: str = ""
+
+    def speaks(self, language: str) -> bool:
+        """Whether this voice speaks ``language`` (regions ignored)."""
+        return any(languages.same_language(code, language) for code in self.language_codes)

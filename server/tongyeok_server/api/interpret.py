@@ -34,10 +34,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import json_format
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api import validation, wire
-from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.api.feeder import feed
 from tongyeok_server.api.handlers import Undecodable
 from tongyeok_server.api.resume import Resumed, ResumeDesk, events_not_kept
@@ -50,6 +50,7 @@ from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
 from tongyeok_server.session.continuation import Continuation
 from tongyeok_server.session.event_log import EventsNoLongerKept
+from tongyeok_server.session.extension import SessionExtension, SessionHeader, StartNotes
 from tongyeok_server.session.registry import Attachment, Managed, SessionRegistry
 from tongyeok_server.session.session import Session
 from tongyeok_server.session.watchdog import StreamWatchdog
@@ -348,8 +349,17 @@ class InterpretFlow:
             started.effective_config.resumption.enabled = True
             started.resume_token = self.desk.live_token(session)
             started.resume_window.CopyFrom(wire.duration(self.desk.window_s))
+        notes = StartNotes()
         for extension in self._extensions:
-            extension.annotate_started(session, started)
+            extension.started(session, notes)
+        wire.add_start_notes(started, session.config.speech, notes)
+        header = SessionHeader(
+            json_format.MessageToJson(started.effective_config, preserving_proto_field_name=True, indent=None),
+            self._recognizer.description,
+            self._translator.description,
+        )
+        for extension in self._extensions:
+            extension.opened(session, header)  # e.g. the record's header
         return started
 
     def _restore(self, claims_config: bytes, session_id: str, caller: Caller, continuation: Continuation) -> Managed:

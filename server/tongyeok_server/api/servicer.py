@@ -24,13 +24,14 @@ import grpc
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
-from tongyeok_server.api import speech, validation, wire
-from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.api import speech as speech_wire
+from tongyeok_server.api import validation, wire
 from tongyeok_server.api.handlers import Undecodable
 from tongyeok_server.api.interpret import InterpretFlow, Stream
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
+from tongyeok_server.session.extension import LanguageNotes, SessionExtension
 from tongyeok_server.session.text_request import TextRequest
 from tongyeok_server.session.translation_job import run_translation
 from tongyeok_server.translation.base import ContextSentence, TranslationRequest, Translator
@@ -89,8 +90,13 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
         history = tuple(ContextSentence(sentence, source) for sentence in wanted.context)
         text = TextRequest(len(targets))
         try:
+            speech = (
+                speech_wire.speech_output("speech_output", request.speech_output, targets)
+                if request.HasField("speech_output")
+                else None
+            )
             for extension in self._extensions:
-                observer = extension.attach_text(request, targets, text)  # e.g. speech output
+                observer = extension.attach_text(speech, text)  # e.g. speech output
                 if observer is not None:
                     text.add_observer(observer)
         except ServiceError as error:
@@ -123,7 +129,7 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
                 elif isinstance(event, ev.Reset):
                     yield pb.TranslateTextResponse(translation_reset=wire.reset(event))
                 elif isinstance(event, ev.Audio):
-                    yield pb.TranslateTextResponse(translation_audio=speech.audio(event))
+                    yield pb.TranslateTextResponse(translation_audio=speech_wire.audio(event))
                 elif isinstance(event, ev.Notice):
                     failures += event.code is ev.NoticeCode.TRANSLATION_FAILED
                     yield pb.TranslateTextResponse(notice=wire.notice(event))
@@ -161,8 +167,14 @@ class InterpreterServicer(pb_grpc.InterpreterServicer):
             ],
             max_source_languages=min(2, self._recognizer.max_source_languages),
         )
+        notes = LanguageNotes()
         for extension in self._extensions:
-            extension.annotate_languages(response)  # e.g. the voices
+            extension.languages(notes)  # e.g. the voices
+        if notes.synthesizer is None:
+            response.synthesizer.CopyFrom(pb.EngineInfo(name="none", detail="speech output is off"))
+        else:
+            response.synthesizer.CopyFrom(wire.engine(notes.synthesizer))
+            response.voices.extend(speech_wire.language_voices(notes.voices, notes.defaults))
         return response
 
 

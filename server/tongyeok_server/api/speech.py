@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server import languages
+from tongyeok_server.engines import Voice
 from tongyeok_server.errors import invalid_argument
 from tongyeok_server.session import events as ev
-from tongyeok_server.synthesis.base import Synthesizer, Voice
-from tongyeok_server.synthesis.config import (
+from tongyeok_server.session.speech import (
     DEFAULT_SAMPLE_RATE_HZ,
     DEFAULT_VOICE,
     MAX_SAMPLE_RATE_HZ,
@@ -101,17 +101,17 @@ def audio(event: ev.Audio) -> pb.TranslationAudio:
     )
 
 
-def language_voices(synthesizer: Synthesizer) -> list[pb.LanguageVoices]:
-    """Every language the synthesizer speaks (primary subtags, sorted) with its voices, the default first."""
+def language_voices(voices: Sequence[Voice], defaults: Mapping[str, Voice]) -> list[pb.LanguageVoices]:
+    """Every language ``voices`` speak (primary subtags, sorted) with its voices, the default first."""
     by_language: dict[str, list[Voice]] = {}
-    for voice in synthesizer.voices():
+    for voice in voices:
         for code in voice.language_codes:
             listed = by_language.setdefault(languages.primary(code), [])
             if voice not in listed:
                 listed.append(voice)
     out = []
     for lang in sorted(by_language):
-        default = synthesizer.default_voice(lang)
+        default = defaults.get(lang)
         voices = sorted(by_language[lang], key=lambda v: v is not default)
         out.append(
             pb.LanguageVoices(

@@ -9,6 +9,8 @@ from tongyeok_server.api import speech
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
+from tongyeok_server.session.extension import StartNotes
+from tongyeok_server.session.speech import SpeechOutput
 from tongyeok_server.simultaneous.pacing import Latency
 from tongyeok_server.translation.base import Style, TranslationOptions
 
@@ -182,3 +184,18 @@ def interpret_response(event: ev.SessionEvent) -> pb.InterpretResponse:
     if isinstance(event, ev.Audio):
         return pb.InterpretResponse(translation_audio=speech.audio(event))
     raise TypeError(f"no wire form for {event!r}")
+
+
+def add_start_notes(started: pb.SessionStarted, speech_output: SpeechOutput | None, notes: StartNotes) -> None:
+    """What the extensions said about a starting session (record kept, voices, ignored options) -> ``started``."""
+    if notes.transcript_stored is not None:
+        started.transcript_stored = notes.transcript_stored
+        started.effective_config.store_transcript = notes.transcript_stored
+    started.ignored_options.extend(notes.ignored_options)
+    if notes.echo_suppression is not None:
+        started.effective_config.echo_suppression = notes.echo_suppression
+    if notes.echo_suppressor is not None:
+        started.echo_suppression.CopyFrom(engine(notes.echo_suppressor))
+    if notes.synthesizer is not None and speech_output is not None:
+        started.synthesizer.CopyFrom(engine(notes.synthesizer))
+        started.effective_config.speech_output.CopyFrom(speech.effective(speech_output, notes.voices))

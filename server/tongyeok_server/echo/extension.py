@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import logging
 
-from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.echo import aec
 from tongyeok_server.echo.guard import EchoGuard
+from tongyeok_server.engines import EngineDescription
+from tongyeok_server.session.extension import SessionExtension, StartNotes
 from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.session import Session
 
 log = logging.getLogger(__name__)
 
-CANCELLER = pb.EngineInfo(
-    name="webrtc-aec3",
-    detail="the session's speech cancelled from the audio (delay found by cross-correlation); "
+CANCELLER = EngineDescription(
+    "webrtc-aec3",
+    "the session's speech cancelled from the audio (delay found by cross-correlation); "
     "finals checked against the words it spoke",
 )
-WORDS_ONLY = pb.EngineInfo(
-    name="words",
-    detail="finals checked against the words the session spoke (no echo canceller for this audio rate here)",
+WORDS_ONLY = EngineDescription(
+    "words",
+    "finals checked against the words the session spoke (no echo canceller for this audio rate here)",
 )
 
 
@@ -51,9 +51,9 @@ class EchoExtension(SessionExtension):
         session.set_echo_filter(guard)
         return guard
 
-    def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
+    def started(self, session: Session, notes: StartNotes) -> None:
         """Whether echo suppression applies, and how."""
         guard = session.echo_filter
-        started.effective_config.echo_suppression = guard is not None
+        notes.echo_suppression = guard is not None
         if isinstance(guard, EchoGuard):
-            started.echo_suppression.CopyFrom(CANCELLER if guard.cancels else WORDS_ONLY)
+            notes.echo_suppressor = CANCELLER if guard.cancels else WORDS_ONLY

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 from tongyeok_server.observability.engines import ObservedRecognizer, SessionSpans, TracedTranslator
 from tongyeok_server.observability.exporter import MetricsExporter
@@ -17,6 +16,7 @@ from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.observability.session_metrics import MetricsExtension
 from tongyeok_server.observability.tracing import Tracing
 from tongyeok_server.recognition.base import Recognizer
+from tongyeok_server.session.extension import SessionExtension
 from tongyeok_server.settings import ObservabilitySettings
 from tongyeok_server.translation.base import Translator
 

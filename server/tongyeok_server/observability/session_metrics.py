@@ -17,10 +17,10 @@ import contextlib
 import time
 from typing import Any
 
-from tongyeok_server.api.extension import SessionExtension
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.session import events as ev
+from tongyeok_server.session.extension import SessionExtension
 from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.session import Session
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec
+from tongyeok_server.session.speech import SpeechOutput
 from tongyeok_server.simultaneous.options import SimultaneousConfig
-from tongyeok_server.synthesis.config import SpeechOutput
 from tongyeok_server.translation.base import TranslationOptions
 
 

@@ -108,7 +108,7 @@ class Audio:
     sequence_number: int
     audio: bytes
     last: bool
-    encoding: str  # a ``synthesis.config.SpeechEncoding`` value, e.g. "LINEAR16"
+    encoding: str  # a ``session.speech.SpeechEncoding`` value, e.g. "LINEAR16"
     sample_rate_hz: int
     voice: str = ""  # the voice's name (the meeting record keeps it)
 

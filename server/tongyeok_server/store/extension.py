@@ -4,19 +4,17 @@ The observer runs on the event loop and only turns events into write
 operations for the ``RecordWriter`` (a few microseconds); interims and
 tokens are not recorded, the final text and each complete translation are,
 and of speech output what each spoken translation was (``spoken.py``).
-The session's header is written from ``annotate_started``, which sees what
-the caller is told: the effective config and the engines.
+The session's header is written from ``opened``, which sees what the caller
+was told: the effective config and the engines.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from google.protobuf import json_format
-
-from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.engines import EngineDescription
 from tongyeok_server.session import events as ev
+from tongyeok_server.session.extension import SessionExtension, SessionHeader, StartNotes
 from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.session import Session
 from tongyeok_server.store import ops
@@ -52,15 +50,15 @@ class RecordExtension(SessionExtension):
         self._observers[session.id] = observer
         return observer
 
-    def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
-        kept = self.keeps(session)
-        started.transcript_stored = kept
-        started.effective_config.store_transcript = kept
+    def started(self, session: Session, notes: StartNotes) -> None:
+        notes.transcript_stored = self.keeps(session)
         if self.record is None and session.config.store_transcript:
-            started.ignored_options.append("store_transcript: this server keeps no meeting records (--store none)")
+            notes.ignored_options.append("store_transcript: this server keeps no meeting records (--store none)")
+
+    def opened(self, session: Session, header: SessionHeader) -> None:
         observer = self._observers.get(session.id)
         if observer is not None:
-            observer.opened(started)
+            observer.opened(header)
 
     def close(self) -> None:
         if self.record is not None:
@@ -90,7 +88,7 @@ class RecordObserver(SessionObserver):
         self._audio_sent = 0
         self._block_bytes = session.config.audio.bytes_per_second * AUDIO_BLOCK_S
 
-    def opened(self, started: pb.SessionStarted) -> None:
+    def opened(self, header: SessionHeader) -> None:
         """Write the header: called once the ``session_started`` event is built."""
         if self._opened:
             return
@@ -102,13 +100,11 @@ class RecordObserver(SessionObserver):
                 session_id=self._session.id,
                 caller_id=self._session.caller.id,
                 started_at=datetime.now(UTC),
-                config_json=json_format.MessageToJson(
-                    started.effective_config, preserving_proto_field_name=True, indent=None
-                ),
+                config_json=header.effective_config_json,
                 source_languages=config.source_languages,
                 target_languages=config.target_languages,
-                recognizer=_engine(started.recognizer),
-                translator=_engine(started.translator),
+                recognizer=_engine(header.recognizer),
+                translator=_engine(header.translator),
                 audio_stored=self._audio is not None,
             ),
         )
@@ -193,5 +189,5 @@ class RecordObserver(SessionObserver):
         self._writer.finish(self._entry)
 
 
-def _engine(info: pb.EngineInfo) -> str:
+def _engine(info: EngineDescription) -> str:
     return f"{info.name} ({info.detail})" if info.detail else info.name

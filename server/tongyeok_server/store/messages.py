@@ -6,11 +6,11 @@ import re
 from datetime import datetime
 
 from google.protobuf import json_format
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import transcripts_pb2 as tpb
-from tongyeok_server.api.wire import duration
 from tongyeok_server.store.records import RecordState, SessionRecord, TranslationRecord, UtteranceRecord
 
 NAME_PREFIX = "sessions/"
@@ -20,6 +20,13 @@ _STATES = {
     RecordState.COMPLETE: tpb.RECORD_STATE_COMPLETE,
     RecordState.INCOMPLETE: tpb.RECORD_STATE_INCOMPLETE,
 }
+
+
+def duration(seconds: float) -> Duration:
+    """Seconds -> ``google.protobuf.Duration``, to the millisecond (what the record keeps)."""
+    value = Duration()
+    value.FromMilliseconds(max(0, round(seconds * 1000)))
+    return value
 
 
 def session_message(record: SessionRecord, *, full: bool = True, language_code: str = "") -> tpb.Session:

@@ -17,21 +17,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from tongyeok_server import languages
-from tongyeok_server.engines import EngineDescription
-from tongyeok_server.synthesis.config import SpeechEncoding
-
-
-@dataclass(frozen=True)
-class Voice:
-    """A voice: its name (what callers select), the languages it speaks (BCP-47 tags), a description."""
-
-    name: str
-    language_codes: tuple[str, ...]
-    description: str = ""
-
-    def speaks(self, language: str) -> bool:
-        """Whether this voice speaks ``language`` (regions ignored)."""
-        return any(languages.same_language(code, language) for code in self.language_codes)
+from tongyeok_server.engines import EngineDescription, Voice
+from tongyeok_server.session.speech import SpeechEncoding
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from tongyeok_server.engines import EngineDescription
+from tongyeok_server.engines import EngineDescription, Voice
 from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis import espeak_engine, piper_engine
-from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
+from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import soundfile
 import soxr
 
-from tongyeok_server.synthesis.config import SpeechEncoding
+from tongyeok_server.session.speech import SpeechEncoding
 
 Int16Array = npt.NDArray[np.int16]
 OGG_PAGE_DURATION_US = 20_000

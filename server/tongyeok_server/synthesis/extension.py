@@ -13,16 +13,15 @@ import logging
 
 import grpc
 
-from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server import languages
-from tongyeok_server.api import speech as speech_wire
-from tongyeok_server.api.extension import SessionExtension
+from tongyeok_server.engines import Voice
 from tongyeok_server.errors import ServiceError, invalid_argument
 from tongyeok_server.session import events as ev
+from tongyeok_server.session.extension import LanguageNotes, SessionExtension, StartNotes
 from tongyeok_server.session.observer import EventSink, SessionObserver
 from tongyeok_server.session.session import Session
-from tongyeok_server.synthesis.base import Synthesizer, Voice
-from tongyeok_server.synthesis.config import DEFAULT_VOICE, SpeechOutput
+from tongyeok_server.session.speech import DEFAULT_VOICE, SpeechOutput
+from tongyeok_server.synthesis.base import Synthesizer
 from tongyeok_server.synthesis.speaker import Speaker
 
 log = logging.getLogger(__name__)
@@ -60,38 +59,37 @@ class SpeechExtension(SessionExtension):
         voices = self._resolve("config.speech_output", output)
         return self._observer(output, voices, session, session.id, simultaneous=session.config.simultaneous is not None)
 
-    def annotate_started(self, session: Session, started: pb.SessionStarted) -> None:
+    def started(self, session: Session, notes: StartNotes) -> None:
         """The synthesizer and the voices chosen, when the session speaks."""
         output = session.config.speech
         if output is None or self.synthesizer is None:
             return
-        desc = self.synthesizer.description
-        started.synthesizer.CopyFrom(pb.EngineInfo(name=desc.name, detail=desc.detail))
-        voices = self._resolve("config.speech_output", output)
-        started.effective_config.speech_output.CopyFrom(speech_wire.effective(output, voices))
+        notes.synthesizer = self.synthesizer.description
+        notes.voices = self._resolve("config.speech_output", output)
 
     # -- TranslateText -----------------------------------------------------
 
-    def attach_text(
-        self, request: pb.TranslateTextRequest, targets: tuple[str, ...], sink: EventSink
-    ) -> SessionObserver | None:
+    def attach_text(self, speech: SpeechOutput | None, sink: EventSink) -> SessionObserver | None:
         """A speaker for one TranslateText request that has ``speech_output``."""
-        if not request.HasField("speech_output"):
+        if speech is None:
             return None
-        output = speech_wire.speech_output("speech_output", request.speech_output, targets)
-        voices = self._resolve("speech_output", output)
-        return self._observer(output, voices, sink, "translate")
+        voices = self._resolve("speech_output", speech)
+        return self._observer(speech, voices, sink, "translate")
 
     # -- ListLanguages -------------------------------------------------------
 
-    def annotate_languages(self, response: pb.ListLanguagesResponse) -> None:
-        """The synthesizer and its voices per language."""
-        if self.synthesizer is None:
-            response.synthesizer.CopyFrom(pb.EngineInfo(name="none", detail="speech output is off"))
+    def languages(self, notes: LanguageNotes) -> None:
+        """The synthesizer and its voices."""
+        synthesizer = self.synthesizer
+        if synthesizer is None:
             return
-        desc = self.synthesizer.description
-        response.synthesizer.CopyFrom(pb.EngineInfo(name=desc.name, detail=desc.detail))
-        response.voices.extend(speech_wire.language_voices(self.synthesizer))
+        notes.synthesizer = synthesizer.description
+        notes.voices = list(synthesizer.voices())
+        spoken = {languages.primary(code) for voice in notes.voices for code in voice.language_codes}
+        for language in spoken:
+            default = synthesizer.default_voice(language)
+            if default is not None:
+                notes.defaults[language] = default
 
     async def start(self) -> None:
         """The engine's own start, on the server's loop (Google lists its voices)."""

@@ -50,7 +50,7 @@ from google.cloud.texttospeech_v1.services.text_to_speech.transports.base import
 from google.cloud.texttospeech_v1.types import cloud_tts
 
 from tongyeok_client.backoff import Backoff
-from tongyeok_server.engines import EngineDescription
+from tongyeok_server.engines import EngineDescription, Voice
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.google.auth import (
     CredentialKeeper,
@@ -59,10 +59,10 @@ from tongyeok_server.google.auth import (
     transport_factory,
 )
 from tongyeok_server.google.status import Action, Failure
+from tongyeok_server.session.speech import SpeechEncoding
 from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis import google_voices
-from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
-from tongyeok_server.synthesis.config import SpeechEncoding
+from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer
 from tongyeok_server.synthesis.google_audio import OggPages, WavPayload, wav_payload
 from tongyeok_server.synthesis.google_calls import (
     Calls,

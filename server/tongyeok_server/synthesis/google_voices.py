@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from google.cloud.texttospeech_v1.types import cloud_tts
 
 from tongyeok_server import languages
-from tongyeok_server.synthesis.base import Voice
+from tongyeok_server.engines import Voice
 
 # The model part of the names of the voices StreamingSynthesize takes.
 STREAMING_MODELS = ("Chirp3-HD",)

@@ -29,10 +29,10 @@ import grpc
 import openai
 from openai import AsyncOpenAI, Timeout
 
-from tongyeok_server.engines import EngineDescription
+from tongyeok_server.engines import EngineDescription, Voice
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
-from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
+from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest
 from tongyeok_server.translation.openai_errors import KEY_LIKE
 
 SAMPLE_RATE_HZ = 24000

@@ -30,10 +30,10 @@ from typing import Any
 import grpc
 import numpy as np
 
-from tongyeok_server.engines import EngineDescription
+from tongyeok_server.engines import EngineDescription, Voice
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
-from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest, Voice
+from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tongyeok_server.engines import Voice
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.session import events as ev
-from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer, Voice
-from tongyeok_server.synthesis.config import SpeechEncoding, SpeechOutput
+from tongyeok_server.session.speech import SpeechEncoding, SpeechOutput
+from tongyeok_server.synthesis.base import SpeechRequest, Synthesizer
 from tongyeok_server.synthesis.encoder import PassThrough, SpeechEncoder
 from tongyeok_server.synthesis.segmenter import MAX_CLAUSE_CHARS, ClauseSegmenter
 
