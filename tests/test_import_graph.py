@@ -52,12 +52,6 @@ def test_the_session_layer_and_the_engines_do_not_know_the_wire_edge() -> None:
         assert "app" not in graph[package] and "main" not in graph[package], f"{package} imports the root"
 
 
-def test_no_two_packages_import_each_other_at_all() -> None:
-    graph = package_graph()
-    mutual = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if a in graph.get(b, set())})
-    assert not mutual, f"packages that import each other: {mutual}"
-
-
 def test_only_the_composition_root_sees_every_setting() -> None:
     # Components are handed their own group (settings.XSettings); the whole Settings is the root's.
     readers = {
