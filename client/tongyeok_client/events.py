@@ -2,7 +2,10 @@
 
 Each keeps the proto message it came from in ``raw`` (the whole
 ``InterpretResponse`` / ``TranslateTextResponse``) for callers who want the
-wire form, e.g. as JSON.
+wire form, e.g. as JSON. Each class names the message it mirrors
+(``@mirrors``): the conversion is derived from the message's descriptor
+(``event_mapping.py``), field by name, so this module declares the types and
+their documentation, never a second copy of the schema's wiring.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, cast
 
-from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 
+from .event_mapping import MIRRORS, from_message, mirrors
 from .proto import interpreter_pb2 as pb
 
 __all__ = [
@@ -40,6 +43,15 @@ __all__ = [
 ]
 
 
+def _activity(name: str) -> Literal["begin", "end", "unspecified"]:
+    return "begin" if name == "SPEECH_BEGIN" else "end" if name == "SPEECH_END" else "unspecified"
+
+
+def _pair(pair: pb.LanguagePair) -> tuple[str, str]:
+    return (pair.source_language_code, pair.target_language_code)
+
+
+@mirrors(pb.EngineInfo)
 @dataclass(frozen=True)
 class Engine:
     """An engine behind the service, e.g. ``Engine("pocketsphinx", "en-us model")``."""
@@ -48,6 +60,7 @@ class Engine:
     detail: str = ""
 
 
+@mirrors(pb.SimultaneousDirection)
 @dataclass(frozen=True)
 class SimultaneousDirection:
     """How a simultaneous session paces one direction (``source`` into ``target``), as the server chose it."""
@@ -55,7 +68,7 @@ class SimultaneousDirection:
     source_language_code: str
     target_language_code: str
     #: ``"low"``, ``"balanced"`` or ``"accurate"``.
-    latency: str
+    latency: str = field(metadata={"convert": str.lower})
     #: The last stable words of the speech that wait for the words after them before they are translated.
     holdback_words: int
     #: How many successive re-translations must agree before a word is committed.
@@ -64,6 +77,7 @@ class SimultaneousDirection:
     max_requests_per_speech_second: float
 
 
+@mirrors(pb.SessionStarted, omitted=("resume_token", "resume_window", "echo_suppression"))
 @dataclass(frozen=True)
 class SessionStarted:
     """The first event of a session: its id, the effective config and the engines."""
@@ -79,6 +93,8 @@ class SessionStarted:
     transcript_stored: bool = False
     #: Simultaneous mode: how each direction is paced; empty in consecutive mode.
     simultaneous_directions: tuple[SimultaneousDirection, ...] = ()
+    #: The engine that speaks the translations (empty name when the session does not speak).
+    synthesizer: Engine = Engine("")
 
     @property
     def simultaneous(self) -> bool:
@@ -86,6 +102,7 @@ class SessionStarted:
         return self.effective_config.translation_options.mode == pb.INTERPRETATION_MODE_SIMULTANEOUS
 
 
+@mirrors(pb.InterimTranscript)
 @dataclass(frozen=True)
 class InterimTranscript:
     """A hypothesis for the utterance being spoken; a later one replaces it."""
@@ -101,6 +118,7 @@ class InterimTranscript:
     stable_text: str = ""
 
 
+@mirrors(pb.FinalTranscript)
 @dataclass(frozen=True)
 class FinalTranscript:
     """The final text of one utterance; translations into ``target_language_codes`` follow."""
@@ -113,8 +131,13 @@ class FinalTranscript:
     audio_end_s: float
     target_language_codes: tuple[str, ...]
     raw: Message = field(repr=False, compare=False)
+    #: The server judged this utterance the room hearing the session's own speech (echo suppression).
+    echo: bool = False
+    #: The utterance whose translation was heard, when ``echo``.
+    echo_of_utterance_id: int = 0
 
 
+@mirrors(pb.TranslationToken)
 @dataclass(frozen=True)
 class TranslationToken:
     """The next piece of a translation (with its leading space, if any)."""
@@ -126,6 +149,7 @@ class TranslationToken:
     raw: Message = field(repr=False, compare=False)
 
 
+@mirrors(pb.TranslationComplete)
 @dataclass(frozen=True)
 class TranslationComplete:
     """The whole translation of one utterance into one language."""
@@ -137,6 +161,7 @@ class TranslationComplete:
     raw: Message = field(repr=False, compare=False)
 
 
+@mirrors(pb.TranslationTentative)
 @dataclass(frozen=True)
 class TranslationTentative:
     """Simultaneous mode: what a translation would say now after its committed tokens; the next one replaces it.
@@ -154,6 +179,7 @@ class TranslationTentative:
     raw: Message = field(repr=False, compare=False)
 
 
+@mirrors(pb.TranslationReset)
 @dataclass(frozen=True)
 class TranslationReset:
     """Discard the tokens received so far for this translation; it starts again."""
@@ -164,6 +190,7 @@ class TranslationReset:
     raw: Message = field(repr=False, compare=False)
 
 
+@mirrors(pb.TranslationAudio)
 @dataclass(frozen=True)
 class TranslationAudio:
     """A piece of a spoken translation (with ``speech_output``); see :mod:`tongyeok_client.speech` to play or save it.
@@ -185,15 +212,17 @@ class TranslationAudio:
     raw: Message = field(repr=False, compare=False)
 
 
+@mirrors(pb.VoiceActivity)
 @dataclass(frozen=True)
 class VoiceActivity:
     """Speech began or ended at ``audio_offset_s``."""
 
-    kind: Literal["begin", "end", "unspecified"]
+    kind: Literal["begin", "end", "unspecified"] = field(metadata={"proto": "type", "convert": _activity})
     audio_offset_s: float
     raw: Message = field(repr=False, compare=False)
 
 
+@mirrors(pb.Notice)
 @dataclass(frozen=True)
 class Notice:
     """Something non-fatal the caller should know; ``code`` is e.g. ``"TRANSLATION_FAILED"``."""
@@ -208,6 +237,7 @@ class Notice:
 
 
 #: What :meth:`InterpreterClient.interpret` yields.
+@mirrors(pb.SessionResumed, omitted=("resend_from_offset", "next_sequence_number"))
 @dataclass(frozen=True)
 class SessionResumed:
     """The stream broke and the session continues on a new one (the server's ``session_resumed``).
@@ -218,7 +248,7 @@ class SessionResumed:
 
     session_id: str
     resend_from_byte: int
-    detached_s: float
+    detached_s: float = field(metadata={"proto": "detached_for"})
     #: True when the session continues on another server (the one it was on shut down).
     moved: bool
     raw: Message = field(repr=False, compare=False)
@@ -254,6 +284,7 @@ Event: TypeAlias = (
 
 
 #: What :meth:`InterpreterClient.translate_text` yields.
+@mirrors(pb.TranslateTextStarted)
 @dataclass(frozen=True)
 class TranslateTextStarted:
     """The first event of ``translate_text``: the engine and what it does with the options."""
@@ -270,6 +301,7 @@ TranslationEvent: TypeAlias = (
 )
 
 
+@mirrors(pb.ListLanguagesResponse, omitted=("voices", "synthesizer"))
 @dataclass(frozen=True)
 class Languages:
     """What the running engines support (the answer of ``ListLanguages``)."""
@@ -278,139 +310,36 @@ class Languages:
     translator: Engine
     recognition_language_codes: tuple[str, ...]
     #: ``(source, target)`` translation directions.
-    translation_pairs: tuple[tuple[str, str], ...]
+    translation_pairs: tuple[tuple[str, str], ...] = field(metadata={"convert": _pair})
     max_source_languages: int
     raw: Message = field(repr=False, compare=False)
 
 
-def _seconds(d: duration_pb2.Duration) -> float:
-    return d.seconds + d.nanos / 1e9
-
-
-def _engine(e: pb.EngineInfo) -> Engine:
-    return Engine(e.name, e.detail)
-
-
-def _notice(n: pb.Notice, raw: Message) -> Notice:
-    name = pb.NoticeCode.Name(n.code) if n.code in pb.NoticeCode.values() else str(n.code)
-    return Notice(name.removeprefix("NOTICE_CODE_"), n.message, n.utterance_id, n.target_language_code, raw)
-
-
-def translation_event_from_proto(kind: str | None, msg: Message, raw: Message) -> TranslationEvent | None:
-    """Convert one ``TranslateTextResponse`` event (``kind`` is the oneof field set, ``msg`` its message)."""
-    if kind == "started":
-        st = cast(pb.TranslateTextStarted, msg)
-        return TranslateTextStarted(
-            _engine(st.translator), tuple(st.ignored_options), tuple(st.target_language_codes), raw
-        )
-    return _translation_event(kind, msg, raw)
-
-
-def _translation_event(
-    kind: str | None, msg: Message, raw: Message
-) -> TranslationToken | TranslationComplete | TranslationReset | Notice | TranslationAudio | None:
-    """The translation events Interpret and TranslateText share."""
-    if kind == "translation_token":
-        t = cast(pb.TranslationToken, msg)
-        return TranslationToken(t.utterance_id, t.source_language_code, t.target_language_code, t.text, raw)
-    if kind == "translation_complete":
-        c = cast(pb.TranslationComplete, msg)
-        return TranslationComplete(c.utterance_id, c.source_language_code, c.target_language_code, c.text, raw)
-    if kind == "translation_reset":
-        r = cast(pb.TranslationReset, msg)
-        return TranslationReset(r.utterance_id, r.target_language_code, r.reason, raw)
-    if kind == "notice":
-        return _notice(cast(pb.Notice, msg), raw)
-    if kind == "translation_audio":
-        a = cast(pb.TranslationAudio, msg)
-        encoding = pb.SpeechEncoding.Name(a.encoding) if a.encoding in pb.SpeechEncoding.values() else str(a.encoding)
-        return TranslationAudio(
-            a.utterance_id,
-            a.target_language_code,
-            a.sequence_number,
-            a.audio,
-            a.last_chunk,
-            encoding.removeprefix("SPEECH_ENCODING_"),
-            a.sample_rate_hertz,
-            raw,
-        )
-    return None
+#: The classes ``event_from_proto`` and ``translation_event_from_proto`` may return.
+_EVENTS: frozenset[type[object]] = frozenset(Event.__args__)
+_TRANSLATION_EVENTS: frozenset[type[object]] = frozenset(TranslationEvent.__args__)
 
 
 def event_from_proto(response: pb.InterpretResponse) -> Event | None:
     """Convert one ``InterpretResponse`` to its event; ``None`` for an event kind this client does not know."""
     kind = response.WhichOneof("event")
-    if kind == "session_started":
-        s = response.session_started
-        return SessionStarted(
-            s.session_id,
-            s.effective_config,
-            _engine(s.recognizer),
-            _engine(s.translator),
-            tuple(s.ignored_options),
-            response,
-            transcript_stored=s.transcript_stored,
-            simultaneous_directions=tuple(
-                SimultaneousDirection(
-                    d.source_language_code,
-                    d.target_language_code,
-                    pb.SimultaneousLatency.Name(d.latency).removeprefix("SIMULTANEOUS_LATENCY_").lower(),
-                    d.holdback_words,
-                    d.agreement,
-                    d.max_requests_per_speech_second,
-                )
-                for d in s.simultaneous_directions
-            ),
-        )
-    if kind == "session_resumed":
-        r = response.session_resumed
-        return SessionResumed(r.session_id, r.resend_from_byte, _seconds(r.detached_for), r.moved, response)
-    if kind == "interim_transcript":
-        i = response.interim_transcript
-        return InterimTranscript(
-            i.utterance_id,
-            i.text,
-            i.language_code,
-            i.stability,
-            _seconds(i.audio_start_offset),
-            _seconds(i.audio_end_offset),
-            response,
-            stable_text=i.stable_text,
-        )
-    if kind == "final_transcript":
-        f = response.final_transcript
-        return FinalTranscript(
-            f.utterance_id,
-            f.text,
-            f.language_code,
-            f.confidence,
-            _seconds(f.audio_start_offset),
-            _seconds(f.audio_end_offset),
-            tuple(f.target_language_codes),
-            response,
-        )
-    if kind == "translation_tentative":
-        t = response.translation_tentative
-        return TranslationTentative(t.utterance_id, t.source_language_code, t.target_language_code, t.text, response)
-    if kind == "voice_activity":
-        v = response.voice_activity
-        kinds: dict[int, Literal["begin", "end"]] = {
-            pb.VOICE_ACTIVITY_TYPE_SPEECH_BEGIN: "begin",
-            pb.VOICE_ACTIVITY_TYPE_SPEECH_END: "end",
-        }
-        return VoiceActivity(kinds.get(v.type, "unspecified"), _seconds(v.audio_offset), response)
     if kind is None:
         return None
-    return _translation_event(kind, getattr(response, kind), response)
+    message = getattr(response, kind)
+    cls = MIRRORS.get(message.DESCRIPTOR.full_name)
+    return cast(Event, from_message(cls, message, response)) if cls is not None and cls in _EVENTS else None
+
+
+def translation_event_from_proto(kind: str | None, msg: Message, raw: Message) -> TranslationEvent | None:
+    """Convert one ``TranslateTextResponse`` event (``kind`` is the oneof field set, ``msg`` its message)."""
+    if kind is None:
+        return None
+    cls = MIRRORS.get(msg.DESCRIPTOR.full_name)
+    return (
+        cast(TranslationEvent, from_message(cls, msg, raw)) if cls is not None and cls in _TRANSLATION_EVENTS else None
+    )
 
 
 def languages_from_proto(r: pb.ListLanguagesResponse) -> Languages:
     """Convert a ``ListLanguagesResponse``."""
-    return Languages(
-        _engine(r.recognizer),
-        _engine(r.translator),
-        tuple(r.recognition_language_codes),
-        tuple((p.source_language_code, p.target_language_code) for p in r.translation_pairs),
-        r.max_source_languages,
-        r,
-    )
+    return from_message(Languages, r, r)
