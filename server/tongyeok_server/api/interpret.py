@@ -16,7 +16,10 @@ sequence number (plus ``audio_acknowledged`` as the acknowledged audio
 grows), and a feeder (``api/feeder.py``), which reads the caller's messages
 (audio, ``end``). The first message either configures a new session or
 resumes one (``resume.ResumeDesk`` decides how: here, restored from a
-moving session's token, or forwarded to the process that holds it).
+moving session's token, or forwarded to the process that holds it). What
+concerns the session rather than the stream (its slot and admission, the
+extensions, ``session_started``, the start and end log lines) is
+``api/opening.py``'s ``SessionOpener``.
 
 How a stream ends decides the session's fate: when the session's end has
 been delivered, the session is released; when a resumable session's stream
@@ -29,30 +32,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf import json_format
 
 from tongyeok_client.proto import interpreter_pb2 as pb
-from tongyeok_server.api import validation, wire
+from tongyeok_server.api import wire
 from tongyeok_server.api.feeder import feed
 from tongyeok_server.api.handlers import Undecodable
+from tongyeok_server.api.opening import SessionOpener
 from tongyeok_server.api.resume import Resumed, ResumeDesk, events_not_kept
-from tongyeok_server.auth.caller import Caller, CallerKind, current_caller
-from tongyeok_server.auth.limits import CallerLimits, StreamAdmission
+from tongyeok_server.auth.caller import CallerKind, current_caller
+from tongyeok_server.auth.limits import CallerLimits
 from tongyeok_server.errors import ServiceError, invalid_argument
-from tongyeok_server.observability import logs
 from tongyeok_server.recognition.base import Recognizer
 from tongyeok_server.session import events as ev
-from tongyeok_server.session.config import SessionConfig
-from tongyeok_server.session.continuation import Continuation
 from tongyeok_server.session.event_log import EventsNoLongerKept
-from tongyeok_server.session.extension import SessionExtension, SessionHeader, StartNotes
-from tongyeok_server.session.registry import Attachment, Managed, SessionRegistry
-from tongyeok_server.session.session import Session
+from tongyeok_server.session.extension import SessionExtension
+from tongyeok_server.session.registry import Attachment, Managed
 from tongyeok_server.session.watchdog import StreamWatchdog
 from tongyeok_server.simultaneous.options import ServerDefaults
 from tongyeok_server.translation.base import Translator
@@ -106,17 +104,14 @@ class InterpretFlow:
         desk: ResumeDesk,
         simultaneous: ServerDefaults | None = None,
     ) -> None:
-        self._recognizer = recognizer
-        self._simultaneous = simultaneous or ServerDefaults()
-        self._translator = translator
-        self._max_streams = max_streams
+        #: Opens, restores and releases the sessions; holds them in its registry.
+        self.sessions = SessionOpener(recognizer, translator, max_streams, extensions, limits, desk, simultaneous)
         self._extensions = tuple(extensions)
         self._limits = limits
         self._watchdog = watchdog
         self.desk = desk
-        self.registry = SessionRegistry(desk.window_s, self._released)
+        self.registry = self.sessions.registry
         desk.bind(self.registry)
-        self._admissions: dict[str, StreamAdmission] = {}
         self._accepting = True
         limits.windows.on_change(self._limits_shared)
 
@@ -132,7 +127,7 @@ class InterpretFlow:
             with self._limits.opening(current_caller()):  # the stream counts from its first byte
                 first = await self._first_message(requests)
             if first.WhichOneof("request") == "resume":
-                resumed = await self.desk.resume(first.resume, self._restore, stream.metadata)
+                resumed = await self.desk.resume(first.resume, self.sessions.restore, stream.metadata)
                 if resumed.forwarded is not None:
                     async for response in resumed.forwarded(requests):
                         yield response
@@ -141,9 +136,9 @@ class InterpretFlow:
                 assert managed is not None
                 opening = self._resumed_event(managed, resumed)
             else:
-                managed = self._open(first.config, self._config_from(first.config))
+                managed = self.sessions.open(first.config, self.sessions.config_from(first.config))
                 after = managed.session.log.reserve()  # session_started is number 1 of the session
-                opening = pb.InterpretResponse(session_started=self._started(managed), sequence_number=after)
+                opening = pb.InterpretResponse(session_started=self.sessions.started(managed), sequence_number=after)
                 if not self._limits.windows.shared and managed.session.caller.kind is not CallerKind.ANONYMOUS:
                     managed.session.emit(ev.Notice(ev.NoticeCode.LIMITS_LOCAL, LIMITS_LOCAL))
         except ServiceError as error:
@@ -151,7 +146,7 @@ class InterpretFlow:
             raise
         attachment = self.registry.attach(managed, stream.peer)
         self._watchdog.watch(managed.session)
-        admission = self._admissions[managed.session.id]
+        admission = self.sessions.admission(managed.session.id)
         feeder = asyncio.create_task(feed(managed, requests, admission), name=f"feed-{managed.session.id}")
         delivered_end = False
         try:
@@ -263,117 +258,6 @@ class InterpretFlow:
             )
         return first
 
-    def _config_from(self, config: pb.InterpretConfig) -> SessionConfig:
-        return validation.interpret_config(config, self._recognizer, self._translator, self._simultaneous)
-
-    # -- opening -------------------------------------------------------------
-
-    def _open(
-        self,
-        wire_config: pb.InterpretConfig,
-        config: SessionConfig,
-        *,
-        session_id: str | None = None,
-        caller: Caller | None = None,
-        continuation: Continuation | None = None,
-    ) -> Managed:
-        """A new session (or one continued from another server), started and held.
-
-        Whatever fails half-way (a refusal, an extension's bug, an engine
-        that cannot start) gives back what was taken: the stream's slot and
-        the caller's admission.
-        """
-        caller = caller or current_caller()
-        if len(self.registry) >= self._max_streams:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"this server is at its limit of {self._max_streams} concurrent streams; try again later",
-            )
-        admission = self._limits.admit(caller)  # raises RESOURCE_EXHAUSTED naming the caller's limit
-        try:
-            session = Session(
-                config,
-                self._recognizer,
-                self._translator,
-                session_id=session_id,
-                caller=caller,
-                continuation=continuation,
-            )
-        except BaseException:
-            admission.release()
-            raise
-        managed = self.registry.add(session, wire_config.resumption.enabled)
-        managed.extra["config"] = wire_config.SerializeToString()
-        self._admissions[session.id] = admission
-        try:
-            for extension in self._extensions:
-                observer = extension.attach(session)
-                if observer is not None:
-                    session.add_observer(observer)
-            session.start()
-        except BaseException:
-            self.registry.release(managed)  # closes the session, frees the slot and the admission
-            raise
-        log.info(
-            "session %s %s: caller=%s %s -> %s, %s %d Hz x%d, recognizer=%s translator=%s%s",
-            session.id,
-            "continues here" if continuation else "start",
-            session.caller.id,
-            "+".join(config.source_languages),
-            "+".join(config.target_languages),
-            config.audio.encoding.value,
-            config.audio.sample_rate_hz,
-            config.audio.channels,
-            self._recognizer.description.name,
-            self._translator.description.name,
-            f", moved from another server at utterance {continuation.next_utterance_id}" if continuation else "",
-            extra=logs.session_start_fields(
-                session, self._recognizer.description.name, self._translator.description.name, moved=bool(continuation)
-            ),
-        )
-        return managed
-
-    def _started(self, managed: Managed) -> pb.SessionStarted:
-        session = managed.session
-        started = pb.SessionStarted(
-            session_id=session.id,
-            effective_config=wire.effective_config(
-                session.config, self._translator.effective_options(session.config.translation)
-            ),
-            recognizer=wire.engine(self._recognizer.description),
-            translator=wire.engine(self._translator.description),
-            ignored_options=self._translator.ignored_options(session.config.translation),
-            simultaneous_directions=wire.simultaneous_directions(session.config),
-        )
-        if managed.resumable:
-            started.effective_config.resumption.enabled = True
-            started.resume_token = self.desk.live_token(session)
-            started.resume_window.CopyFrom(wire.duration(self.desk.window_s))
-        notes = StartNotes()
-        for extension in self._extensions:
-            extension.started(session, notes)
-        wire.add_start_notes(started, session.config.speech, notes)
-        header = SessionHeader(
-            json_format.MessageToJson(started.effective_config, preserving_proto_field_name=True, indent=None),
-            self._recognizer.description,
-            self._translator.description,
-        )
-        for extension in self._extensions:
-            extension.opened(session, header)  # e.g. the record's header
-        return started
-
-    def _restore(self, claims_config: bytes, session_id: str, caller: Caller, continuation: Continuation) -> Managed:
-        """A session that moved here from a server that shut down (``ResumeDesk`` checked its token)."""
-        wire_config = pb.InterpretConfig.FromString(claims_config)
-        try:
-            config = self._config_from(wire_config)
-        except ServiceError as error:
-            raise ServiceError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"the session cannot continue on this server: its config does not fit the engines here ({error.message})",
-            ) from None
-        return self._open(wire_config, config, session_id=session_id, caller=caller, continuation=continuation)
-
     def _resumed_event(self, managed: Managed, resumed: Resumed) -> pb.InterpretResponse:
         session = managed.session
         resend = session.audio_bytes_taken
@@ -408,33 +292,6 @@ class InterpretFlow:
         )
 
     # -- release, shutdown -----------------------------------------------------
-
-    def _released(self, managed: Managed) -> None:
-        """The registry let go of a session: stop what it runs, free its slot, write its log line."""
-        session = managed.session
-        session.close()
-        admission = self._admissions.pop(session.id, None)
-        if admission is not None:
-            admission.release()
-        s = session.stats
-        duration_s = time.monotonic() - session.started_at
-        audio_s = session.config.audio.duration_s(s.audio_bytes)
-        log.info(
-            "session %s end: %s after %.1fs, audio %.1fs in %d chunks, %d interim, %d final, "
-            "%d translations, %d failed, %d resumes, caller=%s",
-            session.id,
-            session.outcome,
-            duration_s,
-            audio_s,
-            s.chunks,
-            s.interims,
-            s.finals,
-            s.translations,
-            s.translation_failures,
-            managed.resumes,
-            session.caller.id,
-            extra=logs.session_end_fields(session, duration_s, audio_s, resumes=managed.resumes),
-        )
 
     def drain(self) -> int:
         """Refuse new streams; sessions that can move hand over, the others finish their sentence."""
