@@ -21,7 +21,7 @@ BAD = [
     (["--port", "70000"], {}, "--port '70000': expected an integer from 0 to 65535"),
     (["--max-streams", "-1"], {}, "--max-streams '-1': expected an integer of at least 1"),
     (["--idle-timeout", "-5"], {}, "--idle-timeout '-5': expected a number of seconds of at least 0"),
-    (["--first-message-timeout", "0"], {}, "--first-message-timeout '0': expected a number of seconds above 0"),
+    (["--openai-timeout", "0"], {}, "--openai-timeout '0': expected a number of seconds above 0"),
     (["--port", "fifty"], {}, "--port 'fifty': expected an integer from 0 to 65535"),
     (["--translation-threads", "-2"], {}, "--translation-threads '-2': expected an integer of at least 0"),
     (["--processes", "0"], {}, "--processes '0': expected a number of processes of at least 1, or auto"),

@@ -48,7 +48,7 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     defaults = Settings()
     for group_name, group_info in Settings.model_fields.items():
         kind: type[Group] = group_info.annotation  # type: ignore[assignment]
-        title = (kind.__doc__ or group_name).splitlines()[0]
+        title = (kind.__doc__ or group_name).splitlines()[0].rstrip(".").replace("``", "")
         section = result.add_argument_group(f"{group_name}: {title}")
         default_group = getattr(defaults, group_name)
         for name, info in kind.model_fields.items():

@@ -149,7 +149,9 @@ class SessionSettings(Group):
 
     idle_timeout_s: float = option(300.0, "end a stream that sends no audio for this long (0 = never)", ge=0)
     first_message_timeout_s: float = option(
-        10.0, "end a stream whose first message (config or resume) has not come this long after it opened", gt=0
+        10.0,
+        "end a stream whose first message (config or resume) has not come this long after it opened (0 = never)",
+        ge=0,
     )
     max_stream_duration_s: float = option(4 * 3600.0, "end a stream after this long (0 = never)", ge=0)
 
