@@ -2,7 +2,7 @@
 
 Who touches a session: the servicer's coroutine and the stream's feeder task
 (``log``, ``write_audio``, ``finish_audio``, ``cancel``), the recogniser's
-listener and the per-language translation lanes, all on the server's event
+listener and the per-language translation lanes (``translations.py``), all on the server's event
 loop. A recogniser that reports from a thread of its own (the embedded
 engines' pipe readers) is brought onto the loop at the listener, so the
 session's state changes in one place. Observers may ``emit`` and release
@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import grpc
 
@@ -50,12 +48,10 @@ from tongyeok_server.session.continuation import Continuation
 from tongyeok_server.session.end_gate import EndGate
 from tongyeok_server.session.event_channel import EventChannel
 from tongyeok_server.session.event_log import EventLog
-from tongyeok_server.session.history import History, Sentence
 from tongyeok_server.session.observer import ObserverList, SessionObserver
-from tongyeok_server.session.serial_lane import SerialLane
-from tongyeok_server.session.translation_job import run_translation
-from tongyeok_server.simultaneous.session_part import SimultaneousPart
-from tongyeok_server.translation.base import TranslationRequest, Translator
+from tongyeok_server.session.stats import SessionStats, new_session_id
+from tongyeok_server.session.translations import Translations
+from tongyeok_server.translation.base import Translator
 
 log = logging.getLogger(__name__)
 
@@ -64,29 +60,6 @@ _NOTICE_CODES = {
     RecognizerNoticeKind.RESTARTED: ev.NoticeCode.RECOGNIZER_RESTARTED,
     RecognizerNoticeKind.BEHIND: ev.NoticeCode.RECOGNITION_BEHIND,
 }
-
-
-def new_session_id() -> str:
-    """A session id unique across processes, replicas and restarts (the meeting record is keyed by it).
-
-    The start time (UTC, to the second) keeps ids readable and sortable; 40
-    random bits make two sessions started in the same second differ.
-    """
-    return time.strftime("s%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(5)
-
-
-@dataclass
-class SessionStats:
-    """Figures for the session's log line."""
-
-    audio_bytes: int = 0
-    chunks: int = 0
-    interims: int = 0
-    finals: int = 0
-    translations: int = 0
-    translation_failures: int = 0
-    echo_finals: int = 0  # finals that were the session's own speech coming back (not translated)
-    first_final_latency_s: float | None = None
 
 
 class Session:
@@ -123,18 +96,17 @@ class Session:
         self._stream: RecognizerStream | None = None
         self._utterance_id = start.next_utterance_id
         self._last_interim = ("", "")  # text, stable text
-        self._history = History.restore(start.history)
         #: Audio bytes of the session before this server's: offsets and byte counts start there.
         self.audio_base_bytes = start.audio_bytes
         self._offset_s = config.audio.duration_s(start.audio_bytes)
         #: Audio the session will never need again, wherever it continues: up to the end of the last final.
         self.acknowledged_bytes = start.audio_bytes
-        self._lanes = {target: SerialLane() for target in config.target_languages}
-        # Simultaneous mode: the utterance in progress is translated while it is spoken (simultaneous/).
-        self._simultaneous = SimultaneousPart.for_session(
-            self.id, config, translator, self._emit, self._history, lambda target: not self._lanes[target].busy, start
-        )
         self._gate = EndGate(self._loop, lambda: self._end(self._shutdown_error))
+        self._translations = Translations(
+            self.id, config, translator, self._emit, self._gate, self.stats, start, lambda: self._ended
+        )
+        # Simultaneous mode: the utterance in progress is translated while it is spoken (simultaneous/).
+        self._simultaneous = self._translations.simultaneous
         self._ended_by_caller = False
         self._draining = False
         self._moving = False  # handing over to another server: recognition stopped, no final may follow
@@ -330,7 +302,7 @@ class Session:
             self._utterance_id,
             self.log.next_sequence_number,
             self.acknowledged_bytes,
-            self._history.export(),
+            self._translations.history.export(),
             committed,
         )
 
@@ -365,10 +337,7 @@ class Session:
             self._events.put(ev.End(None))  # wakes a servicer still waiting
         if stream is not None:
             stream.cancel()
-        for lane in self._lanes.values():
-            lane.cancel()  # queued translations dropped, the running one cancelled (its HTTP stream closed)
-        if self._simultaneous is not None:
-            self._simultaneous.cancel()  # re-translations in flight too
+        self._translations.cancel()  # queued ones dropped, running ones cancelled (their HTTP streams closed)
 
     # -- recognition (on the loop) ---------------------------------------------------------
 
@@ -451,32 +420,4 @@ class Session:
             return
         self.stats.finals += 1
         self._emit(ev.Final(utterance_id, transcript, targets))
-        context = self._history.context(self.config.translation.context_sentences)
-        entry = self._history.add(utterance_id, text, transcript.language_code)
-        if self._simultaneous is not None:
-            self._simultaneous.final(utterance_id, targets)
-        for target in targets:
-            request = TranslationRequest(
-                text, transcript.language_code, target, self.config.translation, context, session_id=self.id
-            )
-            self._lanes[target].submit(functools.partial(self._translate, entry, request))
-
-    # -- translation (a lane's task on the loop) ----------------------------
-
-    async def _translate(self, entry: Sentence, request: TranslationRequest) -> None:
-        try:
-            if self._ended:
-                return
-            # Context gets the translations finished since the job was queued.
-            request = self._history.with_translations(request)
-            if self._simultaneous is not None:
-                text = await self._simultaneous.finish(entry.utterance_id, request)
-            else:
-                text = await run_translation(self._translator, request, entry.utterance_id, self._emit)
-            if text is not None:
-                entry.translations[request.target_language] = text
-                self.stats.translations += 1
-            else:
-                self.stats.translation_failures += 1
-        finally:
-            self._gate.translation_done()  # on the loop: after the Complete it emitted
+        self._translations.submit(utterance_id, text, transcript.language_code, targets)
