@@ -22,7 +22,7 @@ import grpc
 import psutil
 import pytest
 
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.settings import OpenAISettings, TranslationSettings
 from tongyeok_server.translation import apertium_engine
 from tongyeok_server.translation.apertium_engine import (
@@ -120,10 +120,10 @@ def test_variant_mode_only_when_no_plain_one(tmp_path):
 
 
 def test_missing_apertium_exits_with_install_hint(monkeypatch, tmp_path):
-    with pytest.raises(SystemExit, match=r"no language pair installed.*apt-get install apertium apertium-eng-spa"):
+    with pytest.raises(StartError, match=r"no language pair installed.*apt-get install apertium apertium-eng-spa"):
         ApertiumTranslator(modes_dir=tmp_path)
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(SystemExit, match=r"lt-proc.*not found.*apt-get install apertium apertium-eng-spa"):
+    with pytest.raises(StartError, match=r"lt-proc.*not found.*apt-get install apertium apertium-eng-spa"):
         apertium_engine.create(TranslationSettings(), OpenAISettings())
 
 

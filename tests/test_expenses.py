@@ -30,6 +30,7 @@ from tongyeok_client import InterpreterClient, TongyeokError, cli
 from tongyeok_client.proto import expenses_pb2 as epb
 from tongyeok_client.proto import expenses_pb2_grpc as epb_grpc
 from tongyeok_server.app import TongyeokServer
+from tongyeok_server.errors import StartError
 from tongyeok_server.store import ops
 from tongyeok_server.store.database import write
 
@@ -397,7 +398,7 @@ def test_an_engine_that_cannot_start_is_failed_precondition() -> None:
     from tongyeok_server.expenses.readers.embedded import EmbeddedReader
 
     def missing() -> Any:
-        raise SystemExit("Tesseract has no data for kor: apt-get install tesseract-ocr-kor")
+        raise StartError("Tesseract has no data for kor: apt-get install tesseract-ocr-kor")
 
     reader = EmbeddedReader("tesseract", missing, threads=1)
     photo = io.BytesIO()

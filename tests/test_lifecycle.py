@@ -25,9 +25,9 @@ from tests.support.speech import Speech
 from tests.support.waiting import wait_until
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
-from tongyeok_server.app import StartError
 from tongyeok_server.auth.api_keys import hash_key, new_key
 from tongyeok_server.auth.caller import Caller, CallerKind
+from tongyeok_server.errors import StartError
 from tongyeok_server.session.extension import SessionExtension
 from tongyeok_server.session.observer import SessionObserver
 from tongyeok_server.session.session import Session

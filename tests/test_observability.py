@@ -30,6 +30,7 @@ from tests.support.metrics import Samples, free_port, scrape
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.app import TongyeokServer
+from tongyeok_server.errors import StartError
 from tongyeok_server.observability import logs
 from tongyeok_server.observability.exporter import MultiprocessDirectory
 from tongyeok_server.settings import (
@@ -132,7 +133,7 @@ def test_json_log_lines_carry_fields() -> None:
     assert line["logger"] == "tongyeok_server.api.servicer" and line["process_index"] == 1
     assert line["event"] == "session_end" and line["finals"] == 3 and line["caller_id"] == "key:crm"
     assert line["time"].endswith("+00:00")
-    with pytest.raises(SystemExit, match="text or json"):
+    with pytest.raises(StartError, match="text or json"):
         logs.configure("INFO", None, "xml")
 
 

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from tests.support.fake_openai import FakeOpenAI, Rule, fake_tokens, fake_translation
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.settings import OpenAISettings, Settings, TranslationSettings, from_args
 from tongyeok_server.translation import openai_engine, openai_sse
 from tongyeok_server.translation.base import (
@@ -752,7 +752,7 @@ def test_translations_start_no_thread(fake: FakeOpenAI, translator: OpenAITransl
 
 def test_missing_key_fails_at_startup_saying_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(StartError) as info:
         openai_engine.create(TranslationSettings(translator="openai"), OpenAISettings())
     message = str(info.value)
     assert "OPENAI_API_KEY is not set" in message

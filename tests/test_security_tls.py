@@ -23,6 +23,7 @@ from tests.support.waiting import wait_until
 from tongyeok_client import InterpreterClient, TongyeokError
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.errors import StartError
 from tongyeok_server.settings import SettingsError
 
 
@@ -170,11 +171,11 @@ def test_incomplete_tls_flags_stop_the_start_with_a_message(server_factory, flag
 def test_unusable_tls_files_stop_the_start_with_a_message(server_factory, pki, tmp_path) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
-    with pytest.raises(SystemExit, match="holds no PEM certificate"):
+    with pytest.raises(StartError, match="holds no PEM certificate"):
         server_factory(tls_cert=str(garbage), tls_key=str(pki["key"]))
-    with pytest.raises(SystemExit, match="does not belong to the certificate"):
+    with pytest.raises(StartError, match="does not belong to the certificate"):
         server_factory(tls_cert=str(pki["cert"]), tls_key=str(pki["rotated_key"]))
-    with pytest.raises(SystemExit, match="cannot read"):
+    with pytest.raises(StartError, match="cannot read"):
         server_factory(tls_cert=str(tmp_path / "missing.crt"), tls_key=str(pki["key"]))
 
 

@@ -100,3 +100,16 @@ def test_help_lists_every_flag_by_group_with_its_variable() -> None:
     for name in Settings.WHERE:
         flag = "--" + name.removesuffix("_s").replace("_", "-")
         assert flag in text and "TONGYEOK_" + name.removesuffix("_s").upper() in text
+
+
+def test_what_only_a_start_can_find_exits_1_with_one_line(tmp_path) -> None:
+    missing = tmp_path / "nowhere.pem"
+    done = subprocess.run(
+        [sys.executable, "-m", "tongyeok_server", "--port", "0", "--tls-cert", str(missing), "--tls-key", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("tongyeok-server: ")]
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in done.stderr, done.stderr

@@ -96,10 +96,11 @@ def test_the_meeting_goes_on_while_postgres_is_down_and_its_record_is_whole(
 def test_a_store_that_cannot_be_reached_at_start_stops_the_server_with_a_reason(postgres) -> None:
 
     from tongyeok_server.app import TongyeokServer
+    from tongyeok_server.errors import StartError
     from tongyeok_server.settings import Settings
 
     url = postgres.url("no_such_database")
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(StartError) as info:
         TongyeokServer(Settings.of(store=url, port=0))
     message = str(info.value)
     assert "cannot open the meeting record" in message and "no_such_database" in message and "--store none" in message

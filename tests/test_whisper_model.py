@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tongyeok_server.app import TongyeokServer
+from tongyeok_server.errors import StartError
 from tongyeok_server.recognition import whisper_model
 from tongyeok_server.settings import Settings
 
@@ -80,7 +81,7 @@ def test_the_server_refuses_to_start_on_a_corrupted_model_directory(tmp_path: Pa
         whisper_model=str(tmp_path),
         whisper_model_sha256=whisper_model.PACKAGED_SHA256["model.bin"],
     )
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(StartError) as info:
         TongyeokServer(settings)
     message = str(info.value)
     assert message.startswith("cannot start the whisper recogniser: Whisper model")
@@ -97,5 +98,5 @@ def test_a_model_directory_without_a_tokenizer_is_refused_before_anything_downlo
 def test_an_unknown_device_is_refused() -> None:
     from tongyeok_server.recognition.whisper_engine import WhisperRecognizer
 
-    with pytest.raises(SystemExit, match="--whisper-device 'tpu': choose one of cpu, cuda, auto"):
+    with pytest.raises(StartError, match="--whisper-device 'tpu': choose one of cpu, cuda, auto"):
         WhisperRecognizer(whisper_model.packaged_source(), "tpu", 1, 1, 1)

@@ -32,6 +32,7 @@ from tongyeok_server.api.transcripts import SERVICE_NAME as TRANSCRIPTS_SERVICE
 from tongyeok_server.api.transcripts import TranscriptsServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.auth.server_security import ServerSecurity, keepalive_options
+from tongyeok_server.errors import StartError
 from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.gateway.origins import OriginPolicy
 from tongyeok_server.gateway.server import GatewayParts, WebGateway
@@ -64,14 +65,6 @@ CUT_MARGIN_S = 1.0
 # NOT_SERVING from the first moment of a shutdown); LIVENESS says the process still serves (it stays
 # SERVING while open streams drain, so a liveness probe does not kill a pod that is finishing its meetings).
 LIVENESS = "liveness"
-
-
-class StartError(RuntimeError):
-    """The server could not start (a port in use, an engine that would not start); ``str()`` says what to fix.
-
-    Not ``SystemExit``: raised on the event loop, that would end the loop's
-    thread rather than reach the caller of ``start``.
-    """
 
 
 class TongyeokServer:
@@ -163,10 +156,10 @@ class TongyeokServer:
         an engine cannot start, after releasing what had started.
         """
         try:
-            self.observability.start()  # /metrics (raises SystemExit if its port is taken)
+            self.observability.start()  # /metrics (raises StartError if its port is taken)
             self.port = await self._start()
-        except SystemExit as error:  # an engine's or extension's start refused, with its message
-            self._start_error = str(error.code)
+        except StartError as error:  # an engine's or extension's start refused, with its message
+            self._start_error = str(error)
         if not self.port:
             await self.stop(0)
             raise StartError(self._start_error)
@@ -209,7 +202,7 @@ class TongyeokServer:
         except RuntimeError:
             port = 0
         if not port:
-            # start() says so; SystemExit raised on the loop would kill the loop instead
+            # start() says so; a StartError raised here would skip releasing what started
             self._start_error = f"cannot listen on {serving.host}:{serving.port}: is the port in use?"
             return 0
         if self.resumption.process_socket:

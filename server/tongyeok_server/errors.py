@@ -1,4 +1,4 @@
-"""The one exception type that crosses from engines and validation to the gRPC edge."""
+"""The exceptions that cross layers: ``ServiceError`` to a caller at the edge, ``StartError`` to ``main``."""
 
 from __future__ import annotations
 
@@ -30,3 +30,15 @@ class ServiceError(Exception):
 def invalid_argument(message: str) -> ServiceError:
     """Shorthand for the most common error: the caller's request is wrong."""
     return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+class StartError(Exception):
+    """The server cannot start as configured or installed; ``str()`` is the one line that says what to fix.
+
+    A file that cannot be read, a package or a credential missing, a port in
+    use: what only starting can find out (values are checked before, by
+    ``settings/``, with exit status 2). Components raise it; ``main`` is the
+    one place that turns it into a line on stderr and exit status 1. Not a
+    ``SystemExit``: raised on the event loop, that would end the loop's
+    thread (a test's) rather than reach the caller of ``start``.
+    """

@@ -15,7 +15,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tongyeok_server.app import StartError, TongyeokServer
+from tongyeok_server.app import TongyeokServer
+from tongyeok_server.errors import StartError
 from tongyeok_server.observability import core_log, logs
 from tongyeok_server.settings import PROCESS_INDEX_ENV, Settings, SettingsError, from_args, load_secret_files
 from tongyeok_server.supervisor import supervise
@@ -40,8 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("--translation-threads is deprecated and ignored: translations run on the event loop")
     if settings.server.processes > 1 and index is None:
         return supervise(settings, list(sys.argv[1:] if argv is None else argv))
-    # A supervised process writes its metrics for the supervisor to serve.
-    return asyncio.run(serve(settings, serve_metrics=index is None))
+    try:
+        # A supervised process writes its metrics for the supervisor to serve.
+        return asyncio.run(serve(settings, serve_metrics=index is None))
+    except StartError as error:  # what only starting finds out: a file, a package, a port, a credential
+        print(f"tongyeok-server: {error}", file=sys.stderr)
+        return 1
 
 
 async def serve(settings: Settings, *, serve_metrics: bool = True) -> int:
@@ -53,11 +58,7 @@ async def serve(settings: Settings, *, serve_metrics: bool = True) -> int:
         loop.add_signal_handler(signum, _on_stop_signal, signum, stopping, settings.server.grace_period_s)
     # Certificates and keys rotate under cert-manager and the like: SIGHUP re-reads them (file changes are seen anyway).
     loop.add_signal_handler(signal.SIGHUP, server.reload)
-    try:
-        port = await server.start()
-    except StartError as error:
-        log.error("cannot start: %s", error)
-        return 1
+    port = await server.start()  # StartError: main says why
     _log_listening(settings, server, port)
     await stopping.wait()
     await server.stop()

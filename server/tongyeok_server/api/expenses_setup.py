@@ -9,6 +9,7 @@ from pathlib import Path
 from tongyeok_server.api.expenses import ExpensesServicer
 from tongyeok_server.auth.limits import CallerLimits
 from tongyeok_server.auth.watched_files import FileConfigError
+from tongyeok_server.errors import StartError
 from tongyeok_server.expenses import store as expense_store
 from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.expenses.readers.registry import create_reader
@@ -61,13 +62,13 @@ def expenses_component(
     google: GoogleSettings | None = None,
     openai: OpenAISettings | None = None,
 ) -> ExpensesSetup:
-    """The Expenses service as ``settings`` configure it; ``SystemExit`` with what to fix on a bad flag or file."""
+    """The Expenses service as ``settings`` configure it; ``StartError`` with what to fix on a bad flag or file."""
     rates = None
     if settings.expense_rates:
         try:
             rates = RatesFile(Path(settings.expense_rates))
         except FileConfigError as e:
-            raise SystemExit(f"tongyeok-server: --expense-rates: {e}") from None
+            raise StartError(f"--expense-rates: {e}") from None
     return ExpensesSetup(reader or create_reader(settings, google, openai), record, limits, rates)
 
 

@@ -20,6 +20,7 @@ import grpc
 
 from tongyeok_server.api.forwarding import Forwarder
 from tongyeok_server.api.resume import ResumeDesk
+from tongyeok_server.errors import StartError
 from tongyeok_server.session.resume_token import ResumeTokens, load_secret, new_secret
 from tongyeok_server.settings import PROCESS_INDEX_ENV, ResumeSettings
 
@@ -37,7 +38,7 @@ class ResumeSetup:
 
     @classmethod
     def from_settings(cls, settings: ResumeSettings, tls: bool, runtime_dir: str = "") -> ResumeSetup:
-        """Raises ``SystemExit`` with a message when the secret cannot be used.
+        """Raises ``StartError`` with a message when the secret cannot be used.
 
         ``runtime_dir``: the --processes' shared directory, where this process listens for relayed resumes.
         """
@@ -45,7 +46,7 @@ class ResumeSetup:
             try:
                 secret = load_secret(settings.resume_secret)
             except ValueError as e:
-                raise SystemExit(f"tongyeok-server: --resume-secret: {e}") from None
+                raise StartError(f"--resume-secret: {e}") from None
         else:
             secret = new_secret()
         index = os.environ.get(PROCESS_INDEX_ENV)

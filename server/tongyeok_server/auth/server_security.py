@@ -25,6 +25,7 @@ from tongyeok_server.auth.limits import CallerLimits, LimitDefaults
 from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 from tongyeok_server.auth.tls import ReloadingServerCredentials, TlsFiles
 from tongyeok_server.auth.watched_files import FileConfigError
+from tongyeok_server.errors import StartError
 from tongyeok_server.settings import SecuritySettings, ServingSettings
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,14 @@ class ServerSecurity:
 
     @classmethod
     def from_settings(cls, settings: SecuritySettings, refusals: RefusalObserver = IGNORE) -> ServerSecurity:
-        """Build from the flags (checked by ``settings/``); ``SystemExit`` with a message if their files are wrong.
+        """Build from the flags (checked by ``settings/``); ``StartError`` with a message if their files are wrong.
 
         ``refusals`` hears about every refused call and limit (the metrics).
         """
         try:
             return cls(_tls(settings), _authenticator(settings), _limits(settings, refusals), refusals)
         except FileConfigError as e:
-            raise SystemExit(f"tongyeok-server: {e}") from None
+            raise StartError(f"{e}") from None
 
     @property
     def interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
@@ -166,6 +167,6 @@ def _limits(settings: SecuritySettings, refusals: RefusalObserver) -> CallerLimi
         limits = CallerLimits(defaults, settings.limits_storage, refusals)
     except Exception as e:  # the limits package raises its own ConfigurationError / ValueError types
         where = describe_storage(settings.limits_storage)  # the URI may carry a password
-        raise SystemExit(f"tongyeok-server: --limits-storage {where}: {type(e).__name__}: {e}") from None
+        raise StartError(f"--limits-storage {where}: {type(e).__name__}: {e}") from None
     limits.windows.check()
     return limits

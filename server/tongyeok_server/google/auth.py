@@ -41,7 +41,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import Credentials
 from google.auth.transport.requests import Request
 
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.google.status import Action, Failure
 
 log = logging.getLogger(__name__)
@@ -227,4 +227,4 @@ def ca_file_credentials(ca_file: str) -> grpc.ChannelCredentials | None:
         with open(ca_file, "rb") as pem:
             return grpc.ssl_channel_credentials(root_certificates=pem.read())
     except OSError as exc:
-        raise SystemExit(f"--google-ca-file {ca_file}: {exc.strerror}") from None
+        raise StartError(f"--google-ca-file {ca_file}: {exc.strerror}") from None

@@ -27,6 +27,8 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client import multiprocess as prom_multiprocess
 
+from tongyeok_server.errors import StartError
+
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -43,11 +45,11 @@ class MetricsExporter:
         self._thread: threading.Thread | None = None
 
     def start(self) -> int:
-        """Listen; returns the port. Raises ``SystemExit`` if the port is taken."""
+        """Listen; returns the port. Raises ``StartError`` if the port is taken."""
         try:
             self._server, self._thread = start_http_server(self.port, self.host, self.registry)
         except OSError as e:
-            raise SystemExit(f"tongyeok-server: cannot serve metrics on {self.host}:{self.port}: {e}") from None
+            raise StartError(f"cannot serve metrics on {self.host}:{self.port}: {e}") from None
         self.port = int(self._server.server_port)
         return self.port
 

@@ -25,6 +25,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from tongyeok_server.errors import StartError
+
 if TYPE_CHECKING:
     from tongyeok_server.session.session import Session
 
@@ -43,9 +45,9 @@ def configure(level: str, process_index: str | None = None, log_format: str = "t
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
-        raise SystemExit(f"--log-level {level!r}: use DEBUG, INFO, WARNING or ERROR")
+        raise StartError(f"--log-level {level!r}: use DEBUG, INFO, WARNING or ERROR")
     if log_format not in FORMATS:
-        raise SystemExit(f"--log-format {log_format!r}: use text or json")
+        raise StartError(f"--log-format {log_format!r}: use text or json")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(json_formatter(process_index) if log_format == "json" else text_formatter(process_index))
     logging.basicConfig(level=numeric if numeric <= logging.DEBUG else max(numeric, LIBRARY_LEVEL), handlers=[handler])

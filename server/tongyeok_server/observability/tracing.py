@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tongyeok_server.errors import StartError
 from tongyeok_server.settings import ObservabilitySettings
 
 if TYPE_CHECKING:
@@ -56,9 +57,7 @@ class Tracing:
         try:
             return cls(_provider_from_env(os.environ if environ is None else environ))
         except ImportError as e:
-            raise SystemExit(
-                f"tongyeok-server: --otel needs the OpenTelemetry packages: pip install 'tongyeok[otel]' ({e})"
-            ) from None
+            raise StartError(f"--otel needs the OpenTelemetry packages: pip install 'tongyeok[otel]' ({e})") from None
 
     def interceptor(self) -> Any:
         """The gRPC asyncio server interceptor that starts a span per RPC (health checks excepted)."""
@@ -90,14 +89,14 @@ def _provider_from_env(env: Mapping[str, str]) -> TracerProvider:
     elif kind == "otlp":
         protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"))
         if protocol.strip().lower() != "grpc":
-            raise SystemExit(
-                f"tongyeok-server: OTLP over {protocol!r} is not installed; tongyeok[otel] exports OTLP over gRPC "
+            raise StartError(
+                f"OTLP over {protocol!r} is not installed; tongyeok[otel] exports OTLP over gRPC "
                 "(OTEL_EXPORTER_OTLP_PROTOCOL=grpc; a Collector listens for it on port 4317)"
             )
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
     else:
-        raise SystemExit(f"tongyeok-server: OTEL_TRACES_EXPORTER={kind!r}: use otlp, console or none")
+        raise StartError(f"OTEL_TRACES_EXPORTER={kind!r}: use otlp, console or none")
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

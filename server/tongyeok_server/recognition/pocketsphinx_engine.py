@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tongyeok_server.engines import EngineDescription
+from tongyeok_server.errors import StartError
 from tongyeok_server.recognition import pocketsphinx_worker
 from tongyeok_server.recognition.base import (
     RecognitionConfig,
@@ -28,7 +29,7 @@ class PocketsphinxRecognizer(Recognizer):
 
     def __init__(self, workers: int, streams_per_worker: int, second_pass: str = "narrowband") -> None:
         if second_pass not in pocketsphinx_worker.SECOND_PASS_MODES:
-            raise SystemExit(
+            raise StartError(
                 f"--pocketsphinx-second-pass {second_pass!r}: choose one of "
                 f"{', '.join(pocketsphinx_worker.SECOND_PASS_MODES)}"
             )

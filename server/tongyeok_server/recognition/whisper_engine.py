@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tongyeok_server import languages
 from tongyeok_server.engines import EngineDescription
+from tongyeok_server.errors import StartError
 from tongyeok_server.recognition import whisper_model, whisper_worker
 from tongyeok_server.recognition.base import (
     RecognitionConfig,
@@ -43,7 +44,7 @@ class WhisperRecognizer(Recognizer):
         self, source: whisper_model.ModelSource, device: str, threads: int, workers: int, streams: int
     ) -> None:
         if device not in DEVICES:
-            raise SystemExit(f"--whisper-device {device!r}: choose one of {', '.join(DEVICES)}")
+            raise StartError(f"--whisper-device {device!r}: choose one of {', '.join(DEVICES)}")
         try:
             self._pool = WorkerPool(
                 "whisper",
@@ -54,7 +55,7 @@ class WhisperRecognizer(Recognizer):
                 "more --offline-workers or --whisper-streams-per-worker",
             )
         except WorkerStartError as exc:
-            raise SystemExit(f"cannot start the whisper recogniser: {exc}") from None
+            raise StartError(f"cannot start the whisper recogniser: {exc}") from None
         self._source = source
         self._device = device
         self._languages: tuple[str, ...] = tuple(self._pool.info.get("languages", ("en",)))

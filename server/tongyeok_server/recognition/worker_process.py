@@ -18,7 +18,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.recognition.base import RecognitionEnded, RecognitionEvent
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def _internal() -> Any:
 def serve(conn: Connection, make_worker: Callable[[Send], StreamWorker]) -> None:
     """Entry point of a worker process: build the worker, then serve commands until ``stop`` or EOF.
 
-    If building the worker fails with ``ServiceError`` or ``SystemExit`` (a
+    If building the worker fails with ``ServiceError`` or ``StartError`` (a
     model that does not load, say), the server hears ``("failed", message)``
     instead of ``("ready", pid, info)`` and refuses to start with that message.
     """
@@ -103,7 +103,7 @@ def serve(conn: Connection, make_worker: Callable[[Send], StreamWorker]) -> None
     logging.basicConfig(level=os.environ.get("TONGYEOK_LOG_LEVEL", "WARNING"))
     try:
         worker = make_worker(conn.send)
-    except (ServiceError, SystemExit) as exc:
+    except (ServiceError, StartError) as exc:
         conn.send(("failed", str(exc)))
         return
     conn.send(("ready", os.getpid(), worker.info()))

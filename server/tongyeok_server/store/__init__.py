@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from tongyeok_server.errors import StartError
 from tongyeok_server.settings import StoreSettings
 from tongyeok_server.store.database import StoreUrlError, database_url, describe
 from tongyeok_server.store.extension import RecordExtension
@@ -25,7 +26,7 @@ def record_extension(settings: StoreSettings, observer: WriterObserver | None = 
     ``observer`` (the server's metrics, when on) is told of the writes' lag and failures.
 
     Raises:
-        SystemExit: with what to fix, when the store is misconfigured or cannot be reached at start.
+        StartError: with what to fix, when the store is misconfigured or cannot be reached at start.
 
     """
     options = RecordOptions(
@@ -37,14 +38,14 @@ def record_extension(settings: StoreSettings, observer: WriterObserver | None = 
     try:
         url = database_url(settings.store, settings.data_dir)
     except StoreUrlError as error:
-        raise SystemExit(str(error)) from None
+        raise StartError(str(error)) from None
     if url is None:
         return RecordExtension(None, options)
     try:
         return RecordExtension(MeetingRecord.open(url, options, observer))
     except (SQLAlchemyError, OSError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SystemExit(
+        raise StartError(
             f"cannot open the meeting record in {describe(url)}: {first_line}; "
             "check --store and --data-dir, or run with --store none"
         ) from None

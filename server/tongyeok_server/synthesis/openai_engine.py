@@ -30,7 +30,7 @@ import openai
 from openai import AsyncOpenAI, Timeout
 
 from tongyeok_server.engines import EngineDescription, Voice
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest
 from tongyeok_server.translation.openai_errors import KEY_LIKE
@@ -231,7 +231,7 @@ def create(settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISe
     """Factory used by the registry (``--synthesizer openai``)."""
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
-        raise SystemExit(MISSING_KEY)
+        raise StartError(MISSING_KEY)
     client = AsyncOpenAI(
         api_key=key,
         base_url=settings.openai_tts_base_url or openai.openai_base_url or None,

@@ -31,7 +31,7 @@ import grpc
 import numpy as np
 
 from tongyeok_server.engines import EngineDescription, Voice
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.settings import GoogleSettings, OpenAISettings, SynthesisSettings
 from tongyeok_server.synthesis.base import ClauseSynthesizer, SpeechRequest
 
@@ -174,7 +174,7 @@ class PiperSynthesizer(ClauseSynthesizer):
 def create(settings: SynthesisSettings, google: GoogleSettings, openai: OpenAISettings) -> PiperSynthesizer:
     """Factory used by the registry (``--synthesizer piper``)."""
     if not available():
-        raise SystemExit(
+        raise StartError(
             "--synthesizer piper needs piper-tts and its English voice: pip install 'tongyeok[piper]' "
             "(piper-tts is GPL-3.0-or-later)"
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tongyeok_server import languages
 from tongyeok_server.engines import EngineDescription
-from tongyeok_server.errors import ServiceError, invalid_argument
+from tongyeok_server.errors import ServiceError, StartError, invalid_argument
 from tongyeok_server.settings import OpenAISettings, TranslationSettings
 from tongyeok_server.translation import glossary
 from tongyeok_server.translation.apertium_pipeline import ApertiumPipeline
@@ -102,10 +102,10 @@ class ApertiumTranslator(Translator):
     def __init__(self, modes_dir: Path = DEFAULT_MODES_DIR) -> None:
         missing = [tool for tool in ("lt-proc", "apertium-wblank-mode") if shutil.which(tool) is None]
         if missing:
-            raise SystemExit(f"apertium translator: {', '.join(missing)} not found; {INSTALL_HINT}")
+            raise StartError(f"apertium translator: {', '.join(missing)} not found; {INSTALL_HINT}")
         self._modes = discover_modes(modes_dir)
         if not self._modes:
-            raise SystemExit(f"apertium translator: no language pair installed in {modes_dir}; {INSTALL_HINT}")
+            raise StartError(f"apertium translator: no language pair installed in {modes_dir}; {INSTALL_HINT}")
         # Pipeline objects are cheap (no process until first use); making them
         # all now means no lock is needed to look one up.
         self._pipelines = {pair: ApertiumPipeline(info.mode, info.path) for pair, info in self._modes.items()}
@@ -191,6 +191,6 @@ class ApertiumTranslator(Translator):
 
 
 def create(settings: TranslationSettings, openai: OpenAISettings) -> ApertiumTranslator:
-    """Build the translator (registry factory); SystemExit when Apertium is not installed."""
+    """Build the translator (registry factory); StartError when Apertium is not installed."""
     del settings, openai  # nothing to configure: pairs come from the installed packages
     return ApertiumTranslator()

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from tongyeok_client.backoff import Backoff
 from tongyeok_server import languages
 from tongyeok_server.engines import EngineDescription
+from tongyeok_server.errors import StartError
 from tongyeok_server.settings import OpenAISettings, TranslationSettings
 from tongyeok_server.translation import prompts
 from tongyeok_server.translation.base import (
@@ -167,7 +168,7 @@ def create(settings: TranslationSettings, openai: OpenAISettings) -> OpenAITrans
     """Build the translator from settings and ``OPENAI_API_KEY``; exits with a message if the key is missing."""
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
-        raise SystemExit(MISSING_KEY_MESSAGE)
+        raise StartError(MISSING_KEY_MESSAGE)
     translator = OpenAITranslator(
         # "" means OPENAI_BASE_URL was unset too: OpenAI's own API.
         openai.openai_base_url,

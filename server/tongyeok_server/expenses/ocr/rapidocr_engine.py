@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from tongyeok_server.errors import StartError
 from tongyeok_server.expenses.ocr.base import OcrLine, OcrResult
 from tongyeok_server.expenses.ocr.preprocess import TARGET_LINE_PX, prepare
 
@@ -26,12 +27,12 @@ class RapidOcrEngine:
     name = "rapidocr"
 
     def __init__(self) -> None:
-        """Load the models; ``SystemExit`` with the fix when the package is not installed."""
+        """Load the models; ``StartError`` with the fix when the package is not installed."""
         try:
             import rapidocr
             from rapidocr import RapidOCR
         except ImportError:
-            raise SystemExit(
+            raise StartError(
                 "the rapidocr receipt engine needs `pip install tongyeok[receipts]` (rapidocr, onnxruntime)"
             ) from None
         params = {

@@ -19,7 +19,7 @@ import grpc
 import pytesseract
 from PIL import Image
 
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.expenses.ocr.base import OcrLine, OcrResult
 from tongyeok_server.expenses.ocr.preprocess import TARGET_LINE_PX, prepare
 
@@ -43,16 +43,16 @@ class TesseractEngine:
     name = "tesseract"
 
     def __init__(self, languages: str = "kor+eng") -> None:
-        """Check that Tesseract and its language data are installed; ``SystemExit`` with the fix if not."""
+        """Check that Tesseract and its language data are installed; ``StartError`` with the fix if not."""
         installed = available_languages()
         if not installed:
-            raise SystemExit(
+            raise StartError(
                 "the tesseract receipt engine needs Tesseract: apt-get install tesseract-ocr tesseract-ocr-kor "
                 "tesseract-ocr-eng (make setup does)"
             )
         missing = [lang for lang in languages.split("+") if lang not in installed]
         if missing:
-            raise SystemExit(
+            raise StartError(
                 f"Tesseract has no data for {', '.join(missing)}: apt-get install "
                 + " ".join(f"tesseract-ocr-{m}" for m in missing)
             )

@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.expenses import images
 from tongyeok_server.expenses.extract.amounts import quantize
 from tongyeok_server.expenses.extract.fields import category_for
@@ -69,7 +69,7 @@ class DocumentAiReader:
         """``processor`` is the processor's (or a processor version's) resource name."""
         match = _PROCESSOR.match(processor)
         if match is None:
-            raise SystemExit(
+            raise StartError(
                 "--receipt-engine documentai needs --documentai-processor "
                 "projects/PROJECT/locations/LOCATION/processors/ID (the expense parser's name)"
             )
@@ -84,7 +84,7 @@ class DocumentAiReader:
         try:
             import google.cloud.documentai_v1  # noqa: F401
         except ImportError:
-            raise SystemExit("--receipt-engine documentai needs `pip install 'tongyeok[google]'`") from None
+            raise StartError("--receipt-engine documentai needs `pip install 'tongyeok[google]'`") from None
         return cls(settings.documentai_processor, settings.documentai_endpoint, insecure=connection.google_insecure)
 
     def _connect(self) -> Any:

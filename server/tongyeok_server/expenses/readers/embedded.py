@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from PIL import Image
 
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.expenses import images
 from tongyeok_server.expenses.extract import extract
 from tongyeok_server.expenses.extract.dates import find_date
@@ -70,7 +70,7 @@ class LazyEngine:
             if self._engine is None:
                 try:
                     self._engine = self._make()
-                except SystemExit as error:
+                except StartError as error:
                     raise ServiceError(
                         grpc.StatusCode.FAILED_PRECONDITION, f"this server cannot read receipts: {error}"
                     ) from None

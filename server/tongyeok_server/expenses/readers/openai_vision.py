@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from tongyeok_server.errors import ServiceError
+from tongyeok_server.errors import ServiceError, StartError
 from tongyeok_server.expenses import images
 from tongyeok_server.expenses.model import Category, LineItem, Payment, ReceiptImage, ReceiptReading
 from tongyeok_server.settings import ExpensesSettings, OpenAISettings
@@ -95,13 +95,13 @@ class OpenAiVisionReader:
 
     @classmethod
     def from_settings(cls, settings: ExpensesSettings, connection: OpenAISettings) -> OpenAiVisionReader:
-        """The reader as the flags configure it; ``SystemExit`` without a key."""
+        """The reader as the flags configure it; ``StartError`` without a key."""
         try:
             import openai  # noqa: F401
         except ImportError:
-            raise SystemExit("--receipt-engine openai needs `pip install 'tongyeok[openai]'`") from None
+            raise StartError("--receipt-engine openai needs `pip install 'tongyeok[openai]'`") from None
         if not os.environ.get("OPENAI_API_KEY"):
-            raise SystemExit("--receipt-engine openai needs OPENAI_API_KEY (or OPENAI_API_KEY_FILE)")
+            raise StartError("--receipt-engine openai needs OPENAI_API_KEY (or OPENAI_API_KEY_FILE)")
         return cls(
             settings.openai_vision_model,
             connection.openai_base_url,

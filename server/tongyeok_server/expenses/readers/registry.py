@@ -6,6 +6,7 @@ import importlib.util
 import shutil
 import typing
 
+from tongyeok_server.errors import StartError
 from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.settings import ExpensesSettings, GoogleSettings, OpenAISettings
 from tongyeok_server.settings.engines import ReceiptEngineName
@@ -16,7 +17,7 @@ ENGINES: tuple[str, ...] = typing.get_args(ReceiptEngineName)
 def create_reader(
     settings: ExpensesSettings, google: GoogleSettings | None = None, openai: OpenAISettings | None = None
 ) -> ReceiptReader:
-    """The reader ``settings.receipt_engine`` names; ``SystemExit`` with what to fix when it cannot start.
+    """The reader ``settings.receipt_engine`` names; ``StartError`` with what to fix when it cannot start.
 
     ``google``/``openai``: the clouds' connections (their defaults when not given).
     """
@@ -31,10 +32,10 @@ def create_reader(
         rapidocr = importlib.util.find_spec("rapidocr") is not None
         if name == "rapidocr":
             if not rapidocr:
-                raise SystemExit("--receipt-engine rapidocr needs `pip install 'tongyeok[receipts]'`")
+                raise StartError("--receipt-engine rapidocr needs `pip install 'tongyeok[receipts]'`")
             return EmbeddedReader(name, RapidOcrEngine, threads=settings.receipt_threads)
         if shutil.which("tesseract") is None:
-            raise SystemExit(
+            raise StartError(
                 f"--receipt-engine {name} needs Tesseract: apt-get install tesseract-ocr tesseract-ocr-kor "
                 "tesseract-ocr-eng (make setup does), or choose --receipt-engine documentai or openai"
             )
