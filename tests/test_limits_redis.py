@@ -2,18 +2,23 @@
 
 Redis is Debian's ``redis-server`` on loopback (``tests/support/redis.py``),
 one for the module; the two servers are ``tongyeok-server`` processes on the
-fake Speech-to-Text, with one keys file, one ``--limits-storage``. Each test
-has a key of its own, so their counts do not meet.
+fake Speech-to-Text, with one keys file, one ``--limits-storage``, one
+``--resume-secret`` and a web port each (two replicas: a stream ticket
+minted by one opens a socket on the other, once). Each test has a key of its
+own, so their counts do not meet.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.support import fake_speech
 from tests.support.calls import config
 from tests.support.fake_speech import FakeSpeech
+from tests.support.metrics import free_port
 from tests.support.redis import RedisServer, redis_server
 from tests.support.servers import ServerProcess
 from tests.support.waiting import wait_until
@@ -29,7 +35,7 @@ from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
 from tongyeok_server.auth.api_keys import hash_key, new_key
 
 CHUNK = 3200  # 100 ms at 16 kHz
-KEYS = {"minute": "per_minute=3", "day": "hours_per_day=0.001", "meeting": ""}  # 0.001 h: 3.6 s of audio
+KEYS = {"minute": "per_minute=3", "day": "hours_per_day=0.001", "meeting": "", "tickets": ""}  # 0.001 h: 3.6 s of audio
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +59,24 @@ def keys(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def pair(speech_fake, redis, keys) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def web_ports() -> tuple[int, int]:
+    return free_port(), free_port()
+
+
+@pytest.fixture(scope="module")
+def pair(speech_fake, redis, keys, web_ports, tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    secret = tmp_path_factory.mktemp("secret") / "resume-secret"
+    secret.write_text("c2hhcmVkIGJ5IGJvdGggcmVwbGljYXMgb2YgdGhlIGxpbWl0cyB0ZXN0cw==")  # base64 of 38 bytes
     flags = [
         "--recognizer", "google", "--google-endpoint", speech_fake.address, "--google-insecure",
         "--google-project", "test-project", "--translator", "apertium", "--synthesizer", "none",
         "--store", "none", "--offline-workers", "1", "--api-keys", str(keys[0]), "--limits-storage", redis.url,
     ]  # fmt: skip
-    servers = (ServerProcess(flags, name="limits-a"), ServerProcess(flags, name="limits-b"))
+    flags += ["--resume-secret", str(secret)]
+    servers = (
+        ServerProcess([*flags, "--web-port", str(web_ports[0])], name="limits-a"),
+        ServerProcess([*flags, "--web-port", str(web_ports[1])], name="limits-b"),
+    )
     try:
         for server in servers:
             server.wait_ready()
@@ -179,3 +196,53 @@ def test_a_meeting_goes_on_with_redis_stopped_and_frozen_and_is_told_so(pair, ke
     warnings = [line for line in a.log_lines() if line.get("event") == "limits_storage_unreachable"]
     assert len(warnings) == 2 and "redis://127.0.0.1" in warnings[0]["message"]
     assert any(line.get("event") == "limits_storage_restored" for line in a.log_lines())
+
+
+# -- stream tickets: one use across the replicas that share Redis ------------------------------------------
+
+
+async def _mint(http: aiohttp.ClientSession, port: int, key: str) -> str:
+    async with http.post(f"http://127.0.0.1:{port}/v1/tickets", headers={"Authorization": f"Bearer {key}"}) as r:
+        assert r.status == 200, await r.text()
+        return str((await r.json())["ticket"])
+
+
+async def _open_socket(http: aiohttp.ClientSession, port: int, ticket: str) -> tuple[int, str]:
+    """A socket with ``ticket``: a config, then ``end`` once the session started; how it closed."""
+    first = {"audioFormat": {"encoding": "AUDIO_ENCODING_LINEAR16", "sampleRateHertz": 16000, "channelCount": 1},
+             "sourceLanguageCodes": ["en-US"], "targetLanguageCodes": ["es"]}  # fmt: skip
+    async with http.ws_connect(f"http://127.0.0.1:{port}/v1/interpret", params={"ticket": ticket}) as ws:
+        await ws.send_str(json.dumps(first))
+        error = ""
+        async for msg in ws:
+            data = json.loads(msg.data)
+            if "sessionStarted" in data:
+                await ws.send_str('{"end": {}}')
+            error = data.get("error", {}).get("message", error)
+        return int(ws.close_code or 0), error
+
+
+def test_a_ticket_opens_one_socket_across_the_replicas_and_while_redis_is_away_once_per_replica(
+    pair, keys, redis, web_ports
+) -> None:
+    a, b = web_ports
+    key = keys[1]["tickets"]
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http:
+            ticket = await _mint(http, a, key)
+            assert await _open_socket(http, a, ticket) == (1000, "")
+            code, error = await _open_socket(http, b, ticket)  # copied to the other replica within its minute
+            assert code == 4016 and "already used" in error, error  # UNAUTHENTICATED
+
+            redis.stop()  # the documented bound while Redis is away: single use holds within each replica
+            try:
+                ticket = await _mint(http, b, key)
+                assert await _open_socket(http, b, ticket) == (1000, "")  # new meetings and reconnects go on
+                code, error = await _open_socket(http, b, ticket)
+                assert code == 4016 and "already used" in error, error
+                assert await _open_socket(http, a, ticket) == (1000, ""), "a replica that cannot ask Redis"
+            finally:
+                redis.start()
+
+    asyncio.run(run())

@@ -1,5 +1,8 @@
 """Wherever a reconnect lands, the session resumes: another process, another replica behind nginx, a drain.
 
+Over gRPC and over the web gateway's WebSocket (with API keys on: the relay
+vouches for a caller whose ticket cannot be passed on).
+
 Servers run as ``tongyeok-server`` processes (as deployed), with the fake
 Speech-to-Text in this process, and the balancer is a real nginx with the
 configuration in deploy/nginx (``tests/support/nginx.py``).
@@ -7,7 +10,9 @@ configuration in deploy/nginx (``tests/support/nginx.py``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,9 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import psutil
 import pytest
+from google.protobuf import json_format
 
 from tests.support import fake_speech
 from tests.support.fake_openai import FakeOpenAI
@@ -31,6 +38,7 @@ from tests.test_resume import CHUNK, Meeting, chunks_of, resumable_config, sente
 from tongyeok_client import FinalTranscript, SessionResumed
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_client.proto import interpreter_pb2_grpc as pb_grpc
+from tongyeok_server.auth.api_keys import hash_key, new_key
 
 
 class Server:
@@ -189,6 +197,95 @@ def test_a_resume_landing_on_another_process_is_relayed_to_the_one_that_holds_th
         meeting_until_a_resume_is_relayed(f"127.0.0.1:{port}", [server])
     finally:
         server.stop()
+
+
+class WebCaller:
+    """A program on the web gateway: a fresh ticket for each socket, frames as ``InterpretResponse``s."""
+
+    def __init__(self, http: aiohttp.ClientSession, port: int, key: str) -> None:
+        self._http = http
+        self._base = f"http://127.0.0.1:{port}"
+        self._key = key
+        self.responses: list[pb.InterpretResponse] = []
+
+    async def open(self, first: dict[str, Any]) -> aiohttp.ClientWebSocketResponse:
+        async with self._http.post(f"{self._base}/v1/tickets", headers={"Authorization": f"Bearer {self._key}"}) as r:
+            ticket = (await r.json())["ticket"]
+        ws = await self._http.ws_connect(f"{self._base}/v1/interpret", params={"ticket": ticket})
+        await ws.send_str(json.dumps(first))
+        return ws
+
+    async def read_until(self, ws: aiohttp.ClientWebSocketResponse, kind: str) -> pb.InterpretResponse | None:
+        """The next event of ``kind`` (None when the socket closes first)."""
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                assert "error" not in data, data
+                response = json_format.ParseDict(data, pb.InterpretResponse())
+                self.responses.append(response)
+                if response.WhichOneof("event") == kind:
+                    return response
+        return None
+
+
+async def web_meeting_until_a_resume_is_relayed(port: int, key: str, server: Server) -> list[Any]:
+    """``meeting_until_a_resume_is_relayed`` over WebSockets: each break is a socket closed without ``end``."""
+    utterances = [sentence(i) for i in range(16)]
+    audio = fake_speech.synthesize(utterances)
+    config = json.loads(json_format.MessageToJson(resumable_config()))
+    async with aiohttp.ClientSession() as http:
+        caller = WebCaller(http, port, key)
+        ws = await caller.open(config)
+        started = await caller.read_until(ws, "session_started")
+        assert started is not None
+        for chunk in chunks_of(audio[: 40 * CHUNK]):
+            await ws.send_bytes(chunk)
+        assert await caller.read_until(ws, "final_transcript") is not None
+        await ws.close()  # no `end`: a broken stream, the session waits for a resume
+
+        async def resumed_socket() -> tuple[aiohttp.ClientWebSocketResponse, int]:
+            last = max(r.sequence_number for r in caller.responses)
+            token = started.session_started.resume_token
+            ws = await caller.open({"resume": {"resumeToken": token, "lastSequenceNumber": str(last)}})
+            answer = await caller.read_until(ws, "session_resumed")
+            assert answer is not None, "the resume was refused"
+            return ws, answer.session_resumed.resend_from_byte
+
+        for _ in range(20):
+            ws, resend = await resumed_socket()
+            for chunk in chunks_of(audio[resend : resend + 20 * CHUNK]):
+                await ws.send_bytes(chunk)
+            assert await caller.read_until(ws, "final_transcript") is not None
+            await ws.close()
+            if "relaying the resume there" in server.text():
+                break
+        assert "relaying the resume there" in server.text(), server.text()
+        ws, resend = await resumed_socket()
+        rest = audio[resend:]
+        for i in range(0, len(rest), 10 * CHUNK):  # a second a frame: well under the gateway's 200 frames/s
+            await ws.send_bytes(rest[i : i + 10 * CHUNK])
+        await ws.send_str('{"end": {}}')
+        assert await caller.read_until(ws, "no such event") is None
+        assert ws.close_code == 1000, ws.close_code
+    check_whole(caller.responses, utterances)
+    return caller.responses
+
+
+def test_a_websocket_resume_landing_on_another_process_is_relayed_with_api_keys_on(speech_fake, tmp_path) -> None:
+    # The socket's caller proved itself with a single-use ticket, which cannot go along to the session's
+    # process: the process it landed on vouches for it under the supervisor's shared secret.
+    key = new_key()
+    keys = tmp_path / "keys"
+    keys.write_text(f"traveller {hash_key(key)} interpret\n")
+    port, web_port = free_port(), free_port()
+    flags = ["--processes", "2", "--web-port", str(web_port), "--api-keys", str(keys), *engine_flags(speech_fake)]
+    server = Server(tmp_path / "server.log", port, *flags)
+    try:
+        assert wait_until(lambda: server.listening(2), 90), server.text()
+        asyncio.run(web_meeting_until_a_resume_is_relayed(web_port, key, server))
+    finally:
+        server.stop()
+    assert "Traceback" not in server.text() and "refused" not in server.text(), server.text()
 
 
 @pytest.fixture

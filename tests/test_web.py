@@ -29,7 +29,8 @@ from tests.support.speech import Speech, synthesize
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.auth.api_keys import hash_key, new_key
 from tongyeok_server.auth.caller import Caller, CallerKind, Scope
-from tongyeok_server.gateway.tickets import StreamTickets, UsedTickets
+from tongyeok_server.auth.single_use import SingleUse
+from tongyeok_server.gateway.tickets import StreamTickets
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 KEY = new_key()
@@ -217,7 +218,7 @@ def test_a_ticket_used_twice_or_late_is_refused(page: Any, web_server: TongyeokS
     again = probe(page, first["ticket"], [{"text": CONFIG}])
     assert again["code"] == 4016 and "already used" in again["reason"], again  # UNAUTHENTICATED
     caller = Caller("key:traveller", CallerKind.API_KEY, frozenset({Scope.INTERPRET}))
-    late = StreamTickets(web_server.resumption.secret, UsedTickets(), ttl_s=-5).mint(caller, "").value
+    late = StreamTickets(web_server.resumption.secret, SingleUse("ticket", 90), ttl_s=-5).mint(caller, "").value
     expired = probe(page, late, [{"text": CONFIG}])
     assert expired["code"] == 4016 and "expired" in expired["reason"], expired
     missing = probe(page, "", [{"text": CONFIG}])

@@ -32,11 +32,12 @@ from tongyeok_server.api.transcripts import SERVICE_NAME as TRANSCRIPTS_SERVICE
 from tongyeok_server.api.transcripts import TranscriptsServicer
 from tongyeok_server.api.validation import MAX_AUDIO_CHUNK_BYTES
 from tongyeok_server.auth.server_security import ServerSecurity, keepalive_options
+from tongyeok_server.auth.single_use import SingleUse
 from tongyeok_server.errors import StartError
 from tongyeok_server.expenses.readers.base import ReceiptReader
 from tongyeok_server.gateway.origins import OriginPolicy
 from tongyeok_server.gateway.server import GatewayParts, WebGateway
-from tongyeok_server.gateway.tickets import StreamTickets, UsedTickets
+from tongyeok_server.gateway.tickets import KEEP_USED_S, StreamTickets
 from tongyeok_server.observability.assembly import Observability
 from tongyeok_server.observability.metrics import Metrics
 from tongyeok_server.recognition.base import Recognizer
@@ -179,7 +180,7 @@ class TongyeokServer:
         keepalive = keepalive_options(serving, self.settings.session.max_stream_duration_s)
         server = grpc.aio.server(
             options=[*_OPTIONS, *keepalive, reuse_port],
-            interceptors=[*self.observability.interceptors, *self.security.interceptors],
+            interceptors=[*self.observability.interceptors, *self.security.interceptors(self.resumption.relays.caller)],
         )
         self._health = health_aio.HealthServicer()
         handlers.add_interpreter(self.servicer, server)
@@ -327,15 +328,20 @@ def _extensions(settings: Settings, metrics: Metrics | None = None) -> list[Sess
 
 
 def _web_gateway(settings: WebSettings, runtime_dir: str, server: TongyeokServer) -> WebGateway:
-    """The gateway of ``--web-port``: the server's session layer, servicers and security, tickets of its own."""
+    """The gateway of ``--web-port``: the server's session layer, servicers and security, tickets of its own.
+
+    Used tickets are remembered by this process, by the processes of its
+    supervisor (``runtime_dir``) and by the replicas' ``--limits-storage``.
+    """
     used_dir = Path(runtime_dir) / "tickets" if runtime_dir else None
+    used = SingleUse("ticket", KEEP_USED_S, used_dir, shared=server.security.limits.windows)
     return WebGateway(
         GatewayParts(
             server.interpret,
             server.servicer,
             server.transcripts,
             server.security.authenticator,
-            StreamTickets(server.resumption.secret, UsedTickets(used_dir)),
+            StreamTickets(server.resumption.secret, used),
             OriginPolicy(settings.web_allowed_origins),
             server.security.refusals,
         )

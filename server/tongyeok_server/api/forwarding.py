@@ -6,8 +6,10 @@ Moving them at every reconnect would cost more than relaying one stream,
 and resumes are rare. Balancers can keep the hop rare too (the nginx
 configuration in deploy/ hashes on the caller's ``x-tongyeok-affinity``
 header). The forwarded call carries the caller's own ``authorization``, so
-the owner authenticates and authorises it as if it had come directly, plus
-``x-tongyeok-forwarded``, so that it is never forwarded twice.
+the owner authenticates and authorises it as if it had come directly; a
+caller who has none to pass on (a WebSocket's, admitted with a single-use
+ticket) is vouched for instead (``relayed_callers.py``). It also carries
+``x-tongyeok-forwarded``, so that it is never forwarded more than twice.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import grpc
 
 from tongyeok_client.proto import interpreter_pb2 as pb
 from tongyeok_server.api.handlers import HALF_CLOSE_SETTLE_S, Undecodable
+from tongyeok_server.api.relayed_callers import RELAYED_CALLER_HEADER, RelayedCallers
+from tongyeok_server.auth.caller import Caller, CallerKind
 from tongyeok_server.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -35,10 +39,15 @@ class Forwarder:
     """Relays Interpret streams to other processes of the deployment, one channel per owner."""
 
     def __init__(
-        self, credentials: grpc.ChannelCredentials | None = None, options: Sequence[tuple[str, Any]] = ()
+        self,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        relays: RelayedCallers | None = None,
     ) -> None:
+        """``relays`` vouches for callers who have no ``authorization`` to pass on (None: they are not vouched for)."""
         self._credentials = credentials
         self._options = list(options)
+        self._relays = relays
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _channel(self, owner: str) -> grpc.aio.Channel:
@@ -52,10 +61,18 @@ class Forwarder:
         return channel
 
     def stream(
-        self, owner: str, first: pb.InterpretRequest, caller_metadata: Sequence[tuple[str, str | bytes]], hops: int
+        self,
+        owner: str,
+        first: pb.InterpretRequest,
+        caller_metadata: Sequence[tuple[str, str | bytes]],
+        hops: int,
+        caller: Caller,
+        session_id: str,
     ) -> Any:
-        """A function that relays the rest of the caller's stream to ``owner`` and yields its answers."""
+        """A function that relays the rest of ``caller``'s stream (resuming ``session_id``) to ``owner``."""
         metadata = [(k, v) for k, v in caller_metadata if k in _PASSED_ON]
+        if not metadata and self._relays is not None and caller.kind is not CallerKind.ANONYMOUS:
+            metadata.append((RELAYED_CALLER_HEADER, self._relays.vouch(caller, owner, session_id)))
         metadata.append((FORWARDED_HEADER, str(hops)))
 
         async def relay(
@@ -68,7 +85,10 @@ class Forwarder:
             )(metadata=metadata)  # type: ignore[call-arg]  # no iterator: the upstream task writes
 
             async def upstream() -> None:
-                with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
+                # ConnectionError: a WebSocket that went away (its edge cancels the relay at once).
+                with contextlib.suppress(
+                    grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError, ConnectionError
+                ):
                     await call.write(first)
                     async for request in requests:
                         if isinstance(request, Undecodable):

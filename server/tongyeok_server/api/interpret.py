@@ -126,6 +126,10 @@ class InterpretFlow:
         try:
             with self._limits.opening(current_caller()):  # the stream counts from its first byte
                 first = await self._first_message(requests)
+            if first.WhichOneof("request") != "resume" and current_caller().relayed_for:
+                raise ServiceError(  # vouched for by another process of ours to resume one session, nothing else
+                    grpc.StatusCode.PERMISSION_DENIED, "a relayed stream may only resume the session it was relayed for"
+                )
             if first.WhichOneof("request") == "resume":
                 resumed = await self.desk.resume(first.resume, self.sessions.restore, stream.metadata)
                 if resumed.forwarded is not None:

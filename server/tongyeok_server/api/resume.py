@@ -30,6 +30,7 @@ own number or a later one resumes it exactly.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -143,6 +144,10 @@ class ResumeDesk:
                 "resume.resume_token belongs to a session of another caller; resume with your own credentials",
             )
         session_id = str(claims.get("sid", ""))
+        if caller.relayed_for and caller.relayed_for != session_id:
+            raise ServiceError(  # another process vouched for this caller to resume one session, not this one
+                grpc.StatusCode.PERMISSION_DENIED, "this relayed stream may resume only the session it was relayed for"
+            )
         last = request.last_sequence_number
         managed = self._registry.get(session_id)
         if managed is not None:
@@ -165,14 +170,18 @@ class ResumeDesk:
             )
             # Checked before restoring: a session restored and then refused would be held by nobody.
             _check_moved_sequence(continuation.next_sequence_number, last)
-            managed = restore(base64.b64decode(claims["config"]), session_id, caller, continuation)
+            owner_caller = dataclasses.replace(caller, relayed_for="")  # the session's caller, not the relay's
+            managed = restore(base64.b64decode(claims["config"]), session_id, owner_caller, continuation)
             return Resumed(managed, None, last, age, moved=True)
         target = self._where(claims)
         hops = _hops(metadata)
         if target and self._forwarder is not None and hops < MAX_HOPS:
             log.info("session %s is held by %s; relaying the resume there", session_id, target)
             return Resumed(
-                None, self._forwarder.stream(target, pb.InterpretRequest(resume=request), metadata, hops + 1)
+                None,
+                self._forwarder.stream(
+                    target, pb.InterpretRequest(resume=request), metadata, hops + 1, caller, session_id
+                ),
             )
         if ended is not None and ended[0] == "expired":
             raise _not_found(

@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 
 from tongyeok_server.api.forwarding import Forwarder
+from tongyeok_server.api.relayed_callers import RelayedCallers
 from tongyeok_server.api.resume import ResumeDesk
 from tongyeok_server.errors import StartError
 from tongyeok_server.session.resume_token import ResumeTokens, load_secret, new_secret
@@ -35,6 +36,8 @@ class ResumeSetup:
     process_socket: str  # "unix:/path" or ""
     forwarder: Forwarder | None
     secret: bytes  # the key that seals resume tokens (the web gateway derives its tickets' key from it)
+    #: Vouches for the callers this process relays without a credential to pass on, and checks those relayed here.
+    relays: RelayedCallers
 
     @classmethod
     def from_settings(cls, settings: ResumeSettings, tls: bool, runtime_dir: str = "") -> ResumeSetup:
@@ -55,13 +58,14 @@ class ResumeSetup:
             path = Path(runtime_dir) / f"p{index}.sock"
             path.unlink(missing_ok=True)
             process_socket = f"unix:{path}"
+        relays = RelayedCallers(secret, (settings.advertise_address, process_socket), runtime_dir)
         forwarder = None
         if process_socket or settings.advertise_address:
-            forwarder = Forwarder(*_peer_credentials(settings, tls))
+            forwarder = Forwarder(*_peer_credentials(settings, tls), relays=relays)
         desk = ResumeDesk(
             settings.resume_window_s, ResumeTokens(secret), settings.advertise_address, process_socket, forwarder
         )
-        return cls(desk, process_socket, forwarder, secret)
+        return cls(desk, process_socket, forwarder, secret, relays)
 
 
 def _peer_credentials(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class Scope(enum.StrEnum):
@@ -61,10 +62,41 @@ class Caller:
     #: The id this caller had before issue 24, when that id named no one else (``jwt_identity.legacy_id``):
     #: resume tokens sealed before the upgrade carry it. Empty for everyone else.
     legacy_id: str = ""
+    #: Set on a caller another process of the deployment vouched for to resume one session (its id), when the
+    #: caller proved itself there without a credential that can be passed on (a WebSocket's single-use ticket):
+    #: such a stream may resume that session and nothing else (``api/relayed_callers.py``).
+    relayed_for: str = ""
 
     def allows(self, scope: Scope) -> bool:
         """Whether this caller's credential grants ``scope``."""
         return scope in self.scopes
+
+
+def caller_claims(caller: Caller) -> dict[str, Any]:
+    """``caller`` as JSON-able claims, for a sealed credential (a stream ticket, a relayed caller)."""
+    q = caller.quota
+    return {
+        "caller": caller.id,
+        "kind": caller.kind.value,
+        "scopes": sorted(s.value for s in caller.scopes),
+        "quota": [q.max_streams, q.streams_per_minute, q.audio_hours_per_day, q.scans_per_minute],
+        "cred": caller.credential,
+        "legacy": caller.legacy_id,
+    }
+
+
+def caller_from_claims(claims: dict[str, Any], relayed_for: str = "") -> Caller:
+    """The caller ``caller_claims`` wrote (``claims`` come from a seal this service made)."""
+    quota = [*(claims.get("quota") or ()), None, None, None, None][:4]
+    return Caller(
+        str(claims["caller"]),
+        CallerKind(claims["kind"]),
+        frozenset(Scope(s) for s in claims.get("scopes", ())),
+        Quota(*quota),
+        credential=str(claims.get("cred", "")),
+        legacy_id=str(claims.get("legacy", "")),
+        relayed_for=relayed_for,
+    )
 
 
 ANONYMOUS = Caller("anonymous", CallerKind.ANONYMOUS, frozenset(Scope))

@@ -5,7 +5,9 @@ call's metadata, checks the scope the method needs, and then runs the
 handler with the caller set (``auth.caller.current_caller()``), or answers
 UNAUTHENTICATED / PERMISSION_DENIED itself. Health checks stay open (load
 balancers and kubelets probe without tokens); reflection and anything not
-listed need any valid token. Refusals are logged at most once per
+listed need any valid token. A resume relayed from another process of the
+deployment may instead carry a caller that process vouched for (``relayed``:
+``api/relayed_callers.py``), accepted on ``Interpret`` only. Refusals are logged at most once per
 ``LOG_EVERY_S`` as a count, so a client cannot flood the log, and each is
 told to the ``RefusalObserver`` (the metrics).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -27,6 +29,10 @@ from tongyeok_server.auth.refusals import IGNORE, RefusalObserver
 log = logging.getLogger(__name__)
 
 LOG_EVERY_S = 10.0
+#: The only method a relay between the deployment's processes calls (a resume passed on to the session's owner).
+RELAYABLE = "/tongyeok.v1.Interpreter/Interpret"
+#: The caller another process vouched for in a call's metadata, None when there is none; raises ``Refusal``.
+RelayedCaller = Callable[[Sequence[tuple[str, str | bytes]] | None], Caller | None]
 
 
 class _Public:
@@ -82,9 +88,12 @@ class _RefusalLog:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
     """Authenticates and authorises every call (see the module docstring)."""
 
-    def __init__(self, authenticator: Authenticator, refusals: RefusalObserver = IGNORE) -> None:
+    def __init__(
+        self, authenticator: Authenticator, refusals: RefusalObserver = IGNORE, relayed: RelayedCaller | None = None
+    ) -> None:
         self._auth = authenticator
         self._refusals = _RefusalLog(refusals)
+        self._relayed = relayed
 
     async def intercept_service(
         self,
@@ -97,12 +106,21 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # 
         if isinstance(rule, _Public) or handler is None:
             return handler
         try:
-            caller = self._auth.authenticate(handler_call_details.invocation_metadata)
+            caller = self._caller(method, handler_call_details.invocation_metadata)
             if isinstance(rule, Scope) and not caller.allows(rule):
                 raise _permission_denied(caller, rule)
         except Refusal as refusal:
             return _refusing(handler, refusal, self._refusals)
         return _as_caller(handler, caller)
+
+    def _caller(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> Caller:
+        relayed = self._relayed(metadata) if self._relayed is not None and method == RELAYABLE else None
+        if relayed is None:
+            return self._auth.authenticate(metadata)
+        revoked = self._auth.revoked(relayed)  # trusted exactly as a direct caller: a revoked key is refused
+        if revoked is not None:
+            raise Refusal(revoked.code, revoked.message, "revoked")
+        return relayed
 
 
 def _permission_denied(caller: Caller, scope: Scope) -> Refusal:

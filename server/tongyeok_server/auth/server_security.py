@@ -18,7 +18,7 @@ import grpc
 
 from tongyeok_server.auth.api_keys import ApiKeyStore
 from tongyeok_server.auth.authenticator import Authenticator
-from tongyeok_server.auth.interceptor import AuthInterceptor
+from tongyeok_server.auth.interceptor import AuthInterceptor, RelayedCaller
 from tongyeok_server.auth.jwt_tokens import JwtSettings, JwtVerifier
 from tongyeok_server.auth.limit_windows import describe as describe_storage
 from tongyeok_server.auth.limits import CallerLimits, LimitDefaults
@@ -95,10 +95,11 @@ class ServerSecurity:
         except FileConfigError as e:
             raise StartError(f"{e}") from None
 
-    @property
-    def interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
-        """The server interceptors (authentication, when on)."""
-        return [AuthInterceptor(self.authenticator, self.refusals)] if self.authenticator is not None else []
+    def interceptors(self, relayed: RelayedCaller | None = None) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+        """The server interceptors (authentication, when on); ``relayed`` reads the callers other processes vouch for."""
+        if self.authenticator is None:
+            return []
+        return [AuthInterceptor(self.authenticator, self.refusals, relayed)]
 
     def add_port(self, server: grpc.aio.Server, address: str) -> int:
         """Bind ``address`` with TLS when configured, plaintext otherwise; returns the port (0 if refused)."""
