@@ -3,7 +3,9 @@
 One server (Whisper + Apertium, API keys on, the web port open) and one
 browser for the whole module. The microphone says an English sentence and
 then a Spanish one, over and over (Chromium loops the file); each test opens
-a page, as a person would, and waits for the words on the screen.
+a page, as a person would, and waits for the words on the screen. One opens
+it through a TCP proxy (``tests/support/tcp_proxy.py``) and cuts it
+mid-meeting, as a dropped Wi-Fi would.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from playwright import sync_api as playwright_api
 from tests.conftest import running_server
 from tests.support.metrics import free_port
 from tests.support.speech import Speech, synthesize
+from tests.support.tcp_proxy import proxy_to
+from tests.support.waiting import wait_until
 from tongyeok_server.app import TongyeokServer
 from tongyeok_server.auth.api_keys import hash_key, new_key
 from tongyeok_server.auth.caller import Caller, CallerKind, Scope
@@ -88,8 +92,9 @@ def page(browser: Any, web_server: TongyeokServer) -> Iterator[Any]:
     context.close()
 
 
-def open_page(page: Any, server: TongyeokServer, query: str) -> None:
-    page.goto(f"http://127.0.0.1:{server.web_port}/?{query}")
+def open_page(page: Any, server: TongyeokServer, query: str, port: int = 0) -> None:
+    """The page at ``port`` (the server's web port unless given: a proxy's), the key entered, languages loaded."""
+    page.goto(f"http://127.0.0.1:{port or server.web_port}/?{query}")
     page.fill("#credential", KEY)
     page.dispatch_event("#credential", "change")
     page.wait_for_function("document.querySelector('#source-1').options.length > 0")
@@ -124,20 +129,46 @@ def test_the_page_shows_the_spoken_words_and_their_translation(page: Any, web_se
     assert any("Good morning" in s.content for s in subtitles), [s.content for s in subtitles]
 
 
+# Each time a translation shows tentative text: its committed text, the greyed rest, and both colours.
+TENTATIVE = """
+window.__tentative = [];
+new MutationObserver(() => {
+  for (const rest of document.querySelectorAll('.translation > span.tentative')) {
+    const el = rest.parentElement;
+    const committed = el.dataset.text, tentative = rest.textContent;
+    const seen = window.__tentative.at(-1);
+    if (tentative && !(seen && seen.committed === committed && seen.tentative === tentative))
+      window.__tentative.push({committed, tentative, grey: getComputedStyle(rest).color,
+                               ink: getComputedStyle(el).color, text: el.textContent});
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
 def test_the_simultaneous_switch_interprets_while_the_speaker_talks(page: Any, web_server: TongyeokServer) -> None:
     received: list[dict[str, Any]] = []
     page.on(
         "websocket",
         lambda ws: ws.on("framereceived", lambda f: received.append(json.loads(f)) if isinstance(f, str) else None),
     )
+    page.add_init_script(TENTATIVE)
     open_page(page, web_server, "source=en&target=es")
     assert page.is_visible("#simultaneous-label")
     page.check("#simultaneous")
     page.click("#start")
     row = said(page, "en", "Good morning")
     assert "Buenos días" in translated(row, "es")
+    assert row.locator(".translation span.tentative").count() == 0  # the complete translation replaced it
+    # While a sentence is being said: its committed words, then the tentative rest greyed after them (the
+    # microphone goes on talking, so a sentence whose words all came at once is followed by another).
+    page.wait_for_function("window.__tentative.some((t) => t.committed.trim() && t.tentative.trim())", timeout=WAIT_MS)
     page.click("#start")
     page.wait_for_selector("#status:has-text('Ended')", timeout=WAIT_MS)
+    shown = [t for t in page.evaluate("window.__tentative") if t["committed"].strip() and t["tentative"].strip()]
+    assert all(t["text"].endswith(t["committed"] + t["tentative"]) for t in shown), shown
+    assert all(t["grey"] == "rgb(138, 143, 152)" != t["ink"] for t in shown), shown  # style.css's --grey
+    tentative = [m["translationTentative"]["text"] for m in received if "translationTentative" in m]
+    assert all(t["tentative"] in tentative for t in shown), (shown, tentative)
     (started,) = [m["sessionStarted"] for m in received if "sessionStarted" in m]
     assert started["effectiveConfig"]["translationOptions"]["mode"] == "INTERPRETATION_MODE_SIMULTANEOUS"
     assert started["simultaneousDirections"][0]["targetLanguageCode"] == "es"
@@ -165,6 +196,107 @@ def test_two_way_each_side_is_translated_into_the_other(page: Any, web_server: T
     assert "Buenos" in translated(english, "es")
     assert any(word in translated(spanish, "en").lower() for word in ("contract", "agreement"))
     page.click("#start")
+
+
+# -- a dropped connection, and the translation spoken ------------------------------------------------------
+
+# Every piece of audio the page schedules, seen from outside the page: Web Audio's own method, wrapped.
+PLAYED = """
+window.__played = [];
+const start = AudioBufferSourceNode.prototype.start;
+AudioBufferSourceNode.prototype.start = function (when, ...rest) {
+  const data = this.buffer.getChannelData(0);
+  let energy = 0;
+  for (const x of data) energy += x * x;
+  window.__played.push({seconds: this.buffer.duration, rate: this.buffer.sampleRate,
+    rms: Math.sqrt(energy / Math.max(1, data.length)), context: this.context.state});
+  return start.call(this, when, ...rest);
+};
+"""
+
+
+class Frames:
+    """What the page's sockets received, in order, as Chromium saw it (text as JSON, binary as its length)."""
+
+    def __init__(self, page: Any) -> None:
+        self.sockets: list[list[Any]] = []
+        page.on("websocket", self._opened)
+
+    def _opened(self, ws: Any) -> None:
+        frames: list[Any] = []
+        self.sockets.append(frames)
+        ws.on("framereceived", lambda f: frames.append(json.loads(f) if isinstance(f, str) else len(f)))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The numbered events received whole (a piece of speech with its audio frame after it), in order."""
+        out = []
+        for frames in self.sockets:
+            for i, frame in enumerate(frames):
+                if not isinstance(frame, dict) or "sequenceNumber" not in frame:
+                    continue
+                if "translationAudio" in frame and not (i + 1 < len(frames) and isinstance(frames[i + 1], int)):
+                    continue  # cut before its audio: the page asks for it again
+                out.append(frame)
+        return out
+
+
+def test_a_dropped_connection_is_resumed_with_nothing_lost_or_repeated_and_the_translation_is_spoken(
+    page: Any, web_server: TongyeokServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tongyeok_server")
+    frames = Frames(page)
+    page.add_init_script(PLAYED)
+    with proxy_to(web_server.web_port) as network:  # the page and its sockets come through it
+        open_page(page, web_server, "source=en&target=es", port=network.port)
+        page.check("#speak")
+        page.click("#start")
+        said(page, "en", "Good morning")
+        page.wait_for_function("window.__played.length > 0", timeout=WAIT_MS)
+        finals_then = page.locator(".said.final").count()
+        network.cut()  # mid-meeting, the microphone still talking: Wi-Fi drops
+        page.wait_for_function("window.tongyeok.reconnects === 1", timeout=WAIT_MS)
+        page.wait_for_selector("#status:has-text('Listening')", timeout=WAIT_MS)
+        # The meeting goes on: two more sentences (the one cut, if any, and one said wholly after).
+        page.wait_for_function(f"document.querySelectorAll('.said.final').length >= {finals_then + 2}", timeout=WAIT_MS)
+        page.click("#start")
+        page.wait_for_selector("#status:has-text('Ended')", timeout=WAIT_MS)
+    assert len(frames.sockets) == 2 and network.connections >= 2
+    events = frames.events()
+    # Every event once, in order, across both sockets: the page resumed after the last one it had whole.
+    numbers = [int(e["sequenceNumber"]) for e in events]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    resumed = [f["sessionResumed"] for f in frames.sockets[1] if isinstance(f, dict) and "sessionResumed" in f]
+    assert len(resumed) == 1, frames.sockets[1][:3]
+    # Every sentence on the page once, as the server recognised it.
+    finals = {
+        str(e["finalTranscript"]["utteranceId"]): e["finalTranscript"]["text"] for e in events if "finalTranscript" in e
+    }
+    rows = page.eval_on_selector_all(
+        "#transcript li[data-utterance]",
+        "els => els.map(li => [li.dataset.utterance, li.querySelector('.said').textContent])",
+    )
+    rows = [(u, text) for u, text in rows if u.isdigit()]
+    assert [u for u, _ in rows] == [str(i) for i in range(1, len(rows) + 1)] == sorted(finals, key=int)
+    assert all(text.endswith(finals[u]) for u, text in rows), (rows, finals)
+    # Every byte of the microphone's audio reached the session once (resent from where the server asked).
+    session_id = page.evaluate("window.tongyeok.sessionId")
+
+    def session_end() -> list[dict[str, Any]]:
+        lines = [vars(r) for r in caplog.records if getattr(r, "event", "") == "session_end"]
+        return [line for line in lines if line["session_id"] == session_id]
+
+    assert wait_until(lambda: bool(session_end()), 10)
+    end = session_end()[0]
+    captured_s = page.evaluate("window.tongyeok.capturedBytes") / 32000  # 16 kHz, 16-bit
+    assert abs(end["audio_s"] - captured_s) < 0.002 and end["resumes"] == 1, (end, captured_s, resumed)
+    # The translation was spoken: each piece of speech scheduled once in a running context, not silence.
+    played = page.evaluate("window.__played")
+    speech = [e for e in events if "translationAudio" in e]
+    assert len(played) == len(speech) > 0
+    assert all(p["context"] == "running" and p["rate"] == 24000 for p in played), played
+    seconds = sum(p["seconds"] for p in played)
+    loudness = (sum(p["rms"] ** 2 * p["seconds"] for p in played) / seconds) ** 0.5  # a piece may end in a pause
+    assert seconds > 0.5 and loudness > 0.02, played
 
 
 # -- tickets and hostile sockets, from the same browser --------------------------------------------------
@@ -259,6 +391,4 @@ async def _foreign_origin(port: int) -> int:
 
 
 def _settles(server: TongyeokServer) -> bool:
-    from tests.support.waiting import wait_until
-
     return wait_until(lambda: server.interpret.open_streams == 0, 20)

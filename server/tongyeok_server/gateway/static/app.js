@@ -13,8 +13,19 @@ const state = {
   sessionId: "", resumeToken: "", lastSeq: 0, stored: false, ended: false, error: null,
   audio: { chunks: [], start: 0, sent: 0 },  // unacknowledged audio, kept for a resume
   flowing: false,  // the server has taken the config (or the resume): audio goes out as it comes
-  pendingAudio: null, playAt: {}, reconnects: 0,
+  pendingAudio: null, playAt: {},
+  reconnects: 0,  // over the whole meeting
+  attempts: 0,  // in a row, since the last socket that worked
+  captured: 0,  // bytes of audio the microphone gave during the meeting
 };
+
+// What the page has done, read-only: for a person looking in the console, and for the browser tests.
+window.tongyeok = Object.freeze({
+  get sessionId() { return state.sessionId; },
+  get reconnects() { return state.reconnects; },
+  get capturedBytes() { return state.captured; },
+  get lastSequenceNumber() { return state.lastSeq; },
+});
 
 function setStatus(text, kind = "") {
   const el = $("status");
@@ -110,7 +121,9 @@ async function start() {
   if (state.info.authRequired) sessionStorage.setItem("tongyeok-credential", credential());
   $("transcript").replaceChildren();
   $("exports").hidden = true;
-  Object.assign(state, { sessionId: "", resumeToken: "", lastSeq: 0, stored: false, ended: false, error: null, reconnects: 0 });
+  Object.assign(state, {
+    sessionId: "", resumeToken: "", lastSeq: 0, stored: false, ended: false, error: null, reconnects: 0, attempts: 0, captured: 0,
+  });
   state.audio = { chunks: [], start: 0, sent: 0 };
   setStatus("Starting the microphone…");
   // Made in the click's own turn, so the browser lets them run (autoplay rules).
@@ -135,6 +148,8 @@ async function start() {
 
 async function connect(first) {
   setStatus(first.resume ? "Reconnecting…" : "Connecting…");
+  state.error = null;
+  state.pendingAudio = null;
   const ws = new WebSocket(await socketUrl());
   ws.binaryType = "arraybuffer";
   state.ws = ws;
@@ -145,6 +160,7 @@ async function connect(first) {
 
 function sendAudio(buffer) {
   if (!state.running) return;
+  state.captured += buffer.byteLength;
   state.audio.chunks.push(buffer);
   const ws = state.ws;
   if (ws && ws.readyState === WebSocket.OPEN && state.flowing) {
@@ -178,16 +194,23 @@ function onClose(ws, event) {
   const reason = (state.error && state.error.message) || event.reason || "the connection was lost";
   // A broken connection (no close from the server, or the server going away) is resumed while the window lasts.
   const resumable = state.resumeToken && (event.code === 1006 || event.code === 1001 || event.code === 4014);
-  if (resumable && state.reconnects < 8 && !state.ended) {
-    state.reconnects += 1;
-    setStatus(`Connection lost; reconnecting (${state.reconnects})…`, "error");
-    setTimeout(() => connect({ resume: { resumeToken: state.resumeToken, lastSequenceNumber: String(state.lastSeq) } })
-      .catch((e) => setStatus(e.message, "error")), Math.min(4000, 250 * 2 ** state.reconnects));
-    return;
-  }
-  setStatus(`Stopped: ${reason} (${event.code})`, "error");
+  if (resumable && !state.ended) reconnect(reason, event.code);
+  else giveUp(reason, event.code);
+}
+
+// Tries in a row: a phone's network may drop many times in an hour; what gives up is one drop that lasts.
+function reconnect(reason, code) {
+  if (state.attempts >= 8) { giveUp(reason, code); return; }
+  state.attempts += 1;
+  state.reconnects += 1;
+  setStatus(`Connection lost; reconnecting (${state.attempts})…`, "error");
+  const resume = { resumeToken: state.resumeToken, lastSequenceNumber: String(state.lastSeq) };
+  setTimeout(() => connect({ resume }).catch((e) => reconnect(e.message, code)), Math.min(4000, 250 * 2 ** state.attempts));
+}
+
+function giveUp(reason, code) {
   if (state.running) stop();
-  setStatus(`Stopped: ${reason} (${event.code})`, "error");
+  setStatus(`Stopped: ${reason} (${code})`, "error");
 }
 
 // -- events ------------------------------------------------------------------
@@ -233,18 +256,21 @@ function translation(id, target) {
 }
 
 function onFrame(data) {
-  if (typeof data !== "string") { play(state.pendingAudio, data); state.pendingAudio = null; return; }
+  if (typeof data !== "string") { spoken(data); return; }
   const m = JSON.parse(data);
   if (m.error) { state.error = m.error; return; }
-  if (m.sequenceNumber) state.lastSeq = Math.max(state.lastSeq, Number(m.sequenceNumber));
+  // A piece of speech counts as received with its audio, the next frame: cut between the two, it is sent again.
+  if (m.sequenceNumber && !m.translationAudio) state.lastSeq = Math.max(state.lastSeq, Number(m.sequenceNumber));
   if (m.sessionStarted) {
     const s = m.sessionStarted;
     Object.assign(state, { sessionId: s.sessionId, resumeToken: s.resumeToken || "", stored: Boolean(s.transcriptStored) });
     resend(0);  // what the microphone gave while the socket opened
     setStatus("Listening", "live");
   } else if (m.sessionResumed) {
+    state.attempts = 0;
     resend(Number(m.sessionResumed.resendFromByte || 0));
-    setStatus("Listening", "live");
+    if (state.running) setStatus("Listening", "live");
+    else state.ws.send(JSON.stringify({ end: {} }));  // Stop was pressed while the connection was down
   } else if (m.audioAcknowledged) {
     acknowledge(Number(m.audioAcknowledged.acknowledgedBytes || 0));
   } else if (m.resumeTokenUpdate) {
@@ -272,7 +298,7 @@ function onFrame(data) {
     el.dataset.text = "";
     labelled(el, t.targetLanguageCode, "", "");
   } else if (m.translationAudio) {
-    state.pendingAudio = m.translationAudio;  // its bytes are the next (binary) frame
+    state.pendingAudio = m;  // its bytes are the next (binary) frame
   } else if (m.notice) {
     const li = row(m.notice.utteranceId || `notice-${state.lastSeq}`);
     const note = document.createElement("div");
@@ -318,6 +344,14 @@ function resend(from) {
 }
 
 // -- speech -----------------------------------------------------------------
+
+function spoken(bytes) {
+  const m = state.pendingAudio;
+  state.pendingAudio = null;
+  if (!m) return;
+  state.lastSeq = Math.max(state.lastSeq, Number(m.sequenceNumber || 0));
+  play(m.translationAudio, bytes);
+}
 
 function play(meta, bytes) {
   const ctx = state.player;
