@@ -6,10 +6,11 @@ handler with the caller set (``auth.caller.current_caller()``), or answers
 UNAUTHENTICATED / PERMISSION_DENIED itself. Health checks stay open (load
 balancers and kubelets probe without tokens); reflection and anything not
 listed need any valid token. A resume relayed from another process of the
-deployment may instead carry a caller that process vouched for (``relayed``:
-``api/relayed_callers.py``), accepted on ``Interpret`` only. Refusals are logged at most once per
-``LOG_EVERY_S`` as a count, so a client cannot flood the log, and each is
-told to the ``RefusalObserver`` (the metrics).
+deployment may instead carry a caller that process vouched for
+(``relayed``: ``api/relayed_callers.py``), accepted on ``Interpret`` only.
+Refusals are logged at most once per ``LOG_EVERY_S`` as a count, so a
+client cannot flood the log, and each is told to the ``RefusalObserver``
+(the metrics).
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ class SecuritySettings(Group):
     )
     limits_storage: str = option(
         "memory://",
-        "where per-minute/per-day counts live: memory:// (per process) or redis://host:port",
+        "where per-minute/per-day counts (and used stream tickets) live: memory:// (per process) or redis://host:port",
         min_length=1,
     )
 
