@@ -12,13 +12,14 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 
 import grpc
 
+from tongyeok_server.echo.base import Verdict
 from tongyeok_server.engines import EngineDescription
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.recognition.base import Transcript
 from tongyeok_server.session import events as ev
 from tongyeok_server.simultaneous.options import ServerDefaults, SimultaneousConfig
 from tongyeok_server.simultaneous.pacing import Latency
-from tongyeok_server.simultaneous.session_part import SimultaneousPart
+from tongyeok_server.simultaneous.session_part import RECHECK_S, SimultaneousPart
 from tongyeok_server.translation.base import (
     TokenDelta,
     TranslationChunk,
@@ -308,3 +309,62 @@ def test_korean_waits_for_more_words_than_english() -> None:
     # The newest word is not stable; of the stable ones English holds back none, Korean 1.
     assert max(len(t.split()) for t in prefixes_asked(en)) == 6 - 1 - 0
     assert max(len(t.split()) for t in prefixes_asked(ko)) == 7 - 1 - 1
+
+
+# -- echo suppression: nothing is committed before the audio behind it is judged a person's -----------------
+
+
+def test_nothing_is_committed_until_the_interims_are_judged_a_persons_speech_then_at_once() -> None:
+    verdict = [Verdict.PENDING]
+    judged: list[str] = []
+
+    def judge(transcript: Transcript) -> Verdict:
+        judged.append(transcript.stable_text)
+        return verdict[0]
+
+    async def main() -> Harness:
+        h = Harness(Scripted())
+        h.part.judge_with(judge)
+        await h.speak(WORDS[:5])
+        # Undecided (the speech's delay not found yet): translated, but nothing committed or shown.
+        assert h.translator.requests and not h.tokens()
+        assert not [e for e in h.events if isinstance(e, ev.Tentative)]
+        verdict[0] = Verdict.SPEECH
+        asked = len(h.translator.requests)
+        await asyncio.sleep(3 * RECHECK_S)  # judged again without waiting for the next interim
+        # What the held re-translations agreed on is committed the moment the verdict is made.
+        assert "".join(h.tokens()) == "WE WOULD LIKE TO"
+        assert len(h.translator.requests) == asked, "no new request was needed to commit it"
+        verdict[0] = Verdict.ECHO  # once committed, the utterance is a person's: it is not judged again
+        calls = len(judged)
+        await h.speak(WORDS)
+        assert len(judged) == calls
+        await h.final(WORDS)
+        return h
+
+    h = asyncio.run(main())
+    assert "".join(h.tokens()) == h.completes()[0] == "WE WOULD LIKE TO DISCUSS THE CONTRACT TODAY"
+
+
+def test_an_utterance_judged_echo_is_never_translated_and_its_request_in_flight_is_cancelled() -> None:
+    verdict = [Verdict.PENDING]
+
+    async def main() -> Harness:
+        h = Harness(Scripted(delay_s=0.5, paid=True))
+        h.part.judge_with(lambda transcript: verdict[0])
+        await h.speak(WORDS[:3])
+        assert h.translator.requests, "undecided: its prefix is re-translated"
+        verdict[0] = Verdict.ECHO
+        await h.speak(WORDS[:4])
+        await asyncio.sleep(0.05)
+        assert h.translator.cancelled == h.translator.requests, "the request in flight is cancelled"
+        asked = len(h.translator.requests)
+        await h.speak(WORDS)
+        assert len(h.translator.requests) == asked, "nothing more of the echo goes to the translator"
+        h.part.final(1, ())  # the session judges the final echo too: no targets
+        await asyncio.sleep(0.6)
+        return h
+
+    h = asyncio.run(main())
+    assert not h.tokens() and not h.completes()
+    assert not [e for e in h.events if isinstance(e, ev.Tentative) and e.text]

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tongyeok_server.simultaneous import pacing, source, text
-from tongyeok_server.simultaneous.agreement import Agreement
+from tongyeok_server.simultaneous.agreement import Agreement, Step
 from tongyeok_server.simultaneous.pacing import Latency, RequestBudget
 
 # --------------------------------------------------------------------------- text
@@ -110,6 +110,22 @@ def test_a_witness_of_the_whole_hypothesis_commits_a_step_sooner() -> None:
     assert a.offer("El", witness="El primer envío").committed == ""
     assert a.offer("El primer", witness="El primer envío llegará").committed == "El"
     assert a.offer("El primer envío", witness="El primer envío llegará a").committed == " primer"
+
+
+def test_held_re_translations_commit_nothing_until_released_then_what_they_agree_on() -> None:
+    # Echo suppression holds commitment while the audio behind the prefix may be the session's own speech.
+    a = Agreement(2)
+    assert a.offer("Nos", hold=True) == Step("", "Nos")
+    assert a.offer("Nos gustaría", hold=True).committed == ""
+    assert a.committed == ""
+    released = a.release()
+    assert released.committed == "Nos" and released.tentative == " gustaría"  # as the last offer would have
+    assert a.release().committed == ""  # nothing more to release
+    # With a witness (a local engine): the held offer and its witness are what the release agrees on.
+    a = Agreement(2)
+    assert a.offer("Nos gustaría", witness="Nos gustaría hablar", hold=True).committed == ""
+    assert a.release() == Step("Nos gustaría", " hablar")
+    assert Agreement(2).release() == Step("", "")  # nothing offered: nothing to release
 
 
 def test_three_way_agreement_waits_for_a_third_re_translation() -> None:

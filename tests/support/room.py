@@ -6,8 +6,12 @@ server's final for that sentence and its spoken translation have arrived,
 the speech is played "through the loudspeaker": mixed into the timeline at
 ``gain_db`` (relative to the speech as sent), ``delay_s`` after the mic had
 reached the final (or as soon as the speech has all arrived, if that is
-later). The next person speaks either ``gap_s`` after that speech ends, or
-over its end (``over_s`` before it ends). A final that does not come, or
+later). In simultaneous mode (``as_it_comes``) the speech starts before
+the final: each chunk plays ``delay_s`` after the mic had reached it (or
+right after the chunk before it), as a client that plays chunks as they
+arrive does, so it may come back while the person is still talking. The
+next person speaks either ``gap_s`` after that speech ends, or over its end
+(``over_s`` before it ends). A final that does not come, or
 speech that does not, is waited for ``WAIT_S``; then the next person
 speaks anyway, so a run always ends. Everything the server sends back is
 kept for the test to judge (``RoomRun``).
@@ -95,8 +99,13 @@ def _turn_of(final: pb.FinalTranscript, spans: Sequence[tuple[float, float]]) ->
 class _Room:
     """The timeline, the sending position and the turns' progress; shared by the sender and the reader."""
 
-    def __init__(self, rate: int, turns: Sequence[Turn], run: RoomRun) -> None:
+    def __init__(self, rate: int, turns: Sequence[Turn], run: RoomRun, as_it_comes: bool = False) -> None:
         self.rate = rate
+        self.as_it_comes = as_it_comes
+        self.arrived: dict[int, list[tuple[int, np.ndarray]]] = {}  # utterance -> (mic position, chunk) not yet played
+        self.played_to: dict[int, int] = {}  # utterance -> where its speech laid so far ends
+        self.first_at: dict[int, int] = {}  # utterance -> where its speech started playing
+        self.resamplers: dict[int, soxr.ResampleStream] = {}
         self.turns = turns
         self.run = run
         self.buf = np.zeros(0, dtype=np.float32)
@@ -144,6 +153,42 @@ class _Room:
                 self._next(self.pos + int(self.turns[i].gap_s * self.rate))
             elif i == self.current:
                 self.waiting_since = time.monotonic()
+            self._play_arrived(message.utterance_id)
+
+    def chunk(self, utterance_id: int, pcm: np.ndarray, last: bool) -> None:
+        """A chunk of an utterance's speech arrived (simultaneous mode: it plays as it comes, int16 at 24 kHz)."""
+        with self.lock:
+            if utterance_id not in self.resamplers:  # one stream per utterance: no seams between its chunks
+                self.resamplers[utterance_id] = soxr.ResampleStream(SPEECH_RATE_HZ, self.rate, 1, dtype="float32")
+            samples = self.resamplers[utterance_id].resample_chunk(pcm.astype(np.float32), last=last)
+            self.arrived.setdefault(utterance_id, []).append((self.pos, samples))
+            self._play_arrived(utterance_id)
+            i = self.utterance_turn.get(utterance_id)
+            if not last or i is None or i != self.current or self.turns[i].gain_db is None:
+                return
+            end = self.played_to.get(utterance_id)
+            if end is None:
+                return
+            t = self.turns[i]
+            self.run.echo_spans_s.append((self.first_at[utterance_id] / self.rate, end / self.rate))
+            if t.over_s:
+                self._next(end, int(t.over_s * self.rate))
+            else:
+                self._next(end + int(t.gap_s * self.rate))
+
+    def _play_arrived(self, utterance_id: int) -> None:
+        """Lay the chunks of a person's utterance that arrived (once its final says whose it is)."""
+        i = self.utterance_turn.get(utterance_id)
+        gain_db = self.turns[i].gain_db if i is not None else None
+        if not self.as_it_comes or i is None or i != self.current or gain_db is None:
+            return
+        delay = int(self.turns[i].delay_s * self.rate)
+        for at, samples in self.arrived.pop(utterance_id, []):
+            echo = samples * 10 ** (gain_db / 20)
+            start = max(at + delay, self.played_to.get(utterance_id, 0))
+            lo, hi = self._lay(echo, start)
+            self.first_at.setdefault(utterance_id, lo)
+            self.played_to[utterance_id] = hi
 
     def speech(self, utterance_id: int, pcm: np.ndarray) -> None:
         """The whole spoken translation of an utterance arrived: play it (if it is the turn waited on)."""
@@ -187,15 +232,20 @@ def run_room(
     turns: Sequence[Turn],
     *,
     language: str,
+    as_it_comes: bool = False,
     timeout_s: float = 240.0,
 ) -> RoomRun:
-    """Stream ``turns`` at real-time pace; ``language``: the spoken language that comes back into the mic."""
+    """Stream ``turns`` at real-time pace; ``language``: the spoken language that comes back into the mic.
+
+    ``as_it_comes``: each chunk of speech plays as it arrives (simultaneous
+    mode; LINEAR16 speech only), rather than the whole after the final.
+    """
     rate = config.audio_format.sample_rate_hertz
     config.speech_output.sample_rate_hertz = SPEECH_RATE_HZ
     encoding = pb.SpeechEncoding.Name(config.speech_output.encoding or pb.SPEECH_ENCODING_LINEAR16)
     encoding = encoding.removeprefix("SPEECH_ENCODING_")
     run = RoomRun(rate=rate)
-    room = _Room(rate, turns, run)
+    room = _Room(rate, turns, run, as_it_comes)
     audio: dict[int, list[bytes]] = {}
     for response in stub.Interpret(room.chunks(pb.InterpretRequest(config=config)), timeout=timeout_s):
         kind = response.WhichOneof("event")
@@ -203,6 +253,8 @@ def run_room(
         run.events.append((kind, message))
         if kind == "final_transcript":
             room.final(message)
+        elif kind == "translation_audio" and message.target_language_code.split("-")[0] == language and as_it_comes:
+            room.chunk(message.utterance_id, decode_audio(message.audio, encoding, SPEECH_RATE_HZ), message.last_chunk)
         elif kind == "translation_audio" and message.target_language_code.split("-")[0] == language:
             audio.setdefault(message.utterance_id, []).append(message.audio)
             if message.last_chunk:

@@ -4,7 +4,8 @@ Fed by the session on the event loop (``on_event`` as an observer: the
 speech chunks and texts it sends; ``clean`` for each chunk of the caller's
 audio, whose work runs on the loop's offload threads while the session's
 speech can still be heard, and costs nothing otherwise), and asked by the
-session at each final (``echo_of``, any thread).
+session at each final (``echo_of``, any thread) and, in simultaneous mode,
+at each interim before anything of its utterance is committed (``judge``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tongyeok_server import languages
 from tongyeok_server.audio.format import AudioSpec
 from tongyeok_server.echo import aec
 from tongyeok_server.echo.align import Delay, find_delay
+from tongyeok_server.echo.base import Verdict
 from tongyeok_server.echo.frames import ECHO_ONLY_DB, FrameLog
 from tongyeok_server.echo.linear import LinearEstimate
 from tongyeok_server.echo.pcm import Float32Array, Int16Array, SpeechDecoder, encode, mono, to_int16
@@ -53,6 +55,11 @@ RELOCK_S = 0.04
 VOICED_RMS = 100.0
 #: A final at least this much of whose heard energy was the session's speech is echo.
 ECHO_SHARE = 0.7
+#: Speech heard in the audio has its delay found within this much audio after it starts (a strong match
+#: in one ``WINDOW_S`` window, a weaker one in two that agree): what passed before is then marked as the
+#: speech heard uncancelled. Until the guard has looked this far past an interim's span while speech
+#: without a delay of its own may be heard there, that span cannot be judged yet.
+SETTLE_S = 0.7
 
 
 def _taken(before: Int16Array, out: Int16Array, f: int) -> npt.NDArray[np.bool_]:
@@ -98,6 +105,8 @@ class EchoGuard(SessionObserver):
         self._frames = FrameLog(max(1, rate // 100))
         self._decoders: dict[tuple[int, str], SpeechDecoder] = {}
         self._pos = 0  # caller samples taken so far
+        self._looked = 0  # caller samples cleaned (and looked at for the delay) so far
+        self._settle = int(SETTLE_S * rate)
         self._window = int(WINDOW_S * rate)
         self._recent: collections.deque[Float32Array] = collections.deque()
         self._recent_len = 0
@@ -124,12 +133,19 @@ class EchoGuard(SessionObserver):
     def on_event(self, event: ev.SessionEvent) -> None:
         if isinstance(event, ev.Audio):
             self._spoke_audio(event)
+        elif isinstance(event, ev.Token) and self._speaks(event.target_language):
+            # Simultaneous mode speaks a translation clause by clause before it is complete: its words are
+            # known as they are committed.
+            span = self._track.span(event.utterance_id, event.target_language) or (self._pos, self._pos)
+            self._words.said(event.utterance_id, event.target_language, event.text, *span)
         elif isinstance(event, ev.Complete) and self._speaks(event.target_language):
             span = self._track.span(event.utterance_id, event.target_language) or (self._pos, self._pos)
             self._words.spoken(event.utterance_id, event.target_language, event.text, *span)
         elif isinstance(event, ev.Reset):
             self._track.close(event.utterance_id, event.target_language)
             self._decoders.pop((event.utterance_id, event.target_language), None)
+            if self._speaks(event.target_language):
+                self._words.said(event.utterance_id, event.target_language, "", self._pos, self._pos)
 
     def _speaks(self, language: str) -> bool:
         return any(languages.same_language(language, spoken) for spoken in self._languages)
@@ -154,6 +170,7 @@ class EchoGuard(SessionObserver):
         self._pos += len(samples)
         if not self._track.audible(start, self._pos, self._max_delay, self._tail):
             self._forget_recent()
+            self._looked = self._pos
             if self._canceller is None:
                 self._frames.add(start, samples)
                 return audio
@@ -162,6 +179,7 @@ class EchoGuard(SessionObserver):
             return encode(out, self._spec)
         loop = asyncio.get_running_loop()
         cleaned = await loop.run_in_executor(None, self._process, samples, start)
+        self._looked = start + len(samples)
         return audio if cleaned is samples else encode(cleaned, self._spec)
 
     @property
@@ -185,7 +203,7 @@ class EchoGuard(SessionObserver):
             self._look_for_delay(end)
         canceller = self._canceller
         if canceller is None:  # words only: the delay still tells which finals were mostly echo
-            self._frames.add(start, samples)
+            self._frames.add(start, samples, self._explained(samples, start, end))
             return samples
         reference = None
         if self._delay is not None:
@@ -220,6 +238,21 @@ class EchoGuard(SessionObserver):
         self._frames.add(at, out, echo)
         return out
 
+    def _explained(self, samples: Int16Array, start: int, end: int) -> npt.NDArray[np.bool_] | None:
+        """Without a canceller: per sample, whether its frame is no louder than the speech expected there.
+
+        The audio passes as it is; frames the speech at its delay explains
+        (``ResidualGate``'s judgement, the echo's loudness learnt when the
+        delay was found) count as echo, and a person louder than it does not.
+        """
+        if self._delay is None:
+            return None
+        expected = to_int16(self._track.heard(start, end, self._delay))
+        _, frames = self._gate.apply(samples, samples, expected)
+        f = self._gate.frame
+        echo = np.repeat(frames > 0, f)
+        return np.concatenate([echo, np.zeros(len(samples) - len(echo), dtype=bool)])
+
     def _look_for_delay(self, end: int) -> None:
         window = np.concatenate(list(self._recent))[-self._window :]
         if float(np.sqrt(np.mean(window * window))) < VOICED_RMS:
@@ -238,6 +271,11 @@ class EchoGuard(SessionObserver):
         log.debug("echo delay %.4f s (score %.2f) at %.2f", delay / self._rate, found.score, end / self._rate)
         previous, self._delay = self._delay, delay
         self.stats.delay_ms = int(1000 * delay / self._rate)
+        if self._canceller is None:  # how loud the echo is here (what the canceller's work teaches otherwise)
+            reference = self._track.heard(end - self._window, end, delay)
+            self._gate.learn(
+                float(np.sum(window.astype(np.float64) ** 2)), float(np.sum(reference.astype(np.float64) ** 2))
+            )
         if previous != delay:
             self._mark_leaked(end)  # what passed before was cancelled at another delay, or not at all
         self._echo_heard(changed[-1][0].utterance_id)
@@ -296,6 +334,28 @@ class EchoGuard(SessionObserver):
             self.stats.echo_finals += 1
             self._echo_heard(uid)
         return uid
+
+    def judge(self, transcript: Transcript) -> Verdict:
+        """Whether the audio behind an interim may be committed yet (simultaneous mode; on the loop).
+
+        The span the recogniser heard is judged as a final's is (the share
+        of its energy that was the session's speech; its stable text against
+        the words the session just spoke in that language), before any of it
+        is committed. Undecided while its stable text has too few words to
+        compare (``SpokenWords.judge``), or while speech without a delay of
+        its own may be heard in it and the guard has not yet looked
+        ``SETTLE_S`` past it: a delay found then marks what passed as echo.
+        """
+        start = int(transcript.start_offset_s * self._rate) - self._base
+        end = int(transcript.end_offset_s * self._rate) - self._base
+        words = self._words.judge(transcript.stable_text, transcript.language_code, start, end)
+        if words is Verdict.ECHO or self._frames.echo_share(start, end) >= ECHO_SHARE:
+            return Verdict.ECHO
+        if words is Verdict.PENDING:
+            return Verdict.PENDING
+        if self._looked < end + self._settle and self._track.unlocked(start, end, self._max_delay):
+            return Verdict.PENDING
+        return Verdict.SPEECH
 
     def _echo_heard(self, utterance_id: int) -> None:
         if self._heard.is_set():

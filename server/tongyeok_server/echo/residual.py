@@ -96,6 +96,11 @@ class ResidualGate:
                 self.gated += 1
         return result, echo
 
+    def learn(self, echo_energy: float, reference_energy: float) -> None:
+        """The echo's loudness measured elsewhere (no canceller: the window its delay was found in)."""
+        if reference_energy > 0.0 and echo_energy > 0.0:
+            self._learn(echo_energy / reference_energy)
+
     def _learn(self, ratio: float) -> None:
         value = float(np.log(max(ratio, 1e-12)))
         if self._log_erl is None:

@@ -126,6 +126,8 @@ class Session:
         self._echo = echo
         # The recogniser hears the audio that much later: its offsets are brought back to the caller's.
         self._offset_s -= echo.latency_s
+        if self._simultaneous is not None:  # nothing of an interim is committed before it is judged
+            self._simultaneous.judge_with(echo.judge)
 
     @property
     def echo_filter(self) -> EchoFilter | None:
@@ -402,8 +404,9 @@ class Session:
             text = transcript.text.strip()
         if not text:
             return
-        # The session's own speech heard again is not translated; in simultaneous mode, unless words of its
-        # translation already went out (committed): those are finished as promised (README: echo).
+        # The session's own speech heard again is not translated. In simultaneous mode words of a translation
+        # were committed only once its interims were judged a person's (``EchoFilter.judge``): those are
+        # finished as promised (README: echo).
         echo_of = self._echo.echo_of(transcript) if self._echo is not None and not committed else 0
         targets = self.config.targets_for(transcript.language_code) if not echo_of else ()
         targets += tuple(t for t in committed if t not in targets)

@@ -58,6 +58,7 @@ class Agreement:
         self.agreement = agreement
         self._committed = ""
         self._recent: deque[list[str]] = deque(maxlen=agreement)
+        self._witness: list[str] | None = None  # the last offer's witness, aligned
         #: Re-translations offered so far (for figures).
         self.offers = 0
 
@@ -66,7 +67,7 @@ class Agreement:
         """Everything committed so far: what the caller's tokens of this translation add up to."""
         return self._committed
 
-    def offer(self, translation: str, witness: str | None = None) -> Step:
+    def offer(self, translation: str, witness: str | None = None, *, hold: bool = False) -> Step:
         """Take a re-translation of a longer stable prefix of the sentence; return what it commits.
 
         ``witness``: the translation of the whole hypothesis heard so far,
@@ -75,17 +76,31 @@ class Agreement:
         translation and the witness agree on did not change when more words
         followed, so it is committed a step sooner. The witness itself is
         never committed beyond that agreement; it is the tentative text.
+
+        ``hold``: the re-translation counts towards the agreement but
+        nothing is committed yet (the audio behind it may be the session's
+        own speech, ``echo``); ``release`` commits what the held ones agree on.
         """
         self.offers += 1
         committed = text.tokens(self._committed)
-        aligned = self._aligned(committed, translation)
-        self._recent.append(aligned)
+        self._recent.append(self._aligned(committed, translation))
+        self._witness = self._aligned(committed, witness) if witness is not None else None
+        return self._agreed(committed, hold)
+
+    def release(self) -> Step:
+        """Commit what the re-translations offered while held agree on (as their last ``offer`` would have)."""
+        if not self._recent:
+            return Step("", "")
+        return self._agreed(text.tokens(self._committed), hold=False)
+
+    def _agreed(self, committed: list[str], hold: bool) -> Step:
+        aligned = self._recent[-1]
         window = list(self._recent)
         shown = aligned
-        if witness is not None:
-            shown = self._aligned(committed, witness)
+        if self._witness is not None:
+            shown = self._witness
             window = [*window[len(window) - (self.agreement - 1) :], shown]
-        if len(window) == self.agreement:
+        if not hold and len(window) == self.agreement:
             agreed = min(text.common_prefix(window[0], other) for other in window)
             if agreed > len(committed):
                 new = "".join(aligned[len(committed) : agreed])
@@ -109,12 +124,14 @@ class Agreement:
         new = joined[len(self._committed) :]
         self._committed = joined
         self._recent.clear()  # earlier re-translations no longer describe what follows
+        self._witness = None
         return new
 
     def append(self, piece: str) -> None:
         """Commit ``piece`` as it is, right after the committed text (the next piece of a streamed answer)."""
         self._committed += piece
         self._recent.clear()
+        self._witness = None
 
     def rest_of(self, complete: str) -> str:
         """The part of a whole translation ``complete`` that comes after the committed text.

@@ -11,15 +11,24 @@ Within one language an utterance's tokens never interleave with another's:
 the session's ``may_send(target)`` says whether the lane of that language is
 idle (no earlier utterance's translation still finishing); until it is, the
 next utterance is not re-translated.
+
+With echo suppression (``judge_with``), each interim is judged before
+anything of its utterance is committed (``echo.base.Verdict``), and a
+verdict that cannot be made yet is made again ``RECHECK_S`` later, without
+waiting for the next interim (the guard may find the speech's delay
+meanwhile). Once something is committed the utterance is a person's: its
+words were promised a ``Complete``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from tongyeok_server import languages
+from tongyeok_server.echo.base import Verdict
 from tongyeok_server.recognition.base import Transcript
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.config import SessionConfig
@@ -31,6 +40,9 @@ from tongyeok_server.simultaneous.utterance import UtteranceTranslation
 from tongyeok_server.translation.base import TranslationRequest, Translator
 
 log = logging.getLogger(__name__)
+
+#: An interim whose verdict could not be made yet is judged again this much later (about a chunk of audio).
+RECHECK_S = 0.1
 
 
 @dataclass
@@ -50,6 +62,18 @@ class _Utterance:
     utterance_id: int
     heard_to_s: float
     translations: dict[str, UtteranceTranslation] = field(default_factory=dict)
+    last: Transcript | None = None  # its newest interim
+    recheck: asyncio.TimerHandle | None = None  # an undecided verdict, judged again soon
+
+    @property
+    def committed(self) -> bool:
+        """Whether any of its translations has committed text (it is then finished whatever its final is)."""
+        return any(t.committed for t in self.translations.values())
+
+    def stop_recheck(self) -> None:
+        if self.recheck is not None:
+            self.recheck.cancel()
+            self.recheck = None
 
 
 class SimultaneousPart:
@@ -74,6 +98,7 @@ class SimultaneousPart:
         self._current: _Utterance | None = None
         self._finishing: dict[tuple[int, str], UtteranceTranslation] = {}
         self._seeded: dict[str, str] = {}  # target -> committed text of the utterance a moved session was in
+        self._judge: Callable[[Transcript], Verdict] | None = None
         self.figures = Figures()
 
     @classmethod
@@ -108,26 +133,52 @@ class SimultaneousPart:
         """A session that moved here mid-sentence: the text already committed for the utterance in progress."""
         self._seeded = {target: text for target, text in committed.items() if text}
 
+    def judge_with(self, judge: Callable[[Transcript], Verdict]) -> None:
+        """Judge each interim before anything of its utterance is committed (echo suppression, ``echo.base``)."""
+        self._judge = judge
+
     def interim(self, utterance_id: int, transcript: Transcript) -> None:
         """An interim of the utterance in progress: re-translate what became stable."""
         current = self._current
         if current is None or current.utterance_id != utterance_id:
+            if current is not None:
+                current.stop_recheck()
             # Speech is counted from the first interim on: the pause before an utterance earns no request,
             # and neither does its first word (the budget errs on the side of fewer requests).
             current = self._current = _Utterance(utterance_id, transcript.end_offset_s)
         heard = max(0.0, transcript.end_offset_s - current.heard_to_s)
         current.heard_to_s = max(current.heard_to_s, transcript.end_offset_s)
+        current.last = transcript
         self.figures.speech_s += heard
+        verdict = self._verdict(current)
         for target in self._targets_for(transcript.language_code):
             translation = current.translations.get(target)
             if translation is None:
                 translation = current.translations[target] = self._start(utterance_id, transcript.language_code, target)
             elif not languages.same_language(translation.source_language, transcript.language_code):
                 continue  # the recogniser changed its mind about the language; the final decides
+            translation.judged(verdict)
             budget = self._budget(transcript.language_code, target)
             budget.add_speech(heard)
             translation.request = self._request_for(transcript.language_code, target)
             translation.stable(transcript.stable_text, transcript.text)
+
+    def _verdict(self, current: _Utterance) -> Verdict:
+        """What the audio behind the utterance's newest interim is; an undecided verdict is made again soon."""
+        if self._judge is None or current.last is None or current.committed:
+            return Verdict.SPEECH
+        verdict = self._judge(current.last)
+        if verdict is Verdict.PENDING and current.recheck is None:
+            current.recheck = asyncio.get_running_loop().call_later(RECHECK_S, self._recheck, current)
+        return verdict
+
+    def _recheck(self, current: _Utterance) -> None:
+        current.recheck = None
+        if self._current is not current:
+            return
+        verdict = self._verdict(current)
+        for translation in current.translations.values():
+            translation.judged(verdict)
 
     def _start(self, utterance_id: int, language: str, target: str) -> UtteranceTranslation:
         return UtteranceTranslation(
@@ -184,6 +235,7 @@ class SimultaneousPart:
         current, self._current = self._current, None
         if current is None or current.utterance_id != utterance_id:
             return
+        current.stop_recheck()
         for target, translation in current.translations.items():
             if target in targets:
                 self._finishing[(utterance_id, target)] = translation
@@ -193,6 +245,7 @@ class SimultaneousPart:
     def dropped(self, utterance_id: int) -> None:
         """The utterance ended without a final (nothing recognised): stop its re-translations."""
         if self._current is not None and self._current.utterance_id == utterance_id:
+            self._current.stop_recheck()
             for translation in self._current.translations.values():
                 translation.cancel()
             self._current = None
@@ -224,6 +277,7 @@ class SimultaneousPart:
     def cancel(self) -> None:
         """The session ends: every re-translation stops now."""
         if self._current is not None:
+            self._current.stop_recheck()
             for translation in self._current.translations.values():
                 translation.cancel()
         for translation in self._finishing.values():

@@ -23,6 +23,16 @@ Each answer goes through the ``Agreement``: what it commits is sent as
 tokens, the rest as tentative text. A failed or restarted re-translation
 costs nothing but its lag: the final's translation does the work.
 
+With echo suppression, nothing is committed before the audio behind the
+utterance is judged to be a person's (``judged``, from each interim's
+``echo.base.Verdict``): while it is undecided, re-translations go on and
+count towards the agreement but commit nothing (``Agreement.offer(hold=)``),
+and the moment it is judged a person's, what they agree on is committed;
+while it is judged the session's own speech coming back, nothing is
+translated. The final transcript then decides for good: a final judged echo
+is never translated, and one that is not was never held back by more than
+the verdict's wait.
+
 When the final transcript comes, ``finish`` cancels the re-translation in
 flight and translates the whole sentence, continuing the committed text
 (an engine that ``continues_committed`` is told it and answers the rest,
@@ -40,11 +50,12 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from tongyeok_server.echo.base import Verdict
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.session import events as ev
 from tongyeok_server.session.translation_job import report_failure
 from tongyeok_server.simultaneous import source
-from tongyeok_server.simultaneous.agreement import Agreement
+from tongyeok_server.simultaneous.agreement import Agreement, Step
 from tongyeok_server.simultaneous.pacing import OPENING_REQUESTS, Pacing, RequestBudget
 from tongyeok_server.translation.base import TokenDelta, TranslationRequest, TranslationRestart, Translator
 
@@ -97,6 +108,8 @@ class UtteranceTranslation:
         self._cancelled_in_a_row = 0
         self._shown = ""  # the tentative text the caller has
         self._closed = False
+        #: What the audio behind the utterance is, as far as known (``judged``); a person's unless told otherwise.
+        self.verdict = Verdict.SPEECH
         #: Figures: re-translations asked for, cancelled as stale, answered.
         self.requests = 0
         self.stale_cancelled = 0
@@ -128,8 +141,31 @@ class UtteranceTranslation:
             self._latest = prefix
         self._maybe_request()
 
+    def judged(self, verdict: Verdict) -> None:
+        """What the audio behind the utterance is now judged to be (echo suppression; see the module docstring)."""
+        if self._closed or verdict is self.verdict:
+            return
+        self.verdict = verdict
+        if verdict is Verdict.ECHO:  # the session's own speech: nothing of it goes to the translator
+            self._drop_request()
+            if self._shown:
+                self._shown = ""
+                self._emit(ev.Tentative(self.utterance_id, self.source_language, self.request.target_language, ""))
+        elif verdict is Verdict.SPEECH:  # a person's: what the held re-translations agree on is committed now
+            self._show(self.agreement.release())
+            self._maybe_request()
+
+    def _drop_request(self) -> None:
+        """Cancel the re-translation in flight; the next one asks for the whole prefix again."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            self.stale_cancelled += 1
+        self._pending = self._answering = False
+        self._requested_units = 0
+
     def _maybe_request(self) -> None:
-        if self._closed or not self._may_send():
+        if self._closed or self.verdict is Verdict.ECHO or not self._may_send():
             return
         if source.unit_count(self._latest) <= self._requested_units:
             return  # nothing new since the last request
@@ -203,10 +239,13 @@ class UtteranceTranslation:
     def _take(self, translation: str, witness: str | None = None) -> None:
         if self._closed:
             return
-        step = self.agreement.offer(translation, witness)
+        self._show(self.agreement.offer(translation, witness, hold=self.verdict is not Verdict.SPEECH))
+
+    def _show(self, step: Step) -> None:
+        """Send what a step committed, and its tentative rest (only once the utterance is known to be a person's)."""
         if step.committed:
             self._send(step.committed)
-        if self._tentative and step.tentative != self._shown:
+        if self._tentative and self.verdict is Verdict.SPEECH and step.tentative != self._shown:
             self._shown = step.tentative
             self._emit(
                 ev.Tentative(self.utterance_id, self.source_language, self.request.target_language, step.tentative)
