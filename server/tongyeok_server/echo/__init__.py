@@ -20,6 +20,10 @@ it again. Two layers, one per session (``guard.EchoGuard``):
   window (``words.SpokenWords``), or whose audio was mostly echo
   (``frames.FrameLog``), is echo: the session marks it (``Final.echo_of``)
   and never translates, speaks or records it.
+- **Before commitment** (simultaneous mode, at each interim): the same two
+  rules over the interim's span and stable text (``guard.judge``), so that
+  nothing of the session's own speech is committed before its final; a
+  verdict that cannot be made yet holds commitment (``base.Verdict``).
 
 ``extension.EchoExtension`` attaches a guard to every session that speaks
 (unless the session or the server turns it off).

@@ -20,7 +20,8 @@ CANCELLER = EngineDescription(
 )
 WORDS_ONLY = EngineDescription(
     "words",
-    "finals checked against the words the session spoke (no echo canceller for this audio rate here)",
+    "finals checked against the words the session spoke and the echo found on the signal "
+    "(no echo canceller for this audio rate here)",
 )
 
 
