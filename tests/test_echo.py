@@ -395,7 +395,7 @@ def test_interims_are_judged_before_anything_is_committed() -> None:
 
 
 @pytest.mark.skipif(not aec.available(), reason="livekit (the canceller) is a server dependency")
-def test_with_headphones_a_person_heard_while_the_speech_plays_waits_only_until_no_delay_can_be_found() -> None:
+def test_with_headphones_a_person_heard_while_the_speech_plays_waits_only_while_it_could_be_echo() -> None:
     guard = EchoGuard(AudioSpec(Encoding.LINEAR16, 16000), _Sink(), ("es",), max_delay_s=4.0)
     person = _tts_like(3.0, 4)
     pcm = np.zeros(5 * 16000, dtype=np.int16)
@@ -409,10 +409,14 @@ def test_with_headphones_a_person_heard_while_the_speech_plays_waits_only_until_
             await guard.clean(pcm[at[0] : at[0] + 1600].tobytes())
             at[0] += 1600
 
-    theirs = Transcript("we would", "en-US", False, 1.0, 2.0, stable_text="we would")
-    assert asyncio.run(_judged(guard, stream, 2 * 16000, theirs)) is Verdict.PENDING
-    settled = 2 * 16000 + int(SETTLE_S * 16000) + 1600
-    assert asyncio.run(_judged(guard, stream, settled, theirs)) is Verdict.SPEECH, "no delay found: their speech"
+    # Their first half second, just heard: all of it could still turn out to be the speech.
+    first = Transcript("we", "en-US", False, 1.0, 1.5, stable_text="we")
+    assert asyncio.run(_judged(guard, stream, 24000, first)) is Verdict.PENDING
+    settled = 24000 + int(SETTLE_S * 16000) + 1600
+    assert asyncio.run(_judged(guard, stream, settled, first)) is Verdict.SPEECH, "no delay found: their speech"
+    # A longer span is decided as it comes: what is still unknown of it could not make it echo.
+    longer = Transcript("we would like", "en-US", False, 1.0, 3.0, stable_text="we would like")
+    assert asyncio.run(_judged(guard, stream, 3 * 16000, longer)) is Verdict.SPEECH
 
 
 async def _judged(guard: EchoGuard, stream: Any, until: int, transcript: Transcript) -> Verdict:

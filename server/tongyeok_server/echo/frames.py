@@ -77,8 +77,12 @@ class FrameLog:
         with self._lock:
             self._leaked[frames % RING] = frames
 
-    def echo_share(self, start: int, end: int) -> float:
-        """Of the energy the recogniser heard in [start, end), the share that was the session's speech (0 if none)."""
+    def echo_share(self, start: int, end: int, unknown_from: int | None = None) -> float:
+        """Of the energy the recogniser heard in [start, end), the share that was the session's speech (0 if none).
+
+        ``unknown_from``: frames from there on count as the speech whatever
+        is known of them (the most they could turn out to be).
+        """
         f = self.frame
         frames = np.arange(max(0, start // f), max(0, end // f))
         if not len(frames):
@@ -89,6 +93,8 @@ class FrameLog:
             held = self._index[slots] == frames
             heard = self._heard[slots][held]
             echo = (self._echo[slots] | (self._leaked[slots] == frames))[held]
+        if unknown_from is not None:
+            echo |= frames[held] * f >= unknown_from
         total = float(heard.sum())
         if total <= 0.0:  # the recogniser heard nothing there: echo if the guard took it all
             return 1.0 if echo.any() else 0.0

@@ -342,9 +342,10 @@ class EchoGuard(SessionObserver):
         of its energy that was the session's speech; its stable text against
         the words the session just spoke in that language), before any of it
         is committed. Undecided while its stable text has too few words to
-        compare (``SpokenWords.judge``), or while speech without a delay of
-        its own may be heard in it and the guard has not yet looked
-        ``SETTLE_S`` past it: a delay found then marks what passed as echo.
+        compare (``SpokenWords.judge``), or while the part of it the guard
+        has not yet looked ``SETTLE_S`` past (a delay found then marks what
+        passed as echo), if speech without a delay of its own may be heard
+        there, is enough of what it heard to make it echo.
         """
         start = int(transcript.start_offset_s * self._rate) - self._base
         end = int(transcript.end_offset_s * self._rate) - self._base
@@ -353,7 +354,14 @@ class EchoGuard(SessionObserver):
             return Verdict.ECHO
         if words is Verdict.PENDING:
             return Verdict.PENDING
-        if self._looked < end + self._settle and self._track.unlocked(start, end, self._max_delay):
+        # The span's last ``SETTLE_S`` (as far as the guard has looked) may still turn out to be echo, if speech
+        # without a delay of its own may be heard there: undecided if that could make it echo.
+        unknown = max(start, self._looked - self._settle)
+        if (
+            unknown < end
+            and self._track.unlocked(unknown, end, self._max_delay)
+            and self._frames.echo_share(start, end, unknown) >= ECHO_SHARE
+        ):
             return Verdict.PENDING
         return Verdict.SPEECH
 
