@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -38,8 +37,7 @@ from tongyeok_server.app import TongyeokServer
 from tongyeok_server.audio.format import AudioSpec, Encoding
 from tongyeok_server.echo import aec
 from tongyeok_server.echo.align import find_delay
-from tongyeok_server.echo.base import Verdict
-from tongyeok_server.echo.guard import SETTLE_S, EchoGuard
+from tongyeok_server.echo.guard import EchoGuard
 from tongyeok_server.echo.linear import LinearEstimate
 from tongyeok_server.echo.words import SpokenWords
 from tongyeok_server.recognition.base import Transcript
@@ -349,77 +347,3 @@ def test_the_canceller_delays_everything_alike_so_starting_and_stopping_leave_no
     assert np.array_equal(heard[bypassed], audio[bypassed]), "bypassed audio is the audio, delayed"
     running = slice(17000, 31000)  # with nothing playing, the canceller leaves a person as they were
     assert np.corrcoef(heard[running].astype(float), audio[running].astype(float))[0, 1] > 0.9
-
-
-@pytest.mark.skipif(not aec.available(), reason="livekit (the canceller) is a server dependency")
-def test_interims_are_judged_before_anything_is_committed() -> None:
-    """Simultaneous mode: the span behind an interim is echo, a person's, or not known yet (the delay not found)."""
-    guard = EchoGuard(AudioSpec(Encoding.LINEAR16, 16000), _Sink(), ("es",), max_delay_s=4.0)
-    speech, person = _tts_like(2.0, 3), _tts_like(1.5, 4)
-    mic = np.zeros(7 * 16000, dtype=np.float32)
-    echo_at, person_at = 16000 + 24000, 16000 + 24000 + 40000  # echo 1.5 s after the speech was sent; then a person
-    mic[echo_at : echo_at + len(speech)] += speech
-    mic[person_at : person_at + len(person)] += person
-    pcm = np.clip(mic, -32768, 32767).astype(np.int16)
-
-    def interim(start: int, end: int, stable: str = "", language: str = "en-US") -> Transcript:
-        return Transcript(stable, language, False, start / 16000, end / 16000, stable_text=stable)
-
-    async def stream(until: int) -> None:
-        while guard_at[0] < until:
-            i = guard_at[0]
-            if i == 16000:  # the speech is sent: it can play from here on (a committed clause, then the rest)
-                guard.on_event(ev.Token(7, "en", "es", "Nos gustaría"))
-                guard.on_event(ev.Audio(7, "es", 0, speech.astype("<i2").tobytes(), True, "LINEAR16", 16000))
-                guard.on_event(ev.Token(7, "en", "es", " hablar del contrato hoy"))
-            await guard.clean(pcm[i : i + 1600].tobytes())
-            guard_at[0] += 1600
-
-    guard_at = [0]
-    before = interim(0, 16000, "we would")
-    assert asyncio.run(_judged(guard, stream, 16000, before)) is Verdict.SPEECH, "nothing was playing: at once"
-    # Just before the echo: the speech may be heard there, and whether it was is not known yet (the delay is
-    # found once the echo is heard, and what passed before is then marked as the echo heard uncancelled).
-    early = interim(echo_at - 8000, echo_at)
-    assert asyncio.run(_judged(guard, stream, echo_at, early)) is Verdict.PENDING
-    assert asyncio.run(_judged(guard, stream, echo_at + 16000, interim(echo_at, echo_at + 16000))) is Verdict.ECHO
-    assert guard.stats.delay_ms == 1500
-    # In a two-way stream the echo heard as Spanish repeats the words the session committed and spoke.
-    assert guard.judge(interim(echo_at, echo_at + 16000, "nos gustaría hablar", "es-ES")) is Verdict.ECHO
-    theirs = interim(person_at, person_at + 16000, "the delivery")
-    assert asyncio.run(_judged(guard, stream, person_at + 16000, theirs)) is Verdict.SPEECH
-    # A Spanish reply while the speech may still be heard: one word proves nothing, two of its own do.
-    reply = (person_at, person_at + 16000)
-    assert guard.judge(interim(*reply, "sí", "es-ES")) is Verdict.PENDING
-    assert guard.judge(interim(*reply, "sí claro", "es-ES")) is Verdict.SPEECH
-
-
-@pytest.mark.skipif(not aec.available(), reason="livekit (the canceller) is a server dependency")
-def test_with_headphones_a_person_heard_while_the_speech_plays_waits_only_while_it_could_be_echo() -> None:
-    guard = EchoGuard(AudioSpec(Encoding.LINEAR16, 16000), _Sink(), ("es",), max_delay_s=4.0)
-    person = _tts_like(3.0, 4)
-    pcm = np.zeros(5 * 16000, dtype=np.int16)
-    pcm[16000 : 16000 + len(person)] = person.astype(np.int16)
-    at = [0]
-
-    async def stream(until: int) -> None:
-        while at[0] < until:
-            if at[0] == 0:  # the session speaks; the microphone never hears it
-                guard.on_event(ev.Audio(3, "es", 0, _tts_like(2.0, 3).astype("<i2").tobytes(), True, "LINEAR16", 16000))
-            await guard.clean(pcm[at[0] : at[0] + 1600].tobytes())
-            at[0] += 1600
-
-    # Their first half second, just heard: all of it could still turn out to be the speech.
-    first = Transcript("we", "en-US", False, 1.0, 1.5, stable_text="we")
-    assert asyncio.run(_judged(guard, stream, 24000, first)) is Verdict.PENDING
-    settled = 24000 + int(SETTLE_S * 16000) + 1600
-    assert asyncio.run(_judged(guard, stream, settled, first)) is Verdict.SPEECH, "no delay found: their speech"
-    # A longer span is decided as it comes: what is still unknown of it could not make it echo.
-    longer = Transcript("we would like", "en-US", False, 1.0, 3.0, stable_text="we would like")
-    assert asyncio.run(_judged(guard, stream, 3 * 16000, longer)) is Verdict.SPEECH
-
-
-async def _judged(guard: EchoGuard, stream: Any, until: int, transcript: Transcript) -> Verdict:
-    """Stream the microphone up to ``until``, then judge ``transcript`` as the session would."""
-    await stream(until)
-    return guard.judge(transcript)

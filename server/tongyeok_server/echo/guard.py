@@ -273,7 +273,7 @@ class EchoGuard(SessionObserver):
         self.stats.delay_ms = int(1000 * delay / self._rate)
         if self._canceller is None:  # how loud the echo is here (what the canceller's work teaches otherwise)
             reference = self._track.heard(end - self._window, end, delay)
-            self._gate.learn(
+            self._gate.measured(
                 float(np.sum(window.astype(np.float64) ** 2)), float(np.sum(reference.astype(np.float64) ** 2))
             )
         if previous != delay:

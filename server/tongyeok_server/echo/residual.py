@@ -96,10 +96,15 @@ class ResidualGate:
                 self.gated += 1
         return result, echo
 
-    def learn(self, echo_energy: float, reference_energy: float) -> None:
-        """The echo's loudness measured elsewhere (no canceller: the window its delay was found in)."""
+    def measured(self, echo_energy: float, reference_energy: float) -> None:
+        """The echo's loudness, measured where it was heard alone (no canceller: the window its delay was found in).
+
+        Taken as it is: each utterance may play at another volume (a client,
+        a person at the phone's volume keys), and this is a measurement of
+        the one now heard, not one frame's guess.
+        """
         if reference_energy > 0.0 and echo_energy > 0.0:
-            self._learn(echo_energy / reference_energy)
+            self._log_erl = float(np.log(echo_energy / reference_energy))
 
     def _learn(self, ratio: float) -> None:
         value = float(np.log(max(ratio, 1e-12)))
