@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import _thread
+import signal
 import sys
 import threading
 import time
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.support.speech import Speech
 from tongyeok_client import cli
@@ -17,6 +19,17 @@ from tongyeok_client.cli import interpret
 from tongyeok_client.microphone import Microphone
 from tongyeok_client.speech import echo_cancelling_devices
 from tongyeok_server.app import TongyeokServer
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal() -> Iterator[None]:
+    """SIGINT handled as in a terminal: a suite started in the background by a non-interactive shell
+    inherits it ignored (and Python keeps it so), and then no Ctrl-C could reach the CLI at all."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class FakeDevice:
@@ -48,8 +61,9 @@ class FakeDevice:
                 for i in range(0, len(device.pcm), block):
                     kwargs["callback"](device.pcm[i : i + block], block // 2, None, None)
                     time.sleep(block / 2 / kwargs["samplerate"] / device.speed)  # faster than real time: short test
-                time.sleep(1.0)
-                _thread.interrupt_main()  # the person presses Ctrl-C
+                # The person presses Ctrl-C as the audio ends: a real SIGINT to the main thread, as a terminal
+                # sends it (the CLI still has the second sentence to finish).
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
             def stop(self) -> None:
                 pass

@@ -81,10 +81,10 @@ class Microphone:
 
     def stop(self) -> None:
         """End the recording: the chunks end after the blocks already recorded."""
-        if self._input is not None:
-            self._input.stop()
-            self._input.close()
-            self._input = None
+        device, self._input = self._input, None  # once, even if a Ctrl-C handler calls it again meanwhile
+        if device is not None:
+            device.stop()
+            device.close()
         self._blocks.put(_STOP)
 
     def _callback(self, data: Any, _frames: int, _time: Any, status: Any) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -257,12 +259,34 @@ def _echo_advice(args: argparse.Namespace, microphone: Microphone, speech: Speec
 
 def _each(events: Iterable[Event], microphone: Microphone | None, handle: Callable[[Event], None]) -> None:
     """``handle`` every event; with the microphone, Ctrl-C ends the audio and the rest of the events still come."""
+    with _ctrl_c_ends_the_audio(microphone) if microphone is not None else contextlib.nullcontext():
+        for event in events:
+            handle(event)
+
+
+@contextlib.contextmanager
+def _ctrl_c_ends_the_audio(microphone: Microphone) -> Iterator[None]:
+    """While the block runs, the first Ctrl-C stops ``microphone``; a second one interrupts as usual.
+
+    The audio ends, the server finishes the last sentence and its
+    translations, and the stream ends by itself. A handler, not ``except
+    KeyboardInterrupt``: the interrupt is raised wherever the main thread is,
+    which is mostly inside the client's event generator (it would end there,
+    cancelling the call and losing the last sentence) or in a finaliser that
+    swallows it. A SIGINT the process inherited as ignored stays ignored.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    second = signal.default_int_handler if previous is None else previous
+
+    def on_ctrl_c(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, second)
+        microphone.stop()
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
     try:
-        for event in events:
-            handle(event)
-    except KeyboardInterrupt:
-        if microphone is None:
-            raise
-        microphone.stop()  # the audio ends; the server finishes the last sentence, then the stream ends
-        for event in events:
-            handle(event)
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
