@@ -461,6 +461,24 @@ def test_caller_pause_longer_than_audio_timeout(fake: FakeSpeech) -> None:
     assert ends[-1] == pytest.approx(2 * utterance_ends_s(first)[-1][1] - 0.8 + 0.5, abs=0.05)
 
 
+def test_a_caller_back_from_a_break_is_away_until_its_audio_goes_on(fake: FakeSpeech) -> None:
+    """The wait for a resumed caller's audio is no pause: the sentence it resends into is not finalised in halves."""
+    recognizer = recognizer_for(fake, idle_close_s=0.2)
+    utterance = script(1, words_per=4)
+    audio = synthesize(utterance, RATE)
+    cut = round(0.87 * RATE) * 2  # between the second and the third word
+    events = Collector()
+    stream = open_stream(recognizer, config(), events)
+    feed(stream, audio[:cut])
+    stream.caller_away(True)  # the connection broke
+    stream.caller_away(False)  # resumed at once, before the idle rule would have closed the call
+    time.sleep(1.0)  # the resent audio is slow to come (a relay, a busy machine): longer than idle_close_s
+    feed(stream, audio[cut:])
+    stream.finish()
+    assert events.end().error is None
+    assert [f.text for f in events.finals] == [" ".join(expected_words(utterance))]
+
+
 def test_voice_activity_events(fake: FakeSpeech) -> None:
     utterances = script(2)
     events = run_script(recognizer_for(fake), utterances, config(voice_activity_events=True))

@@ -19,7 +19,8 @@ A ``GoogleRecognizerStream`` hides Google's limits from the session:
   stream is half-closed (Google finalises what it heard) rather than kept
   alive with invented silence; the next audio opens a new stream. While the
   caller is away (``caller_away``: its connection broke, the audio will go
-  on after a resume, possibly mid-word) the stream is cancelled instead, so
+  on after a resume, possibly mid-word; until that audio comes, a resumed
+  caller is still away) the stream is cancelled instead, so
   nothing is finalised, and the next stream, opened with the next audio,
   resends from the last final: the sentence is recognised whole.
 - **Errors.** UNAVAILABLE and friends, and RESOURCE_EXHAUSTED (Google's
@@ -210,6 +211,7 @@ class GoogleRecognizerStream(RecognizerStream):
         self._buf += audio
         self._written += len(audio)
         self._last_write = time.monotonic()
+        self._away = False  # the audio goes on: from now on a silence is a pause
         self._wake()
 
     def finish(self) -> None:
@@ -220,8 +222,17 @@ class GoogleRecognizerStream(RecognizerStream):
         self._call_on_loop(self._wake)
 
     def caller_away(self, away: bool) -> None:
-        """See ``RecognizerStream.caller_away``; any thread."""
-        self._away = away
+        """See ``RecognizerStream.caller_away``; any thread.
+
+        Back from a break (``False``), the caller still counts as away until its
+        audio goes on (``write_async``): it resends from where the server stopped
+        hearing it, often mid-sentence, and the wait for that audio (the resume's
+        round trip, a relay from another process, a busy machine) is no pause. The
+        idle rule would otherwise finalise half a sentence, counting from the
+        last write before the break.
+        """
+        if away:
+            self._away = True
 
     def cancel(self) -> None:
         """Close the Google call now; no event is delivered after this returns. Any thread; does not block."""
