@@ -27,7 +27,7 @@ import grpc
 import pytest
 
 from tests.conftest import stub_for
-from tests.support import fake_speech
+from tests.support import fake_speech, server_loop
 from tests.support.calls import audio_requests, config, events_of, of_kind
 from tests.support.certs import local_certificates
 from tests.support.fake_oauth import FakeTokenEndpoint
@@ -369,7 +369,7 @@ def test_stream_google_does_not_finalise_within_the_grace_gets_the_shutdown_mess
             call = stub.Interpret(requests(), timeout=30)
             assert next(call).WhichOneof("event") == "session_started"
             assert sending.wait(10)
-            stopper = threading.Thread(target=server.stop)
+            stopper = threading.Thread(target=server_loop.stop, args=(server,))  # stop() is a coroutine on its loop
             stopper.start()
             with pytest.raises(grpc.RpcError) as info:
                 for _ in call:
