@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from tests.support.fake_speech import (
+    DURATION_MESSAGE,
     KOREAN_BASE,
     FakeSpeech,
     StreamRecord,
@@ -214,6 +215,43 @@ def test_out_of_range_from_google_resends_after_last_final(fake: FakeSpeech) -> 
     assert len(events.notices(RecognizerNoticeKind.RESTARTED)) == len(cut)
     # The fake heard some words twice (resent audio), the caller none.
     assert sum(len(t.split()) for s in fake.streams for t in s.final_texts) == len(expected_words(utterances))
+
+
+def test_googles_status_survives_a_failed_write(fake: FakeSpeech) -> None:
+    """Google ends a call while audio is still being written and its last responses are unread.
+
+    grpc.aio fails the write and reports its own INTERNAL (grpc/grpc#36066);
+    Google's status comes only after those responses are read. The stream
+    must still see OUT_OF_RANGE and renew the stream at once, not tell the
+    caller that Google failed and back off (the flake of the test above:
+    3 renewals and a retry where 4 Google cut-offs were).
+    """
+    stalled = threading.Event()
+
+    def stall_engine_loop() -> None:
+        # Google's last responses and its status arrive while the engine's loop is busy, as on a busy
+        # server: then the engine has 200 responses to read and writes audio into a call that has ended.
+        stalled.set()
+        assert fake.streams[0].done.wait(10)
+        time.sleep(0.2)  # the status crosses loopback to the client's gRPC Core
+
+    def hold_the_client_back() -> None:
+        _loop[0].loop.call_soon_threadsafe(stall_engine_loop)
+        assert stalled.wait(10)
+
+    fake.fail_once(
+        grpc.StatusCode.OUT_OF_RANGE,
+        after_audio_s=3.0,
+        message=DURATION_MESSAGE,
+        responses_first=200,
+        before_status=hold_the_client_back,
+    )
+    utterances = script(6)  # ~15 s: audio still to write when the call ends
+    events = run_script(recognizer_for(fake), utterances)
+
+    assert_exactly_once(events, utterances)
+    assert fake.streams[0].status is grpc.StatusCode.OUT_OF_RANGE
+    assert [n.kind for n in events.of(RecognizerNotice)] == [RecognizerNoticeKind.RESTARTED]
 
 
 def test_two_way_korean_english_finals_carry_language(fake: FakeSpeech) -> None:

@@ -227,6 +227,8 @@ class _Fault:
     message: str
     after_audio_s: float
     remaining: int  # how many streams it still hits (-1: all)
+    responses_first: int = 0  # responses without results sent right before the status
+    before_status: Callable[[], None] | None = None  # called (on the fake's thread) before those responses
 
 
 # --------------------------------------------------------------------------- recognition
@@ -440,10 +442,19 @@ class FakeSpeech(AioFake):
         after_audio_s: float = 0.0,
         message: str = "The service is currently unavailable.",
         times: int = 1,
+        responses_first: int = 0,
+        before_status: Callable[[], None] | None = None,
     ) -> None:
-        """End the next ``times`` stream(s) with ``code`` once they carried ``after_audio_s`` of audio."""
+        """End the next ``times`` stream(s) with ``code`` once they carried ``after_audio_s`` of audio.
+
+        ``responses_first``: that many responses without results (Google's
+        metadata-only kind) go out right before the status, so that a client
+        has responses left to read when the call ends under its writes;
+        ``before_status`` is called first, on the fake's thread (a test can
+        hold its client back there).
+        """
         with self._lock:
-            self._faults.append(_Fault(code, message, after_audio_s, times))
+            self._faults.append(_Fault(code, message, after_audio_s, times, responses_first, before_status))
 
     def refuse_all(
         self,
@@ -573,6 +584,10 @@ class FakeSpeech(AioFake):
                 raise _Abort(grpc.StatusCode.OUT_OF_RANGE, DURATION_MESSAGE)
             fault = self._fault_for(record.audio_s)
             if fault:
+                if fault.before_status is not None:
+                    fault.before_status()
+                for _ in range(fault.responses_first):
+                    await context.write(_Response())
                 raise _Abort(fault.code, fault.message)
             if not linear16:  # G.711, decoded by its own table into the word samples LINEAR16 carries
                 audio = decoder_input(audio, law)

@@ -25,13 +25,19 @@ _T = TypeVar("_T")
 # Google's documented per-request audio limit (the proto comment; the quota page says 25 KB).
 MAX_REQUEST_AUDIO_BYTES = 15360
 
-EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
-
 # grpc.aio replaces a call's status with this when a write fails because the
 # call has just ended (grpc/grpc#36066): Google's OUT_OF_RANGE or
-# PERMISSION_DENIED would look like a retryable INTERNAL. The server's status
-# is kept from the call's done callback when it came first, and when it comes
-# second it overwrites this one a moment later.
+# PERMISSION_DENIED would look like a retryable INTERNAL. When Google's status
+# came first, the call's done callback has kept it (``Leg.record_status``).
+# When the failed write came first, Google's status follows only once the
+# responses Google sent before it have been read: gRPC Core completes a call's
+# status after its last message. ``call.read()`` raises as soon as the call
+# looks done and leaves them unread, so the status never came (under load, one
+# race in three; the stream told its caller "Google failed (INTERNAL)",
+# backed off and counted a retry instead of renewing the stream). Iterating
+# the call reads them (their results count) and then raises with Google's
+# status; ``status_after_write_race`` covers the few loop turns by which the
+# status can trail the last message.
 WRITE_RACE = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 _PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
 
@@ -97,7 +103,7 @@ class Leg:
 async def status_after_write_race(call: Any) -> tuple[grpc.StatusCode, str]:
     """The server's status of a call whose failed write was noticed first (``WRITE_RACE``)."""
     status = WRITE_RACE
-    for _ in range(50):  # the status is on its way: a few loop turns, 0.5 s at most
+    for _ in range(200):  # the responses are read, so the status is on its way: a few loop turns, 2 s at most
         await asyncio.sleep(0.01)
         status = (await call.code(), await call.details() or "")
         if status != WRITE_RACE:

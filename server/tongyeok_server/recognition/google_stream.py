@@ -85,7 +85,6 @@ from tongyeok_server.recognition.base import (
     RecognizerStream,
 )
 from tongyeok_server.recognition.google_call import (
-    EOF,
     MAX_REQUEST_AUDIO_BYTES,
     WRITE_RACE,
     BeforeCall,
@@ -501,18 +500,18 @@ class GoogleRecognizerStream(RecognizerStream):
         """Deliver the call's responses; (final status, details, ended by a planned restart)."""
         soft_bytes = self._policy.soft_limit_s * self._bps
         try:
-            while True:
-                response = await call.read()
-                if response is EOF:  # ended with OK
-                    return grpc.StatusCode.OK, "stream ended", False
+            # Iterated, not ``call.read()``, so that Google's status survives a write race (see WRITE_RACE).
+            async for response in call:
                 final = self._on_response(leg, response)
                 if final and leg.pos - leg.base >= soft_bytes and not leg.half_closed:
                     # Restart at this final: it ends in silence, and the next call
                     # resends from its end, so no word is cut or repeated.
                     call.cancel()
                     return grpc.StatusCode.CANCELLED, "planned restart", True
+            return grpc.StatusCode.OK, "stream ended", False
         except grpc.aio.AioRpcError as exc:
-            status = leg.status or (exc.code(), exc.details() or "")
+            first = leg.status  # Google's, if it came before a failed write replaced it
+            status = first if first is not None and first != WRITE_RACE else (exc.code(), exc.details() or "")
             if status == WRITE_RACE:
                 status = await status_after_write_race(call)
             return status[0], status[1], False
