@@ -614,7 +614,7 @@ def test_memory_bounded_by_cap(fake: FakeSpeech) -> None:
     audio = synthesize(words, RATE)
     for i in range(0, len(audio), CHUNK):
         stream.write(audio[i : i + CHUNK])
-        peak = max(peak, len(stream._buf))
+        peak = max(peak, len(stream._audio))
     stream.finish()
     assert events.end().error is None
     assert peak <= cap + CHUNK

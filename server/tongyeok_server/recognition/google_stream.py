@@ -2,11 +2,11 @@
 
 A ``GoogleRecognizerStream`` hides Google's limits from the session:
 
-- **Audio log.** Caller audio goes into one buffer that is both the send
-  queue and the resend buffer: it holds every byte from the end of the last
-  final result (``_buf_start``, an absolute byte position in the caller's
+- **Audio log** (``google_audio_log``). Caller audio goes into one buffer
+  that is both the send queue and the resend buffer: it holds every byte from
+  the end of the last final result (an absolute byte position in the caller's
   audio) to the newest byte written. Each Google stream has a send cursor into
-  it. A final result trims the buffer up to its ``result_end_offset``.
+  it. A final result trims the log up to its ``result_end_offset``.
 - **Restarts.** A Google stream lives about five minutes. After
   ``soft_limit_s`` of audio in one Google stream, the next final result
   cancels it and a new stream resends from that final's end (a final ends in
@@ -43,7 +43,7 @@ tasks over a ``grpc.aio`` call:
   the buffer from the call's cursor, and half-closes. It is separate because
   one task cannot wait on ``call.read()`` and for new audio at once.
 
-``write_async`` appends to the buffer and resolves the future the sender is
+``write_async`` appends to the log and resolves the future the sender is
 parked on (if it is parked), so a chunk costs one task wake-up and one
 ``call.write``; the idle rule uses one timer per stream that is re-armed only
 when it fires (at most once per ``idle_close_s``), not per chunk. ``write``,
@@ -84,6 +84,7 @@ from tongyeok_server.recognition.base import (
     RecognizerNoticeKind,
     RecognizerStream,
 )
+from tongyeok_server.recognition.google_audio_log import AudioLog
 from tongyeok_server.recognition.google_call import (
     MAX_REQUEST_AUDIO_BYTES,
     WRITE_RACE,
@@ -134,20 +135,15 @@ class GoogleRecognizerStream(RecognizerStream):
 
         # Touched only on the loop, except the three flags, which other
         # threads set (finish, cancel) and read (write) as plain attributes.
-        self._buf = bytearray()
-        self._buf_start = 0  # absolute position of _buf[0]: end of the last final (or consumed audio)
-        self._written = 0  # absolute position after the last byte the caller wrote
+        self._audio = AudioLog(policy)  # from the last final to the newest byte: what is sent and resent
         self._last_write = time.monotonic()
         self._finished = False
         self._away = False  # the caller's connection broke (see caller_away)
-        self._hold_until = -1  # after an abandoned call: open the next one only for audio past this
         self._cancelled = False
         self._ended = False
         # Resolved by audio, finish, cancel or the idle timer: the parked sender
         # or run task re-checks (one of them at most is parked at a time).
         self._waiter: asyncio.Future[None] | None = None
-        self._room = asyncio.Event()  # the buffer shrank: a waiting writer re-checks
-        self._room_waiters = 0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._leg: Leg | None = None
         self._call: Any = None
@@ -203,12 +199,11 @@ class GoogleRecognizerStream(RecognizerStream):
             if not self._loop.is_closed():
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.write_async(audio), self._loop))
             return
-        if not self._has_room():
-            await self._wait_for_room()
+        if not self._audio.has_room(self._sent()):
+            await self._audio.wait_for_room(self._sent, self._gone)
             if self._cancelled or self._ended or self._finished:
                 return
-        self._buf += audio
-        self._written += len(audio)
+        self._audio.append(audio)
         self._last_write = time.monotonic()
         self._away = False  # the audio goes on: from now on a silence is a pause
         self._wake()
@@ -272,33 +267,15 @@ class GoogleRecognizerStream(RecognizerStream):
         if self._task is not None:
             self._task.cancel()
         self._wake()
-        self._room.set()
+        self._audio.release_writers()
 
-    # ------------------------------------------------------------------ buffer (loop)
+    def _sent(self) -> int:
+        """The send cursor of the call in progress (the log's start between calls), for the log's room."""
+        leg = self._leg
+        return leg.pos if leg is not None else self._audio.start
 
-    def _has_room(self) -> bool:
-        leg, policy, written = self._leg, self._policy, self._written
-        sent = leg.pos if leg is not None else self._buf_start
-        return written - sent <= policy.max_unsent_bytes and written - self._buf_start <= policy.max_unfinalised_bytes
-
-    async def _wait_for_room(self) -> None:
-        self._room_waiters += 1
-        try:
-            while not (self._cancelled or self._ended or self._has_room()):
-                self._room.clear()
-                await self._room.wait()
-        finally:
-            self._room_waiters -= 1
-
-    def _room_made(self) -> None:
-        if self._room_waiters:
-            self._room.set()
-
-    def _trim_to(self, position: int) -> None:
-        if position > self._buf_start:
-            del self._buf[: position - self._buf_start]
-            self._buf_start = position
-            self._room_made()
+    def _gone(self) -> bool:
+        return self._cancelled or self._ended
 
     # ------------------------------------------------------------------ lifecycle (loop)
 
@@ -367,16 +344,15 @@ class GoogleRecognizerStream(RecognizerStream):
             await call.write(self._first_request)
             while not leg.stop:
                 pos = leg.pos
-                if pos < self._written:
+                if pos < self._audio.end:
                     if pos >= hard_end:
                         log.info("%s: %.0f s of audio without a final; half-closing", self._who, policy.hard_limit_s)
                         leg.half_closed = True
                         await call.done_writing()
                         return
-                    start = pos - self._buf_start
-                    audio = self._buf[start : start + most]
+                    audio = self._audio.read(pos, most)
                     leg.pos = pos + len(audio)
-                    self._room_made()
+                    self._audio.room_made()
                     await call.write(audio_request(audio))
                     continue
                 if self._finished:
@@ -413,14 +389,14 @@ class GoogleRecognizerStream(RecognizerStream):
         failures = 0  # consecutive attempts that brought no result
         policy = self._policy
         while True:
-            while not (self._written > max(self._buf_start, self._hold_until) or self._finished):
+            while not (self._audio.has_audio_to_send() or self._finished):
                 await self._park()
-            if self._written == self._buf_start:  # finished, everything finalised
+            if not self._audio.unfinalised_bytes:  # finished, everything finalised
                 return None
             failure = await self._before_call() if self._before_call is not None else None
             progress = False
             if failure is None:
-                leg = Leg(self._buf_start)
+                leg = Leg(self._audio.start)
                 failure = await self._attempt(leg)
                 if failure is None:
                     failures = 0
@@ -460,10 +436,10 @@ class GoogleRecognizerStream(RecognizerStream):
             self._disarm_idle()
             self._leg = None
         if leg.abandoned:
-            self._hold_until = self._written  # the next call starts with the next audio, from the last final
+            self._audio.hold()  # the next call starts with the next audio, from the last final
             return None
         if code is grpc.StatusCode.OK and leg.half_closed:
-            self._trim_to(leg.pos)  # Google finalised everything this call carried
+            self._audio.trim_to(leg.pos)  # Google finalised everything this call carried
             return None
         if planned:
             self._restarted(f"after {(leg.pos - leg.base) / self._bps:.0f} s of audio", "at a final, as planned")
@@ -530,7 +506,7 @@ class GoogleRecognizerStream(RecognizerStream):
             leg.progress = True
         for end_pos in read.final_ends:
             # Audio up to this final's end never needs resending.
-            self._trim_to(min(max(end_pos, self._buf_start), leg.pos))
+            self._audio.trim_to(min(max(end_pos, self._audio.start), leg.pos))
         for event in read.events:
             self._emit(event)
         return bool(read.final_ends)
@@ -538,7 +514,7 @@ class GoogleRecognizerStream(RecognizerStream):
     def _restarted(self, why: str, detail: str) -> None:
         """Say that a new Google stream resends the audio after the last final (``why`` for the caller too)."""
         self.restarts += 1
-        resend_s = (self._written - self._buf_start) / self._bps
+        resend_s = self._audio.unfinalised_bytes / self._bps
         log.info("%s: Google stream renewed %s (%s); resending %.2f s of audio", self._who, why, detail, resend_s)
         self._emit(
             RecognizerNotice(
@@ -562,4 +538,4 @@ class GoogleRecognizerStream(RecognizerStream):
             if not self._cancelled:
                 self._listener(RecognitionEnded(error=error))
             self._ended = True
-        self._room.set()  # a writer waiting for room returns
+        self._audio.release_writers()  # a writer waiting for room returns
