@@ -11,9 +11,9 @@ hears nothing after its cancel.
 The server serves streams on one asyncio event loop. ``open_stream`` is
 called from a coroutine on that loop and audio arrives through
 ``write_async``; an engine that lives on the loop (Google) overrides it and
-adds no thread hop per chunk, while a blocking engine (pocketsphinx, whose
-pipe may fill) gets the default, which runs ``write`` on a worker thread so
-the loop never waits. ``finish`` and ``cancel`` are called from any thread
+adds no thread hop per chunk; the default runs ``write`` on a worker thread
+so the loop never waits on an engine whose ``write`` may block (the embedded
+engines' pool overrides it too, with its ordered writer per worker). ``finish`` and ``cancel`` are called from any thread
 and must not block.
 
 Every stream ends with exactly one ``RecognitionEnded`` event, unless it was

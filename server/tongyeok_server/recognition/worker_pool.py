@@ -9,15 +9,18 @@ chosen so that it keeps up with real time; beyond the pool's slots a new
 stream is refused with RESOURCE_EXHAUSTED rather than accepted and served
 late.
 
-Threads in the server process: one reader per worker (a fixed number, not
-one per stream) blocks on the worker's pipe and hands each event to the
+Threads in the server process, two per worker (a fixed number, not one per
+stream): a reader blocks on the worker's pipe and hands each event to the
 server's event loop, where the stream's listener runs: listeners are called
 on the loop, as the ``Recognizer`` contract says, and a stream cancelled on
-the loop gets nothing after its cancel. Writes to a worker's pipe are
-serialised by a lock and made from the loop's offload threads
-(``RecognizerStream.write_async``'s default); when a worker falls behind,
-the pipe fills, ``write`` blocks, and gRPC flow control slows the caller
-down instead of buffering without bound.
+the loop gets nothing after its cancel. A writer sends the worker's messages
+(open, audio, finish, cancel, stop) in the order they were posted, so the
+loop never writes to a pipe (a full one would stall it) and a ``finish``
+posted after audio reaches the worker after that audio, whichever call
+returns first. ``write_async`` returns once its audio is written: when a
+worker falls behind, the pipe fills, the writer waits, and gRPC flow control
+slows the caller down instead of buffering without bound (at most one chunk
+per stream waits in a writer's queue).
 
 Messages to a worker (tuples): ``("open", sid, *engine_args)``,
 ``("audio", sid, bytes)``, ``("finish", sid)``, ``("cancel", sid)``,
@@ -30,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import multiprocessing
+import queue
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -65,7 +70,11 @@ class _WorkerHandle:
         self.process = ctx.Process(target=target, args=(child, *args), name=f"tongyeok-{name}-{index}", daemon=True)
         self.process.start()
         child.close()
-        self.send_lock = threading.Lock()
+        # The writer's queue: (message, called once it is written or dropped), or None to end.
+        self._outbox: queue.SimpleQueue[tuple[tuple[Any, ...], Callable[[], None] | None] | None] = queue.SimpleQueue()
+        self._outbox_lock = threading.Lock()  # a post is queued before the writer's end, or refused
+        self._outbox_closed = False
+        self._writer: threading.Thread | None = None
         #: Open streams' listeners by stream id; changed and called on the loop only.
         self.listeners: dict[int, RecognitionListener] = {}
         self.alive = True
@@ -85,45 +94,103 @@ class _WorkerHandle:
             raise WorkerStartError(f"{self.name} worker {self.index} sent {message!r} instead of ready")
         self.info = message[2]
 
-    def send(self, message: tuple[Any, ...]) -> None:
-        with self.send_lock:
-            self.conn.send(message)
+    def start_writer(self, on_broken: Callable[[], None]) -> None:
+        """Start the thread that sends posted messages in order; ``on_broken`` (on that thread) if the pipe breaks."""
+        self._writer = threading.Thread(
+            target=self._write_all, args=(on_broken,), name=f"{self.name}-writer-{self.index}", daemon=True
+        )
+        self._writer.start()
+
+    def post(self, message: tuple[Any, ...], done: Callable[[], None] | None = None) -> None:
+        """Queue ``message`` for the worker (any thread, never blocks); ``done()`` once it is written or dropped."""
+        with self._outbox_lock:
+            if not self._outbox_closed:
+                self._outbox.put((message, done))
+                return
+        if done is not None:  # the pool is closing: nothing reaches the worker any more
+            done()
+
+    def _write_all(self, on_broken: Callable[[], None]) -> None:
+        broken = False
+        while (item := self._outbox.get()) is not None:
+            message, done = item
+            if not broken:
+                try:
+                    self.conn.send(message)  # blocks while the worker's pipe is full
+                except (OSError, ValueError):  # the worker died (or the pipe was closed)
+                    broken = True
+                    on_broken()
+            if done is not None:  # after a break too: nobody waits forever
+                done()
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.send(("stop",))
+        """Post ``stop`` after everything posted so far, then end the writer."""
+        if self._writer is None:  # never started (the pool failed to start): send directly
+            with contextlib.suppress(OSError, ValueError):
+                self.conn.send(("stop",))
+            return
+        self.post(("stop",))
+        with self._outbox_lock:
+            self._outbox_closed = True
+            self._outbox.put(None)
 
     def reap(self) -> None:
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+        if self._writer is not None:  # a killed worker's pipe is broken: the writer drops the rest and ends
+            self._writer.join(timeout=5)
         self.conn.close()
 
 
 class PooledStream(RecognizerStream):
     """A stream pinned to one worker process."""
 
-    def __init__(self, pool: WorkerPool, worker: _WorkerHandle, sid: int) -> None:
-        self._pool = pool
+    def __init__(self, worker: _WorkerHandle, sid: int) -> None:
         self._worker = worker
         self._sid = sid
         self._closed = False
 
     def write(self, audio: bytes) -> None:
+        """Queue audio from a thread other than the loop's; returns once it is written to the worker's pipe."""
         if not self._closed:
-            self._pool.send(self._worker, ("audio", self._sid, audio))
+            written = threading.Event()
+            self._worker.post(("audio", self._sid, audio), written.set)
+            written.wait()
+
+    async def write_async(self, audio: bytes) -> None:
+        """Queue audio in order; returns once it is written to the worker's pipe (the loop never waits on it)."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+        self._worker.post(("audio", self._sid, audio), lambda: _resolve_on(loop, written))
+        await written  # cancelled meanwhile: the audio still goes out, in its place
 
     def finish(self) -> None:
+        """No more audio: posted behind the audio already queued, so its words are kept. Never blocks."""
         if not self._closed:
             self._closed = True
-            self._pool.send(self._worker, ("finish", self._sid))
+            self._worker.post(("finish", self._sid))
 
     def cancel(self) -> None:
+        """Forget the stream now (no event after this returns); the worker is told in order. Never blocks."""
         # Listener first: after cancel() no event may reach the session.
         if self._worker.listeners.pop(self._sid, None) is not None:
             self._closed = True
-            self._pool.send(self._worker, ("cancel", self._sid))
+            self._worker.post(("cancel", self._sid))
+
+
+def _resolve_on(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    """From the writer thread: resolve ``future`` on its loop (a closed loop: the server has stopped)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # its waiter was cancelled meanwhile
+        future.set_result(None)
 
 
 class WorkerPool:
@@ -167,6 +234,8 @@ class WorkerPool:
         ]
         for reader in self._readers:
             reader.start()
+        for worker in self._workers:
+            worker.start_writer(functools.partial(self._on_loop, self._worker_died, worker))
         log.info("%s: %d worker processes x %d streams", name, workers, streams_per_worker)
 
     @property
@@ -203,15 +272,8 @@ class WorkerPool:
                 )
             sid = next(self._ids)
             worker.listeners[sid] = listener
-        self.send(worker, ("open", sid, *open_args))
-        return PooledStream(self, worker, sid)
-
-    def send(self, worker: _WorkerHandle, message: tuple[Any, ...]) -> None:
-        """Send to ``worker``; a broken pipe means the worker died."""
-        try:
-            worker.send(message)
-        except (OSError, ValueError):  # any thread (an offload thread's write): the listeners are the loop's
-            self._on_loop(self._worker_died, worker)
+        worker.post(("open", sid, *open_args))
+        return PooledStream(worker, sid)
 
     def _read(self, worker: _WorkerHandle) -> None:
         """The reader thread: each event of the worker's to the loop, in order."""
