@@ -167,7 +167,8 @@ class TongyeokServer:
         return self.port
 
     async def _start(self) -> int:
-        # Engines whose write() may block (pocketsphinx) write from these threads (see RecognizerStream.write_async).
+        # Blocking work behind async interfaces runs here: speech synthesis clauses (Piper, espeak-ng), Apertium's
+        # process start and stop, host name lookups, RecognizerStream.write_async's default.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="offload"))
         await self.translator.warm_up()  # the first sentence should not pay for starting the engine
         for extension in self.extensions:
