@@ -2,7 +2,8 @@
 
 Who touches a session: the servicer's coroutine and the stream's feeder task
 (``log``, ``write_audio``, ``finish_audio``, ``cancel``), the recogniser's
-listener and the per-language translation lanes (``translations.py``), all on the server's event
+listener (its transcripts become utterances in ``utterances.py``) and the
+per-language translation lanes (``translations.py``), all on the server's event
 loop. A recogniser that reports from a thread of its own (the embedded
 engines' pipe readers) is brought onto the loop at the listener, so the
 session's state changes in one place. Observers may ``emit`` and release
@@ -24,7 +25,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import grpc
 
@@ -51,6 +51,7 @@ from tongyeok_server.session.event_log import EventLog
 from tongyeok_server.session.observer import ObserverList, SessionObserver
 from tongyeok_server.session.stats import SessionStats, new_session_id
 from tongyeok_server.session.translations import Translations
+from tongyeok_server.session.utterances import Utterances
 from tongyeok_server.translation.base import Translator
 
 log = logging.getLogger(__name__)
@@ -94,19 +95,24 @@ class Session:
         self.ended: asyncio.Future[None] = self._loop.create_future()
         self._events: EventChannel[ev.SessionEvent] = EventChannel(self._loop, self._accept, queue=False)
         self._stream: RecognizerStream | None = None
-        self._utterance_id = start.next_utterance_id
-        self._last_interim = ("", "")  # text, stable text
         #: Audio bytes of the session before this server's: offsets and byte counts start there.
         self.audio_base_bytes = start.audio_bytes
-        self._offset_s = config.audio.duration_s(start.audio_bytes)
-        #: Audio the session will never need again, wherever it continues: up to the end of the last final.
-        self.acknowledged_bytes = start.audio_bytes
         self._gate = EndGate(self._loop, lambda: self._end(self._shutdown_error))
         self._translations = Translations(
             self.id, config, translator, self._emit, self._gate, self.stats, start, lambda: self._ended
         )
         # Simultaneous mode: the utterance in progress is translated while it is spoken (simultaneous/).
         self._simultaneous = self._translations.simultaneous
+        self._utterances = Utterances(
+            config,
+            self.stats,
+            self._emit,
+            self._gate,
+            self._translations,
+            start,
+            lambda: self.audio_bytes_taken,
+            lambda: not (self._moving or self._ended),
+        )
         self._ended_by_caller = False
         self._draining = False
         self._moving = False  # handing over to another server: recognition stopped, no final may follow
@@ -124,10 +130,7 @@ class Session:
     def set_echo_filter(self, echo: EchoFilter) -> None:
         """Keep the session's own speech out of its recognition (before ``start``; see ``echo/``)."""
         self._echo = echo
-        # The recogniser hears the audio that much later: its offsets are brought back to the caller's.
-        self._offset_s -= echo.latency_s
-        if self._simultaneous is not None:  # nothing of an interim is committed before it is judged
-            self._simultaneous.judge_with(echo.judge)
+        self._utterances.set_echo_filter(echo)
 
     @property
     def echo_filter(self) -> EchoFilter | None:
@@ -285,7 +288,12 @@ class Session:
     @property
     def next_utterance_id(self) -> int:
         """The id the next final will get."""
-        return self._utterance_id
+        return self._utterances.next_id
+
+    @property
+    def acknowledged_bytes(self) -> int:
+        """Audio the session will never need again, wherever it continues: up to the end of the last final."""
+        return self._utterances.acknowledged_bytes
 
     def continuation(self) -> Continuation:
         """Where this session would go on elsewhere: after its last final, its translations done.
@@ -301,7 +309,7 @@ class Session:
         """
         committed = self._simultaneous.in_progress() if self._simultaneous is not None else {}
         return Continuation(
-            self._utterance_id,
+            self._utterances.next_id,
             self.log.next_sequence_number,
             self.acknowledged_bytes,
             self._translations.history.export(),
@@ -355,18 +363,12 @@ class Session:
     def _on_recognition(self, event: RecognitionEvent) -> None:
         if self._ended:
             return
-        if self._offset_s:
-            event = self._shifted(event)
+        event = self._utterances.shifted(event)
         if isinstance(event, Transcript):
             if event.is_final:
-                self._on_final(event)
-            elif event.text and (event.text, event.stable_text) != self._last_interim:
-                self._last_interim = (event.text, event.stable_text)
-                if self.config.interim_results:
-                    self.stats.interims += 1
-                    self._emit(ev.Interim(self._utterance_id, event))
-                if self._simultaneous is not None:
-                    self._simultaneous.interim(self._utterance_id, event)
+                self._utterances.final(event)
+            else:
+                self._utterances.interim(event)
         elif isinstance(event, SpeechActivity):
             if self.config.voice_activity_events:
                 self._emit(ev.Activity(event))
@@ -377,50 +379,3 @@ class Session:
                 self._end(event.error)
                 return
             self._gate.recognition_finished()
-
-    def _shifted(self, event: RecognitionEvent) -> RecognitionEvent:
-        """An engine's event with its offsets moved to the session's time (a session continued here)."""
-        floor = self.config.audio.duration_s(self.audio_base_bytes)
-        if isinstance(event, Transcript):
-            return replace(
-                event,
-                start_offset_s=max(floor, event.start_offset_s + self._offset_s),
-                end_offset_s=max(floor, event.end_offset_s + self._offset_s),
-            )
-        if isinstance(event, SpeechActivity):
-            return replace(event, offset_s=max(floor, event.offset_s + self._offset_s))
-        return event
-
-    def _on_final(self, transcript: Transcript) -> None:
-        text = transcript.text.strip()
-        end_bytes = min(self.config.audio.bytes_at(transcript.end_offset_s), self.audio_bytes_taken)
-        # A final after a hand-over or the end does not count: it was not acknowledged and is not numbered.
-        if self._moving or self._ended:
-            return
-        self.acknowledged_bytes = max(self.acknowledged_bytes, end_bytes)
-        committed: tuple[str, ...] = ()  # simultaneous: targets whose text went out, completed whatever happens
-        if self._simultaneous is not None:
-            transcript, committed = self._simultaneous.settle(self._utterance_id, transcript, self._last_interim[0])
-            text = transcript.text.strip()
-        if not text:
-            return
-        # The session's own speech heard again is not translated. In simultaneous mode words of a translation
-        # were committed only once its interims were judged a person's (``EchoFilter.judge``): those are
-        # finished as promised (README: echo).
-        echo_of = self._echo.echo_of(transcript) if self._echo is not None and not committed else 0
-        targets = self.config.targets_for(transcript.language_code) if not echo_of else ()
-        targets += tuple(t for t in committed if t not in targets)
-        utterance_id = self._utterance_id
-        self._utterance_id += 1
-        # Before the final is emitted, so that no check of the end can run between the final and its translations.
-        self._gate.expect_translations(len(targets))
-        self._last_interim = ("", "")
-        if echo_of:  # its own speech heard again: shown for what it is, never translated, spoken or recorded
-            self.stats.echo_finals += 1
-            if self._simultaneous is not None:
-                self._simultaneous.final(utterance_id, ())  # its tentative re-translations stop
-            self._emit(ev.Final(utterance_id, transcript, (), echo_of))
-            return
-        self.stats.finals += 1
-        self._emit(ev.Final(utterance_id, transcript, targets))
-        self._translations.submit(utterance_id, text, transcript.language_code, targets)
