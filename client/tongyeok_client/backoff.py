@@ -2,7 +2,8 @@
 
 Every retry loop uses it: the client's reconnects, the Google engines'
 retries (Speech-to-Text and Text-to-Speech), the OpenAI translator's and the
-meeting record's writer. Its own rather than tenacity's: each loop has rules
+meeting record's writer; the web page's reconnects (``gateway/static/app.js``)
+use the same numbers in JavaScript. Its own rather than tenacity's: each loop has rules
 of its own around the wait (a server's Retry-After, "no retry once audio was
 sent", a restart event to the caller before the wait, a condition variable
 that a stop wakes), so only the delay is shared, and a formula is not worth

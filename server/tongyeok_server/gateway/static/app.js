@@ -205,7 +205,13 @@ function reconnect(reason, code) {
   state.reconnects += 1;
   setStatus(`Connection lost; reconnecting (${state.attempts})…`, "error");
   const resume = { resumeToken: state.resumeToken, lastSequenceNumber: String(state.lastSeq) };
-  setTimeout(() => connect({ resume }).catch((e) => reconnect(e.message, code)), Math.min(4000, 250 * 2 ** state.attempts));
+  setTimeout(() => connect({ resume }).catch((e) => reconnect(e.message, code)), backoffMs(state.attempts));
+}
+
+// The one back-off policy (tongyeok_client/backoff.py, Python's reconnects): 0.25 s doubling to 4 s, +-20 %,
+// so that the pages a server restart dropped together do not come back in lockstep.
+function backoffMs(attempt) {
+  return Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
 }
 
 function giveUp(reason, code) {
