@@ -514,8 +514,12 @@ class FakeSpeech(AioFake):
         """The next request (``None`` at half-close); with an audio timeout, waiting for it can time out."""
         timeout = self.audio_timeout_s
         if timeout:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that comes as the read
+            # completes (the client's cancel ends the read too), and the fake then finished the call as if
+            # the client had half-closed.
             try:
-                request: object = await asyncio.wait_for(context.read(), timeout)
+                async with asyncio.timeout(timeout):
+                    request: object = await context.read()
             except TimeoutError:
                 raise _Abort(grpc.StatusCode.OUT_OF_RANGE, AUDIO_TIMEOUT_MESSAGE) from None
         else:
