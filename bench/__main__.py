@@ -173,6 +173,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--echo-only", action="store_true", help="only the echo-suppression part (the room at real-time pace)"
     )
+    parser.add_argument(
+        "--skip-echo-simultaneous",
+        action="store_true",
+        help="the echo part without its simultaneous-mode rooms (the speech played as it comes)",
+    )
     parser.add_argument("--skip-expenses", action="store_true", help="without the receipts part")
     parser.add_argument("--expenses-only", action="store_true", help="only the receipts part (OCR accuracy, CPU)")
     parser.add_argument("--receipts", type=int, default=None, help="receipts the expenses part reads (default 40)")
@@ -340,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         receipts = ExpensesOptions(args.receipts or (6 if args.quick else 40), args.receipt_engine)
         results["expenses"] = run_expenses(receipts, log)
     if not args.skip_echo:
-        echo = EchoOptions(sentences=3) if args.quick else EchoOptions()
+        echo = EchoOptions(simultaneous=not args.skip_echo_simultaneous)
+        if args.quick:
+            echo = replace(echo, sentences=3)
         results["echo"] = run_echo(echo, work_dir / "echo", log)
     results["targets"] = targets(results) + echo_targets(results.get("echo"))
     results["elapsed_s"] = round(time.monotonic() - started, 1)

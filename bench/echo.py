@@ -5,7 +5,7 @@ the embedded voices). The room: ``SENTENCES``, each one's spoken translation
 mixed back into the microphone at -6 or 0 dB, 1 to 3 s after its final, the
 next person speaking right after it or over its last half second or second
 (``ROOM``); a two-way (English/Spanish) and a one-way (English -> Spanish)
-stream at the same time. Three runs on the same server:
+stream at the same time. Runs on the same server:
 
 - **floor**: no echo (as with headphones), suppression off: what the
   recogniser makes of these sentences at all;
@@ -13,12 +13,22 @@ stream at the same time. Three runs on the same server:
   whose microphone never hears the speech (headphones, a platform canceller);
 - **off**: the echo, suppression off (``InterpretConfig.echo_suppression``):
   what the issue reported;
-- **on**: the echo, suppression on (the default).
+- **on**: the echo, suppression on (the default);
+- in simultaneous mode (``bench/echo_simultaneous.py``; ``EchoOptions.simultaneous``):
+  no echo, suppression off (its floor); the echo, suppression off (what
+  the service commits, shows and translates of its own speech); the echo,
+  suppression on; and the echo, suppression on, at 22.05 kHz, where the
+  canceller cannot run and the echo reaches the recogniser whole (the next
+  person after the speech, not over it). The speech plays as its chunks
+  come, so it may come back while the person still talks.
 
 Figures: echo caught (of the times the speech came back, those that no
 final the server translated came from), real sentences kept (each person's
 sentence recognised as one final, not flagged, translated exactly once),
-the people's WER in each run, and the server's CPU per second of audio.
+the people's WER in each run, and the server's CPU per second of audio;
+in simultaneous mode also whether the people were still interpreted while
+they spoke (their first committed word), and whether any of the echo's
+translation was committed or shown.
 """
 
 from __future__ import annotations
@@ -33,7 +43,9 @@ from typing import Any
 import grpc
 import numpy as np
 import psutil
+import soxr
 
+from bench.echo_simultaneous import simultaneous_figures, simultaneous_rows, simultaneous_targets
 from bench.procs import LOOPBACK, Children, free_port, server_command, wait_for_grpc
 from tests.support.calls import config
 from tests.support.room import RoomRun, Turn, run_room
@@ -64,33 +76,67 @@ class EchoOptions:
     """How much of the room to run."""
 
     sentences: int = len(SENTENCES)
+    simultaneous: bool = True  # the simultaneous rooms too
 
 
-def _turns(n: int, echo: bool) -> list[Turn]:
+@dataclass(frozen=True)
+class Room:
+    """One run of the room: with the echo or not, suppression on or off, which mode, the microphone's rate."""
+
+    name: str
+    echo: bool
+    suppression: bool
+    simultaneous: bool = False
+    rate: int = 16000
+
+
+ROOMS = (
+    Room("floor", False, False),
+    Room("quiet", False, True),
+    Room("off", True, False),
+    Room("on", True, True),
+)
+SIMULTANEOUS_ROOMS = (
+    Room("simultaneous-floor", False, False, True),
+    Room("simultaneous-off", True, False, True),
+    Room("simultaneous-on", True, True, True),
+    Room("simultaneous-uncancelled", True, True, True, 22050),  # not a multiple of 100 Hz: no canceller
+)
+
+
+def _turns(n: int, room: Room) -> list[Turn]:
     speech = synthesize(SENTENCES[:n], pause_s=0.0)
     pcm = np.frombuffer(speech.pcm(), dtype="<i2")
+    if room.rate != 16000:
+        pcm = soxr.resample(pcm.astype(np.float32), 16000, room.rate).astype(np.int16)
     ends = [0.0, *speech.sentence_end_s]
     turns = []
     for i, text in enumerate(SENTENCES[:n]):
         gain, delay, gap = ROOM[i % len(ROOM)]
-        piece = pcm[int(ends[i] * 16000) : int(ends[i + 1] * 16000)]
+        piece = pcm[int(ends[i] * room.rate) : int(ends[i + 1] * room.rate)]
+        if room.rate % 100:  # nothing removes the echo under a voice: the next person speaks after it
+            gap = max(gap, 0.5)
         over = {"over_s": -gap} if gap < 0 else {"gap_s": gap}
-        turns.append(Turn(piece, text, gain_db=gain if echo else None, delay_s=delay, **over))
+        turns.append(Turn(piece, text, gain_db=gain if room.echo else None, delay_s=delay, **over))
     return turns
 
 
-def _run_modes(address: str, turns: list[Turn], suppression: bool) -> dict[str, RoomRun]:
+def _run_modes(address: str, turns: list[Turn], room: Room) -> dict[str, RoomRun]:
     runs: dict[str, RoomRun] = {}
     errors: list[str] = []
 
     def go(name: str) -> None:
         sources, targets = MODES[name]
-        cfg = config(sources=sources, targets=targets).config
+        simultaneous: dict[str, Any] = (
+            {"mode": pb.INTERPRETATION_MODE_SIMULTANEOUS, "tentative_translations": True} if room.simultaneous else {}
+        )
+        cfg = config(sources=sources, targets=targets, rate=room.rate, **simultaneous).config
         cfg.speech_output.CopyFrom(pb.SpeechOutputConfig(voices=[pb.VoiceSelection(language_code="es")]))
-        cfg.echo_suppression = suppression
+        cfg.echo_suppression = room.suppression
         try:
             with grpc.insecure_channel(address) as channel:
-                runs[name] = run_room(pb_grpc.InterpreterStub(channel), cfg, turns, language="es")  # type: ignore[no-untyped-call]
+                stub = pb_grpc.InterpreterStub(channel)  # type: ignore[no-untyped-call]
+                runs[name] = run_room(stub, cfg, turns, language="es", as_it_comes=room.simultaneous)
         except grpc.RpcError as e:
             errors.append(f"{name}: {e}")
 
@@ -144,7 +190,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def run_echo(options: EchoOptions, work_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Run the three rooms on one server; figures per run and mode."""
+    """Run the rooms on one server; figures per run and mode."""
     n = options.sentences
     sentences = SENTENCES[:n]
     port = free_port()
@@ -158,15 +204,17 @@ def run_echo(options: EchoOptions, work_dir: Path, log: Callable[[str], None]) -
         server = children.start("echo-server", argv, work_dir)
         address = f"{LOOPBACK}:{port}"
         wait_for_grpc(server, address, 180)
-        rooms = (("floor", False, False), ("quiet", False, True), ("off", True, False), ("on", True, True))
-        for name, echo, suppression in rooms:
-            log(f"echo: {name} room, {n} sentences x {len(MODES)} streams at real-time pace ...")
+        for room in ROOMS + (SIMULTANEOUS_ROOMS if options.simultaneous else ()):
+            log(f"echo: {room.name} room, {n} sentences x {len(MODES)} streams at real-time pace ...")
             cpu0, t0 = _cpu_s(server.pid), time.monotonic()
-            runs = _run_modes(address, _turns(n, echo), suppression)
+            runs = _run_modes(address, _turns(n, room), room)
             cpu, wall = _cpu_s(server.pid) - cpu0, time.monotonic() - t0
             audio_s = sum(len(r.mic) / r.rate for r in runs.values() if r.mic is not None)
-            result["runs"][name] = {
-                "modes": {mode: judge(run, sentences) for mode, run in runs.items()},
+            modes = {mode: judge(run, sentences) for mode, run in runs.items()}
+            if room.simultaneous:
+                modes = {mode: modes[mode] | simultaneous_figures(run) for mode, run in runs.items()}
+            result["runs"][room.name] = {
+                "modes": modes,
                 "server_cpu_ms_per_audio_s": round(1000 * cpu / audio_s, 1) if audio_s else None,
                 "wall_s": round(wall, 1),
             }
@@ -205,7 +253,8 @@ def echo_targets(result: dict[str, Any] | None) -> list[dict[str, Any]]:
         {
             "target": "echo: the speech heard again, caught (never translated)",
             "required": f">= {ECHO_CAUGHT_TARGET:.0%}",
-            "measured": f"{on['caught']:.0%} of {on['returns']} ({on['translated']} translated)",
+            "measured": f"{'-' if on['caught'] is None else format(on['caught'], '.0%')} of {on['returns']} "
+            f"({on['translated']} translated)",
             "met": on["caught"] is not None and on["caught"] >= ECHO_CAUGHT_TARGET,
         },
         {
@@ -220,6 +269,7 @@ def echo_targets(result: dict[str, Any] | None) -> list[dict[str, Any]]:
             "measured": f"{100 * on['wer']:.1f} % vs {100 * floor['wer']:.1f} % ({points:+.1f} points)",
             "met": points <= WER_POINTS_TARGET,
         },
+        *simultaneous_targets(result, _totals, WER_POINTS_TARGET),
     ]
 
 
@@ -250,4 +300,5 @@ def render_echo(result: dict[str, Any]) -> str:
     for name in ("off", "on"):
         for mode, m in result["runs"][name]["modes"].items():
             lines.append(f"{name} {mode}: heard {m['heard']}")
+    lines += simultaneous_rows(result, _totals)
     return "\n".join(lines)

@@ -61,6 +61,7 @@ class RoomRun:
 
     rate: int = 16000
     events: list[tuple[str, Any]] = field(default_factory=list)
+    times_s: list[float] = field(default_factory=list)  # per event: how far the microphone had sent when it came
     mic: np.ndarray | None = None  # everything the microphone sent
     turn_spans_s: list[tuple[float, float]] = field(default_factory=list)  # where each person spoke
     echo_spans_s: list[tuple[float, float]] = field(default_factory=list)  # where the speech came back
@@ -251,6 +252,7 @@ def run_room(
         kind = response.WhichOneof("event")
         message = getattr(response, kind)
         run.events.append((kind, message))
+        run.times_s.append(room.pos / rate)
         if kind == "final_transcript":
             room.final(message)
         elif kind == "translation_audio" and message.target_language_code.split("-")[0] == language and as_it_comes:
