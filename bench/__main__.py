@@ -159,6 +159,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="latency levels measured besides the default, comma-separated (low,accurate)",
     )
     parser.add_argument(
+        "--skip-simultaneous-speech",
+        action="store_true",
+        help="without the simultaneous phases with speech output, echo suppression on and off (embedded path)",
+    )
+    parser.add_argument(
         "--simultaneous-paths",
         default="embedded,fakes",
         help="which paths of the simultaneous part run, comma-separated (default embedded,fakes)",
@@ -312,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             fakes="fakes" in paths,
             embedded_recognizer=args.simultaneous_recognizer,
             extra_levels=levels,
+            spoken=not args.skip_simultaneous_speech,
         )
         if args.quick:
             simultaneous = replace(simultaneous, sentences=3, fake_utterances=2, fake_streams=1)

@@ -156,4 +156,38 @@ def simultaneous_targets(results: dict[str, Any] | None) -> list[dict[str, Any]]
                 target["requests_per_speech_s"],
                 "",
             )
+    out.extend(_echo_cost(results))
+    return out
+
+
+def _echo_cost(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """With speech output, echo suppression on against off: the default level's targets still met, and the cost."""
+    out: list[dict[str, Any]] = []
+    phases = {(path, name): f for path, name, f, _ in _rows(results)}
+    for path, name, f, target in _rows(results):
+        if not name.endswith(" simultaneous-spoken"):
+            continue
+        direction = name.removesuffix(" simultaneous-spoken")
+        off = phases.get((path, f"{direction} simultaneous-spoken-unsuppressed"))
+        if off is None:
+            continue
+        label = f"{path} {direction} simultaneous, speech output, echo suppression on"
+        for key, what, limit in (
+            ("al_s", "average lagging", target["al_s"]),
+            ("first_word_s", "first committed word (p50)", target["first_word_s"]),
+        ):
+            on_value, off_value = f[key], off[key]
+            if key == "first_word_s":
+                on_value, off_value = on_value["p50"], off_value["p50"]
+            measured = "-" if on_value is None else f"{on_value:.2f} s"
+            if on_value is not None and off_value is not None:
+                measured += f" (suppression off {off_value:.2f} s: {on_value - off_value:+.2f})"
+            out.append(
+                {
+                    "target": f"{label}: {what}",
+                    "required": f"<= {limit} s",
+                    "measured": measured,
+                    "met": None if on_value is None else on_value <= limit,
+                }
+            )
     return out

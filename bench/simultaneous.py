@@ -15,6 +15,16 @@ Method:
   process, so every request it got (re-translations, finals, cancels) is
   counted per direction.
 
+The embedded path also runs simultaneous mode with speech output
+(``SPOKEN``, the embedded voices), echo suppression on and off, nothing
+coming back into the microphone (as with headphones or a device's own echo
+canceller): what judging each interim before commitment costs where the
+speech's delay is never found, the most it waits (the echo room in
+``bench/echo.py`` measures it with the speech coming back). Not the fakes:
+their words are runs of constant samples, which signal processing does not
+leave intact (with suppression on and nothing coming back, a few of the
+fake recogniser's Korean words were lost or changed in one run).
+
 Each sentence's measures are in ``simul_metrics``; beside each figure the
 bench prints a floor from the same run: what the recogniser allowed
 (words stable, the final) before any translation could be made. The
@@ -72,6 +82,9 @@ REFERENCES_ES = [
 PAUSE_S = 1.0
 CHUNK_S = 0.1
 MODES = ("consecutive", "simultaneous")
+#: Simultaneous phases with speech output (the embedded path's voices), and whether echo suppression is on
+#: in each.
+SPOKEN = {"simultaneous-spoken": True, "simultaneous-spoken-unsuppressed": False}
 # The fakes' directions: (source, target, first word id, words per utterance).
 FAKE_DIRECTIONS = (
     ("en-US", "es", 1, 26),
@@ -95,6 +108,8 @@ class SimultaneousOptions:
     embedded_recognizer: str = "whisper"
     #: Simultaneous levels measured besides the default one ("low", "accurate"), each a phase of its own.
     extra_levels: tuple[str, ...] = ()
+    #: The phases with speech output, echo suppression on and off (``SPOKEN``).
+    spoken: bool = True
 
 
 @dataclass
@@ -139,27 +154,35 @@ _LEVELS = {
 }
 
 
-def phases(options: SimultaneousOptions) -> list[str]:
-    """The modes a path runs: consecutive, simultaneous at the server's default, then any other level."""
-    return [*MODES, *(f"simultaneous-{level}" for level in options.extra_levels)]
+def phases(options: SimultaneousOptions, spoken: bool = True) -> list[str]:
+    """The modes a path runs: consecutive, simultaneous at the server's default, any other level, then spoken."""
+    return [
+        *MODES,
+        *(f"simultaneous-{level}" for level in options.extra_levels),
+        *(SPOKEN if options.spoken and spoken else ()),
+    ]
 
 
 def config(source: str, target: str, mode: str, rate: int = 16000) -> pb.InterpretConfig:
-    """A stream's config in ``mode`` (``simultaneous-low``: that level), with tentative translations."""
+    """A stream's config in ``mode`` (``simultaneous-low``: that level; ``SPOKEN``), with tentative translations."""
     options = pb.TranslationOptions()
     if mode.startswith("simultaneous"):
         options.mode = pb.INTERPRETATION_MODE_SIMULTANEOUS
         options.tentative_translations = True
         level = mode.partition("-")[2]
-        if level:
+        if level in _LEVELS:
             options.latency = _LEVELS[level]
-    return pb.InterpretConfig(
+    cfg = pb.InterpretConfig(
         audio_format=pb.AudioFormat(encoding=pb.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=rate, channel_count=1),
         source_language_codes=[source],
         target_language_codes=[target],
         interim_results=True,
         translation_options=options,
     )
+    if mode in SPOKEN:
+        cfg.speech_output.CopyFrom(pb.SpeechOutputConfig(voices=[pb.VoiceSelection(language_code=target)]))
+        cfg.echo_suppression = SPOKEN[mode]
+    return cfg
 
 
 def run_stream(address: str, cfg: pb.InterpretConfig, pcm: bytes, start_at: float, timeout_s: float) -> StreamLog:
@@ -361,7 +384,8 @@ def _embedded(children: Children, options: SimultaneousOptions, work_dir: Path) 
     argv = [
         server_command(), "--host", LOOPBACK, "--port", str(port), "--recognizer", options.embedded_recognizer,
         "--translator", "apertium", "--offline-workers", "1", "--whisper-streams-per-worker",
-        str(max(2, options.embedded_streams)), "--store", "none", "--synthesizer", "none", "--log-level", "WARNING",
+        str(max(2, options.embedded_streams)), "--store", "none", "--log-level", "WARNING",
+        "--synthesizer", "embedded" if options.spoken else "none",
     ]  # fmt: skip
     server = children.start("simul-embedded-server", argv, work_dir)
     address = f"{LOOPBACK}:{port}"
@@ -430,7 +454,7 @@ def _fakes(children: Children, options: SimultaneousOptions, work_dir: Path) -> 
         }
         audio = {key: fake_speech.synthesize(script) for key, script in scripts.items()}
         spans = {key: _fake_spans(script) for key, script in scripts.items()}
-        for mode in phases(options):
+        for mode in phases(options, spoken=False):
             fake.reset()
             jobs = [
                 (address, config(s, t, mode), audio[(s, t)])
