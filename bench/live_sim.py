@@ -47,7 +47,7 @@ def simulate(streams: int, kind: str, work_dir: Path) -> dict[str, Any]:
         if isinstance(event, Transcript):
             events.append((clock, sid, event))
 
-    worker = whisper_worker.WhisperWorker(send, whisper_model.packaged_source(), "cpu", 1)
+    worker = whisper_worker.WhisperWorker(send, whisper_worker.load(whisper_model.packaged_source(), "cpu", 1))
     sentences = LONG_SENTENCES if kind == "long" else SENTENCES
     audios = [make_audio(VOICES[i % len(VOICES)], "16k", sentences, work_dir) for i in range(streams)]
     for sid in range(streams):

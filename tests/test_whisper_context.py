@@ -1,0 +1,91 @@
+"""What the Whisper worker gives each pass: the stream's previous final as context, finals as text only.
+
+The decoder is a recording stand-in (the real model's accuracy is the
+bench's to measure); the audio is real synthesised speech, cut by the real
+VAD, so the passes come in the order a stream makes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tests.support.speech import Speech
+from tongyeok_server.audio.format import AudioSpec, Encoding
+from tongyeok_server.recognition.base import Transcript
+from tongyeok_server.recognition.whisper_decoder import Decoded
+from tongyeok_server.recognition.whisper_worker import WhisperWorker
+
+PCM_16K = AudioSpec(Encoding.LINEAR16, 16000, 1)
+
+
+@dataclass
+class Pass:
+    before: str
+    prefix: str
+    languages: tuple[str, ...]
+    timestamps: bool
+    finals_before: list[str]  # the finals the stream had emitted when the pass ran
+
+
+@dataclass
+class RecordingDecoder:
+    """Hears "utterance N words" (N counts the passes), in ``language``; ``echo``: reads a given context back."""
+
+    language: str = "en"
+    echo: bool = False
+    passes: list[Pass] = field(default_factory=list)
+    finals: list[Transcript] = field(default_factory=list)
+
+    def decode(self, audio: np.ndarray[Any, Any], languages: tuple[str, ...], **options: Any) -> Decoded:
+        before, prefix = options["before"], options["prefix"]
+        self.passes.append(Pass(before, prefix, languages, options["timestamps"], [f.text for f in self.finals]))
+        if self.echo and before:
+            return Decoded(f"{prefix} {before}".strip(), self.language, 0.9)
+        return Decoded(f"{prefix} pass {len(self.passes)} heard these words".strip(), self.language, 0.9)
+
+
+def run(decoder: RecordingDecoder, speech: Speech, languages: tuple[tuple[str, str], ...], interim: bool) -> None:
+    def send(message: tuple[int, Any]) -> None:
+        if isinstance(message[1], Transcript) and message[1].is_final:
+            decoder.finals.append(message[1])
+
+    worker = WhisperWorker(send, decoder)  # type: ignore[arg-type]
+    worker.open(1, PCM_16K, languages, interim, False)
+    pcm = speech.pcm()
+    for offset in range(0, len(pcm), 3200):
+        worker.audio(1, pcm[offset : offset + 3200])
+        while worker.idle():
+            pass
+    worker.finish(1)
+
+
+def test_each_pass_is_given_the_previous_final_and_finals_are_text_only(speech: Speech) -> None:
+    decoder = RecordingDecoder()
+    run(decoder, speech, (("en-US", "en"),), interim=True)
+    assert len(decoder.finals) == len(speech.sentences)
+    for p in decoder.passes:
+        assert p.before == (p.finals_before[-1] if p.finals_before else "")
+    # Interims keep timestamps (a pass over audio cut mid-word drops text placed after its end).
+    assert {p.timestamps for p in decoder.passes} == {True, False}
+    finals_passes = [p for p in decoder.passes if not p.timestamps]
+    assert len(finals_passes) >= len(speech.sentences)
+
+
+def test_a_final_in_another_language_is_not_the_context_of_a_pass_that_may_hear_both(speech: Speech) -> None:
+    decoder = RecordingDecoder(language="es")
+    run(decoder, speech, (("en-US", "en"), ("es-ES", "es")), interim=False)
+    assert len(decoder.finals) == len(speech.sentences)
+    assert all(p.languages == ("en", "es") and p.before == "" for p in decoder.passes)
+
+
+def test_a_pass_reading_its_context_back_is_decoded_again_without_it(speech: Speech) -> None:
+    decoder = RecordingDecoder(echo=True)
+    run(decoder, speech, (("en-US", "en"),), interim=False)
+    texts = [f.text for f in decoder.finals]
+    assert len(texts) == len(speech.sentences)
+    assert len(set(texts)) == len(texts)  # no final is the one before it again
+    retried = [p for p in decoder.passes if p.finals_before and p.before == ""]
+    assert retried and all(p.finals_before for p in retried)
