@@ -33,14 +33,17 @@ Decoding happens in the worker's idle time, in this order:
    audio it hears (at least ``MIN_CONTEXT_S``), so a 10 s sentence costs
    about as much per pass as a 5 s one.
 
-5. **Context**: every pass is given the stream's previous final as the
-   text said before (Whisper's ``condition_on_previous_text``, as
-   faster-whisper's ``transcribe()`` does within a file), when that final's
-   language is the one the pass may hear. Finals are decoded without
-   timestamps (``WhisperDecoder.decode``). Both measured on the bench's set
-   (16 kHz, finals): 9 words of 325 wrong before, 7 with the context, 6 with
-   both. A pass whose new words repeat ``ECHO_WORDS`` words of that context
-   in a row is decoded again without it (the decoder reading its prompt back).
+5. **Context**: a final's pass (speculations included) is given the
+   stream's previous final as the text said before (Whisper's
+   ``condition_on_previous_text``, as faster-whisper's ``transcribe()`` does
+   within a file), when that final's language is the one the pass may hear,
+   and is decoded without timestamps (``WhisperDecoder.decode``). Measured
+   on the bench's set (16 kHz, finals): 9 words of 325 wrong before, 7 with
+   the context, 6 with both. Interim passes get neither: with the context,
+   two greedy passes agreed on a wrong word ("signed" -> "sign") that the
+   final then had to keep. A pass whose new words repeat ``ECHO_WORDS`` words
+   of that context in a row is decoded again without it (the decoder reading
+   its prompt back).
 
 A busy worker therefore drops interim passes first (each pass takes the
 newest audio, so none is ever queued), and finals keep their latency as
@@ -265,9 +268,9 @@ class WhisperWorker(worker_process.StreamWorker):
     ) -> Decoded:
         """One pass over ``utterance``'s window; the text is the whole utterance's (``words``: the window's).
 
-        ``final``: a final's pass (no timestamps). ``context``: give it the previous final (item 5).
+        ``final``: a final's pass: text only, given the previous final when ``context`` (item 5).
         """
-        said = stream.context(committed) if context else ""
+        said = stream.context(committed) if context and final else ""
         heard = self._decoder.decode(
             _float(committed.window(utterance)),
             stream.codes(committed),
