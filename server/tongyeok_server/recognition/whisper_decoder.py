@@ -95,8 +95,9 @@ class WhisperDecoder:
         ``prefix``: words already committed for this audio (an utterance's stable
         prefix); the decoder is forced to start with them and the text does. With a
         prefix, ``languages`` should be the one language the prefix was heard in.
-        ``before``: words said just before ``audio`` (the part of the utterance
-        already decoded), given to the decoder as the previous text; not in the result.
+        ``before``: words said just before ``audio`` (the previous final, the part of
+        the utterance already decoded), given to the decoder as the previous text; not
+        in the result.
         ``timings``: also align the text's words to the audio (``Decoded.words``).
         ``timestamps``: decode in Whisper's timestamp mode, which lets a pass over audio
         cut mid-word drop text placed after its end (interims). A whole utterance
