@@ -7,9 +7,11 @@ Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS`` or
 ``--google-endpoint`` talks plaintext to a local fake (tests, benchmark);
 ``--google-ca-file`` trusts another CA than the system's for the endpoint.
 
-The restart, pause and retry policy lives in ``google_stream``, what each
-status means in ``google/status.py``, and the renewal of the credential (before
-each call, by the engine rather than by gRPC's plugin) in ``google/auth.py``.
+The restart, pause and retry policy lives in ``google_stream`` (with
+``google_sender``: what one call carries, and ``google_retries``: the retry
+budget), what each status means in ``google/status.py``, and the renewal of
+the credential (before each call, by the engine rather than by gRPC's plugin)
+in ``google/auth.py``.
 
 Every stream runs on the server's asyncio event loop over ``grpc.aio`` (no
 thread per stream, and no loop or thread of the engine's own):

@@ -2,11 +2,10 @@
 
 A ``GoogleRecognizerStream`` hides Google's limits from the session:
 
-- **Audio log** (``google_audio_log``). Caller audio goes into one buffer
-  that is both the send queue and the resend buffer: it holds every byte from
-  the end of the last final result (an absolute byte position in the caller's
-  audio) to the newest byte written. Each Google stream has a send cursor into
-  it. A final result trims the log up to its ``result_end_offset``.
+- **Audio log** (``google_audio_log``): one buffer, both the send queue and
+  the resend buffer, from the end of the last final result to the newest
+  byte (absolute positions in the caller's audio). Each Google call has a
+  send cursor into it; a final trims it up to its ``result_end_offset``.
 - **Restarts.** A Google stream lives about five minutes. After
   ``soft_limit_s`` of audio in one Google stream, the next final result
   cancels it and a new stream resends from that final's end (a final ends in
@@ -16,44 +15,31 @@ A ``GoogleRecognizerStream`` hides Google's limits from the session:
   final is resent. Offsets from every Google stream are shifted by where that
   stream started, so callers see offsets from the start of their own audio.
 - **Pauses.** When the caller sends nothing for ``idle_close_s`` the Google
-  stream is half-closed (Google finalises what it heard) rather than kept
-  alive with invented silence; the next audio opens a new stream. While the
-  caller is away (``caller_away``: its connection broke, the audio will go
-  on after a resume, possibly mid-word; until that audio comes, a resumed
-  caller is still away) the stream is cancelled instead, so
-  nothing is finalised, and the next stream, opened with the next audio,
-  resends from the last final: the sentence is recognised whole.
-- **Errors.** UNAVAILABLE and friends, and RESOURCE_EXHAUSTED (Google's
-  quota, with a longer back-off), are retried with bounded exponential
-  back-off, resending the unfinalised audio; everything else ends the stream
-  with a ``ServiceError``. ``google/status.py`` classifies each status and words
-  it: the caller gets the cause and what to do, the log (at WARNING, with
-  the session id) Google's own message, which can name the project or an
-  address. Before each call the engine's ``before_call`` (the credential
-  check, ``google/auth.py``) may refuse or ask for a retry the same way.
+  stream is half-closed (Google finalises what it heard); the next audio
+  opens a new stream. While the caller is away (``caller_away``: its
+  connection broke, the audio will go on after a resume, possibly mid-word;
+  until that audio comes, a resumed caller is still away) the call is
+  cancelled unfinalised instead, and the next one resends from the last
+  final.
+- **Errors.** ``google/status.py`` says what each status means;
+  ``google_retries`` decides what follows (renew at once, back off and
+  retry, or end the stream with a ``ServiceError``) and tells the caller.
+  Before each call the engine's ``before_call`` (the credential check,
+  ``google/auth.py``) may refuse or ask for a retry the same way.
 
 Threads: none of its own. A stream lives on one asyncio event loop (the
-server's; see ``google_engine``) as two
-tasks over a ``grpc.aio`` call:
-
-- the **run task** (one per stream) opens each Google call in turn, reads its
-  responses and applies the policy above; between calls it waits for audio,
-  and it sleeps out retry back-offs;
-- the **sender task** (one per Google call) writes the config request, then
-  the buffer from the call's cursor, and half-closes. It is separate because
-  one task cannot wait on ``call.read()`` and for new audio at once.
-
-``write_async`` appends to the log and resolves the future the sender is
-parked on (if it is parked), so a chunk costs one task wake-up and one
-``call.write``; the idle rule uses one timer per stream that is re-armed only
-when it fires (at most once per ``idle_close_s``), not per chunk. ``write``,
-``finish`` and ``cancel`` may be called from other threads and hop onto the
-loop.
+server's; see ``google_engine``) as two tasks over a ``grpc.aio`` call: the
+**run task** (one per stream, here) opens each Google call in turn, reads
+its responses and applies the policy above, waits for audio between calls
+and sleeps out back-offs; the **sender task** (one per Google call,
+``google_sender``) writes what the call carries and half-closes it.
+``write``, ``finish`` and ``cancel`` may be called from other threads and
+hop onto the loop.
 
 On the wire: the call takes requests already serialised (the config request
-once per stream, each audio request by ``audio_request``) and
-gives responses as raw protobuf messages, not proto-plus ones (the engine
-builds the call that way, see ``google_engine``).
+once per stream, each audio request by ``audio_request``) and gives
+responses as raw protobuf messages, not proto-plus ones (the engine builds
+the call that way, see ``google_engine``).
 """
 
 from __future__ import annotations
@@ -71,31 +57,28 @@ import grpc
 import grpc.aio
 from google.cloud.speech_v2.types import cloud_speech
 
-from tongyeok_client.backoff import Backoff
 from tongyeok_server.errors import ServiceError
 from tongyeok_server.google import status as google_status
-from tongyeok_server.google.status import Action, Failure
+from tongyeok_server.google.status import Failure
 from tongyeok_server.recognition.base import (
     RecognitionConfig,
     RecognitionEnded,
     RecognitionEvent,
     RecognitionListener,
-    RecognizerNotice,
-    RecognizerNoticeKind,
     RecognizerStream,
 )
 from tongyeok_server.recognition.google_audio_log import AudioLog
 from tongyeok_server.recognition.google_call import (
-    MAX_REQUEST_AUDIO_BYTES,
     WRITE_RACE,
     BeforeCall,
     CallOpener,
     Leg,
     StreamPolicy,
-    audio_request,
     status_after_write_race,
 )
 from tongyeok_server.recognition.google_results import GoogleResults
+from tongyeok_server.recognition.google_retries import RetryBudget
+from tongyeok_server.recognition.google_sender import CallerState, CallSender, Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +104,6 @@ class GoogleRecognizerStream(RecognizerStream):
         self._config = config
         self._listener = listener
         self._open_call = open_call
-        self._first_request = cloud_speech.StreamingRecognizeRequest.serialize(first_request)  # sent on every call
         self._loop = loop
         self._policy = policy
         self._on_close = on_close
@@ -129,30 +111,31 @@ class GoogleRecognizerStream(RecognizerStream):
         self._before_call = before_call
         self._who = f"session {config.session_id}" if config.session_id else "google stream"  # for log lines
         self._bps = config.audio.bytes_per_second
-        frame = config.audio.frame_bytes
-        self._frame = frame
-        self._chunk = MAX_REQUEST_AUDIO_BYTES // frame * frame  # whole frames only
 
-        # Touched only on the loop, except the three flags, which other
-        # threads set (finish, cancel) and read (write) as plain attributes.
+        # Touched only on the loop, except the caller's flags and _cancelled,
+        # which other threads set (finish, cancel) and read (write) as plain attributes.
         self._audio = AudioLog(policy)  # from the last final to the newest byte: what is sent and resent
-        self._last_write = time.monotonic()
-        self._finished = False
-        self._away = False  # the caller's connection broke (see caller_away)
+        self._caller = CallerState()
         self._cancelled = False
         self._ended = False
-        # Resolved by audio, finish, cancel or the idle timer: the parked sender
-        # or run task re-checks (one of them at most is parked at a time).
-        self._waiter: asyncio.Future[None] | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._wakeup = Wakeup(loop)  # audio, finish, cancel or the idle timer wake the parked task
+        self._sender = CallSender(
+            cloud_speech.StreamingRecognizeRequest.serialize(first_request),  # sent on every call
+            self._audio,
+            self._caller,
+            self._wakeup,
+            policy,
+            self._bps,
+            config.audio.frame_bytes,
+            self._who,
+        )
         self._leg: Leg | None = None
         self._call: Any = None
-        self._sender: asyncio.Task[None] | None = None
+        self._sending: asyncio.Task[None] | None = None  # the sender task of the call in progress
         self._task: asyncio.Task[ServiceError | None] | None = None
         self._done = threading.Event()  # the run task has ended (for join)
         self._results = GoogleResults(config)  # what the responses mean (transcripts, offsets, stable text)
-        self.restarts = 0  # for tests and logs
-        self.retries = 0
+        self._budget = RetryBudget(policy, self._who, self._emit)
 
         # Events are delivered under this lock so that none arrives after cancel() returns.
         self._emit_lock = threading.RLock()
@@ -169,7 +152,7 @@ class GoogleRecognizerStream(RecognizerStream):
         On the loop use ``write_async`` (blocking there would stop the loop
         that empties the buffer).
         """
-        if not audio or self._cancelled or self._ended or self._finished:
+        if not audio or self._cancelled or self._ended or self._caller.finished:
             return
         if self._on_loop():
             raise RuntimeError("GoogleRecognizerStream.write() called on its event loop; await write_async()")
@@ -193,7 +176,7 @@ class GoogleRecognizerStream(RecognizerStream):
         ``max_unfinalised_bytes`` not yet finalised. Real-time callers never
         wait; faster ones are paced by Google's results.
         """
-        if not audio or self._cancelled or self._ended or self._finished:
+        if not audio or self._cancelled or self._ended or self._caller.finished:
             return
         if asyncio.get_running_loop() is not self._loop:  # the caller's loop is not the engine's
             if not self._loop.is_closed():
@@ -201,19 +184,19 @@ class GoogleRecognizerStream(RecognizerStream):
             return
         if not self._audio.has_room(self._sent()):
             await self._audio.wait_for_room(self._sent, self._gone)
-            if self._cancelled or self._ended or self._finished:
+            if self._cancelled or self._ended or self._caller.finished:
                 return
         self._audio.append(audio)
-        self._last_write = time.monotonic()
-        self._away = False  # the audio goes on: from now on a silence is a pause
-        self._wake()
+        self._caller.last_write = time.monotonic()
+        self._caller.away = False  # the audio goes on: from now on a silence is a pause
+        self._wakeup.wake()
 
     def finish(self) -> None:
         """No more audio: half-close after sending it all, deliver the finals, then ``RecognitionEnded``."""
-        if self._finished:
+        if self._caller.finished:
             return
-        self._finished = True
-        self._call_on_loop(self._wake)
+        self._caller.finished = True
+        self._call_on_loop(self._wakeup.wake)
 
     def caller_away(self, away: bool) -> None:
         """See ``RecognizerStream.caller_away``; any thread.
@@ -226,7 +209,7 @@ class GoogleRecognizerStream(RecognizerStream):
         last write before the break.
         """
         if away:
-            self._away = True
+            self._caller.away = True
 
     def cancel(self) -> None:
         """Close the Google call now; no event is delivered after this returns. Any thread; does not block."""
@@ -262,11 +245,11 @@ class GoogleRecognizerStream(RecognizerStream):
             self._call.cancel()
         if self._leg is not None:
             self._leg.stop = True
-        if self._sender is not None:
-            self._sender.cancel()
+        if self._sending is not None:
+            self._sending.cancel()
         if self._task is not None:
             self._task.cancel()
-        self._wake()
+        self._wakeup.wake()
         self._audio.release_writers()
 
     def _sent(self) -> int:
@@ -276,6 +259,16 @@ class GoogleRecognizerStream(RecognizerStream):
 
     def _gone(self) -> bool:
         return self._cancelled or self._ended
+
+    @property
+    def restarts(self) -> int:
+        """Google streams renewed so far (for tests and logs)."""
+        return self._budget.restarts
+
+    @property
+    def retries(self) -> int:
+        """Back-offs waited so far (for tests and logs)."""
+        return self._budget.retries
 
     # ------------------------------------------------------------------ lifecycle (loop)
 
@@ -299,10 +292,10 @@ class GoogleRecognizerStream(RecognizerStream):
             error = task.result()
         self._call = None
         self._leg = None
-        if self._sender is not None:
-            self._sender.cancel()
-            self._sender = None
-        self._disarm_idle()
+        if self._sending is not None:
+            self._sending.cancel()
+            self._sending = None
+        self._wakeup.disarm_idle()
         try:
             if self._on_close is not None:
                 self._on_close()
@@ -312,85 +305,12 @@ class GoogleRecognizerStream(RecognizerStream):
             finally:
                 self._done.set()
 
-    def _wake(self) -> None:
-        """Wake the parked task (sender, or run task between calls), if any, to re-check its state."""
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():  # cancelled with its task
-                waiter.set_result(None)
-
-    async def _park(self) -> None:
-        """Wait for ``_wake``. Callers check their state first: a wake before this is not remembered."""
-        waiter = self._waiter = self._loop.create_future()
-        await waiter
-
-    def _idle_fired(self) -> None:
-        self._idle_timer = None
-        self._wake()
-
-    def _disarm_idle(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-
-    # ------------------------------------------------------------------ sender task (one per Google call)
-
-    async def _send(self, call: Any, leg: Leg) -> None:
-        policy = self._policy
-        hard_end = leg.base + int(policy.hard_limit_s * self._bps)
-        most = self._chunk
-        try:
-            await call.write(self._first_request)
-            while not leg.stop:
-                pos = leg.pos
-                if pos < self._audio.end:
-                    if pos >= hard_end:
-                        log.info("%s: %.0f s of audio without a final; half-closing", self._who, policy.hard_limit_s)
-                        leg.half_closed = True
-                        await call.done_writing()
-                        return
-                    audio = self._audio.read(pos, most)
-                    leg.pos = pos + len(audio)
-                    self._audio.room_made()
-                    await call.write(audio_request(audio))
-                    continue
-                if self._finished:
-                    log.debug("google stream: caller finished; half-closing")
-                    leg.half_closed = True
-                    await call.done_writing()
-                    return
-                idle = time.monotonic() - max(self._last_write, leg.opened)
-                if idle >= policy.idle_close_s and self._away:
-                    # Not a pause: the caller is gone for now and its audio will go on where it stopped.
-                    log.debug("google stream: the caller is away; closing the call unfinalised")
-                    leg.abandoned = True
-                    call.cancel()
-                    return
-                if idle >= policy.idle_close_s:
-                    # The caller paused: let Google finalise and close rather than time out.
-                    log.debug("google stream: no audio for %.1f s; half-closing", idle)
-                    leg.half_closed = True
-                    await call.done_writing()
-                    return
-                if self._idle_timer is None:
-                    # Re-armed only when it fires, so writes cost no timer.
-                    self._idle_timer = self._loop.call_later(policy.idle_close_s - idle, self._idle_fired)
-                await self._park()
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            return  # the call ended under us; the run task reads its status
-        except Exception:
-            log.exception("%s: sending to Google failed unexpectedly", self._who)
-            call.cancel()  # the run task sees the call end
-
     # ------------------------------------------------------------------ run task (one per stream)
 
     async def _run(self) -> ServiceError | None:
-        failures = 0  # consecutive attempts that brought no result
-        policy = self._policy
         while True:
-            while not (self._audio.has_audio_to_send() or self._finished):
-                await self._park()
+            while not (self._audio.has_audio_to_send() or self._caller.finished):
+                await self._wakeup.park()
             if not self._audio.unfinalised_bytes:  # finished, everything finalised
                 return None
             failure = await self._before_call() if self._before_call is not None else None
@@ -399,24 +319,13 @@ class GoogleRecognizerStream(RecognizerStream):
                 leg = Leg(self._audio.start)
                 failure = await self._attempt(leg)
                 if failure is None:
-                    failures = 0
+                    self._budget.succeeded()
                     continue
                 progress = leg.progress
-            if progress:
-                failures = 0
-            # A renewal of a stream that brought results is not a failure.
-            if not (failure.action is Action.RESTART and progress):
-                failures += 1
-            if failure.action is Action.FAIL or failures > policy.max_retries:
-                log.warning("%s: speech recognition ended: %s (%s)", self._who, failure.cause, failure.detail)
-                return failure.ending(failures - 1 if failure.action is not Action.FAIL else 0)
-            if failure.action is Action.RESTART:
-                # Google's stream-duration (or audio-timeout) limit: reopen and resend at once.
-                self._restarted("after Google ended it (its stream limit)", failure.detail)
-            elif failure.action is Action.RETRY or failures > 1:
-                await self._back_off(failure, failures)  # cancel() cancels this task, and with it the sleep
-            else:  # RECHECK, the first time: the next attempt renews the credential itself
-                log.info("%s: %s (%s); renewing the credential", self._who, failure.cause, failure.detail)
+            # cancel() cancels this task, and with it a back-off's sleep.
+            ending = await self._budget.recover(failure, progress, self._audio.unfinalised_bytes / self._bps)
+            if ending is not None:
+                return ending
 
     async def _attempt(self, leg: Leg) -> Failure | None:
         """One Google call from ``leg``'s start; None if it ended as planned, else what went wrong."""
@@ -424,16 +333,16 @@ class GoogleRecognizerStream(RecognizerStream):
         call = self._open_call()
         call.add_done_callback(leg.record_status)
         self._call = call
-        self._sender = self._loop.create_task(self._send(call, leg), name=f"{self._name}-send")
+        self._sending = self._loop.create_task(self._sender.send(call, leg), name=f"{self._name}-send")
         try:
             code, details, planned = await self._read(call, leg)
         finally:
             self._call = None
             leg.stop = True
-            if self._sender is not None:
-                self._sender.cancel()  # a no-op once it has half-closed
-                self._sender = None
-            self._disarm_idle()
+            if self._sending is not None:
+                self._sending.cancel()  # a no-op once it has half-closed
+                self._sending = None
+            self._wakeup.disarm_idle()
             self._leg = None
         if leg.abandoned:
             self._audio.hold()  # the next call starts with the next audio, from the last final
@@ -442,35 +351,13 @@ class GoogleRecognizerStream(RecognizerStream):
             self._audio.trim_to(leg.pos)  # Google finalised everything this call carried
             return None
         if planned:
-            self._restarted(f"after {(leg.pos - leg.base) / self._bps:.0f} s of audio", "at a final, as planned")
+            self._budget.restarted(
+                f"after {(leg.pos - leg.base) / self._bps:.0f} s of audio",
+                "at a final, as planned",
+                self._audio.unfinalised_bytes / self._bps,
+            )
             return None
         return google_status.from_status(code, details, self._config.language_codes)
-
-    async def _back_off(self, failure: Failure, attempt: int) -> None:
-        """Tell the caller (RECOGNIZER_RETRYING) and the log, then wait before the next attempt."""
-        policy = self._policy
-        backoff = Backoff(policy.backoff_initial_s, policy.backoff_max_s)
-        if failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            backoff = Backoff(policy.quota_backoff_initial_s, policy.quota_backoff_max_s)
-        delay = backoff.delay_s(attempt)
-        self.retries += 1
-        log.warning(
-            "%s: %s (%s); retry %d of %d in %.1f s",
-            self._who,
-            failure.cause,
-            failure.detail,
-            attempt,
-            policy.max_retries,
-            delay,
-        )
-        self._emit(
-            RecognizerNotice(
-                RecognizerNoticeKind.RETRYING,
-                f"speech recognition interrupted: {failure.cause}; "
-                f"retrying in {delay:.1f} s (attempt {attempt} of {policy.max_retries}); no audio is lost",
-            )
-        )
-        await asyncio.sleep(delay)
 
     async def _read(self, call: Any, leg: Leg) -> tuple[grpc.StatusCode, str, bool]:
         """Deliver the call's responses; (final status, details, ended by a planned restart)."""
@@ -510,18 +397,6 @@ class GoogleRecognizerStream(RecognizerStream):
         for event in read.events:
             self._emit(event)
         return bool(read.final_ends)
-
-    def _restarted(self, why: str, detail: str) -> None:
-        """Say that a new Google stream resends the audio after the last final (``why`` for the caller too)."""
-        self.restarts += 1
-        resend_s = self._audio.unfinalised_bytes / self._bps
-        log.info("%s: Google stream renewed %s (%s); resending %.2f s of audio", self._who, why, detail, resend_s)
-        self._emit(
-            RecognizerNotice(
-                RecognizerNoticeKind.RESTARTED,
-                f"speech recognition stream renewed {why}; {resend_s:.1f} s of audio resent",
-            )
-        )
 
     # ------------------------------------------------------------------ events (loop)
 
