@@ -6,6 +6,7 @@ import asyncio
 
 import grpc
 
+from tongyeok_server.errors import ServiceError
 from tongyeok_server.google.status import PLUGIN_FAILED, from_status
 from tongyeok_server.recognition.base import RecognitionEvent, RecognizerNotice, RecognizerNoticeKind
 from tongyeok_server.recognition.google_call import StreamPolicy
@@ -30,7 +31,7 @@ def kinds(events: list[RecognitionEvent]) -> list[RecognizerNoticeKind]:
 def test_retries_back_off_and_tell_the_caller_until_the_budget_is_spent() -> None:
     retries, events = budget()
 
-    async def scenario() -> list[object]:
+    async def scenario() -> list[ServiceError | None]:
         return [await retries.recover(UNAVAILABLE, False, 1.5) for _ in range(FAST.max_retries + 1)]
 
     outcomes = asyncio.run(scenario())
@@ -42,7 +43,11 @@ def test_retries_back_off_and_tell_the_caller_until_the_budget_is_spent() -> Non
     assert kinds(events) == [RecognizerNoticeKind.RETRYING] * FAST.max_retries
     assert retries.retries == FAST.max_retries
     first = events[0]
-    assert isinstance(first, RecognizerNotice) and "attempt 1 of 3" in first.message and "no audio is lost" in first.message
+    assert (
+        isinstance(first, RecognizerNotice)
+        and "attempt 1 of 3" in first.message
+        and "no audio is lost" in first.message
+    )
 
 
 def test_a_result_or_a_planned_call_resets_the_count() -> None:
@@ -78,7 +83,7 @@ def test_google_s_stream_limit_renews_at_once_and_is_no_failure_after_results() 
 def test_a_limit_without_results_counts_and_a_refusal_ends_at_once() -> None:
     retries, events = budget()
 
-    async def limits() -> object:
+    async def limits() -> ServiceError | None:
         outcome = None
         for _ in range(FAST.max_retries + 1):
             outcome = await retries.recover(LIMIT, False, 0.0)
