@@ -162,23 +162,25 @@ class ApertiumTranslator(Translator):
         log.info("apertium warmed up: %s", ", ".join(f"{m} {t * 1000:.0f} ms" for m, t in timings.items()))
         return timings
 
-    async def translate(self, request: TranslationRequest) -> TranslationStream:
+    def translate(self, request: TranslationRequest) -> TranslationStream:
         """The words of ``request``'s translation; INVALID_ARGUMENT for a pair that is not installed."""
-        with self._running.track():
-            pair = (languages.primary(request.source_language), languages.primary(request.target_language))
-            pipeline = self._pipelines.get(pair)
-            if pipeline is None:
-                available = ", ".join(f"{s}->{t}" for s, t in self.language_pairs())
-                raise invalid_argument(
-                    f"apertium cannot translate {request.source_language} -> {request.target_language}; "
-                    f"installed pairs: {available}"
-                )
-            if not request.text.strip():
-                return
-            protected = glossary.protect(request.text, request.glossary_for_target())
-            translated = await pipeline.translate(protected.text)
-            for token in _TOKEN.findall(protected.restore(translated)):
-                yield TokenDelta(token)
+        return self._running.guard(self._translate(request))
+
+    async def _translate(self, request: TranslationRequest) -> TranslationStream:
+        pair = (languages.primary(request.source_language), languages.primary(request.target_language))
+        pipeline = self._pipelines.get(pair)
+        if pipeline is None:
+            available = ", ".join(f"{s}->{t}" for s, t in self.language_pairs())
+            raise invalid_argument(
+                f"apertium cannot translate {request.source_language} -> {request.target_language}; "
+                f"installed pairs: {available}"
+            )
+        if not request.text.strip():
+            return
+        protected = glossary.protect(request.text, request.glossary_for_target())
+        translated = await pipeline.translate(protected.text)
+        for token in _TOKEN.findall(protected.restore(translated)):
+            yield TokenDelta(token)
 
     def pipeline(self, source: str, target: str) -> ApertiumPipeline:
         """Return the pipeline serving ``source`` -> ``target`` (for tests and diagnostics)."""

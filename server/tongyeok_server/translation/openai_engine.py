@@ -121,47 +121,49 @@ class OpenAITranslator(Translator):
         await asyncio.sleep(0)  # let the cancelled translations close their responses first
         await self.chat.close()
 
-    async def translate(self, request: TranslationRequest) -> TranslationStream:
+    def translate(self, request: TranslationRequest) -> TranslationStream:
         """The streamed translation of ``request``; retried within one budget (see the module docstring)."""
-        with self._running.track():
-            body = {
-                "model": self.model,
-                "messages": [{"role": m.role, "content": m.content} for m in prompts.build_messages(request)],
-                "stream": True,
-                "temperature": TEMPERATURE,
-            }
-            who = f"session {request.session_id}: " if request.session_id else ""  # for log lines
-            retries = 0
-            while True:
-                yielded = False  # tokens were sent since the last (re)start
-                try:
-                    # aclosing: a translation left at a yield closes its response now, not when collected.
-                    async with contextlib.aclosing(self.chat.contents(body)) as contents:
-                        async for content in contents:
-                            yielded = True
-                            yield TokenDelta(content)
-                    return
-                except Retry as failure:
-                    if retries >= self.max_retries:
-                        raise failure.error from None
-                    retries += 1
-                    delay = failure.delay_s
-                    if delay is None:  # no Retry-After: the one policy (jittered: many sessions fail at once)
-                        delay = Backoff(self.backoff_s, self.max_backoff_s).delay_s(retries)
-                    log.info(
-                        "%stranslation attempt failed: %s (%s); retry %d of %d in %.2f s",
-                        who,
-                        failure.error.message,
-                        failure.error.detail,
-                        retries,
-                        self.max_retries,
-                        delay,
-                    )
-                    if yielded:
-                        # Tell the caller now, not when new tokens arrive: what it
-                        # shows is wrong from this moment whatever happens next.
-                        yield TranslationRestart(f"{failure.error.message}; retrying")
-                    await asyncio.sleep(delay)
+        return self._running.guard(self._translate(request))
+
+    async def _translate(self, request: TranslationRequest) -> TranslationStream:
+        body = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in prompts.build_messages(request)],
+            "stream": True,
+            "temperature": TEMPERATURE,
+        }
+        who = f"session {request.session_id}: " if request.session_id else ""  # for log lines
+        retries = 0
+        while True:
+            yielded = False  # tokens were sent since the last (re)start
+            try:
+                # aclosing: a translation left at a yield closes its response now, not when collected.
+                async with contextlib.aclosing(self.chat.contents(body)) as contents:
+                    async for content in contents:
+                        yielded = True
+                        yield TokenDelta(content)
+                return
+            except Retry as failure:
+                if retries >= self.max_retries:
+                    raise failure.error from None
+                retries += 1
+                delay = failure.delay_s
+                if delay is None:  # no Retry-After: the one policy (jittered: many sessions fail at once)
+                    delay = Backoff(self.backoff_s, self.max_backoff_s).delay_s(retries)
+                log.info(
+                    "%stranslation attempt failed: %s (%s); retry %d of %d in %.2f s",
+                    who,
+                    failure.error.message,
+                    failure.error.detail,
+                    retries,
+                    self.max_retries,
+                    delay,
+                )
+                if yielded:
+                    # Tell the caller now, not when new tokens arrive: what it
+                    # shows is wrong from this moment whatever happens next.
+                    yield TranslationRestart(f"{failure.error.message}; retrying")
+                await asyncio.sleep(delay)
 
 
 def create(settings: TranslationSettings, openai: OpenAISettings) -> OpenAITranslator:
