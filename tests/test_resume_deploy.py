@@ -105,7 +105,10 @@ def resume_and_take(address: str, token: str, last: int, audio: bytes, *, end: b
         yield pb.InterpretRequest(resume=pb.ResumeRequest(resume_token=token, last_sequence_number=last))
         if not answered.wait(30):
             return
-        part = audio[resend[0] :] if end else audio[resend[0] : resend[0] + 20 * CHUNK]
+        # Resent from the last final's end (0.5 s into a 0.8 s pause): 2.4 s hold the next sentence and the
+        # fake's 0.5 s endpoint, so its final comes from the audio, not from the 2 s idle rule, whose wall
+        # clock a busy machine stretches mid-sentence (a sentence split in two), and not the one after it.
+        part = audio[resend[0] :] if end else audio[resend[0] : resend[0] + 24 * CHUNK]
         yield from (pb.InterpretRequest(audio=c) for c in chunks_of(part))
         if end:
             yield pb.InterpretRequest(end=pb.EndOfAudio())
