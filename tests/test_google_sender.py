@@ -7,7 +7,7 @@ import asyncio
 from google.cloud.speech_v2.types import cloud_speech
 
 from tongyeok_server.recognition.google_audio_log import AudioLog
-from tongyeok_server.recognition.google_call import MAX_REQUEST_AUDIO_BYTES, Leg, StreamPolicy
+from tongyeok_server.recognition.google_call import MAX_REQUEST_AUDIO_BYTES, Leg, StreamPolicy, audio_request
 from tongyeok_server.recognition.google_sender import CallerState, CallSender, Wakeup
 
 CONFIG = b"config-request"
@@ -113,3 +113,15 @@ def test_the_hard_limit_half_closes_with_audio_still_to_send_and_a_stop_ends_wit
         stream.wakeup.disarm_idle()
 
     asyncio.run(scenario())
+
+
+def test_an_audio_request_is_the_messages_own_serialisation() -> None:
+    # Written by hand (one copy per chunk): the bytes must be exactly what the message serialises to,
+    # at every length where the varint of the length changes size, from a bytes or a bytearray.
+    message = cloud_speech.StreamingRecognizeRequest.pb()
+    for size in (0, 1, 127, 128, 3200, MAX_REQUEST_AUDIO_BYTES, 16383, 16384, 2_097_152):
+        audio = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        expected = message(audio=audio).SerializeToString()
+        assert audio_request(audio) == expected, size
+        assert audio_request(bytearray(audio)) == expected, size
+        assert message.FromString(audio_request(audio)).audio == audio

@@ -130,38 +130,58 @@ def notice(event: ev.Notice) -> pb.Notice:
     )
 
 
+def _set_duration(field: Duration, seconds: float) -> None:
+    """``duration(seconds)`` written into a message's own Duration field (no message built and copied in)."""
+    millis = max(0, round(seconds * 1000))
+    field.seconds = millis // 1000
+    field.nanos = (millis % 1000) * 1_000_000
+
+
 def interpret_response(event: ev.SessionEvent) -> pb.InterpretResponse:
-    """Any non-final session event -> one ``InterpretResponse``."""
+    """Any non-final session event -> one ``InterpretResponse``.
+
+    The frequent events (interims, finals, tokens) are written into the
+    response's own submessage: building the submessage first and passing it
+    to the constructor copies it, and its Durations into it (about half the
+    cost of an interim; this runs once per event of every stream).
+    """
+    if isinstance(event, ev.Token):
+        response = pb.InterpretResponse()
+        token_ = response.translation_token
+        token_.SetInParent()  # the oneof is set even when every field holds its default
+        token_.utterance_id = event.utterance_id
+        token_.source_language_code = event.source_language
+        token_.target_language_code = event.target_language
+        token_.text = event.text
+        return response
     if isinstance(event, ev.Interim):
         t = event.transcript
-        return pb.InterpretResponse(
-            interim_transcript=pb.InterimTranscript(
-                utterance_id=event.utterance_id,
-                text=t.text,
-                language_code=t.language_code,
-                stability=t.stability,
-                audio_start_offset=duration(t.start_offset_s),
-                audio_end_offset=duration(t.end_offset_s),
-                stable_text=t.stable_text,
-            )
-        )
+        response = pb.InterpretResponse()
+        interim = response.interim_transcript
+        interim.SetInParent()
+        interim.utterance_id = event.utterance_id
+        interim.text = t.text
+        interim.language_code = t.language_code
+        interim.stability = t.stability
+        _set_duration(interim.audio_start_offset, t.start_offset_s)
+        _set_duration(interim.audio_end_offset, t.end_offset_s)
+        interim.stable_text = t.stable_text
+        return response
     if isinstance(event, ev.Final):
         t = event.transcript
-        return pb.InterpretResponse(
-            final_transcript=pb.FinalTranscript(
-                utterance_id=event.utterance_id,
-                text=t.text.strip(),
-                language_code=t.language_code,
-                confidence=t.confidence,
-                audio_start_offset=duration(t.start_offset_s),
-                audio_end_offset=duration(t.end_offset_s),
-                target_language_codes=event.target_languages,
-                echo=bool(event.echo_of),
-                echo_of_utterance_id=event.echo_of,
-            )
-        )
-    if isinstance(event, ev.Token):
-        return pb.InterpretResponse(translation_token=token(event))
+        response = pb.InterpretResponse()
+        final = response.final_transcript
+        final.SetInParent()
+        final.utterance_id = event.utterance_id
+        final.text = t.text.strip()
+        final.language_code = t.language_code
+        final.confidence = t.confidence
+        _set_duration(final.audio_start_offset, t.start_offset_s)
+        _set_duration(final.audio_end_offset, t.end_offset_s)
+        final.target_language_codes.extend(event.target_languages)
+        final.echo = bool(event.echo_of)
+        final.echo_of_utterance_id = event.echo_of
+        return response
     if isinstance(event, ev.Complete):
         return pb.InterpretResponse(translation_complete=complete(event))
     if isinstance(event, ev.Tentative):

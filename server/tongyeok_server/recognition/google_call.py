@@ -40,6 +40,8 @@ MAX_REQUEST_AUDIO_BYTES = 15360
 # status can trail the last message.
 WRITE_RACE = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 _PB_REQUEST = cloud_speech.StreamingRecognizeRequest.pb()
+# The key of the request's ``audio`` field (length-delimited), from the descriptor: see ``audio_request``.
+_AUDIO_KEY = bytes([_PB_REQUEST.DESCRIPTOR.fields_by_name["audio"].number << 3 | 2])
 
 # Opens one Google streaming call (on the stream's loop) and returns the
 # grpc.aio call: ``write``/``done_writing``/``read``/``cancel``. It writes
@@ -51,9 +53,20 @@ BeforeCall = Callable[[], Awaitable[Failure | None]]
 
 
 def audio_request(audio: bytes | bytearray) -> bytes:
-    """``StreamingRecognizeRequest(audio=audio)``, serialised by raw protobuf (no proto-plus round trip)."""
-    serialized: bytes = _PB_REQUEST(audio=bytes(audio)).SerializeToString()
-    return serialized
+    """``StreamingRecognizeRequest(audio=audio)``, serialised: the field's key, its length, the bytes.
+
+    Written directly rather than through a message, which copied each chunk
+    three times (to bytes, into the message, out of it) once per chunk of
+    every stream; this copies it once. The same bytes as the message's
+    serialisation (``tests/test_google_sender.py`` checks it).
+    """
+    size = len(audio)
+    length = bytearray()
+    while size > 0x7F:  # base-128 varint, low groups first
+        length.append(size & 0x7F | 0x80)
+        size >>= 7
+    length.append(size)
+    return b"".join((_AUDIO_KEY, length, audio))
 
 
 @dataclass(frozen=True)

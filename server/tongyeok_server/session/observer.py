@@ -60,6 +60,7 @@ class ObserverList:
         self._session_id = session_id
         self._all: list[SessionObserver] = []
         self._delivery: list[SessionObserver] = []  # those that override on_delivered
+        self._audio: list[SessionObserver] = []  # those that override on_audio (called per chunk)
 
     def __bool__(self) -> bool:
         return bool(self._all)
@@ -69,32 +70,51 @@ class ObserverList:
         self._all.append(observer)
         if type(observer).on_delivered is not SessionObserver.on_delivered:
             self._delivery.append(observer)
+        if type(observer).on_audio is not SessionObserver.on_audio:
+            self._audio.append(observer)
 
-    def notify(self, call: Callable[[SessionObserver], None]) -> None:
-        """``call`` each observer (``on_event``, ``on_audio``)."""
+    @property
+    def want_audio(self) -> bool:
+        """Whether any observer takes the caller's audio (the record does; the metrics do not)."""
+        return bool(self._audio)
+
+    def event(self, event: ev.SessionEvent) -> None:
+        """``on_event`` for each observer (once per event of the session: no closure made for it)."""
         for observer in list(self._all):
-            self._call(observer, call)
+            try:
+                observer.on_event(event)
+            except Exception:
+                self._detach(observer)
+
+    def audio(self, audio: bytes) -> None:
+        """``on_audio`` for the observers that override it (once per chunk: the others are not called)."""
+        for observer in list(self._audio):
+            try:
+                observer.on_audio(audio)
+            except Exception:
+                self._detach(observer)
 
     def delivered(self, event: ev.SessionEvent) -> None:
         """``on_delivered`` for the observers that ask for it."""
         for observer in list(self._delivery):
-            self._call(observer, lambda o: o.on_delivered(event))
+            try:
+                observer.on_delivered(event)
+            except Exception:
+                self._detach(observer)
 
     def close(self) -> None:
         """``on_close`` once for each, and forget them all."""
-        observers, self._all, self._delivery = self._all, [], []
+        observers, self._all, self._delivery, self._audio = self._all, [], [], []
         for observer in observers:
             try:
                 observer.on_close()
             except Exception:
                 log.exception("session %s: observer %s failed on close", self._session_id, type(observer).__name__)
 
-    def _call(self, observer: SessionObserver, call: Callable[[SessionObserver], None]) -> None:
-        try:
-            call(observer)
-        except Exception:
-            # A bug in a follower (record, speech, metrics) must not cost the caller the meeting.
-            log.exception("session %s: observer %s failed; detached", self._session_id, type(observer).__name__)
-            for observers in (self._all, self._delivery):
-                if observer in observers:
-                    observers.remove(observer)
+    def _detach(self, observer: SessionObserver) -> None:
+        """Called from an ``except`` block: log the observer's failure and forget it."""
+        # A bug in a follower (record, speech, metrics) must not cost the caller the meeting.
+        log.exception("session %s: observer %s failed; detached", self._session_id, type(observer).__name__)
+        for observers in (self._all, self._delivery, self._audio):
+            if observer in observers:
+                observers.remove(observer)

@@ -175,8 +175,8 @@ class Session:
         self.stats.audio_bytes += len(audio)
         self.stats.chunks += 1
         self.last_audio_at = time.monotonic()
-        if self._observers:  # before the engine: the record keeps what the caller sent, in order
-            self._observers.notify(lambda observer: observer.on_audio(audio))
+        if self._observers.want_audio:  # before the engine: the record keeps what the caller sent, in order
+            self._observers.audio(audio)
         if self._echo is not None:  # the same length back, the session's own speech taken out
             audio = await self._echo.clean(audio)
             if self._stream is not stream or self._draining or self._ended:
@@ -331,7 +331,7 @@ class Session:
         self.log.append(event)
         if isinstance(event, ev.End) and not self.ended.done():
             self.ended.set_result(None)
-        self._observers.notify(lambda observer: observer.on_event(event))
+        self._observers.event(event)
 
     def _end(self, error: ServiceError | None, *, emit: bool = True) -> None:
         """Stop the recogniser and translations; emit ``End`` once."""
