@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.support.speech import Speech
 from tongyeok_server.audio.format import AudioSpec, Encoding
+from tongyeok_server.recognition import whisper_worker
 from tongyeok_server.recognition.base import Transcript
-from tongyeok_server.recognition.whisper_decoder import Decoded
-from tongyeok_server.recognition.whisper_worker import WhisperWorker
+from tongyeok_server.recognition.whisper_decoder import Decoded, Word
+from tongyeok_server.recognition.whisper_worker import CUT_MARGIN_S, WhisperWorker
 
 PCM_16K = AudioSpec(Encoding.LINEAR16, 16000, 1)
 
@@ -47,7 +49,9 @@ class RecordingDecoder:
         return Decoded(f"{prefix} pass {len(self.passes)} heard these words".strip(), self.language, 0.9)
 
 
-def run(decoder: RecordingDecoder, speech: Speech, languages: tuple[tuple[str, str], ...], interim: bool) -> None:
+def run(
+    decoder: RecordingDecoder | TimedDecoder, speech: Speech, languages: tuple[tuple[str, str], ...], interim: bool
+) -> None:
     def send(message: tuple[int, Any]) -> None:
         if isinstance(message[1], Transcript) and message[1].is_final:
             decoder.finals.append(message[1])
@@ -92,3 +96,50 @@ def test_a_pass_reading_its_context_back_is_decoded_again_without_it(speech: Spe
     assert len(set(texts)) == len(texts)  # no final is the one before it again
     retried = [p for p in decoder.passes if p.finals_before and p.before == ""]
     assert retried and all(p.finals_before for p in retried)
+
+
+@dataclass
+class TimedDecoder:
+    """Hears the words "uKwI" (utterance K, word I), one every ``WORD_S`` of audio, and aligns them when asked.
+
+    A window starts at its first forced word (the worker cuts just before a committed word), so
+    the window's words continue from there; two interim passes agree on all but the growing end.
+    """
+
+    passes: list[tuple[int, str, str, bool]] = field(default_factory=list)  # (beam, before, prefix, timestamps)
+    finals: list[Transcript] = field(default_factory=list)
+
+    WORD_S = 0.3
+
+    def decode(self, audio: np.ndarray[Any, Any], languages: tuple[str, ...], **options: Any) -> Decoded:
+        beam, before, prefix = options["beam_size"], options["before"], options["prefix"]
+        self.passes.append((beam, before, prefix, options["timestamps"]))
+        first = int(prefix.split()[0].split("w")[1]) if prefix else 0
+        count = max(len(prefix.split()), int(len(audio) / 16000 / self.WORD_S))
+        words = [f"u{len(self.finals)}w{first + i}" for i in range(count)]
+        timed = tuple(
+            Word(w, CUT_MARGIN_S + i * self.WORD_S, CUT_MARGIN_S + (i + 1) * self.WORD_S) for i, w in enumerate(words)
+        )
+        return Decoded(" ".join(words), "en", 0.9, timed if options["timings"] else ())
+
+
+def test_a_finals_pass_over_a_window_has_the_words_before_the_cut_as_context_with_timestamps(
+    speech: Speech, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows from 1 s on, so that the test's short sentences are long ones to the worker.
+    monkeypatch.setattr(whisper_worker, "WINDOW_S", 1.0)
+    decoder = TimedDecoder()
+    run(decoder, speech, (("en-US", "en"),), interim=True)
+    assert len(decoder.finals) == len(speech.sentences)
+    finals = [(before, prefix, timestamps) for beam, before, prefix, timestamps in decoder.passes if beam > 1]
+    windowed = [f for f in finals if f[1] and not f[1].split()[0].endswith("w0")]  # forced words from a cut on
+    assert windowed, finals
+    for before, prefix, timestamps in windowed:
+        # The utterance's own words up to the window, not the previous final as well; and not text only
+        # (with both, the decoder said the window's sentence again after it, and beams ran on into the silence).
+        utterance, first = prefix.split()[0].split("w")
+        assert before == " ".join(f"{utterance}w{i}" for i in range(int(first))), (before, prefix)
+        assert timestamps
+    whole = [f for f in finals if f not in windowed]
+    assert all(not timestamps for _, _, timestamps in whole)
+    assert any(before for before, _, _ in whole)  # the previous final, as before

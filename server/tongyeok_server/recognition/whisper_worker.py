@@ -41,9 +41,15 @@ Decoding happens in the worker's idle time, in this order:
    on the bench's set (16 kHz, finals): 9 words of 325 wrong before, 7 with
    the context, 6 with both. Interim passes get neither: with the context,
    two greedy passes agreed on a wrong word ("signed" -> "sign") that the
-   final then had to keep. A pass whose new words repeat ``ECHO_WORDS`` words
-   of that context in a row is decoded again without it (the decoder reading
-   its prompt back).
+   final then had to keep. Nor does a final's pass over a window (item 4):
+   its context is the utterance's words before the cut. With the previous
+   final as well, text only, the decoder said the window's sentence again
+   after it ("... with our partners. We need a little more time ..."), and
+   beams that went on into the silence doubled the pass (0.35 -> 0.74 s
+   of a core): long-sentence final p95 went from 1.0 s to 1.9 s in
+   ``bench.live_sim`` and WER on one voice from 1.2 % to 8.2 %. A pass
+   whose new words repeat ``ECHO_WORDS`` words of that context in a row is
+   decoded again without it (the decoder reading its prompt back).
 
 A busy worker therefore drops interim passes first (each pass takes the
 newest audio, so none is ever queued), and finals keep their latency as
@@ -268,9 +274,12 @@ class WhisperWorker(worker_process.StreamWorker):
     ) -> Decoded:
         """One pass over ``utterance``'s window; the text is the whole utterance's (``words``: the window's).
 
-        ``final``: a final's pass: text only, given the previous final when ``context`` (item 5).
+        ``final``: a final's pass: text only, given the previous final when ``context`` (item 5),
+        if it decodes the whole utterance. A window is decoded as an interim is: its own words
+        before the cut are its context, and timestamp mode drops text placed after the audio.
         """
-        said = stream.context(committed) if context and final else ""
+        text_only = final and not committed.cut_words  # a final over the whole utterance
+        said = stream.context(committed) if context and text_only else ""
         heard = self._decoder.decode(
             _float(committed.window(utterance)),
             stream.codes(committed),
@@ -278,7 +287,7 @@ class WhisperWorker(worker_process.StreamWorker):
             prefix=committed.prefix,
             before=f"{said} {committed.before}".strip(),
             timings=timings,
-            timestamps=not final,
+            timestamps=not text_only,
         )
         if said and _echoes(said, " ".join(heard.text.split()[len(committed.prefix.split()) :])):
             return self._decode(stream, utterance, committed, beam, timings, final=final, context=False)
