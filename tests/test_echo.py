@@ -17,8 +17,7 @@ guard's parts are also checked on their own, quickly.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ from tests.support.calls import config
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_speech import FakeSpeech
 from tests.support.fake_tts import FakeTextToSpeech
-from tests.support.room import RoomRun, Turn, run_room
+from tests.support.room import RoomRun, Turn, run_room, run_together
 from tests.support.speech import synthesize
 from tests.support.word_errors import word_error_rate
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -72,30 +71,18 @@ def _turns() -> list[Turn]:
 def rooms(whisper_server: TongyeokServer) -> Iterator[dict[str, RoomRun]]:
     """The two streams, run once at the same time for every test of this module."""
     turns = _turns()
-    runs: dict[str, RoomRun] = {}
-    errors: list[BaseException] = []
 
-    def go(name: str, sources: tuple[str, ...], targets: tuple[str, ...]) -> None:
-        channel, stub = stub_for(whisper_server)
-        with channel:
-            cfg = config(sources=sources, targets=targets).config
-            cfg.speech_output.CopyFrom(pb.SpeechOutputConfig(voices=[pb.VoiceSelection(language_code="es")]))
-            try:
-                runs[name] = run_room(stub, cfg, turns, language="es")
-            except BaseException as e:  # reported by the test, not lost in the thread
-                errors.append(e)
+    def room(sources: tuple[str, ...], targets: tuple[str, ...]) -> Callable[[], RoomRun]:
+        def run() -> RoomRun:
+            channel, stub = stub_for(whisper_server)
+            with channel:
+                cfg = config(sources=sources, targets=targets).config
+                cfg.speech_output.CopyFrom(pb.SpeechOutputConfig(voices=[pb.VoiceSelection(language_code="es")]))
+                return run_room(stub, cfg, turns, language="es")
 
-    threads = [
-        threading.Thread(target=go, args=("two-way", ("en-US", "es-ES"), ())),
-        threading.Thread(target=go, args=("one-way", ("en-US",), ("es",))),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    yield runs
+        return run
+
+    yield run_together({"two-way": room(("en-US", "es-ES"), ()), "one-way": room(("en-US",), ("es",))})
 
 
 @pytest.mark.speech

@@ -23,8 +23,7 @@ shown as a tentative translation, or spoken.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -34,7 +33,7 @@ import soxr
 
 from tests.conftest import stub_for
 from tests.support.calls import config
-from tests.support.room import RoomRun, Turn, run_room
+from tests.support.room import RoomRun, Turn, run_room, run_together
 from tests.support.word_errors import word_error_rate
 from tests.test_echo import SENTENCES, WER_BOUND, _Sink, _tts_like, _turns
 from tongyeok_client.proto import interpreter_pb2 as pb
@@ -65,36 +64,29 @@ def _uncancelled_turns() -> list[Turn]:
 @pytest.fixture(scope="module")
 def rooms(whisper_server: TongyeokServer) -> Iterator[dict[str, RoomRun]]:
     """The two simultaneous streams, run once at the same time for every test of this module."""
-    runs: dict[str, RoomRun] = {}
-    errors: list[BaseException] = []
 
-    def go(name: str, sources: tuple[str, ...], targets: tuple[str, ...], rate: int, turns: list[Turn]) -> None:
-        channel, stub = stub_for(whisper_server)
-        with channel:
-            cfg = config(
-                sources=sources,
-                targets=targets,
-                rate=rate,
-                mode=pb.INTERPRETATION_MODE_SIMULTANEOUS,
-                tentative_translations=True,
-            ).config
-            cfg.speech_output.CopyFrom(pb.SpeechOutputConfig(voices=[pb.VoiceSelection(language_code="es")]))
-            try:
-                runs[name] = run_room(stub, cfg, turns, language="es", as_it_comes=True)
-            except BaseException as e:  # reported by the test, not lost in the thread
-                errors.append(e)
+    def room(sources: tuple[str, ...], targets: tuple[str, ...], rate: int, turns: list[Turn]) -> Callable[[], RoomRun]:
+        def run() -> RoomRun:
+            channel, stub = stub_for(whisper_server)
+            with channel:
+                cfg = config(
+                    sources=sources,
+                    targets=targets,
+                    rate=rate,
+                    mode=pb.INTERPRETATION_MODE_SIMULTANEOUS,
+                    tentative_translations=True,
+                ).config
+                cfg.speech_output.CopyFrom(pb.SpeechOutputConfig(voices=[pb.VoiceSelection(language_code="es")]))
+                return run_room(stub, cfg, turns, language="es", as_it_comes=True)
 
-    threads = [
-        threading.Thread(target=go, args=("two-way", ("en-US", "es-ES"), (), 16000, _turns())),
-        threading.Thread(target=go, args=("one-way", ("en-US",), ("es",), NO_CANCELLER_HZ, _uncancelled_turns())),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    yield runs
+        return run
+
+    yield run_together(
+        {
+            "two-way": room(("en-US", "es-ES"), (), 16000, _turns()),
+            "one-way": room(("en-US",), ("es",), NO_CANCELLER_HZ, _uncancelled_turns()),
+        }
+    )
 
 
 @pytest.mark.speech
