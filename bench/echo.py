@@ -42,10 +42,10 @@ from typing import Any
 
 import grpc
 import numpy as np
-import psutil
 import soxr
 
 from bench.echo_simultaneous import simultaneous_figures, simultaneous_rows, simultaneous_targets
+from bench.offline_asr import cpu_seconds
 from bench.procs import LOOPBACK, Children, free_port, server_command, wait_for_grpc
 from tests.support.calls import config
 from tests.support.room import RoomRun, Turn, run_room
@@ -180,15 +180,6 @@ def judge(run: RoomRun, sentences: list[str]) -> dict[str, Any]:
     }
 
 
-def _cpu_s(pid: int) -> float:
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-        return float(sum(p.cpu_times().user + p.cpu_times().system for p in procs))
-    except psutil.Error:
-        return 0.0
-
-
 def run_echo(options: EchoOptions, work_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """Run the rooms on one server; figures per run and mode."""
     n = options.sentences
@@ -206,9 +197,9 @@ def run_echo(options: EchoOptions, work_dir: Path, log: Callable[[str], None]) -
         wait_for_grpc(server, address, 180)
         for room in ROOMS + (SIMULTANEOUS_ROOMS if options.simultaneous else ()):
             log(f"echo: {room.name} room, {n} sentences x {len(MODES)} streams at real-time pace ...")
-            cpu0, t0 = _cpu_s(server.pid), time.monotonic()
+            cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
             runs = _run_modes(address, _turns(n, room), room)
-            cpu, wall = _cpu_s(server.pid) - cpu0, time.monotonic() - t0
+            cpu, wall = cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
             audio_s = sum(len(r.mic) / r.rate for r in runs.values() if r.mic is not None)
             modes = {mode: judge(run, sentences) for mode, run in runs.items()}
             if room.simultaneous:
